@@ -65,7 +65,7 @@ impl WallClock {
 
     /// The wall-clock time at `now`.
     pub fn unix_at(&self, now: Instant) -> UnixTime {
-        UnixTime(self.unix.0 + now.saturating_since(self.at).as_secs())
+        UnixTime(self.unix.0.saturating_add(now.saturating_since(self.at).as_secs()))
     }
 }
 
