@@ -4,9 +4,19 @@
 //! files, no environment, no clock. Time, randomness and bytes come in as arguments.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod auth;
 pub mod config;
+pub mod copy;
 pub mod digest;
+pub mod driver;
 pub mod manifest;
+pub mod plan;
+pub mod progress;
 pub mod reference;
+pub mod retry;
+mod session;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod time;
+pub mod transport;

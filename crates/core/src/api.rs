@@ -1,0 +1,177 @@
+//! The distribution API's routes as URLs, and the headers that steer a client.
+//!
+//! OCI Distribution Spec v1.1, "Endpoints": `end-1 GET /v2/`, `end-3 GET|HEAD
+//! /v2/<name>/manifests/<reference>`, `end-2 GET|HEAD /v2/<name>/blobs/<digest>`,
+//! `end-4a POST /v2/<name>/blobs/uploads/`, `end-11 POST
+//! /v2/<name>/blobs/uploads/?mount=<digest>&from=<other_name>`, `end-8a GET
+//! /v2/<name>/tags/list`, and the catalog `GET /v2/_catalog` of distribution.
+
+use crate::digest::Digest;
+use crate::reference::{api_host, is_localhost};
+
+/// Where a registry's API lives: scheme and host, e.g. `https://registry-1.docker.io`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Endpoint {
+    base: String,
+}
+
+impl Endpoint {
+    /// The endpoint of `registry` (as a reference names it). Plain HTTP is used when the
+    /// registry is marked insecure or is on the loopback interface, as Docker does.
+    pub fn new(registry: &str, insecure: bool) -> Self {
+        let scheme = if insecure || is_localhost(registry) { "http" } else { "https" };
+        Endpoint { base: format!("{scheme}://{}", api_host(registry)) }
+    }
+
+    /// An endpoint from an explicit base URL such as `http://127.0.0.1:5000`.
+    pub fn from_base(base: &str) -> Self {
+        Endpoint { base: base.trim_end_matches('/').to_owned() }
+    }
+
+    /// `scheme://host[:port]`, no trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn version_check(&self) -> String {
+        format!("{}/v2/", self.base)
+    }
+
+    pub fn manifest(&self, repository: &str, reference: &str) -> String {
+        format!("{}/v2/{repository}/manifests/{reference}", self.base)
+    }
+
+    pub fn blob(&self, repository: &str, digest: &Digest) -> String {
+        format!("{}/v2/{repository}/blobs/{digest}", self.base)
+    }
+
+    pub fn upload_start(&self, repository: &str) -> String {
+        format!("{}/v2/{repository}/blobs/uploads/", self.base)
+    }
+
+    pub fn mount(&self, repository: &str, digest: &Digest, from: &str) -> String {
+        format!("{}/v2/{repository}/blobs/uploads/?mount={digest}&from={from}", self.base)
+    }
+
+    pub fn tags_list(&self, repository: &str) -> String {
+        format!("{}/v2/{repository}/tags/list", self.base)
+    }
+
+    pub fn catalog(&self) -> String {
+        format!("{}/v2/_catalog", self.base)
+    }
+
+    /// Resolves a `Location` or `Link` target, which may be absolute or relative to the host.
+    pub fn resolve(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_owned()
+        } else if location.starts_with('/') {
+            format!("{}{location}", self.base)
+        } else {
+            format!("{}/{location}", self.base)
+        }
+    }
+}
+
+/// The target of `rel="next"` in a `Link` header (RFC 8288), as distribution sends for
+/// paginated `tags/list` and `_catalog`: `</v2/_catalog?last=b&n=2>; rel="next"`.
+pub fn next_link(header: &str) -> Option<&str> {
+    header.split(',').find_map(|link| {
+        let (target, params) = link.trim().split_once(';')?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        let is_next = params.split(';').any(|p| {
+            let p = p.trim();
+            p.eq_ignore_ascii_case("rel=\"next\"") || p.eq_ignore_ascii_case("rel=next")
+        });
+        is_next.then_some(target)
+    })
+}
+
+/// Appends a query parameter to a URL that may already carry a query (upload locations
+/// usually do: `?_state=...`).
+pub fn with_query(url: &str, key: &str, value: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{key}={}", percent_encode(value))
+}
+
+/// Percent-encodes everything outside RFC 3986's unreserved set.
+pub fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The URL that completes an upload: end-6 `PUT <location>?digest=<digest>`.
+pub fn upload_complete(location: &str, digest: &Digest) -> String {
+    with_query(location, "digest", &digest.to_string())
+}
+
+/// Reads `Range: 0-<last>` from an upload answer: the number of bytes the registry holds.
+/// Distribution answers `0-0` for an empty upload too, so an empty session reads as 0 only
+/// when the caller knows nothing was sent; callers use it to resume from the next offset.
+pub fn upload_offset(range: &str) -> Option<u64> {
+    let last: u64 =
+        range.trim().strip_prefix("bytes=").unwrap_or(range.trim()).strip_prefix("0-")?.parse().ok()?;
+    Some(last + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        let cases = [
+            ("docker.io", false, "https://registry-1.docker.io"),
+            ("quay.io", false, "https://quay.io"),
+            ("quay.io", true, "http://quay.io"),
+            ("localhost:5000", false, "http://localhost:5000"),
+            ("127.0.0.1:5001", false, "http://127.0.0.1:5001"),
+        ];
+        for (registry, insecure, base) in cases {
+            assert_eq!(Endpoint::new(registry, insecure).base(), base, "{registry}");
+        }
+        let e = Endpoint::from_base("http://h:1/");
+        assert_eq!(e.manifest("a/b", "v1"), "http://h:1/v2/a/b/manifests/v1");
+        assert_eq!(e.resolve("/v2/a/blobs/uploads/u?x=1"), "http://h:1/v2/a/blobs/uploads/u?x=1");
+        assert_eq!(e.resolve("https://s3/x"), "https://s3/x");
+    }
+
+    #[test]
+    fn link_headers() {
+        let cases = [
+            (r#"</v2/_catalog?last=b&n=2>; rel="next""#, Some("/v2/_catalog?last=b&n=2")),
+            (
+                r#"<https://h/v2/r/tags/list?n=1&last=a>; rel=next"#,
+                Some("https://h/v2/r/tags/list?n=1&last=a"),
+            ),
+            (r#"</a>; rel="prev", </b>; rel="next""#, Some("/b")),
+            (r#"</a>; rel="prev""#, None),
+            ("garbage", None),
+            ("", None),
+        ];
+        for (header, want) in cases {
+            assert_eq!(next_link(header), want, "{header}");
+        }
+    }
+
+    #[test]
+    fn upload_urls_and_ranges() {
+        let d = Digest::sha256(b"");
+        assert_eq!(
+            upload_complete("http://h/u?_state=a", &d),
+            format!("http://h/u?_state=a&digest=sha256%3A{}", d.hex())
+        );
+        assert_eq!(upload_complete("http://h/u", &d), format!("http://h/u?digest=sha256%3A{}", d.hex()));
+        assert_eq!(upload_offset("0-99"), Some(100));
+        assert_eq!(upload_offset("bytes=0-0"), Some(1));
+        assert_eq!(upload_offset("5-9"), None);
+        assert_eq!(upload_offset("0-x"), None);
+    }
+}

@@ -1,0 +1,140 @@
+//! The one generic driver: runs any [`Machine`] over any [`Transport`].
+//!
+//! It is runtime-free (futures only): the native CLI runs it on tokio, the browser on
+//! its event loop, tests on a virtual clock. It follows the machine's contract: drain
+//! actions and events, then wait for the first finished action or the next deadline,
+//! feed it back, and repeat until the machine says it has finished.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
+use crate::progress::Event;
+use crate::time::Instant;
+use crate::transport::{Action, ActionId, Clock, TransferReport, Transport, TransportError};
+
+/// Misuse of a machine's API by its driver (as opposed to bad input from the network).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Misuse {
+    /// An outcome was fed for an action the machine did not hand out, or fed twice.
+    #[error("action {0} is not in flight: each action's outcome must be fed back exactly once")]
+    UnknownAction(ActionId),
+    /// The machine has nothing in flight, no deadline, and has not finished: a driver bug.
+    #[error("the machine is waiting for nothing: actions were dropped without feeding their outcomes back")]
+    Stalled,
+}
+
+/// The verbs every ferry state machine shares, after str0m and quinn-proto.
+pub trait Machine {
+    fn poll_action(&mut self) -> Option<Action>;
+    fn poll_event(&mut self) -> Option<Event>;
+    /// When [`Machine::handle_timeout`] must be called next, if ever.
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn handle_response(
+        &mut self,
+        id: ActionId,
+        response: http::Response<Vec<u8>>,
+        now: Instant,
+    ) -> Result<(), Misuse>;
+    fn handle_failure(&mut self, id: ActionId, error: TransportError, now: Instant) -> Result<(), Misuse>;
+    fn handle_transfer(
+        &mut self,
+        id: ActionId,
+        result: Result<TransferReport, TransportError>,
+        now: Instant,
+    ) -> Result<(), Misuse>;
+    /// Bytes a transfer has moved so far, for progress events.
+    fn handle_progress(&mut self, id: ActionId, bytes: u64);
+    fn handle_timeout(&mut self, now: Instant);
+    fn is_finished(&self) -> bool;
+}
+
+enum Done {
+    Sent(ActionId, Result<http::Response<Vec<u8>>, TransportError>),
+    Transferred(ActionId, Result<TransferReport, TransportError>),
+}
+
+/// How often transfer progress is read while transfers run.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Runs `machine` to the end over `transport`, handing every event to `on_event`.
+pub async fn run<M, T, C>(
+    machine: &mut M,
+    transport: &T,
+    clock: &C,
+    mut on_event: impl FnMut(Event),
+) -> Result<(), Misuse>
+where
+    M: Machine,
+    T: Transport + ?Sized,
+    C: Clock + ?Sized,
+{
+    let mut in_flight = FuturesUnordered::new();
+    let mut counters: BTreeMap<ActionId, (Arc<AtomicU64>, u64)> = BTreeMap::new();
+    loop {
+        while let Some(action) = machine.poll_action() {
+            match action {
+                Action::Send { id, request } => {
+                    let fut = transport.send(request);
+                    in_flight.push(Box::pin(async move { Done::Sent(id, fut.await) })
+                        as crate::transport::BoxFuture<'_, Done>);
+                }
+                Action::Transfer { id, transfer } => {
+                    let counter = Arc::new(AtomicU64::new(0));
+                    counters.insert(id, (counter.clone(), 0));
+                    let fut = transport.transfer(transfer, counter);
+                    in_flight.push(Box::pin(async move { Done::Transferred(id, fut.await) }));
+                }
+            }
+        }
+        while let Some(event) = machine.poll_event() {
+            on_event(event);
+        }
+        if machine.is_finished() && in_flight.is_empty() {
+            return Ok(());
+        }
+        let now = clock.now();
+        let mut deadline = machine.poll_timeout();
+        if !counters.is_empty() {
+            let tick = now + PROGRESS_INTERVAL;
+            deadline = Some(deadline.map_or(tick, |d| d.min(tick)));
+        }
+        let done = match (in_flight.is_empty(), deadline) {
+            (true, None) => return Err(Misuse::Stalled),
+            (true, Some(at)) => {
+                clock.sleep_until(at).await;
+                None
+            }
+            (false, None) => in_flight.next().await,
+            (false, Some(at)) => match select(in_flight.next(), clock.sleep_until(at)).await {
+                Either::Left((done, _)) => done,
+                Either::Right(((), _)) => None,
+            },
+        };
+        let now = clock.now();
+        for (id, (counter, reported)) in counters.iter_mut() {
+            let bytes = counter.load(Ordering::Relaxed);
+            if bytes != *reported {
+                *reported = bytes;
+                machine.handle_progress(*id, bytes);
+            }
+        }
+        match done {
+            Some(Done::Sent(id, Ok(response))) => machine.handle_response(id, response, now)?,
+            Some(Done::Sent(id, Err(error))) => machine.handle_failure(id, error, now)?,
+            Some(Done::Transferred(id, result)) => {
+                counters.remove(&id);
+                machine.handle_transfer(id, result, now)?
+            }
+            None => {}
+        }
+        if machine.poll_timeout().is_some_and(|at| at <= now) {
+            machine.handle_timeout(now);
+        }
+    }
+}

@@ -1,0 +1,518 @@
+//! The request engine under every machine: authorisation and retries.
+//!
+//! A machine submits a [`Call`] (a request or a transfer, plus the registries and scopes
+//! it must be authorised for) with a tag of its own, and later receives the outcome
+//! under that tag. In between, the session:
+//! - learns each registry's challenge from its first `401` (RFC 7235), then authorises
+//!   calls up front: Basic from the credential store, or a Bearer token fetched once per
+//!   scope set and cached until it expires on the injected clock;
+//! - retries transient failures (5xx, 408, 429, broken connections) on the seeded
+//!   backoff schedule, honouring `Retry-After`;
+//! - re-authorises once after a `401` and then reports the credentials as rejected,
+//!   so a wrong password never causes a retry storm.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderValue, Request, Response, StatusCode};
+
+use crate::auth::{self, Challenge, CredentialStore, Scheme, Scope, Token};
+use crate::progress::Event;
+use crate::retry::{parse_retry_after, FailureClass, RetryPolicy, Rng};
+use crate::time::{Instant, WallClock};
+use crate::transport::{Action, ActionId, Side, Transfer, TransportError};
+
+/// Who must authorise a call: a registry, the repository that picks the credential,
+/// and the token scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AuthNeed {
+    pub registry: String,
+    pub repository: String,
+    pub scopes: Vec<Scope>,
+}
+
+/// One logical request.
+#[derive(Debug, Clone)]
+pub(crate) enum Call {
+    /// A small request, authorised for `auth`.
+    Send { request: Request<Vec<u8>>, auth: AuthNeed },
+    /// A blob move, authorised for the source and the destination separately.
+    Transfer { transfer: Box<Transfer>, source: AuthNeed, destination: AuthNeed },
+}
+
+impl Call {
+    fn needs(&self) -> Vec<&AuthNeed> {
+        match self {
+            Call::Send { auth, .. } => vec![auth],
+            Call::Transfer { source, destination, .. } => vec![source, destination],
+        }
+    }
+
+    /// `GET https://host/v2/...`, for logs and retry events. Never carries credentials.
+    fn describe(&self) -> String {
+        match self {
+            Call::Send { request, .. } => format!("{} {}", request.method(), request.uri()),
+            Call::Transfer { transfer, .. } => {
+                format!("blob {} from {}", transfer.digest, transfer.source.uri())
+            }
+        }
+    }
+}
+
+/// What came of a call.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The answer, whatever its status, once it was neither transient nor an auth retry.
+    Response(Response<Vec<u8>>),
+    Transferred,
+    Failed(CallError),
+}
+
+/// A call that could not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CallError {
+    pub message: String,
+    /// Whether a later run may succeed (the failure was transient when we gave up).
+    pub retryable: bool,
+    /// The underlying transport error, when there was one.
+    pub transport: Option<TransportError>,
+}
+
+impl CallError {
+    fn new(message: String, retryable: bool) -> Self {
+        CallError { message, retryable, transport: None }
+    }
+}
+
+type CallId = u64;
+
+struct CallState<T> {
+    tag: T,
+    call: Call,
+    retries: u32,
+    reauthorised: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Pending {
+    Call(CallId),
+    Token(u64),
+}
+
+struct TokenFetch {
+    registry: String,
+    repository: String,
+    scopes: Vec<Scope>,
+    waiting: Vec<CallId>,
+    retries: u32,
+}
+
+struct CachedToken {
+    registry: String,
+    scopes: Vec<Scope>,
+    token: Token,
+}
+
+/// Counters the job summary reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SessionStats {
+    pub requests: u64,
+    pub transfers: u64,
+    pub retries: u64,
+}
+
+pub(crate) struct Session<T> {
+    credentials: CredentialStore,
+    challenges: BTreeMap<String, Challenge>,
+    tokens: Vec<CachedToken>,
+    fetches: BTreeMap<u64, TokenFetch>,
+    calls: BTreeMap<CallId, CallState<T>>,
+    in_flight: BTreeMap<ActionId, Pending>,
+    timers: BTreeSet<(Instant, Pending)>,
+    outbox: VecDeque<Action>,
+    done: VecDeque<(T, Outcome)>,
+    events: VecDeque<Event>,
+    policy: RetryPolicy,
+    rng: Rng,
+    wall: WallClock,
+    next_id: u64,
+    pub stats: SessionStats,
+}
+
+impl<T> Session<T> {
+    pub fn new(credentials: CredentialStore, policy: RetryPolicy, seed: u64, wall: WallClock) -> Self {
+        Session {
+            credentials,
+            challenges: BTreeMap::new(),
+            tokens: Vec::new(),
+            fetches: BTreeMap::new(),
+            calls: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+            timers: BTreeSet::new(),
+            outbox: VecDeque::new(),
+            done: VecDeque::new(),
+            events: VecDeque::new(),
+            policy,
+            rng: Rng::new(seed),
+            wall,
+            next_id: 0,
+            stats: SessionStats::default(),
+        }
+    }
+
+    fn next(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Starts a call; its outcome comes out of [`Session::poll_done`] under `tag`.
+    pub fn submit(&mut self, tag: T, call: Call, now: Instant) {
+        let id = self.next();
+        self.calls.insert(id, CallState { tag, call, retries: 0, reauthorised: false });
+        self.dispatch(id, now);
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.outbox.pop_front()
+    }
+
+    pub fn poll_done(&mut self) -> Option<(T, Outcome)> {
+        self.done.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.first().map(|(at, _)| *at)
+    }
+
+    /// Whether anything is in flight, parked on a token, or waiting for a timer.
+    pub fn is_idle(&self) -> bool {
+        self.calls.is_empty() && self.fetches.is_empty()
+    }
+
+    /// The tag of the call an in-flight action belongs to.
+    pub fn tag_of(&self, id: ActionId) -> Option<&T> {
+        match self.in_flight.get(&id)? {
+            Pending::Call(call) => self.calls.get(call).map(|c| &c.tag),
+            Pending::Token(_) => None,
+        }
+    }
+
+    pub fn owns(&self, id: ActionId) -> bool {
+        self.in_flight.contains_key(&id)
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(at, pending)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            match pending {
+                Pending::Call(id) => self.dispatch(id, now),
+                Pending::Token(key) => self.send_token_request(key, now),
+            }
+        }
+    }
+
+    pub fn handle_response(&mut self, id: ActionId, response: Response<Vec<u8>>, now: Instant) {
+        match self.in_flight.remove(&id) {
+            Some(Pending::Call(call)) => self.call_answered(call, response, now),
+            Some(Pending::Token(key)) => self.token_answered(key, response, now),
+            None => {}
+        }
+    }
+
+    /// A request or transfer failed below HTTP, or a transfer stopped on a status.
+    pub fn handle_failure(&mut self, id: ActionId, error: TransportError, now: Instant) {
+        match self.in_flight.remove(&id) {
+            Some(Pending::Call(call)) => self.call_failed(call, error, now),
+            Some(Pending::Token(key)) => {
+                let class = error.class();
+                self.token_failed(key, class, format!("token request failed: {error}"), now)
+            }
+            None => {}
+        }
+    }
+
+    pub fn handle_transfer(&mut self, id: ActionId) {
+        if let Some(Pending::Call(call)) = self.in_flight.remove(&id) {
+            if let Some(state) = self.calls.remove(&call) {
+                self.done.push_back((state.tag, Outcome::Transferred));
+            }
+        }
+    }
+
+    /// Looks for what authorises `need` now; `Err` when a token must be fetched first.
+    fn authorization(&mut self, need: &AuthNeed, now: Instant) -> Result<Option<String>, ()> {
+        let Some(challenge) = self.challenges.get(&need.registry) else { return Ok(None) };
+        match challenge.scheme {
+            Scheme::Basic => {
+                Ok(self.credentials.lookup(&need.registry, &need.repository).map(|c| c.basic_authorization()))
+            }
+            Scheme::Bearer => {
+                self.tokens.retain(|t| t.token.is_fresh(now));
+                let cached = self.tokens.iter().find(|t| {
+                    t.registry == need.registry
+                        && need.scopes.iter().all(|s| t.scopes.iter().any(|c| c.covers(s)))
+                });
+                match cached {
+                    Some(t) => Ok(Some(t.token.authorization())),
+                    None => Err(()),
+                }
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn dispatch(&mut self, id: CallId, now: Instant) {
+        let Some(state) = self.calls.get(&id) else { return };
+        let needs: Vec<AuthNeed> = state.call.needs().into_iter().cloned().collect();
+        let mut headers = Vec::with_capacity(needs.len());
+        for need in &needs {
+            match self.authorization(need, now) {
+                Ok(header) => headers.push(header),
+                Err(()) => return self.await_token(id, need.clone(), now),
+            }
+        }
+        let Some(state) = self.calls.get(&id) else { return };
+        let action_id = ActionId(self.next_id + 1);
+        let action = match build(&state.call, action_id, &headers) {
+            Ok(action) => action,
+            Err(message) => return self.finish(id, Outcome::Failed(CallError::new(message, false))),
+        };
+        self.next_id += 1;
+        match &action {
+            Action::Send { .. } => self.stats.requests += 1,
+            Action::Transfer { .. } => self.stats.transfers += 1,
+        }
+        self.in_flight.insert(action_id, Pending::Call(id));
+        self.outbox.push_back(action);
+    }
+
+    fn await_token(&mut self, call: CallId, need: AuthNeed, now: Instant) {
+        let joined =
+            self.fetches.values_mut().find(|f| f.registry == need.registry && f.scopes == need.scopes);
+        if let Some(fetch) = joined {
+            fetch.waiting.push(call);
+            return;
+        }
+        let key = self.next();
+        self.fetches.insert(
+            key,
+            TokenFetch {
+                registry: need.registry,
+                repository: need.repository,
+                scopes: need.scopes,
+                waiting: vec![call],
+                retries: 0,
+            },
+        );
+        self.send_token_request(key, now);
+    }
+
+    fn send_token_request(&mut self, key: u64, now: Instant) {
+        let Some(fetch) = self.fetches.get(&key) else { return };
+        let Some(challenge) = self.challenges.get(&fetch.registry) else {
+            return self.token_failed(key, FailureClass::Permanent, "no challenge to answer".into(), now);
+        };
+        let credential = self.credentials.lookup(&fetch.registry, &fetch.repository);
+        match auth::token_request(challenge, &fetch.scopes, credential) {
+            Ok(request) => {
+                let action_id = ActionId(self.next());
+                self.stats.requests += 1;
+                self.in_flight.insert(action_id, Pending::Token(key));
+                self.outbox.push_back(Action::Send { id: action_id, request });
+            }
+            Err(e) => self.token_failed(key, FailureClass::Permanent, e.to_string(), now),
+        }
+    }
+
+    fn token_answered(&mut self, key: u64, response: Response<Vec<u8>>, now: Instant) {
+        let status = response.status();
+        if status.is_success() {
+            match auth::parse_token_response(response.body(), now) {
+                Ok(token) => {
+                    let Some(fetch) = self.fetches.remove(&key) else { return };
+                    self.tokens.push(CachedToken { registry: fetch.registry, scopes: fetch.scopes, token });
+                    for call in fetch.waiting {
+                        self.dispatch(call, now);
+                    }
+                }
+                Err(e) => self.token_failed(key, FailureClass::Permanent, e.to_string(), now),
+            }
+            return;
+        }
+        let Some(fetch) = self.fetches.get(&key) else { return };
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            let message = rejected(&self.credentials, &fetch.registry, &fetch.repository);
+            return self.token_failed(key, FailureClass::Permanent, message, now);
+        }
+        let class = FailureClass::of_status(status, self.retry_after(&response, now));
+        let message = format!("token service for {} answered HTTP {status}", fetch.registry);
+        self.token_failed(key, class, message, now);
+    }
+
+    fn token_failed(&mut self, key: u64, class: FailureClass, message: String, now: Instant) {
+        let Some(fetch) = self.fetches.get_mut(&key) else { return };
+        if let Some(delay) = self.policy.next_delay(fetch.retries, &class, &mut self.rng) {
+            fetch.retries += 1;
+            let event = Event::RetryScheduled {
+                target: format!("token for {}", fetch.registry),
+                retry: fetch.retries,
+                delay_ms: delay.as_millis() as u64,
+                reason: message,
+            };
+            self.stats.retries += 1;
+            self.events.push_back(event);
+            self.timers.insert((now + delay, Pending::Token(key)));
+            return;
+        }
+        let Some(fetch) = self.fetches.remove(&key) else { return };
+        for call in fetch.waiting {
+            let error = CallError::new(message.clone(), class.is_transient());
+            self.finish(call, Outcome::Failed(error));
+        }
+    }
+
+    fn call_answered(&mut self, id: CallId, response: Response<Vec<u8>>, now: Instant) {
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED {
+            let challenge = response
+                .headers()
+                .get(WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| auth::parse_www_authenticate(v).ok())
+                .and_then(|all| auth::select(&all).cloned());
+            return self.unauthorised(id, challenge, now);
+        }
+        let class = FailureClass::of_status(status, self.retry_after(&response, now));
+        if class.is_transient() {
+            let reason = format!("HTTP {status}");
+            return self.retry_or_fail(id, class, reason, None, now);
+        }
+        self.finish(id, Outcome::Response(response));
+    }
+
+    fn call_failed(&mut self, id: CallId, error: TransportError, now: Instant) {
+        if let TransportError::Status { status: 401, side, .. } = error {
+            let registry = self.calls.get(&id).map(|s| match &s.call {
+                Call::Transfer { source, destination, .. } => {
+                    if side == Side::Source { source } else { destination }.registry.clone()
+                }
+                Call::Send { auth, .. } => auth.registry.clone(),
+            });
+            let challenge = registry.and_then(|r| self.challenges.get(&r).cloned());
+            return self.unauthorised(id, challenge, now);
+        }
+        let class = error.class();
+        let reason = error.to_string();
+        self.retry_or_fail(id, class, reason, Some(error), now);
+    }
+
+    /// A `401`: learn the challenge and try once more with fresh authorisation.
+    fn unauthorised(&mut self, id: CallId, challenge: Option<Challenge>, now: Instant) {
+        let Some(state) = self.calls.get_mut(&id) else { return };
+        let need = state.call.needs()[0].clone();
+        let retry = !state.reauthorised && challenge.is_some();
+        state.reauthorised = true;
+        if retry {
+            if let Some(challenge) = challenge {
+                self.challenges.insert(need.registry.clone(), challenge);
+            }
+            let registries: Vec<String> = state.call.needs().iter().map(|n| n.registry.clone()).collect();
+            self.tokens.retain(|t| !registries.contains(&t.registry) || !t.token.is_fresh(now));
+            return self.dispatch(id, now);
+        }
+        let message = rejected(&self.credentials, &need.registry, &need.repository);
+        self.finish(id, Outcome::Failed(CallError::new(message, false)));
+    }
+
+    fn retry_or_fail(
+        &mut self,
+        id: CallId,
+        class: FailureClass,
+        reason: String,
+        transport: Option<TransportError>,
+        now: Instant,
+    ) {
+        let Some(state) = self.calls.get_mut(&id) else { return };
+        if let Some(delay) = self.policy.next_delay(state.retries, &class, &mut self.rng) {
+            state.retries += 1;
+            // A retried transfer opens a fresh upload session.
+            if let Call::Transfer { transfer, .. } = &mut state.call {
+                transfer.upload_location = None;
+            }
+            let event = Event::RetryScheduled {
+                target: state.call.describe(),
+                retry: state.retries,
+                delay_ms: delay.as_millis() as u64,
+                reason,
+            };
+            self.stats.retries += 1;
+            self.events.push_back(event);
+            self.timers.insert((now + delay, Pending::Call(id)));
+            return;
+        }
+        let message = match (&class, state.retries) {
+            (FailureClass::Transient { .. }, 0) => {
+                format!("{}: {reason} (Retry-After beyond patience)", state.call.describe())
+            }
+            (FailureClass::Transient { .. }, n) => {
+                format!("{}: {reason} (gave up after {n} retries)", state.call.describe())
+            }
+            (FailureClass::Permanent, _) => format!("{}: {reason}", state.call.describe()),
+        };
+        let error = CallError { message, retryable: class.is_transient(), transport };
+        self.finish(id, Outcome::Failed(error));
+    }
+
+    fn finish(&mut self, id: CallId, outcome: Outcome) {
+        if let Some(state) = self.calls.remove(&id) {
+            self.done.push_back((state.tag, outcome));
+        }
+    }
+
+    fn retry_after(&self, response: &Response<Vec<u8>>, now: Instant) -> Option<Duration> {
+        let value = response.headers().get(RETRY_AFTER)?.to_str().ok()?;
+        parse_retry_after(value, self.wall.unix_at(now))
+    }
+}
+
+/// The message for rejected or missing credentials: says which and what to do.
+fn rejected(credentials: &CredentialStore, registry: &str, repository: &str) -> String {
+    let sent = credentials.lookup(registry, repository).is_some();
+    auth::AuthError::unauthorized(registry, repository, sent).to_string()
+}
+
+/// The concrete action for a call, with its authorisation headers (one per need).
+fn build(call: &Call, id: ActionId, headers: &[Option<String>]) -> Result<Action, String> {
+    let value = |h: &Option<String>| -> Result<Option<HeaderValue>, String> {
+        h.as_deref().map(HeaderValue::from_str).transpose().map_err(|_| {
+            "the registry issued an authorisation value that is not a valid HTTP header".to_owned()
+        })
+    };
+    match call {
+        Call::Send { request, .. } => {
+            let mut request = request.clone();
+            if let Some(v) = value(&headers[0])? {
+                request.headers_mut().insert(AUTHORIZATION, v);
+            }
+            Ok(Action::Send { id, request })
+        }
+        Call::Transfer { transfer, .. } => {
+            let mut transfer = (**transfer).clone();
+            if let Some(v) = value(&headers[0])? {
+                transfer.source.headers_mut().insert(AUTHORIZATION, v);
+            }
+            if let Some(v) = value(&headers[1])? {
+                transfer.upload_headers.insert(AUTHORIZATION, v);
+            }
+            Ok(Action::Transfer { id, transfer })
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Runs a machine against a [`Network`] on a virtual clock.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::network::Network;
+use crate::driver::{Machine, Misuse};
+use crate::progress::Event;
+use crate::time::Instant;
+use crate::transport::{
+    Action, ActionId, BoxFuture, Clock, ProgressCounter, Transfer, TransferReport, Transport, TransportError,
+};
+
+enum Completion {
+    Sent(Result<http::Response<Vec<u8>>, TransportError>),
+    Transferred(Result<TransferReport, TransportError>),
+}
+
+/// A whole job on a virtual clock: every request takes `latency`, every transfer
+/// `latency` plus its size over `bandwidth`; the clock jumps to the next completion or
+/// deadline. Nothing depends on the wall clock, so every run is identical.
+pub struct Simulation {
+    pub network: Network,
+    pub now: Instant,
+    pub latency: Duration,
+    /// Bytes per second for transfers.
+    pub bandwidth: u64,
+    pending: BTreeMap<(Instant, u64), (ActionId, Completion)>,
+    seq: u64,
+    /// Every event with the virtual time it was emitted at.
+    pub events: Vec<(Instant, Event)>,
+    active_images: usize,
+    pub max_active_images: usize,
+    transfers: usize,
+    pub max_transfers: usize,
+}
+
+impl Simulation {
+    pub fn new(network: Network) -> Self {
+        Simulation {
+            network,
+            now: Instant::ZERO,
+            latency: Duration::from_millis(10),
+            bandwidth: 100 * 1024 * 1024,
+            pending: BTreeMap::new(),
+            seq: 0,
+            events: Vec::new(),
+            active_images: 0,
+            max_active_images: 0,
+            transfers: 0,
+            max_transfers: 0,
+        }
+    }
+
+    /// Runs `machine` until it finishes. Fails on driver-contract misuse, and when the
+    /// machine waits for nothing without having finished.
+    pub fn run<M: Machine>(&mut self, machine: &mut M) -> Result<(), Misuse> {
+        loop {
+            while let Some(action) = machine.poll_action() {
+                self.start(action);
+            }
+            while let Some(event) = machine.poll_event() {
+                self.observe(&event);
+                self.events.push((self.now, event));
+            }
+            if machine.is_finished() && self.pending.is_empty() {
+                return Ok(());
+            }
+            let completion = self.pending.keys().next().map(|(at, _)| *at);
+            let next = match (completion, machine.poll_timeout()) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) => a,
+                (None, Some(b)) => b,
+                (None, None) => return Err(Misuse::Stalled),
+            };
+            self.now = self.now.max(next);
+            if completion == Some(next) {
+                let Some((_, (id, done))) = self.pending.pop_first() else { continue };
+                match done {
+                    Completion::Sent(Ok(response)) => machine.handle_response(id, response, self.now)?,
+                    Completion::Sent(Err(error)) => machine.handle_failure(id, error, self.now)?,
+                    Completion::Transferred(result) => {
+                        self.transfers -= 1;
+                        if let Ok(report) = &result {
+                            machine.handle_progress(id, report.bytes);
+                        }
+                        machine.handle_transfer(id, result, self.now)?
+                    }
+                }
+            }
+            if machine.poll_timeout().is_some_and(|at| at <= self.now) {
+                machine.handle_timeout(self.now);
+            }
+        }
+    }
+
+    fn start(&mut self, action: Action) {
+        let (id, done, duration) = match action {
+            Action::Send { id, request } => {
+                (id, Completion::Sent(self.network.send(&request, self.now)), self.latency)
+            }
+            Action::Transfer { id, transfer } => {
+                self.transfers += 1;
+                self.max_transfers = self.max_transfers.max(self.transfers);
+                let time =
+                    self.latency + Duration::from_secs_f64(transfer.size as f64 / self.bandwidth as f64);
+                (id, Completion::Transferred(self.network.transfer(&transfer, self.now)), time)
+            }
+        };
+        self.seq += 1;
+        self.pending.insert((self.now + duration, self.seq), (id, done));
+    }
+
+    fn observe(&mut self, event: &Event) {
+        match event {
+            Event::ImageStarted { .. } => {
+                self.active_images += 1;
+                self.max_active_images = self.max_active_images.max(self.active_images);
+            }
+            Event::ImageSkipped { .. } | Event::ImageDone { .. } | Event::ImageFailed { .. } => {
+                self.active_images = self.active_images.saturating_sub(1)
+            }
+            _ => {}
+        }
+    }
+
+    /// The events of one kind, by a predicate.
+    pub fn events_where(&self, f: impl Fn(&Event) -> bool) -> Vec<&Event> {
+        self.events.iter().map(|(_, e)| e).filter(|e| f(e)).collect()
+    }
+}
+
+/// A virtual clock for the async driver: sleeping jumps the clock to the deadline.
+#[derive(Debug, Default)]
+pub struct SimClock {
+    now: Mutex<Instant>,
+}
+
+impl Clock for SimClock {
+    fn now(&self) -> Instant {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<'_, ()> {
+        let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
+        *now = (*now).max(deadline);
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// The async [`Transport`] over a [`Network`], answering at once on the shared clock.
+pub struct SimTransport<'a> {
+    pub network: Mutex<Network>,
+    pub clock: &'a SimClock,
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+impl Transport for SimTransport<'_> {
+    async fn send(&self, request: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, TransportError> {
+        let now = self.clock.now();
+        self.network.lock().unwrap_or_else(|e| e.into_inner()).send(&request, now)
+    }
+
+    async fn transfer(
+        &self,
+        transfer: Transfer,
+        progress: ProgressCounter,
+    ) -> Result<TransferReport, TransportError> {
+        let now = self.clock.now();
+        let result = self.network.lock().unwrap_or_else(|e| e.into_inner()).transfer(&transfer, now);
+        if let Ok(report) = &result {
+            progress.store(report.bytes, Ordering::Relaxed);
+        }
+        result
+    }
+}

@@ -1,0 +1,160 @@
+//! What the core asks a driver to do, and the trait a driver's transport implements.
+//!
+//! The core never touches a socket. It hands out [`Action`]s: a small request to send,
+//! or a blob to move. The driver performs them and feeds the outcome back. Blob bytes
+//! never pass through the core: a [`Transfer`] describes a move and the transport
+//! streams the bytes, hashing them with the core's [`Verifier`](crate::digest::Verifier)
+//! on the way.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::digest::{Digest, VerifyError};
+use crate::retry::FailureClass;
+use crate::time::Instant;
+
+/// Identifies one action until its outcome is fed back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ActionId(pub u64);
+
+impl fmt::Display for ActionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Work for the driver.
+#[derive(Debug)]
+pub enum Action {
+    /// Send a small request (manifest, HEAD, token, mount, tags) and feed the answer to
+    /// `handle_response`, or a connection failure to `handle_failure`.
+    Send { id: ActionId, request: http::Request<Vec<u8>> },
+    /// Move one blob and feed the outcome to `handle_transfer`.
+    Transfer { id: ActionId, transfer: Transfer },
+}
+
+impl Action {
+    pub fn id(&self) -> ActionId {
+        match self {
+            Action::Send { id, .. } | Action::Transfer { id, .. } => *id,
+        }
+    }
+}
+
+/// One blob to move: GET `source`, stream it into an upload session at the destination.
+#[derive(Debug, Clone)]
+pub struct Transfer {
+    /// The blob GET, authorised for the source. It may redirect (to object storage);
+    /// `Authorization` must not follow a redirect to another host.
+    pub source: http::Request<()>,
+    /// `POST /v2/<name>/blobs/uploads/` at the destination, used to open a session when
+    /// `upload_location` is `None`.
+    pub upload_start: String,
+    /// An upload session the core already opened (a mount answered `202 Accepted`).
+    pub upload_location: Option<String>,
+    /// Headers for every upload request (POST, PATCH, PUT): the destination's authorisation.
+    pub upload_headers: http::HeaderMap,
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// How a transfer went when it succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TransferReport {
+    /// Bytes read from the source (more than `size` when a resume re-read a prefix).
+    pub bytes: u64,
+}
+
+/// Which side of a transfer failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Destination,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Source => "source",
+            Side::Destination => "destination",
+        })
+    }
+}
+
+/// A failure below HTTP, or an HTTP answer that stopped a transfer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// Could not connect, the connection broke, TLS failed, or the body was cut short.
+    #[error("{side} connection failed: {message}")]
+    Connection { side: Side, message: String },
+    #[error("{side} timed out: {message}")]
+    Timeout { side: Side, message: String },
+    /// An HTTP status that ended a transfer (small requests report statuses as responses).
+    #[error("{side} answered HTTP {status}{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Status { side: Side, status: u16, retry_after: Option<Duration>, detail: Option<String> },
+    /// The source's bytes do not match the descriptor. Nothing was committed.
+    #[error("{0}")]
+    Verify(VerifyError),
+    /// The caller cancelled the job.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl TransportError {
+    /// Whether another attempt may succeed.
+    pub fn class(&self) -> FailureClass {
+        match self {
+            TransportError::Connection { .. } | TransportError::Timeout { .. } => {
+                FailureClass::Transient { retry_after: None }
+            }
+            TransportError::Status { status, retry_after, .. } => match http::StatusCode::from_u16(*status) {
+                Ok(code) => FailureClass::of_status(code, *retry_after),
+                Err(_) => FailureClass::Permanent,
+            },
+            // A body cut short is a broken connection; a body that is complete and wrong is a lie.
+            TransportError::Verify(VerifyError::TooShort { .. }) => {
+                FailureClass::Transient { retry_after: None }
+            }
+            TransportError::Verify(_) | TransportError::Cancelled => FailureClass::Permanent,
+        }
+    }
+}
+
+/// Bytes of one transfer moved so far; the transport stores, the driver reads.
+pub type ProgressCounter = Arc<AtomicU64>;
+
+/// A transport's future. `Send` on native targets, local in the browser.
+#[cfg(not(target_arch = "wasm32"))]
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+#[cfg(target_arch = "wasm32")]
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// Moves bytes for the core. Implemented by the native (reqwest) and browser (fetch)
+/// drivers, and by the test kit's in-memory registries.
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+pub trait Transport {
+    /// Sends a small request and returns the whole answer, whatever its status.
+    async fn send(&self, request: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, TransportError>;
+
+    /// Streams a blob from source to upload session, verifying digest and size on the way,
+    /// and completes the upload only when verification passed. Stores the bytes moved so
+    /// far in `progress`.
+    async fn transfer(
+        &self,
+        transfer: Transfer,
+        progress: ProgressCounter,
+    ) -> Result<TransferReport, TransportError>;
+}
+
+/// The driver's clock. Native drivers use the runtime's timer, the browser its own, and
+/// the test kit a virtual clock.
+pub trait Clock {
+    fn now(&self) -> Instant;
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<'_, ()>;
+}
