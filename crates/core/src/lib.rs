@@ -20,3 +20,8 @@ mod session;
 pub mod testkit;
 pub mod time;
 pub mod transport;
+
+/// The README's code blocks run as doctests, so its examples work as written.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
