@@ -7,16 +7,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use http::{Method, Request};
-use serde::Deserialize;
-
-use crate::api::{next_link, Endpoint};
+use crate::api::Endpoint;
 use crate::auth::Scope;
 use crate::config::{DestinationSpec, Rule, TagSelector};
+use crate::listing;
 use crate::manifest::PlatformFilter;
 use crate::progress::Failure;
 use crate::reference::Reference;
-use crate::session::{AuthNeed, Call, Outcome};
+use crate::session::{Call, Outcome};
 
 /// One image to copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,18 +43,6 @@ pub(crate) struct Planner {
     seen: BTreeSet<(String, String)>,
     repositories: BTreeSet<(String, String)>,
     pub failures: Vec<Failure>,
-}
-
-#[derive(Deserialize)]
-struct TagList {
-    #[serde(default)]
-    tags: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-struct Catalog {
-    #[serde(default)]
-    repositories: Option<Vec<String>>,
 }
 
 impl Planner {
@@ -130,45 +116,39 @@ impl Planner {
         };
         let registry = self.rules[rule].source.registry.clone();
         let endpoint = endpoints.endpoint(&registry);
-        let next = response
-            .headers()
-            .get(http::header::LINK)
-            .and_then(|v| v.to_str().ok())
-            .and_then(next_link)
-            .map(|target| endpoint.resolve(target));
         let mut calls = Vec::new();
         match listing {
             Listing::Catalog { rule } => {
-                let repositories = match serde_json::from_slice::<Catalog>(response.body()) {
-                    Ok(c) => c.repositories.unwrap_or_default(),
+                let page = match listing::catalog(&response, &endpoint) {
+                    Ok(page) => page,
                     Err(e) => {
-                        let reason = format!("listing {what}: the answer is not a catalog ({e})");
+                        let reason = format!("listing {what}: {e}");
                         self.fail_rule(rule, &Listing::Catalog { rule }, reason, false);
                         return Vec::new();
                     }
                 };
-                for repository in repositories {
+                for repository in page.items {
                     calls.extend(self.expand_repository(rule, &repository, endpoints));
                 }
-                if let Some(url) = next {
+                if let Some(url) = page.next {
                     calls.push(self.list(Listing::Catalog { rule }, &registry, "", Scope::catalog(), url));
                 }
             }
             Listing::Tags { rule, repository } => {
-                let tags = match serde_json::from_slice::<TagList>(response.body()) {
-                    Ok(list) => list.tags.unwrap_or_default(),
+                let page = match listing::tags(&response, &endpoint) {
+                    Ok(page) => page,
                     Err(e) => {
-                        let reason = format!("listing {what}: the answer is not a tag list ({e})");
+                        let reason = format!("listing {what}: {e}");
                         self.fail_rule(rule, &Listing::Tags { rule, repository }, reason, false);
                         return Vec::new();
                     }
                 };
-                for tag in tags {
+                for tag in page.items {
                     if self.rules[rule].tags.matches(&tag) && self.rules[rule].source.selector.matches(&tag) {
                         self.add_tasks(rule, &repository, Some(&tag), None, None);
                     }
                 }
-                if let Some(url) = next {
+                if let Some(url) = page.next {
                     let scope = Scope::pull(&repository);
                     calls.push(self.list(
                         Listing::Tags { rule, repository: repository.clone() },
@@ -220,18 +200,7 @@ impl Planner {
     ) -> (u64, Call) {
         self.next_id += 1;
         self.listings.insert(self.next_id, listing);
-        let request = Request::builder()
-            .method(Method::GET)
-            .uri(url)
-            .header(http::header::ACCEPT, "application/json")
-            .body(Vec::new())
-            .unwrap_or_default();
-        let auth = AuthNeed {
-            registry: registry.to_owned(),
-            repository: repository.to_owned(),
-            scopes: vec![scope],
-        };
-        (self.next_id, Call::Send { request, auth })
+        (self.next_id, listing::call(url, registry, repository, scope))
     }
 
     /// Adds a task per destination. `position` is the tag's place in the rule's own tag
