@@ -1,0 +1,230 @@
+//! `ferry serve`: run ferry's OCI registry until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+use ferry_registry::config::LogFormat;
+use ferry_registry::Config;
+
+const AFTER_HELP: &str = "\
+Flags override the config file; the config file overrides the defaults. With no
+arguments, ferry serves ./ferry-data on http://127.0.0.1:5000 with no auth.
+
+Examples:
+  ferry serve                                      # laptop registry in ./ferry-data
+  ferry serve --storage memory --addr 127.0.0.1:0  # throwaway, on a free port
+  ferry serve --htpasswd ./htpasswd --token        # Basic auth + Docker token flow
+  ferry serve --cors-origin http://localhost:8080 --cors-allow-credentials
+  ferry serve --config ferry.yaml --print-config   # show the effective config";
+
+/// Options of `ferry serve`. Every option is also a key of the YAML config file.
+#[derive(Debug, Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct ServeArgs {
+    /// YAML config file (keys: addr, public_url, storage, read_only, delete, cors, auth,
+    /// limits, log); flags given here override its values
+    #[arg(short, long, value_name = "FILE", env = "FERRY_CONFIG")]
+    config: Option<PathBuf>,
+
+    /// Address to listen on; port 0 picks a free port [default: 127.0.0.1:5000]
+    #[arg(long, value_name = "HOST:PORT")]
+    addr: Option<String>,
+
+    /// URL clients reach the registry at, when not http://<addr> (behind a proxy); used
+    /// for the token realm
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+
+    /// Storage driver: filesystem or memory (memory is lost on exit and grows with the
+    /// data) [default: filesystem]
+    #[arg(long, value_name = "DRIVER")]
+    storage: Option<String>,
+
+    /// Root directory of the filesystem driver [default: ./ferry-data]
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+
+    /// Refuse every push and delete with 405 UNSUPPORTED [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    read_only: Option<bool>,
+
+    /// Allow DELETE of manifests, tags and blobs [default: true]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    delete: Option<bool>,
+
+    /// Browser origin allowed by CORS, exactly as sent (http://localhost:8080), or `*`;
+    /// repeat for several
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
+
+    /// Let browsers send credentials; the origin is then echoed with Vary: Origin
+    /// [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    cors_allow_credentials: Option<bool>,
+
+    /// Seconds a browser may cache a preflight answer [default: 600]
+    #[arg(long, value_name = "SECS")]
+    cors_max_age: Option<u64>,
+
+    /// htpasswd file with bcrypt entries (htpasswd -B); turns auth on
+    #[arg(long, value_name = "FILE")]
+    htpasswd: Option<PathBuf>,
+
+    /// Realm of the Basic auth challenge [default: ferry]
+    #[arg(long, value_name = "REALM")]
+    realm: Option<String>,
+
+    /// Let anyone pull without credentials; pushes, deletes and the catalog still need
+    /// them [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    anonymous_pull: Option<bool>,
+
+    /// Serve the Docker token flow: challenges say Bearer, GET /token trades Basic
+    /// credentials for a signed, scoped, expiring token (needs --htpasswd) [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    token: Option<bool>,
+
+    /// Service name in token challenges and tokens [default: ferry]
+    #[arg(long, value_name = "NAME")]
+    token_service: Option<String>,
+
+    /// HMAC-SHA256 key that signs tokens; generated at start when unset, so tokens then
+    /// die with the process
+    #[arg(long, value_name = "KEY", env = "FERRY_TOKEN_KEY", hide_env_values = true)]
+    token_key: Option<String>,
+
+    /// Token lifetime in seconds [default: 300]
+    #[arg(long, value_name = "SECS")]
+    token_ttl: Option<u64>,
+
+    /// Largest manifest accepted, in bytes; larger gets 413 (at most 4 MiB) [default: 4194304]
+    #[arg(long, value_name = "BYTES")]
+    max_manifest_bytes: Option<u64>,
+
+    /// Largest blob accepted, in bytes; 0 means no limit [default: 0]
+    #[arg(long, value_name = "BYTES")]
+    max_blob_bytes: Option<u64>,
+
+    /// Log level [default: info]
+    #[arg(long, value_name = "LEVEL", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    log_level: Option<String>,
+
+    /// Log format: text or json [default: text]
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
+
+    /// Print the effective configuration as YAML and exit
+    #[arg(long)]
+    print_config: bool,
+}
+
+impl ServeArgs {
+    /// The config file (or the defaults) with the flags applied on top.
+    fn config(self) -> anyhow::Result<(Config, bool)> {
+        let mut c = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        fn set<T>(slot: &mut T, value: Option<T>) {
+            if let Some(value) = value {
+                *slot = value;
+            }
+        }
+        set(&mut c.addr, self.addr);
+        if self.public_url.is_some() {
+            c.public_url = self.public_url;
+        }
+        set(&mut c.storage.driver, self.storage);
+        set(&mut c.storage.root, self.root);
+        set(&mut c.read_only, self.read_only);
+        set(&mut c.delete, self.delete);
+        if !self.cors_origins.is_empty() {
+            c.cors.origins = self.cors_origins;
+        }
+        set(&mut c.cors.allow_credentials, self.cors_allow_credentials);
+        if self.cors_max_age.is_some() {
+            c.cors.max_age_secs = self.cors_max_age;
+        }
+        if self.htpasswd.is_some() {
+            c.auth.htpasswd = self.htpasswd;
+        }
+        set(&mut c.auth.realm, self.realm);
+        set(&mut c.auth.anonymous_pull, self.anonymous_pull);
+        set(&mut c.auth.token.enabled, self.token);
+        set(&mut c.auth.token.service, self.token_service);
+        if self.token_key.is_some() {
+            c.auth.token.key = self.token_key;
+        }
+        set(&mut c.auth.token.ttl_secs, self.token_ttl);
+        set(&mut c.limits.max_manifest_bytes, self.max_manifest_bytes);
+        set(&mut c.limits.max_blob_bytes, self.max_blob_bytes);
+        set(&mut c.log.level, self.log_level);
+        if let Some(format) = self.log_format {
+            c.log.format = if format == "json" { LogFormat::Json } else { LogFormat::Text };
+        }
+        c.validate().context("invalid configuration")?;
+        Ok((c, self.print_config))
+    }
+}
+
+fn init_logging(config: &Config) {
+    let level = config.log.level.parse().unwrap_or(tracing::Level::INFO);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder =
+        tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_ansi(ansi);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let (config, print_config) = args.config()?;
+    if print_config {
+        let mut shown = config.clone();
+        if shown.auth.token.key.is_some() {
+            shown.auth.token.key = Some("<hidden>".into());
+        }
+        print!("{}", serde_yaml_string(&shown)?);
+        return Ok(());
+    }
+    init_logging(&config);
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(async move {
+        let running = ferry_registry::serve(config).await.context("starting the registry")?;
+        // The one line on stdout: scripts and tests read the URL from it.
+        println!("ferry registry listening on {}", running.url());
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing requests in flight");
+        running.shutdown().await.context("serving")?;
+        Ok(())
+    })
+}
+
+fn serde_yaml_string(config: &Config) -> anyhow::Result<String> {
+    config.to_yaml().context("printing the configuration")
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,293 @@
+//! The registry's configuration: a YAML file, overridable by `ferry serve` flags.
+//!
+//! Every field has a default that fits a laptop, so an empty file (or none) serves
+//! `./ferry-data` on `127.0.0.1:5000` with deletes on and no auth.
+//!
+//! ```yaml
+//! addr: 127.0.0.1:5000
+//! storage: { driver: filesystem, root: ./ferry-data }
+//! read_only: false
+//! delete: true
+//! cors: { origins: ["http://localhost:8080"], allow_credentials: true }
+//! auth:
+//!   htpasswd: ./htpasswd
+//!   anonymous_pull: false
+//!   token: { enabled: true, service: ferry, ttl_secs: 300 }
+//! limits: { max_manifest_bytes: 4194304, max_blob_bytes: 0 }
+//! log: { level: info, format: text }
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The 4 MiB manifest limit the spec's clients expect registries to accept.
+pub const DEFAULT_MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port.
+    pub addr: String,
+    /// The URL clients reach the registry at, when it differs from `http://<addr>`
+    /// (behind a proxy). Used for the token realm.
+    pub public_url: Option<String>,
+    pub storage: StorageConfig,
+    /// Refuse every write (push, delete) with 405 `UNSUPPORTED`.
+    pub read_only: bool,
+    /// Allow `DELETE` of manifests, tags and blobs.
+    pub delete: bool,
+    pub cors: CorsConfig,
+    pub auth: AuthConfig,
+    pub limits: Limits,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: "127.0.0.1:5000".into(),
+            public_url: None,
+            storage: StorageConfig::default(),
+            read_only: false,
+            delete: true,
+            cors: CorsConfig::default(),
+            auth: AuthConfig::default(),
+            limits: Limits::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `filesystem` (default) or `memory`.
+    pub driver: String,
+    /// Root directory of the `filesystem` driver.
+    pub root: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { driver: "filesystem".into(), root: PathBuf::from("./ferry-data") }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Origins allowed to call the registry from a browser, exactly as the browser sends
+    /// them (`http://localhost:8080`), or `*` for any origin without credentials.
+    pub origins: Vec<String>,
+    /// Let browsers send credentials (cookies, `Authorization`). The matching origin is
+    /// then echoed, with `Vary: Origin`, never `*`.
+    pub allow_credentials: bool,
+    /// How long a browser may cache a preflight answer, in seconds (default 600).
+    pub max_age_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// An htpasswd file with bcrypt entries (`user:$2y$...`). Setting it turns auth on.
+    pub htpasswd: Option<PathBuf>,
+    /// Realm of the Basic challenge.
+    pub realm: String,
+    /// Let anyone pull (GET/HEAD) without credentials; pushes still need them.
+    pub anonymous_pull: bool,
+    pub token: TokenConfig,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            htpasswd: None,
+            realm: "ferry".into(),
+            anonymous_pull: false,
+            token: TokenConfig::default(),
+        }
+    }
+}
+
+impl AuthConfig {
+    pub fn enabled(&self) -> bool {
+        self.htpasswd.is_some()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Serve the Docker token flow: 401 challenges say `Bearer`, and `GET /token`
+    /// trades Basic credentials for a signed, scoped, expiring token.
+    pub enabled: bool,
+    /// The `service` named in challenges and tokens.
+    pub service: String,
+    /// HMAC-SHA256 signing key; generated at start when empty (tokens then do not
+    /// survive a restart).
+    pub key: Option<String>,
+    /// Token lifetime in seconds.
+    pub ttl_secs: u64,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        TokenConfig { enabled: false, service: "ferry".into(), key: None, ttl_secs: 300 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest manifest accepted, in bytes (default 4 MiB); larger ones get 413.
+    pub max_manifest_bytes: u64,
+    /// Largest blob accepted, in bytes; 0 means no limit.
+    pub max_blob_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES, max_blob_bytes: 0 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into(), format: LogFormat::Text }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {source}")]
+    Parse { path: PathBuf, source: serde_yaml::Error },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl Config {
+    /// Reads a YAML file; missing keys take their defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Config::from_yaml(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+    }
+
+    /// The configuration as YAML, in the file format [`Config::from_file`] reads.
+    pub fn to_yaml(&self) -> Result<String, serde_yaml::Error> {
+        serde_yaml::to_string(self)
+    }
+
+    pub fn from_yaml(text: &str) -> Result<Config, serde_yaml::Error> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        serde_yaml::from_str(text)
+    }
+
+    /// Checks what types cannot: combinations and value ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| Err(ConfigError::Invalid { key, message: message.into() });
+        if self.addr.parse::<std::net::SocketAddr>().is_err() {
+            return invalid("addr", "expected host:port with an IP address, like 127.0.0.1:5000");
+        }
+        if !crate::storage::DRIVERS.iter().any(|d| d.name == self.storage.driver) {
+            return invalid("storage.driver", "expected `filesystem` or `memory`");
+        }
+        if self.cors.allow_credentials && self.cors.origins.iter().any(|o| o == "*") {
+            return invalid(
+                "cors.origins",
+                "`*` cannot be combined with allow_credentials; list the exact origins instead",
+            );
+        }
+        if self.auth.token.enabled && self.auth.htpasswd.is_none() {
+            return invalid(
+                "auth.token.enabled",
+                "the token endpoint needs auth.htpasswd to check credentials",
+            );
+        }
+        if self.auth.token.ttl_secs == 0 {
+            return invalid("auth.token.ttl_secs", "must be at least 1");
+        }
+        if self.limits.max_manifest_bytes == 0 {
+            return invalid("limits.max_manifest_bytes", "must be at least 1");
+        }
+        if !["error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()) {
+            return invalid("log.level", "expected error, warn, info, debug or trace");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_laptop_default() {
+        let c = Config::from_yaml("").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.addr, "127.0.0.1:5000");
+        assert_eq!(c.storage.root, PathBuf::from("./ferry-data"));
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn partial_file_keeps_other_defaults() {
+        let c = Config::from_yaml("storage: {driver: memory}\ncors: {origins: ['http://x']}\n").unwrap();
+        assert_eq!(c.storage.driver, "memory");
+        assert_eq!(c.storage.root, PathBuf::from("./ferry-data"));
+        assert_eq!(c.cors.origins, vec!["http://x".to_string()]);
+        assert!(c.delete);
+    }
+
+    #[test]
+    fn validation_table() {
+        let cases: Vec<(&str, Option<&str>)> = vec![
+            ("addr: nowhere", Some("addr")),
+            ("storage: {driver: s3}", Some("storage.driver")),
+            ("cors: {origins: ['*'], allow_credentials: true}", Some("cors.origins")),
+            ("auth: {token: {enabled: true}}", Some("auth.token.enabled")),
+            ("log: {level: loud}", Some("log.level")),
+            ("limits: {max_manifest_bytes: 0}", Some("limits.max_manifest_bytes")),
+            ("auth: {htpasswd: /x, token: {enabled: true}}", None),
+        ];
+        for (yaml, key) in cases {
+            let got = Config::from_yaml(yaml).unwrap().validate();
+            match key {
+                None => got.unwrap(),
+                Some(key) => {
+                    let err = got.unwrap_err();
+                    assert!(matches!(err, ConfigError::Invalid { key: k, .. } if k == key), "{yaml}: {err}")
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = Config::from_yaml("adress: 1.2.3.4:5").unwrap_err().to_string();
+        assert!(err.contains("adress"), "{err}");
+    }
+}

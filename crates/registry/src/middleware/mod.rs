@@ -1,0 +1,56 @@
+//! The app and the middleware around it, outermost first:
+//!
+//! 1. access log (`tower_http::trace`): one line per request with method, path, status
+//!    and latency;
+//! 2. [`cors`]: preflights answered before anything else, CORS headers on every answer;
+//! 3. [`recovery`]: a panicking handler answers 500 and the server keeps going;
+//! 4. [`auth`]: Basic or Bearer, per repository and action;
+//! 5. the routes: `/v2/…` ([`crate::routes`]), `/token` ([`token`]), `/healthz`
+//!    (storage answers) and `/livez` (the process answers).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use http::StatusCode;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::AppState;
+
+pub mod auth;
+pub mod cors;
+pub mod recovery;
+pub mod token;
+
+/// Builds the whole app over shared state.
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/livez", get(|| async { "ok\n" }))
+        .route("/token", get(token::handler))
+        .fallback(crate::routes::dispatch)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware))
+        .layer(recovery::layer())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), cors::cors))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .with_state(state)
+}
+
+/// `/healthz`: 200 when the storage driver answers, 503 otherwise.
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    match state.store.driver().health().await {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => {
+            tracing::error!(%e, "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, format!("storage: {e}\n")).into_response()
+        }
+    }
+}

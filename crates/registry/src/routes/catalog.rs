@@ -1,0 +1,16 @@
+//! `GET /v2/_catalog?n=&last=`: the repositories, sorted, paginated like tags. With auth
+//! on, it needs a user (or a token with `registry:catalog:*`).
+
+use std::sync::Arc;
+
+use axum::response::Response;
+
+use super::tags::{json_page, paginate};
+use crate::error::Result;
+use crate::AppState;
+
+pub async fn list(state: &Arc<AppState>, uri: &http::Uri) -> Result<Response> {
+    let repos = state.store.catalog().await?;
+    let (page, link) = paginate(repos, uri, "/v2/_catalog")?;
+    Ok(json_page(serde_json::json!({ "repositories": page }), link))
+}

@@ -1,0 +1,287 @@
+//! The OCI Distribution v1.1 API, after distribution's route table: base, manifest,
+//! tags, blob, blob-upload, blob-upload-chunk, catalog and referrers.
+//!
+//! Repository names contain `/`, so paths are parsed here rather than by axum patterns:
+//! the route keyword is matched at the *end* of the path (`…/manifests/<reference>`,
+//! `…/blobs/uploads/<id>`) and everything before it must be a valid name. A repository
+//! called `a/manifests` is therefore reachable (`/v2/a/manifests/manifests/latest`), and
+//! nothing that fails validation reaches the storage.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderName, Method, StatusCode};
+
+use crate::error::{ErrorCode, RegistryError, Result};
+use crate::middleware::auth::{Action, Identity};
+use crate::store::layout::Repo;
+use crate::AppState;
+
+mod base;
+mod blobs;
+mod catalog;
+mod manifests;
+mod referrers;
+mod tags;
+mod uploads;
+
+pub(crate) const DIGEST_HEADER: HeaderName = HeaderName::from_static("docker-content-digest");
+pub(crate) const UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
+pub(crate) const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
+pub(crate) const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
+pub(crate) const OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");
+
+/// A parsed `/v2/` path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `/v2/`
+    Base,
+    /// `/v2/_catalog`
+    Catalog,
+    /// `/v2/<name>/manifests/<reference>`
+    Manifest { repo: Repo, reference: String },
+    /// `/v2/<name>/blobs/<digest>`
+    Blob { repo: Repo, digest: String },
+    /// `/v2/<name>/blobs/uploads/`
+    UploadStart { repo: Repo },
+    /// `/v2/<name>/blobs/uploads/<id>`
+    Upload { repo: Repo, id: String },
+    /// `/v2/<name>/tags/list`
+    Tags { repo: Repo },
+    /// `/v2/<name>/referrers/<digest>`
+    Referrers { repo: Repo, digest: String },
+}
+
+fn not_found(path: &str) -> RegistryError {
+    RegistryError::new(ErrorCode::Unsupported, format!("no API endpoint at {path}"))
+        .with_status(StatusCode::NOT_FOUND)
+}
+
+impl Route {
+    pub fn parse(path: &str) -> Result<Route> {
+        let rest = match path {
+            "/v2" | "/v2/" => return Ok(Route::Base),
+            _ => path.strip_prefix("/v2/").ok_or_else(|| not_found(path))?,
+        };
+        if rest == "_catalog" {
+            return Ok(Route::Catalog);
+        }
+        let segments: Vec<&str> = rest.split('/').collect();
+        let n = segments.len();
+        let name = |keep: usize| -> Result<Repo> {
+            let name = segments[..keep].join("/");
+            Repo::parse(&name)
+        };
+        let last = || percent_decode(segments[n - 1]);
+        if n >= 4 && segments[n - 3] == "blobs" && segments[n - 2] == "uploads" {
+            let repo = name(n - 3)?;
+            return Ok(if segments[n - 1].is_empty() {
+                Route::UploadStart { repo }
+            } else {
+                Route::Upload { repo, id: last() }
+            });
+        }
+        if n >= 3 {
+            match (segments[n - 2], segments[n - 1]) {
+                ("blobs", "uploads") => return Ok(Route::UploadStart { repo: name(n - 2)? }),
+                ("manifests", _) => return Ok(Route::Manifest { repo: name(n - 2)?, reference: last() }),
+                ("blobs", _) => return Ok(Route::Blob { repo: name(n - 2)?, digest: last() }),
+                ("tags", "list") => return Ok(Route::Tags { repo: name(n - 2)? }),
+                ("referrers", _) => return Ok(Route::Referrers { repo: name(n - 2)?, digest: last() }),
+                _ => {}
+            }
+        }
+        Err(not_found(path))
+    }
+
+    /// What the request needs to be allowed.
+    pub fn action(&self, method: &Method) -> Action {
+        let repo_action = |repo: &Repo, verb| Action::Repo { repo: repo.clone(), verb };
+        match self {
+            Route::Base => Action::Base,
+            Route::Catalog => Action::Catalog,
+            Route::Manifest { repo, .. } | Route::Blob { repo, .. } => match *method {
+                Method::PUT | Method::POST | Method::PATCH => repo_action(repo, "push"),
+                Method::DELETE => repo_action(repo, "delete"),
+                _ => repo_action(repo, "pull"),
+            },
+            Route::Tags { repo } | Route::Referrers { repo, .. } => repo_action(repo, "pull"),
+            Route::UploadStart { repo } | Route::Upload { repo, .. } => repo_action(repo, "push"),
+        }
+    }
+}
+
+/// Decodes `%XX` escapes (clients may send `sha256%3A…`). Invalid escapes stay as they
+/// are, and fail validation later.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The query string's pairs, percent-decoded. A `+` stays a `+`: no value the API takes
+/// has spaces, while media types (`artifactType`) do have `+`.
+pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+pub(crate) fn query_value(uri: &http::Uri, key: &str) -> Option<String> {
+    query_pairs(uri.query()).into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// The URL clients reach the registry at: `public_url`, else `http://<Host>`.
+pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.config.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    match headers.get(http::header::HOST).and_then(|h| h.to_str().ok()) {
+        Some(host) if !host.is_empty() => format!("http://{host}"),
+        _ => match state.local_addr.get() {
+            Some(addr) => format!("http://{addr}"),
+            None => format!("http://{}", state.config.addr),
+        },
+    }
+}
+
+fn is_write(method: &Method) -> bool {
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+}
+
+/// Deletes may be switched off; distribution spec: "If the registry does not support
+/// deletion, it MUST return a 405 Method Not Allowed".
+pub(crate) fn check_delete_enabled(state: &AppState) -> Result<()> {
+    if state.config.delete {
+        Ok(())
+    } else {
+        Err(RegistryError::unsupported("deletes are disabled on this registry (config `delete: false`)"))
+    }
+}
+
+/// Every request under `/v2` that is not `/token` or a health check ends up here.
+pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    match route(&state, request).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn route(state: &Arc<AppState>, request: Request) -> Result<Response> {
+    let (parts, body) = request.into_parts();
+    let route = Route::parse(parts.uri.path())?;
+    let method = parts.method.clone();
+    if state.config.read_only && is_write(&method) {
+        return Err(RegistryError::unsupported("this registry is read-only (config `read_only: true`)"));
+    }
+    let identity = parts.extensions.get::<Identity>().cloned().unwrap_or(Identity::Open);
+    let uri = &parts.uri;
+    let head = method == Method::HEAD;
+    match (route, method) {
+        (Route::Base, Method::GET | Method::HEAD) => Ok(base::get()),
+        (Route::Catalog, Method::GET) => catalog::list(state, uri).await,
+        (Route::Manifest { repo, reference }, Method::GET | Method::HEAD) => {
+            manifests::get(state, &repo, &reference, head).await
+        }
+        (Route::Manifest { repo, reference }, Method::PUT) => {
+            manifests::put(state, &repo, &reference, &parts, body).await
+        }
+        (Route::Manifest { repo, reference }, Method::DELETE) => {
+            manifests::delete(state, &repo, &reference).await
+        }
+        (Route::Blob { repo, digest }, Method::GET | Method::HEAD) => {
+            blobs::get(state, &repo, &digest, &parts.headers, head).await
+        }
+        (Route::Blob { repo, digest }, Method::DELETE) => blobs::delete(state, &repo, &digest).await,
+        (Route::UploadStart { repo }, Method::POST) => {
+            uploads::start(state, &repo, &identity, &parts, body).await
+        }
+        (Route::Upload { repo, id }, Method::PATCH) => uploads::patch(state, &repo, &id, &parts, body).await,
+        (Route::Upload { repo, id }, Method::PUT) => uploads::put(state, &repo, &id, &parts, body).await,
+        (Route::Upload { repo, id }, Method::GET) => uploads::status(state, &repo, &id).await,
+        (Route::Upload { repo, id }, Method::DELETE) => uploads::cancel(state, &repo, &id).await,
+        (Route::Tags { repo }, Method::GET) => tags::list(state, &repo, uri).await,
+        (Route::Referrers { repo, digest }, Method::GET) => referrers::list(state, &repo, &digest, uri).await,
+        (_, method) => Err(RegistryError::unsupported(format!("{method} is not allowed on {}", uri.path()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(s: &str) -> Repo {
+        Repo::parse(s).unwrap()
+    }
+
+    #[test]
+    fn routes_table() {
+        let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let cases: Vec<(String, Route)> = vec![
+            ("/v2/".into(), Route::Base),
+            ("/v2".into(), Route::Base),
+            ("/v2/_catalog".into(), Route::Catalog),
+            (
+                "/v2/a/b/manifests/latest".into(),
+                Route::Manifest { repo: repo("a/b"), reference: "latest".into() },
+            ),
+            (
+                "/v2/a/manifests/manifests/x".into(),
+                Route::Manifest { repo: repo("a/manifests"), reference: "x".into() },
+            ),
+            (format!("/v2/a/blobs/{d}"), Route::Blob { repo: repo("a"), digest: d.into() }),
+            ("/v2/a/blobs/sha256%3Aab".into(), Route::Blob { repo: repo("a"), digest: "sha256:ab".into() }),
+            ("/v2/a/blobs/uploads/".into(), Route::UploadStart { repo: repo("a") }),
+            ("/v2/a/blobs/uploads".into(), Route::UploadStart { repo: repo("a") }),
+            ("/v2/a/blobs/blobs/uploads/x".into(), Route::Upload { repo: repo("a/blobs"), id: "x".into() }),
+            ("/v2/a/tags/list".into(), Route::Tags { repo: repo("a") }),
+            (format!("/v2/a/referrers/{d}"), Route::Referrers { repo: repo("a"), digest: d.into() }),
+        ];
+        for (path, want) in cases {
+            assert_eq!(Route::parse(&path).unwrap(), want, "{path}");
+        }
+        let bad: Vec<(&str, ErrorCode)> = vec![
+            ("/v2/../etc/manifests/latest", ErrorCode::NameInvalid),
+            ("/v2/A/manifests/latest", ErrorCode::NameInvalid),
+            ("/v2/a%2F..%2Fb/manifests/latest", ErrorCode::NameInvalid),
+            ("/v2//manifests/latest", ErrorCode::NameInvalid),
+            ("/v2/manifests/latest", ErrorCode::Unsupported),
+            ("/v2/a/unknown/x", ErrorCode::Unsupported),
+            ("/v3/a/manifests/x", ErrorCode::Unsupported),
+        ];
+        for (path, code) in bad {
+            assert_eq!(Route::parse(path).unwrap_err().code, code, "{path}");
+        }
+    }
+
+    #[test]
+    fn decoding() {
+        assert_eq!(percent_decode("a%3Ab%2f"), "a:b/");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+        let pairs = query_pairs(Some("n=2&last=a%2Bb&x&artifactType=a+b"));
+        assert_eq!(pairs[1], ("last".into(), "a+b".into()));
+        assert_eq!(pairs[2], ("x".into(), String::new()));
+        assert_eq!(pairs[3], ("artifactType".into(), "a+b".into()));
+    }
+}

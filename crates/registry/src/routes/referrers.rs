@@ -1,0 +1,35 @@
+//! `GET /v2/<name>/referrers/<digest>?artifactType=`: distribution spec end-12a/12b.
+//!
+//! "The registry MUST return a 200 response with … an image index" of the descriptors
+//! of the manifests whose `subject` is `<digest>`, even when there are none or the
+//! subject itself was never pushed. With `artifactType`, only matching descriptors are
+//! listed and "the registry MUST include … `OCI-Filters-Applied: artifactType`".
+
+use std::sync::Arc;
+
+use axum::response::{IntoResponse, Response};
+use ferry_core::manifest::media_type::OCI_INDEX;
+use http::header::CONTENT_TYPE;
+use http::HeaderValue;
+
+use super::{query_value, OCI_FILTERS_APPLIED};
+use crate::error::Result;
+use crate::store::layout::{parse_digest, Repo};
+use crate::AppState;
+
+pub async fn list(state: &Arc<AppState>, repo: &Repo, digest: &str, uri: &http::Uri) -> Result<Response> {
+    let subject = parse_digest(digest)?;
+    let mut manifests = state.store.referrers(repo, &subject).await?;
+    let filter = query_value(uri, "artifactType").filter(|t| !t.is_empty());
+    if let Some(artifact_type) = &filter {
+        manifests.retain(|d| d.get("artifactType").and_then(|t| t.as_str()) == Some(artifact_type.as_str()));
+    }
+    let index = serde_json::json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests });
+    let mut response = serde_json::to_vec(&index).unwrap_or_default().into_response();
+    let h = response.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(OCI_INDEX));
+    if filter.is_some() {
+        h.insert(OCI_FILTERS_APPLIED, HeaderValue::from_static("artifactType"));
+    }
+    Ok(response)
+}

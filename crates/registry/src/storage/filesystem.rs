@@ -1,0 +1,213 @@
+//! The `filesystem` driver: files under a root directory.
+//!
+//! Crash safety comes from the order of operations. A whole-file write goes to a hidden
+//! temp file in the same directory, is fsynced, renamed over the target, and then the
+//! directory is fsynced, so after a crash the target holds the old or the new content.
+//! Streamed files (upload data) are fsynced on commit; the registry makes a blob visible
+//! only by renaming a committed, verified upload into the blob store.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use tokio::fs;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
+
+use super::{check_path, BoxReader, FileInfo, StorageDriver, StorageError, StorageWriter};
+
+/// Prefix of temp files; `list` hides them and they never match a registry path.
+const TEMP_PREFIX: &str = ".tmp-";
+const WRITE_BUFFER: usize = 256 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct FilesystemDriver {
+    root: PathBuf,
+}
+
+impl FilesystemDriver {
+    /// Opens (creating if needed) a store rooted at `root`.
+    pub fn open(root: &Path) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(root).map_err(|e| StorageError::Config {
+            driver: "filesystem",
+            message: format!("cannot create root {}: {e}", root.display()),
+        })?;
+        Ok(FilesystemDriver { root: root.to_owned() })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn full(&self, path: &str) -> Result<PathBuf, StorageError> {
+        let mut full = self.root.clone();
+        for segment in check_path(path)? {
+            full.push(segment);
+        }
+        Ok(full)
+    }
+}
+
+async fn create_parent(full: &Path, path: &str) -> Result<(), StorageError> {
+    if let Some(parent) = full.parent() {
+        fs::create_dir_all(parent).await.map_err(|e| StorageError::io(path, e))?;
+    }
+    Ok(())
+}
+
+/// Makes a rename or a new file in `dir` durable.
+async fn sync_dir(dir: &Path) {
+    // Some platforms cannot open directories; the data itself is already synced.
+    if let Ok(d) = fs::File::open(dir).await {
+        let _ = d.sync_all().await;
+    }
+}
+
+fn temp_name() -> String {
+    format!("{TEMP_PREFIX}{}", crate::random_hex(8))
+}
+
+#[async_trait]
+impl StorageDriver for FilesystemDriver {
+    fn name(&self) -> &'static str {
+        "filesystem"
+    }
+
+    async fn get_content(&self, path: &str) -> Result<Vec<u8>, StorageError> {
+        fs::read(self.full(path)?).await.map_err(|e| StorageError::io(path, e))
+    }
+
+    async fn put_content(&self, path: &str, content: &[u8]) -> Result<(), StorageError> {
+        let full = self.full(path)?;
+        create_parent(&full, path).await?;
+        let dir = full.parent().unwrap_or(&self.root).to_owned();
+        let temp = dir.join(temp_name());
+        let io = |e| StorageError::io(path, e);
+        let result = async {
+            let mut file = fs::File::create(&temp).await.map_err(io)?;
+            file.write_all(content).await.map_err(io)?;
+            file.sync_all().await.map_err(io)?;
+            drop(file);
+            fs::rename(&temp, &full).await.map_err(io)
+        }
+        .await;
+        if result.is_err() {
+            let _ = fs::remove_file(&temp).await;
+        }
+        result?;
+        sync_dir(&dir).await;
+        Ok(())
+    }
+
+    async fn reader(&self, path: &str, offset: u64) -> Result<BoxReader, StorageError> {
+        let mut file = fs::File::open(self.full(path)?).await.map_err(|e| StorageError::io(path, e))?;
+        if offset > 0 {
+            file.seek(std::io::SeekFrom::Start(offset)).await.map_err(|e| StorageError::io(path, e))?;
+        }
+        Ok(Box::pin(file))
+    }
+
+    async fn writer(&self, path: &str, keep: u64) -> Result<Box<dyn StorageWriter>, StorageError> {
+        let full = self.full(path)?;
+        create_parent(&full, path).await?;
+        let io = |e| StorageError::io(path, e);
+        let mut file =
+            fs::OpenOptions::new().create(true).write(true).truncate(false).open(&full).await.map_err(io)?;
+        let len = file.metadata().await.map_err(io)?.len();
+        if len != keep {
+            file.set_len(keep.min(len)).await.map_err(io)?;
+        }
+        let size = keep.min(len);
+        file.seek(std::io::SeekFrom::Start(size)).await.map_err(io)?;
+        Ok(Box::new(FileWriter {
+            path: path.to_owned(),
+            file: BufWriter::with_capacity(WRITE_BUFFER, file),
+            size,
+        }))
+    }
+
+    async fn stat(&self, path: &str) -> Result<FileInfo, StorageError> {
+        let meta = fs::metadata(self.full(path)?).await.map_err(|e| StorageError::io(path, e))?;
+        Ok(FileInfo { size: meta.len(), is_dir: meta.is_dir() })
+    }
+
+    async fn list(&self, path: &str) -> Result<Vec<String>, StorageError> {
+        let mut dir = fs::read_dir(self.full(path)?).await.map_err(|e| StorageError::io(path, e))?;
+        let mut names = Vec::new();
+        while let Some(entry) = dir.next_entry().await.map_err(|e| StorageError::io(path, e))? {
+            if let Some(name) = entry.file_name().to_str() {
+                if !name.starts_with(TEMP_PREFIX) {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        let (src, dst) = (self.full(from)?, self.full(to)?);
+        create_parent(&dst, to).await?;
+        fs::rename(&src, &dst).await.map_err(|e| StorageError::io(from, e))?;
+        if let Some(parent) = dst.parent() {
+            sync_dir(parent).await;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, path: &str) -> Result<(), StorageError> {
+        let full = self.full(path)?;
+        let meta = fs::symlink_metadata(&full).await.map_err(|e| StorageError::io(path, e))?;
+        let result =
+            if meta.is_dir() { fs::remove_dir_all(&full).await } else { fs::remove_file(&full).await };
+        result.map_err(|e| StorageError::io(path, e))
+    }
+
+    async fn health(&self) -> Result<(), StorageError> {
+        fs::metadata(&self.root).await.map(|_| ()).map_err(|e| StorageError::io("<root>", e))
+    }
+}
+
+struct FileWriter {
+    path: String,
+    file: BufWriter<fs::File>,
+    size: u64,
+}
+
+#[async_trait]
+impl StorageWriter for FileWriter {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), StorageError> {
+        self.file.write_all(chunk).await.map_err(|e| StorageError::io(&self.path, e))?;
+        self.size += chunk.len() as u64;
+        Ok(())
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<u64, StorageError> {
+        let io = |e| StorageError::io(&self.path, e);
+        self.file.flush().await.map_err(io)?;
+        self.file.get_mut().sync_all().await.map_err(io)?;
+        Ok(self.size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn behaves_like_a_driver() {
+        let dir = std::env::temp_dir().join(format!("ferry-fs-driver-{}", crate::random_hex(6)));
+        let driver = FilesystemDriver::open(&dir).unwrap();
+        crate::storage::tests::exercise(&driver).await;
+        // No temp file is left behind by whole-file writes.
+        let leftovers: Vec<_> = std::fs::read_dir(dir.join("blobs"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(TEMP_PREFIX))
+            .collect();
+        assert!(leftovers.is_empty());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

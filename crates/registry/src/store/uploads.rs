@@ -1,0 +1,351 @@
+//! Blob upload sessions.
+//!
+//! A session is a directory in the store: `data` (the bytes received) and `state` (the
+//! committed length). Each PATCH streams its body to `data` while hashing it, fsyncs,
+//! and only then records the new length, so a session survives a restart and a crash
+//! mid-request only loses that request: the next write cuts `data` back to the recorded
+//! length. Completion checks the digest and renames `data` into the blob store, so a
+//! blob is visible only once it is whole and verified.
+//!
+//! The running sha256 state cannot be serialised, so it is kept in memory next to the
+//! length it covers; after a restart (or for sha512) completion re-hashes `data`,
+//! streaming it from storage.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use ferry_core::digest::{Algorithm, Digest, Hasher};
+use futures_util::StreamExt;
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use super::layout::{self, Repo, UploadId};
+use super::Store;
+use crate::error::{ErrorCode, RegistryError, Result};
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct State {
+    /// Bytes received and made durable.
+    offset: u64,
+    /// Seconds since the Unix epoch.
+    started_at: u64,
+}
+
+#[derive(Default)]
+struct Session {
+    state: Option<State>,
+    /// sha256 of the first `.0` bytes.
+    hasher: Option<(u64, Hasher)>,
+}
+
+/// All upload sessions of a registry.
+pub struct Uploads {
+    store: Store,
+    /// One lock per live session: requests on the same session run one at a time.
+    sessions: std::sync::Mutex<HashMap<UploadId, Arc<Mutex<Session>>>>,
+    max_blob_bytes: u64,
+}
+
+/// A session, locked for the duration of one request.
+pub struct OpenUpload {
+    pub repo: Repo,
+    pub id: UploadId,
+    session: OwnedMutexGuard<Session>,
+}
+
+impl std::fmt::Debug for OpenUpload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenUpload").field("repo", &self.repo).field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl OpenUpload {
+    /// Bytes received so far.
+    pub fn offset(&self) -> u64 {
+        self.session.state.map_or(0, |s| s.offset)
+    }
+
+    /// The session's URL path.
+    pub fn location(&self) -> String {
+        format!("/v2/{}/blobs/uploads/{}", self.repo, self.id.as_str())
+    }
+
+    /// The spec's `Range` header value: "the inclusive range of bytes received", `0-N`.
+    /// An empty session answers `0-0`, as distribution does.
+    pub fn range(&self) -> String {
+        format!("0-{}", self.offset().saturating_sub(1))
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn upload_unknown(id: &UploadId) -> RegistryError {
+    RegistryError::new(ErrorCode::BlobUploadUnknown, "upload session not found")
+        .with_detail(serde_json::json!({ "uuid": id.as_str() }))
+}
+
+impl Uploads {
+    pub fn new(store: Store, max_blob_bytes: u64) -> Self {
+        Uploads { store, sessions: Default::default(), max_blob_bytes }
+    }
+
+    fn slot(&self, id: &UploadId) -> Arc<Mutex<Session>> {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.entry(id.clone()).or_default().clone()
+    }
+
+    fn forget(&self, id: &UploadId) {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
+    /// Starts a session.
+    pub async fn create(&self, repo: &Repo) -> Result<OpenUpload> {
+        let id = UploadId::generate();
+        let state = State { offset: 0, started_at: now_secs() };
+        self.save(repo, &id, &state).await?;
+        let mut session = self.slot(&id).lock_owned().await;
+        session.state = Some(state);
+        session.hasher = Some((0, Hasher::new(Algorithm::Sha256)));
+        Ok(OpenUpload { repo: repo.clone(), id, session })
+    }
+
+    /// Locks an existing session, loading it from storage after a restart.
+    pub async fn open(&self, repo: &Repo, id: &UploadId) -> Result<OpenUpload> {
+        let mut session = self.slot(id).lock_owned().await;
+        let stored = self.store.driver().get_content(&layout::upload_state(repo, id)).await;
+        match stored {
+            Ok(raw) => {
+                let state: State = serde_json::from_slice(&raw)
+                    .map_err(|e| RegistryError::internal("reading upload state", e))?;
+                session.state = Some(state);
+            }
+            Err(e) if e.is_not_found() => {
+                drop(session);
+                self.forget(id);
+                return Err(upload_unknown(id));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(OpenUpload { repo: repo.clone(), id: id.clone(), session })
+    }
+
+    async fn save(&self, repo: &Repo, id: &UploadId, state: &State) -> Result<()> {
+        let json = serde_json::to_vec(state).unwrap_or_default();
+        Ok(self.store.driver().put_content(&layout::upload_state(repo, id), &json).await?)
+    }
+
+    /// Appends a request body. With `range` (`Content-Range: <start>-<end>`), the chunk
+    /// must start where the session ends, else 416; spec: "If a chunk is uploaded out of
+    /// order, the registry MUST respond with a 416 Requested Range Not Satisfiable".
+    pub async fn append(&self, up: &mut OpenUpload, body: Body, range: Option<(u64, u64)>) -> Result<u64> {
+        let start = up.offset();
+        if let Some((first, last)) = range {
+            if first != start || last < first {
+                return Err(RegistryError::new(
+                    ErrorCode::BlobUploadInvalid,
+                    format!("chunk {first}-{last} does not continue the upload, which has {start} bytes"),
+                )
+                .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .with_header(http::header::LOCATION, up.location())
+                .with_header(http::header::RANGE, up.range())
+                .with_header(http::HeaderName::from_static("docker-upload-uuid"), up.id.as_str()));
+            }
+        }
+        let path = layout::upload_data(&up.repo, &up.id);
+        let mut writer = self.store.driver().writer(&path, start).await?;
+        // Hash a copy: if the request fails, the committed hash state stays as it was.
+        let mut hasher = match up.session.hasher.take() {
+            Some((offset, h)) if offset == start => Some(h),
+            _ => None,
+        };
+        let committed_hasher = hasher.clone();
+        let mut stream = body.into_data_stream();
+        let mut received = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    up.session.hasher = committed_hasher.map(|h| (start, h));
+                    return Err(RegistryError::new(
+                        ErrorCode::BlobUploadInvalid,
+                        format!("request body ended early after {received} bytes: {e}"),
+                    ));
+                }
+            };
+            received += chunk.len() as u64;
+            if self.max_blob_bytes > 0 && start + received > self.max_blob_bytes {
+                up.session.hasher = committed_hasher.map(|h| (start, h));
+                return Err(RegistryError::new(
+                    ErrorCode::SizeInvalid,
+                    format!("blob larger than the registry's limit of {} bytes", self.max_blob_bytes),
+                )
+                .with_status(StatusCode::PAYLOAD_TOO_LARGE));
+            }
+            if let Some(h) = hasher.as_mut() {
+                h.update(&chunk);
+            }
+            writer.write(&chunk).await?;
+        }
+        if let Some((first, last)) = range {
+            if received != last - first + 1 {
+                up.session.hasher = committed_hasher.map(|h| (start, h));
+                return Err(RegistryError::new(
+                    ErrorCode::BlobUploadInvalid,
+                    format!(
+                        "Content-Range {first}-{last} announces {} bytes, the body had {received}",
+                        last - first + 1
+                    ),
+                ));
+            }
+        }
+        let offset = writer.commit().await?;
+        let state = State { offset, started_at: up.session.state.map_or_else(now_secs, |s| s.started_at) };
+        self.save(&up.repo, &up.id, &state).await?;
+        up.session.state = Some(state);
+        up.session.hasher = hasher.map(|h| (offset, h));
+        Ok(offset)
+    }
+
+    /// Verifies the received bytes against `digest` and moves them into the blob store.
+    /// On a mismatch nothing is stored, the session is discarded, and the answer is 400
+    /// `DIGEST_INVALID`.
+    pub async fn complete(&self, mut up: OpenUpload, digest: &Digest) -> Result<()> {
+        let size = up.offset();
+        let data = layout::upload_data(&up.repo, &up.id);
+        let actual = match up.session.hasher.take() {
+            Some((offset, h)) if offset == size && digest.algorithm() == Algorithm::Sha256 => h.finish(),
+            _ => self.rehash(&data, size, digest.algorithm()).await?,
+        };
+        if actual != *digest {
+            self.cancel(up).await?;
+            return Err(RegistryError::new(
+                ErrorCode::DigestInvalid,
+                format!("uploaded content has digest {actual}, not {digest}; nothing was stored"),
+            )
+            .with_detail(
+                serde_json::json!({ "expected": digest.to_string(), "actual": actual.to_string() }),
+            ));
+        }
+        let blob = layout::blob_data(digest);
+        let driver = self.store.driver();
+        if self.store.blob_size_global(digest).await?.is_none() {
+            match driver.stat(&data).await {
+                Ok(_) => driver.rename(&data, &blob).await?,
+                Err(e) if e.is_not_found() && size == 0 => driver.put_content(&blob, b"").await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.store.link_blob(&up.repo, digest).await?;
+        self.cancel(up).await
+    }
+
+    async fn rehash(&self, path: &str, size: u64, algorithm: Algorithm) -> Result<Digest> {
+        let mut hasher = Hasher::new(algorithm);
+        if size > 0 {
+            let mut reader = self.store.driver().reader(path, 0).await?.take(size);
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = reader
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| RegistryError::internal("re-hashing upload", e))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+        }
+        Ok(hasher.finish())
+    }
+
+    /// Discards a session and its bytes.
+    pub async fn cancel(&self, up: OpenUpload) -> Result<()> {
+        let dir = layout::upload_dir(&up.repo, &up.id);
+        match self.store.driver().delete(&dir).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+        let id = up.id.clone();
+        drop(up);
+        self.forget(&id);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryDriver;
+
+    fn uploads() -> (Store, Uploads) {
+        let store = Store::new(Arc::new(MemoryDriver::new()));
+        (store.clone(), Uploads::new(store, 0))
+    }
+
+    #[tokio::test]
+    async fn chunks_then_complete() {
+        let (store, uploads) = uploads();
+        let repo = Repo::parse("r").unwrap();
+        let mut up = uploads.create(&repo).await.unwrap();
+        uploads.append(&mut up, Body::from("hello "), Some((0, 5))).await.unwrap();
+        let err = uploads.append(&mut up, Body::from("x"), Some((3, 3))).await.unwrap_err();
+        assert_eq!(err.status, StatusCode::RANGE_NOT_SATISFIABLE);
+        let id = up.id.clone();
+        drop(up);
+        // A fresh lock (as after a restart) sees the committed length.
+        let mut up = uploads.open(&repo, &id).await.unwrap();
+        assert_eq!(up.range(), "0-5");
+        uploads.append(&mut up, Body::from("world"), None).await.unwrap();
+        let digest = Digest::sha256(b"hello world");
+        uploads.complete(up, &digest).await.unwrap();
+        assert_eq!(store.blob_size(&repo, &digest).await.unwrap(), Some(11));
+        assert_eq!(uploads.open(&repo, &id).await.unwrap_err().code, ErrorCode::BlobUploadUnknown);
+    }
+
+    #[tokio::test]
+    async fn wrong_digest_stores_nothing() {
+        let (store, uploads) = uploads();
+        let repo = Repo::parse("r").unwrap();
+        let mut up = uploads.create(&repo).await.unwrap();
+        uploads.append(&mut up, Body::from("abc"), None).await.unwrap();
+        let claimed = Digest::sha256(b"abd");
+        let err = uploads.complete(up, &claimed).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::DigestInvalid);
+        assert_eq!(store.blob_size_global(&claimed).await.unwrap(), None);
+        assert_eq!(store.blob_size_global(&Digest::sha256(b"abc")).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn rehash_after_restart_and_sha512() {
+        let (store, uploads) = uploads();
+        let repo = Repo::parse("r").unwrap();
+        let mut up = uploads.create(&repo).await.unwrap();
+        uploads.append(&mut up, Body::from("abc"), None).await.unwrap();
+        let id = up.id.clone();
+        drop(up);
+        // A new registry over the same storage has no hash state.
+        let fresh = Uploads::new(store.clone(), 0);
+        let up = fresh.open(&repo, &id).await.unwrap();
+        let digest = Digest::of(Algorithm::Sha512, b"abc");
+        fresh.complete(up, &digest).await.unwrap();
+        assert_eq!(store.blob_size(&repo, &digest).await.unwrap(), Some(3));
+    }
+
+    #[tokio::test]
+    async fn size_limit() {
+        let store = Store::new(Arc::new(MemoryDriver::new()));
+        let uploads = Uploads::new(store, 4);
+        let repo = Repo::parse("r").unwrap();
+        let mut up = uploads.create(&repo).await.unwrap();
+        let err = uploads.append(&mut up, Body::from("12345"), None).await.unwrap_err();
+        assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(up.offset(), 0);
+    }
+}

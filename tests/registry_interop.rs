@@ -1,0 +1,279 @@
+//! Interop with real peers on 127.0.0.1: skopeo pushes a multi-arch OCI image into
+//! `ferry serve` and pulls it back out byte for byte; `skopeo sync` mirrors a real
+//! distribution registry into ferry; skopeo authenticates with Basic and with the token
+//! flow.
+//!
+//! Needs `skopeo` (and `docker-registry` for the distribution tests). With `CI` set a
+//! missing tool fails the test; otherwise the test is skipped with a message.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::path::Path;
+
+use serde_json::json;
+use support::{
+    head, sha256, skopeo, skopeo_unchecked, write_htpasswd, Distribution, DistributionOpts, Ferry, TempDir,
+};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+const USER: &str = "bob";
+const PASSWORD: &str = "hunter22";
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// A valid gzip stream of `data` using stored (uncompressed) deflate blocks, so skopeo
+/// sees a compressed layer and copies it as it is.
+fn gzip_stored(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    let chunks: Vec<&[u8]> = if data.is_empty() { vec![&[]] } else { data.chunks(65_535).collect() };
+    for (i, chunk) in chunks.iter().enumerate() {
+        out.push(u8::from(i == chunks.len() - 1));
+        let len = chunk.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out.extend_from_slice(&crc32(data).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
+
+fn write_blob(layout: &Path, bytes: &[u8]) -> serde_json::Value {
+    let digest = sha256(bytes);
+    let path = layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+    std::fs::write(path, bytes).unwrap();
+    json!({ "digest": digest, "size": bytes.len() })
+}
+
+/// Writes an OCI layout with one tag `v1`: an index over linux/amd64 and linux/arm64
+/// images, each with a config and two gzip layers of random bytes. Returns the index bytes.
+fn build_multiarch_layout(layout: &Path, seed: u64) -> Vec<u8> {
+    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let mut children = Vec::new();
+    for (i, arch) in ["amd64", "arm64"].iter().enumerate() {
+        let mut layers = Vec::new();
+        let mut diff_ids = Vec::new();
+        for l in 0..2u64 {
+            let raw = support::random_bytes(150_000 + 1000 * l as usize, seed * 100 + i as u64 * 10 + l);
+            diff_ids.push(sha256(&raw));
+            let mut d = write_blob(layout, &gzip_stored(&raw));
+            d["mediaType"] = OCI_LAYER_GZIP.into();
+            layers.push(d);
+        }
+        let config = serde_json::to_vec(&json!({
+            "architecture": arch, "os": "linux", "config": {},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }))
+        .unwrap();
+        let mut config_desc = write_blob(layout, &config);
+        config_desc["mediaType"] = OCI_CONFIG.into();
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config_desc, "layers": layers,
+        }))
+        .unwrap();
+        let mut desc = write_blob(layout, &manifest);
+        desc["mediaType"] = OCI_MANIFEST.into();
+        desc["platform"] = json!({"architecture": arch, "os": "linux"});
+        children.push(desc);
+    }
+    let index =
+        serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children}))
+            .unwrap();
+    let mut desc = write_blob(layout, &index);
+    desc["mediaType"] = OCI_INDEX.into();
+    desc["annotations"] = json!({"org.opencontainers.image.ref.name": "v1"});
+    let top = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [desc]});
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    index
+}
+
+/// Every blob of `src` is in `dst` with the same bytes.
+fn assert_blobs_identical(src: &Path, dst: &Path) {
+    let mut n = 0;
+    for entry in std::fs::read_dir(src.join("blobs/sha256")).unwrap() {
+        let entry = entry.unwrap();
+        let copy = dst.join("blobs/sha256").join(entry.file_name());
+        let (a, b) = (std::fs::read(entry.path()).unwrap(), std::fs::read(&copy).unwrap_or_default());
+        assert!(a == b, "blob {:?} differs after the round trip", entry.file_name());
+        n += 1;
+    }
+    assert_eq!(n, 9, "index + 2 x (manifest + config + 2 layers)");
+}
+
+fn oci(dir: &Path) -> String {
+    format!("oci:{}:v1", dir.display())
+}
+
+fn manifest_digest(url: &str, repo: &str, reference: &str, auth: Option<(&str, &str)>) -> String {
+    let mut r = support::request("HEAD", &format!("{url}/v2/{repo}/manifests/{reference}"))
+        .header("Accept", OCI_INDEX);
+    if let Some((u, p)) = auth {
+        r = r.basic(u, p);
+    }
+    let r = r.send();
+    assert_eq!(r.status, 200, "HEAD {url}/v2/{repo}/manifests/{reference}");
+    r.header("docker-content-digest").unwrap().to_owned()
+}
+
+#[test]
+fn skopeo_copy_all_round_trip_is_byte_identical() {
+    if !support::require("skopeo") {
+        return;
+    }
+    let dir = TempDir::new("skopeo-roundtrip");
+    let (src, out) = (dir.join("src"), dir.join("out"));
+    let index = build_multiarch_layout(&src, 1);
+    let ferry = Ferry::with_root(&dir.join("data"), &[]);
+    let dest = format!("docker://{}/multi/arch:v1", ferry.host());
+    skopeo(&["copy", "--all", "--preserve-digests", "--dest-tls-verify=false", &oci(&src), &dest]);
+    assert_eq!(manifest_digest(&ferry.url, "multi/arch", "v1", None), sha256(&index));
+
+    skopeo(&["copy", "--all", "--preserve-digests", "--src-tls-verify=false", &dest, &oci(&out)]);
+    assert_blobs_identical(&src, &out);
+
+    // skopeo inspect works, raw and parsed.
+    let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", &dest]);
+    assert_eq!(raw.stdout, index, "the index comes back byte for byte");
+    let parsed = skopeo(&["inspect", "--tls-verify=false", &dest]);
+    let parsed: serde_json::Value = serde_json::from_slice(&parsed.stdout).unwrap();
+    assert_eq!(parsed["Digest"], sha256(&index));
+    assert!(parsed["Layers"].as_array().is_some_and(|l| l.len() == 2), "{parsed}");
+    let tags = skopeo(&["list-tags", "--tls-verify=false", &format!("docker://{}/multi/arch", ferry.host())]);
+    assert!(String::from_utf8_lossy(&tags.stdout).contains("\"v1\""));
+
+    // A second push finds every blob already there.
+    skopeo(&["copy", "--all", "--preserve-digests", "--dest-tls-verify=false", &oci(&src), &dest]);
+    // And skopeo can delete it.
+    skopeo(&["delete", "--tls-verify=false", &dest]);
+    assert_eq!(head(&format!("{}/v2/multi/arch/manifests/v1", ferry.url)).status, 404);
+}
+
+#[test]
+fn skopeo_sync_from_distribution() {
+    if !support::require("skopeo") || !support::require("docker-registry") {
+        return;
+    }
+    let dir = TempDir::new("skopeo-sync");
+    let src = dir.join("src");
+    build_multiarch_layout(&src, 2);
+    let distribution = Distribution::start(&DistributionOpts::default());
+    let ferry = Ferry::with_root(&dir.join("data"), &[]);
+    for tag in ["v1", "v2"] {
+        let dest = format!("docker://{}/src/multi:{tag}", distribution.host());
+        skopeo(&["copy", "--all", "--preserve-digests", "--dest-tls-verify=false", &oci(&src), &dest]);
+    }
+    skopeo(&[
+        "sync",
+        "--all",
+        "--src",
+        "docker",
+        "--dest",
+        "docker",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("{}/src/multi", distribution.host()),
+        &format!("{}/mirror", ferry.host()),
+    ]);
+    for tag in ["v1", "v2"] {
+        let theirs = manifest_digest(&distribution.url, "src/multi", tag, None);
+        let ours = manifest_digest(&ferry.url, "mirror/multi", tag, None);
+        assert_eq!(theirs, ours, "{tag}");
+    }
+    // Every child manifest made it too.
+    let index = support::get(&format!("{}/v2/mirror/multi/manifests/v1", ferry.url)).json();
+    for child in index["manifests"].as_array().unwrap() {
+        let digest = child["digest"].as_str().unwrap();
+        assert_eq!(manifest_digest(&ferry.url, "mirror/multi", digest, None), digest);
+    }
+}
+
+#[test]
+fn skopeo_with_basic_auth_and_tokens() {
+    if !support::require("skopeo") || !support::require("docker-registry") {
+        return;
+    }
+    let dir = TempDir::new("skopeo-auth");
+    let src = dir.join("src");
+    let index = build_multiarch_layout(&src, 3);
+    let htpasswd = write_htpasswd(&dir, USER, PASSWORD);
+    let creds = format!("{USER}:{PASSWORD}");
+    let htpasswd_arg = htpasswd.to_str().unwrap();
+
+    // Basic auth on ferry: refused without creds, accepted with --dest-creds / --creds.
+    let basic = Ferry::with_root(&dir.join("basic"), &["--htpasswd", htpasswd_arg]);
+    let dest = format!("docker://{}/auth/img:v1", basic.host());
+    let refused = skopeo_unchecked(&["copy", "--all", "--dest-tls-verify=false", &oci(&src), &dest]);
+    assert!(!refused.status.success(), "a push without credentials must fail");
+    skopeo(&[
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        &creds,
+        &oci(&src),
+        &dest,
+    ]);
+    let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", "--creds", &creds, &dest]);
+    assert_eq!(raw.stdout, index);
+
+    // The token flow, with a real distribution (Basic auth) as the source:
+    // --src-creds for distribution, --dest-creds for ferry's token endpoint.
+    let distribution = Distribution::start(&DistributionOpts { htpasswd: Some(htpasswd.clone()) });
+    let theirs = format!("docker://{}/auth/img:v1", distribution.host());
+    skopeo(&[
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        &creds,
+        &oci(&src),
+        &theirs,
+    ]);
+    let token = Ferry::with_root(&dir.join("token"), &["--htpasswd", htpasswd_arg, "--token"]);
+    let ours = format!("docker://{}/from/distribution:v1", token.host());
+    skopeo(&[
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--src-creds",
+        &creds,
+        "--dest-creds",
+        &creds,
+        &theirs,
+        &ours,
+    ]);
+    let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", "--creds", &creds, &ours]);
+    assert_eq!(raw.stdout, index);
+    let out = dir.join("out");
+    skopeo(&[
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--src-tls-verify=false",
+        "--src-creds",
+        &creds,
+        &ours,
+        &oci(&out),
+    ]);
+    assert_blobs_identical(&src, &out);
+    let wrong = skopeo_unchecked(&["inspect", "--raw", "--tls-verify=false", "--creds", "bob:wrong", &ours]);
+    assert!(!wrong.status.success(), "wrong credentials must fail");
+}

@@ -1,0 +1,104 @@
+//! OCI fixtures for the registry tests: media types, blobs and manifests built in
+//! memory, and a `ferry serve` with helpers to push them.
+
+use serde_json::{json, Value};
+
+use super::{request, resolve, sha256, Ferry, Response, TempDir};
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+pub const EMPTY_JSON_TYPE: &str = "application/vnd.oci.empty.v1+json";
+/// The suite's `dummyDigest`: valid, never pushed.
+pub const DUMMY_DIGEST: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+pub const SPEC_CODES: &[&str] = &[
+    "BLOB_UNKNOWN",
+    "BLOB_UPLOAD_INVALID",
+    "BLOB_UPLOAD_UNKNOWN",
+    "DIGEST_INVALID",
+    "MANIFEST_BLOB_UNKNOWN",
+    "MANIFEST_INVALID",
+    "MANIFEST_UNKNOWN",
+    "NAME_INVALID",
+    "NAME_UNKNOWN",
+    "SIZE_INVALID",
+    "UNAUTHORIZED",
+    "DENIED",
+    "UNSUPPORTED",
+    "TOOMANYREQUESTS",
+];
+
+pub struct Registry {
+    pub _dir: TempDir,
+    pub ferry: Ferry,
+}
+
+impl Registry {
+    pub fn start(extra: &[&str]) -> Registry {
+        let dir = TempDir::new("conformance");
+        let ferry = Ferry::with_root(&dir.join("data"), extra);
+        Registry { _dir: dir, ferry }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.ferry.url)
+    }
+
+    pub fn loc(&self, response: &Response) -> String {
+        let location = response.header("location").unwrap_or_else(|| panic!("no Location in {response:?}"));
+        resolve(&self.ferry.url, location)
+    }
+
+    /// POST then PUT ?digest= with the body; returns the digest.
+    pub fn push_blob(&self, repo: &str, bytes: &[u8]) -> String {
+        let digest = sha256(bytes);
+        let r = request("POST", &self.url(&format!("/v2/{repo}/blobs/uploads/"))).send();
+        assert_eq!(r.status, 202, "{}", r.text());
+        let r = request("PUT", &format!("{}?digest={digest}", self.loc(&r)))
+            .header("Content-Type", "application/octet-stream")
+            .body(bytes)
+            .send();
+        assert_eq!(r.status, 201, "{}", r.text());
+        digest
+    }
+
+    pub fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) -> Response {
+        request("PUT", &self.url(&format!("/v2/{repo}/manifests/{reference}")))
+            .header("Content-Type", media_type)
+            .body(bytes)
+            .send()
+    }
+}
+
+pub fn descriptor(media_type: &str, bytes: &[u8]) -> Value {
+    json!({ "mediaType": media_type, "digest": sha256(bytes), "size": bytes.len() })
+}
+
+pub fn config_blob(n: u32) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}, "ferry-test": n
+    }))
+    .unwrap()
+}
+
+/// An OCI image manifest over `config` and `layers`, with extra top-level fields.
+pub fn image_manifest(config: (&str, &[u8]), layers: &[&[u8]], extra: Value) -> Vec<u8> {
+    let mut m = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor(config.0, config.1),
+        "layers": layers.iter().map(|l| descriptor(OCI_LAYER, l)).collect::<Vec<_>>(),
+    });
+    if let (Some(m), Value::Object(extra)) = (m.as_object_mut(), extra) {
+        m.extend(extra);
+    }
+    serde_json::to_vec(&m).unwrap()
+}
+
+pub fn assert_spec_error(r: &Response, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{r:?} {}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.error_code(), code, "{}", r.text());
+    assert!(SPEC_CODES.contains(&code) || code == "PAGINATION_NUMBER_INVALID");
+}
