@@ -1,0 +1,160 @@
+//! Upload bodies: the verifying stream of a monolithic `PUT`, a chunk handed over in
+//! pieces, and the progress both report for the upload watchdog.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferry_core::digest::Verifier;
+use ferry_core::transport::TransportError;
+use futures_util::stream::{self, Stream, StreamExt as _};
+
+use crate::source::SourceStream;
+
+/// The size of the pieces an upload body is handed to the connection in.
+const PIECE: usize = 64 * 1024;
+
+/// When an upload request last made progress, for the upload's watchdog.
+pub(crate) struct Activity {
+    origin: tokio::time::Instant,
+    /// Milliseconds after `origin` of the last piece the connection took.
+    last: AtomicU64,
+    /// The whole body has been handed over; from then on the registry is committing.
+    pub(crate) done: AtomicBool,
+}
+
+impl Activity {
+    pub(crate) fn new() -> Self {
+        Activity {
+            origin: tokio::time::Instant::now(),
+            last: AtomicU64::new(0),
+            done: AtomicBool::new(false),
+        }
+    }
+
+    fn touch(&self) {
+        self.last.store(self.origin.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn finish(&self) {
+        self.touch();
+        self.done.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn deadline(&self, idle: Duration, commit: Duration) -> tokio::time::Instant {
+        let last = self.origin + Duration::from_millis(self.last.load(Ordering::Relaxed));
+        last + if self.done.load(Ordering::Relaxed) { commit } else { idle }
+    }
+}
+
+/// A chunk as a stream of pieces, so that the connection's progress is visible.
+pub(crate) fn pieces(
+    chunk: Bytes,
+    activity: Arc<Activity>,
+) -> impl Stream<Item = Result<Bytes, Aborted>> + Send + 'static {
+    stream::unfold(0usize, move |at| {
+        let activity = activity.clone();
+        let chunk = chunk.clone();
+        async move {
+            if at >= chunk.len() {
+                activity.finish();
+                return None;
+            }
+            activity.touch();
+            let end = (at + PIECE).min(chunk.len());
+            Some((Ok(chunk.slice(at..end)), end))
+        }
+    })
+}
+
+/// The body of a monolithic upload: the source's chunks, each fed to the verifier first.
+///
+/// It holds one chunk back. When the source ends, the held chunk is released only if the
+/// blob verified; otherwise the body fails instead, so the registry receives fewer bytes
+/// than `Content-Length` announced and cannot commit.
+pub(crate) struct VerifyingBody {
+    source: SourceStream,
+    verifier: Option<Verifier>,
+    held: Option<Bytes>,
+    /// Why the body failed, for the transfer to report.
+    failure: Arc<Mutex<Option<TransportError>>>,
+    activity: Arc<Activity>,
+    finished: bool,
+}
+
+impl VerifyingBody {
+    /// `failure` receives the reason when the body has to fail.
+    pub(crate) fn new(
+        source: SourceStream,
+        verifier: Verifier,
+        failure: Arc<Mutex<Option<TransportError>>>,
+        activity: Arc<Activity>,
+    ) -> Self {
+        VerifyingBody { source, verifier: Some(verifier), held: None, failure, activity, finished: false }
+    }
+
+    fn fail(&mut self, error: TransportError) -> Poll<Option<Result<Bytes, Aborted>>> {
+        self.finished = true;
+        self.held = None;
+        if let Ok(mut slot) = self.failure.lock() {
+            *slot = Some(error);
+        }
+        Poll::Ready(Some(Err(Aborted)))
+    }
+}
+
+impl Stream for VerifyingBody {
+    type Item = Result<Bytes, Aborted>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.finished {
+            return Poll::Ready(this.held.take().map(Ok));
+        }
+        this.activity.touch();
+        loop {
+            match this.source.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(error))) => return this.fail(error),
+                Poll::Ready(Some(Ok(chunk))) => {
+                    let Some(verifier) = this.verifier.as_mut() else {
+                        return this.fail(TransportError::Cancelled);
+                    };
+                    if let Err(error) = verifier.update(&chunk) {
+                        return this.fail(TransportError::Verify(error));
+                    }
+                    if let Some(previous) = this.held.replace(chunk) {
+                        return Poll::Ready(Some(Ok(previous)));
+                    }
+                }
+                Poll::Ready(None) => {
+                    let verified = this.verifier.take().map(Verifier::finish);
+                    match verified {
+                        Some(Ok(())) => {
+                            this.finished = true;
+                            this.activity.finish();
+                            return Poll::Ready(this.held.take().map(Ok));
+                        }
+                        Some(Err(error)) => return this.fail(TransportError::Verify(error)),
+                        None => return this.fail(TransportError::Cancelled),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The error an upload body ends with when it must not complete.
+#[derive(Debug)]
+pub(crate) struct Aborted;
+
+impl std::fmt::Display for Aborted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("upload aborted: the source's content failed or did not verify")
+    }
+}
+
+impl std::error::Error for Aborted {}

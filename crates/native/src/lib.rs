@@ -1,0 +1,43 @@
+//! ferry-native: the native transport of ferry, on reqwest and tokio.
+//!
+//! [`NativeTransport`] performs the core's actions: small requests whole, blobs streamed
+//! from source to destination through the core's `Verifier` with memory that does not
+//! grow with the blob. [`TokioClock`] is the core's clock on tokio's timer.
+//! [`credentials`] reads docker's `config.json` and its credential helpers.
+//!
+//! A job runs like this:
+//!
+//! 1. Build the plan and a `SyncMachine` with `clock.now()` and `clock.wall_now()`.
+//! 2. Call [`run_sync`]: it drains the machine's actions and events, starts each action on
+//!    the transport, waits for the first to finish or for the machine's next deadline,
+//!    feeds the outcome back, and repeats until the machine has finished.
+#![forbid(unsafe_code)]
+
+mod body;
+mod clock;
+pub mod credentials;
+mod errors;
+mod options;
+mod source;
+mod transport;
+mod upload;
+
+pub use clock::{wall_now, TokioClock};
+pub use options::{
+    BuildError, NativeOptions, DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, DEFAULT_MAX_ANSWER_BYTES,
+};
+pub use transport::NativeTransport;
+
+use ferry_core::driver::{Machine, Misuse};
+use ferry_core::progress::Event;
+
+/// Runs `machine` to the end over `transport` on tokio, handing each progress event to
+/// `on_event`. A thin wrapper of [`ferry_core::driver::run`].
+pub async fn run_sync(
+    machine: &mut impl Machine,
+    transport: &NativeTransport,
+    clock: &TokioClock,
+    on_event: impl FnMut(Event),
+) -> Result<(), Misuse> {
+    ferry_core::driver::run(machine, transport, clock, on_event).await
+}

@@ -1,0 +1,144 @@
+//! The source side of a transfer: the blob `GET`, as a stream of chunks.
+
+use std::future::Future as _;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferry_core::transport::{ProgressCounter, Side, Transfer, TransportError};
+use futures_util::stream::{BoxStream, Stream, StreamExt as _};
+use http::header::{CONTENT_RANGE, RANGE};
+use http::StatusCode;
+
+use crate::errors::{from_reqwest, host_of, timeout};
+use crate::transport::{expect_success, parse_url, NativeTransport};
+
+/// The blob's bytes from a given offset on. Counts every byte read into the transfer's
+/// progress, drops the prefix itself when the source ignored `Range`, and fails when the
+/// source stays silent longer than the read timeout.
+pub(crate) struct SourceStream {
+    body: BoxStream<'static, reqwest::Result<Bytes>>,
+    host: String,
+    /// Bytes still to drop: the source answered `200` to a `Range` request.
+    skip: u64,
+    idle: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    /// Whether the last poll of `body` found nothing, so `timer` is running.
+    waiting: bool,
+    progress: ProgressCounter,
+    ended: bool,
+}
+
+/// `GET`s the blob from `offset` on (with `Range: bytes=<offset>-` unless it is 0).
+pub(crate) async fn open(
+    transport: &NativeTransport,
+    transfer: &Transfer,
+    offset: u64,
+    progress: &ProgressCounter,
+) -> Result<SourceStream, TransportError> {
+    let side = Side::Source;
+    let url = parse_url(side, &transfer.source.uri().to_string())?;
+    let mut headers = transfer.source.headers().clone();
+    if offset > 0 {
+        headers.insert(RANGE, format!("bytes={offset}-").parse().expect("a number is a header value"));
+    }
+    let wait = transport.options().read_timeout;
+    let (answer, url) =
+        transport.fetch(side, transfer.source.method().clone(), url, headers, None, wait).await?;
+    let answer = expect_success(side, answer, &url).await?;
+    let host = host_of(&url);
+    let skip = match answer.status() {
+        StatusCode::PARTIAL_CONTENT => {
+            let start = answer
+                .headers()
+                .get(CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().strip_prefix("bytes "))
+                .and_then(|v| v.split('-').next())
+                .and_then(|v| v.parse::<u64>().ok());
+            if start != Some(offset) {
+                return Err(TransportError::Status {
+                    side,
+                    status: 206,
+                    retry_after: None,
+                    detail: Some(format!("{host} answered a range that does not start at byte {offset}")),
+                });
+            }
+            0
+        }
+        _ => offset,
+    };
+    let idle = transport.options().read_timeout;
+    Ok(SourceStream {
+        body: answer.bytes_stream().boxed(),
+        host,
+        skip,
+        idle,
+        timer: Box::pin(tokio::time::sleep(idle)),
+        waiting: false,
+        progress: progress.clone(),
+        ended: false,
+    })
+}
+
+impl Stream for SourceStream {
+    type Item = Result<Bytes, TransportError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            let next = this.body.poll_next_unpin(cx);
+            if next.is_ready() {
+                this.waiting = false;
+            }
+            match next {
+                Poll::Pending => {
+                    // The silence is timed from the first poll that found nothing: the
+                    // stream may legitimately sit unpolled while a chunk goes up.
+                    if !this.waiting {
+                        this.waiting = true;
+                        this.timer.as_mut().reset(tokio::time::Instant::now() + this.idle);
+                    }
+                    if this.timer.as_mut().poll(cx).is_ready() {
+                        this.ended = true;
+                        return Poll::Ready(Some(Err(timeout(
+                            Side::Source,
+                            &this.host,
+                            "sent nothing",
+                            this.idle,
+                        ))));
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(None) => {
+                    this.ended = true;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    this.ended = true;
+                    let mut error = from_reqwest(Side::Source, &this.host, e);
+                    if let TransportError::Connection { message, .. } = &mut error {
+                        message.push_str(" (the blob's body was cut short)");
+                    }
+                    return Poll::Ready(Some(Err(error)));
+                }
+                Poll::Ready(Some(Ok(mut chunk))) => {
+                    this.progress.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    if this.skip > 0 {
+                        let drop = this.skip.min(chunk.len() as u64);
+                        this.skip -= drop;
+                        chunk = chunk.slice(drop as usize..);
+                    }
+                    if !chunk.is_empty() {
+                        return Poll::Ready(Some(Ok(chunk)));
+                    }
+                }
+            }
+        }
+    }
+}
