@@ -22,3 +22,8 @@ lint:
 # Run each fuzz target briefly (SECONDS each).
 fuzz SECONDS="20":
     scripts/fuzz.sh {{SECONDS}}
+
+# Benchmarks against peers in the same run (SCALE: full or small; RUNS per server). Reports ratios, never fails on them.
+# Part 1: `ferry serve` vs distribution, pushed and pulled with skopeo (bench/registry.py).
+bench SCALE="full" RUNS="3":
+    python3 bench/registry.py --scale {{SCALE}} --runs {{RUNS}}
