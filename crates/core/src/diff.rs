@@ -381,14 +381,6 @@ impl DiffMachine {
             self.events.push_back(event);
         }
     }
-
-    fn known(&self, id: ActionId) -> Result<(), Misuse> {
-        if self.session.owns(id) {
-            Ok(())
-        } else {
-            Err(Misuse::UnknownAction(id))
-        }
-    }
 }
 
 impl Machine for DiffMachine {
@@ -410,14 +402,14 @@ impl Machine for DiffMachine {
         response: http::Response<Vec<u8>>,
         now: Instant,
     ) -> Result<(), Misuse> {
-        self.known(id)?;
+        self.session.expect(id)?;
         self.session.handle_response(id, response, now);
         self.pump(now);
         Ok(())
     }
 
     fn handle_failure(&mut self, id: ActionId, error: TransportError, now: Instant) -> Result<(), Misuse> {
-        self.known(id)?;
+        self.session.expect(id)?;
         self.session.handle_failure(id, error, now);
         self.pump(now);
         Ok(())

@@ -18,6 +18,7 @@ use http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Request, Response, StatusCode};
 
 use crate::auth::{self, Challenge, CredentialStore, Scheme, Scope, Token};
+use crate::driver::Misuse;
 use crate::progress::Event;
 use crate::retry::{parse_retry_after, FailureClass, RetryPolicy, Rng};
 use crate::time::{Instant, WallClock};
@@ -202,8 +203,13 @@ impl<T> Session<T> {
         }
     }
 
-    pub fn owns(&self, id: ActionId) -> bool {
-        self.in_flight.contains_key(&id)
+    /// Whether `id` is an action this session handed out and has not seen the end of.
+    pub fn expect(&self, id: ActionId) -> Result<(), Misuse> {
+        if self.in_flight.contains_key(&id) {
+            Ok(())
+        } else {
+            Err(Misuse::UnknownAction(id))
+        }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {

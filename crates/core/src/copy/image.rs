@@ -83,6 +83,14 @@ impl ImageTask {
         }
     }
 
+    /// Adds the blobs of an image manifest this image must have at the destination.
+    /// Non-distributable (foreign) layers are not copied.
+    fn need_blobs(&mut self, manifest: &ImageManifest) {
+        for blob in manifest.blobs().filter(|b| !ImageManifest::is_foreign(b)) {
+            self.blobs.entry(blob.digest.clone()).or_insert(BlobNeed { size: blob.size, done: false });
+        }
+    }
+
     pub fn is_live(&self) -> bool {
         !matches!(self.phase, Phase::Finished(_) | Phase::Queued)
     }
@@ -289,12 +297,7 @@ impl SyncMachine {
         image.source_digest = Some(raw.digest().clone());
         match raw.manifest() {
             Manifest::Image(manifest) => {
-                for blob in manifest.blobs().filter(|b| !ImageManifest::is_foreign(b)) {
-                    image
-                        .blobs
-                        .entry(blob.digest.clone())
-                        .or_insert(BlobNeed { size: blob.size, done: false });
-                }
+                image.need_blobs(manifest);
                 image.root = Some(raw);
             }
             Manifest::Index(_) => {
@@ -370,12 +373,7 @@ impl SyncMachine {
         raw.verify(&descriptor.digest).map_err(|e| format!("source manifest {name}: {e}"))?;
         match raw.manifest() {
             Manifest::Image(manifest) => {
-                for blob in manifest.blobs().filter(|b| !ImageManifest::is_foreign(b)) {
-                    image
-                        .blobs
-                        .entry(blob.digest.clone())
-                        .or_insert(BlobNeed { size: blob.size, done: false });
-                }
+                image.need_blobs(manifest);
             }
             Manifest::Index(_) => {
                 return Err(format!(

@@ -292,14 +292,6 @@ impl SyncMachine {
         }
         self.check_finished(now);
     }
-
-    fn known(&self, id: ActionId) -> Result<(), Misuse> {
-        if self.session.owns(id) {
-            Ok(())
-        } else {
-            Err(Misuse::UnknownAction(id))
-        }
-    }
 }
 
 impl Machine for SyncMachine {
@@ -321,14 +313,14 @@ impl Machine for SyncMachine {
         response: http::Response<Vec<u8>>,
         now: Instant,
     ) -> Result<(), Misuse> {
-        self.known(id)?;
+        self.session.expect(id)?;
         self.session.handle_response(id, response, now);
         self.pump(now);
         Ok(())
     }
 
     fn handle_failure(&mut self, id: ActionId, error: TransportError, now: Instant) -> Result<(), Misuse> {
-        self.known(id)?;
+        self.session.expect(id)?;
         self.session.handle_failure(id, error, now);
         self.pump(now);
         Ok(())
@@ -340,7 +332,7 @@ impl Machine for SyncMachine {
         result: Result<TransferReport, TransportError>,
         now: Instant,
     ) -> Result<(), Misuse> {
-        self.known(id)?;
+        self.session.expect(id)?;
         match result {
             Ok(_) => self.session.handle_transfer(id),
             Err(error) => self.session.handle_failure(id, error, now),
