@@ -1,0 +1,127 @@
+//! `ferry copy SRC DST`: one image, as one planned task of the core's `SyncMachine`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use ferry_core::auth::CredentialStore;
+use ferry_core::copy::{Job, SyncOptions};
+use ferry_core::manifest::PlatformFilter;
+use ferry_core::plan::CopyTask;
+use ferry_core::reference::Reference;
+use ferry_core::retry::RetryPolicy;
+
+use crate::common::{self, bad_input};
+use crate::progress::ProgressArgs;
+use crate::sync::execute;
+
+const AFTER_HELP: &str = "\
+References are [registry[:port]/]repository[:tag][@digest]; a destination without a tag
+or digest keeps the source's. Loopback registries (localhost, 127.0.0.1) are plain HTTP.
+
+Exit codes: 0 copied or already in sync, 1 the copy failed, 2 bad usage.
+
+Examples:
+  ferry copy docker.io/library/alpine:3.20 registry.example.com/mirror/alpine
+  ferry copy --platform linux/arm64 quay.io/org/app:v1 127.0.0.1:5000/org/app:v1
+  ferry copy --dest-creds me:secret --progress plain SRC DST";
+
+/// Options of `ferry copy`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct CopyArgs {
+    /// Source image
+    #[arg(value_name = "SRC")]
+    source: String,
+
+    /// Destination image
+    #[arg(value_name = "DST")]
+    destination: String,
+
+    /// Copy every platform of an index (the default)
+    #[arg(long, conflicts_with = "platforms")]
+    all: bool,
+
+    /// Copy only this platform of an index, os/arch[/variant] (repeatable); the index is
+    /// rewritten to list only the platforms copied
+    #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]")]
+    platforms: Vec<String>,
+
+    /// Credentials for the source registry
+    #[arg(long, value_name = "USER:PASS")]
+    src_creds: Option<String>,
+
+    /// Credentials for the destination registry
+    #[arg(long, value_name = "USER:PASS")]
+    dest_creds: Option<String>,
+
+    /// Speak plain HTTP to both registries, even when they are not on loopback
+    #[arg(long)]
+    insecure: bool,
+
+    /// docker's config file to take credentials from [default: $DOCKER_CONFIG/config.json
+    /// or ~/.docker/config.json, if present]
+    #[arg(long, value_name = "PATH")]
+    docker_config: Option<PathBuf>,
+
+    /// Push the manifest even when the destination already has the same digest
+    #[arg(long)]
+    force: bool,
+
+    /// Look at both sides and say what would be copied; write nothing
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Retries of a failed request or transfer
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    retries: u32,
+
+    #[command(flatten)]
+    output: ProgressArgs,
+}
+
+pub fn run(args: CopyArgs) -> anyhow::Result<ExitCode> {
+    let source = common::parse_reference(&args.source)?;
+    let destination = destination(&source, common::parse_reference(&args.destination)?);
+    let platforms =
+        PlatformFilter::new(&[], &[], &args.platforms).map_err(|e| bad_input(format!("--platform: {e}")))?;
+
+    // The flags' credentials are keyed by the exact repository, so they win over docker's.
+    let mut pairs = Vec::new();
+    if let Some(creds) = &args.src_creds {
+        let key = format!("{}/{}", source.registry(), source.repository());
+        pairs.push((key, common::parse_creds("--src-creds", creds)?));
+    }
+    if let Some(creds) = &args.dest_creds {
+        let key = format!("{}/{}", destination.registry(), destination.repository());
+        pairs.push((key, common::parse_creds("--dest-creds", creds)?));
+    }
+    pairs.extend(common::docker_credentials(args.docker_config.as_deref())?);
+    let credentials = CredentialStore::new(pairs).map_err(bad_input)?;
+
+    let endpoints = common::endpoints([source.registry(), destination.registry()], args.insecure);
+    let job = Job { rules: Vec::new(), credentials, endpoints };
+    let options = SyncOptions {
+        proc: 1,
+        force: args.force,
+        dry_run: args.dry_run,
+        retry: RetryPolicy { retries: args.retries, ..RetryPolicy::default() },
+        ..SyncOptions::default()
+    };
+    let task = CopyTask { source, destination, platforms };
+    let runtime = common::runtime()?;
+    let report = runtime.block_on(execute(job, options, Some(vec![task]), &args.output))?;
+    Ok(common::job_exit(&report))
+}
+
+/// A destination without tag or digest takes the source's tag (or digest).
+fn destination(source: &Reference, destination: Reference) -> Reference {
+    if destination.tag().is_some() || destination.digest().is_some() {
+        return destination;
+    }
+    match (source.tag(), source.digest()) {
+        (Some(tag), _) => destination.with_tag(tag).unwrap_or(destination),
+        (None, Some(digest)) => destination.with_digest(digest.clone()),
+        (None, None) => destination.with_tag("latest").unwrap_or(destination),
+    }
+}

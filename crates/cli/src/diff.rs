@@ -1,0 +1,214 @@
+//! `ferry diff SRC DST`: the core's `DiffMachine`, printed as a table or as JSON.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+use ferry_core::auth::{Credential, CredentialStore};
+use ferry_core::copy::EndpointMap;
+use ferry_core::diff::{DiffJob, DiffMachine, DiffReport, DiffSide, TagStatus};
+use ferry_core::reference::validate_repository;
+use ferry_core::retry::RetryPolicy;
+use ferry_core::transport::Clock as _;
+use ferry_native::{run_sync, TokioClock};
+
+use crate::common::{self, bad_input, bytes, short_digest};
+
+const AFTER_HELP: &str = "\
+SRC and DST are both repositories (host/repository), or both registries: SRC a host,
+DST a host or host/prefix (the source's repositories are looked for under the prefix).
+
+Each tag is in-sync (same digest on both sides), missing (only the source has it),
+different (the digests differ) or extra (only the destination has it).
+
+Exit codes: 0 in sync, 1 they differ, 2 an error (a registry could not be read, bad usage).
+
+Examples:
+  ferry diff quay.io/coreos/etcd registry.example.com/coreos/etcd
+  ferry diff 127.0.0.1:5000 127.0.0.1:5001/mirror --details
+  ferry diff SRC DST --json | jq '.rows[] | select(.status != \"in_sync\")'";
+
+/// Options of `ferry diff`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct DiffArgs {
+    /// Source: host/repository, or a registry host
+    #[arg(value_name = "SRC")]
+    source: String,
+
+    /// Destination: host/repository, or a registry host with an optional /prefix
+    #[arg(value_name = "DST")]
+    destination: String,
+
+    /// Print the comparison as JSON (the core's DiffReport)
+    #[arg(long)]
+    json: bool,
+
+    /// Also read the source's manifests: platforms and total size per tag
+    #[arg(long)]
+    details: bool,
+
+    #[command(flatten)]
+    access: AccessArgs,
+}
+
+/// How to reach the registries of a read-only command.
+#[derive(Debug, Clone, Args)]
+pub struct AccessArgs {
+    /// Credentials for the source registry
+    #[arg(long, value_name = "USER:PASS")]
+    pub src_creds: Option<String>,
+
+    /// Credentials for the destination registry
+    #[arg(long, value_name = "USER:PASS")]
+    pub dest_creds: Option<String>,
+
+    /// Speak plain HTTP to the registries, even when they are not on loopback
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// docker's config file to take credentials from [default: $DOCKER_CONFIG/config.json
+    /// or ~/.docker/config.json, if present]
+    #[arg(long, value_name = "PATH")]
+    pub docker_config: Option<PathBuf>,
+}
+
+impl AccessArgs {
+    /// A diff job between two sides with these credentials.
+    pub fn job(&self, source: DiffSide, destination: DiffSide, details: bool) -> anyhow::Result<DiffJob> {
+        let mut pairs: Vec<(String, Credential)> = Vec::new();
+        for (flag, creds, side) in
+            [("--src-creds", &self.src_creds, &source), ("--dest-creds", &self.dest_creds, &destination)]
+        {
+            if let Some(creds) = creds {
+                pairs.push((side.registry.clone(), common::parse_creds(flag, creds)?));
+            }
+        }
+        pairs.extend(common::docker_credentials(self.docker_config.as_deref())?);
+        let credentials = CredentialStore::new(pairs).map_err(bad_input)?;
+        let endpoints: EndpointMap =
+            common::endpoints([source.registry.as_str(), destination.registry.as_str()], self.insecure);
+        Ok(DiffJob { source, destination, details, credentials, endpoints, retry: RetryPolicy::default() })
+    }
+}
+
+pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
+    let (source, destination) = sides(&args.source, &args.destination)?;
+    let job = args.access.job(source, destination, args.details)?;
+    let runtime = common::runtime()?;
+    let report = runtime.block_on(compare(job))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).context("serialising the report")?);
+    } else {
+        print!("{}", table(&report, args.details));
+    }
+    Ok(exit_code(&report, true))
+}
+
+/// 0 in sync, 1 different, 2 errors (printed on stderr, one line each).
+pub fn exit_code(report: &DiffReport, print_errors: bool) -> ExitCode {
+    if !report.errors.is_empty() {
+        if print_errors {
+            for error in &report.errors {
+                eprintln!("error: {error}");
+            }
+        }
+        return ExitCode::from(2);
+    }
+    common::exit(report.is_in_sync())
+}
+
+/// Both sides from the arguments: repository against repository, or registry against
+/// registry (with an optional prefix on the destination).
+pub fn sides(source: &str, destination: &str) -> anyhow::Result<(DiffSide, DiffSide)> {
+    if source.contains('/') {
+        if !destination.contains('/') {
+            return Err(bad_input(format!(
+                "SRC {source:?} is a repository, so DST must be one too (host/repository), not {destination:?}"
+            )));
+        }
+        let (registry, repository) = common::parse_repository(source)?;
+        let source = DiffSide { registry, repository: Some(repository) };
+        let (registry, repository) = common::parse_repository(destination)?;
+        return Ok((source, DiffSide { registry, repository: Some(repository) }));
+    }
+    let source = DiffSide { registry: common::parse_registry(source)?, repository: None };
+    let destination = match destination.split_once('/') {
+        Some((host, prefix)) => {
+            let prefix = prefix.trim_end_matches('/');
+            validate_repository(prefix).map_err(|e| bad_input(format!("DST prefix {prefix:?}: {e}")))?;
+            DiffSide { registry: common::parse_registry(host)?, repository: Some(prefix.to_owned()) }
+        }
+        None => DiffSide { registry: common::parse_registry(destination)?, repository: None },
+    };
+    Ok((source, destination))
+}
+
+/// Runs a diff to the end over the native transport.
+pub async fn compare(job: DiffJob) -> anyhow::Result<DiffReport> {
+    let transport = common::transport(&job.endpoints.insecure)?;
+    let clock = TokioClock::new();
+    let mut machine = DiffMachine::new(job, clock.now(), clock.wall_now());
+    run_sync(&mut machine, &transport, &clock, |_| {}).await.context("driving the diff")?;
+    Ok(machine.report())
+}
+
+pub fn status_name(status: TagStatus) -> &'static str {
+    match status {
+        TagStatus::InSync => "in-sync",
+        TagStatus::Missing => "missing",
+        TagStatus::Different => "different",
+        TagStatus::Extra => "extra",
+    }
+}
+
+/// Counts on top, then one row per tag.
+pub fn table(report: &DiffReport, details: bool) -> String {
+    let mut out = format!(
+        "{} in sync, {} missing, {} different, {} extra\n",
+        report.in_sync, report.missing, report.different, report.extra
+    );
+    if report.rows.is_empty() {
+        out.push_str("(no tags on either side)\n");
+        return out;
+    }
+    let mut header = vec!["REPOSITORY", "TAG", "STATUS", "SOURCE", "DESTINATION"];
+    if details {
+        header.extend(["PLATFORMS", "SIZE"]);
+    }
+    let mut rows: Vec<Vec<String>> = vec![header.into_iter().map(str::to_owned).collect()];
+    for row in &report.rows {
+        let mut cells = vec![
+            row.repository.clone(),
+            row.tag.clone(),
+            status_name(row.status).to_owned(),
+            short_digest(row.source_digest.as_ref()),
+            short_digest(row.destination_digest.as_ref()),
+        ];
+        if details {
+            let platforms = if row.platforms.is_empty() { "-".to_owned() } else { row.platforms.join(",") };
+            cells.push(platforms);
+            cells.push(row.size.map_or_else(|| "-".to_owned(), bytes));
+        }
+        rows.push(cells);
+    }
+    out.push_str(&columns(&rows));
+    out
+}
+
+/// Left-aligned columns two spaces apart.
+pub fn columns(rows: &[Vec<String>]) -> String {
+    let width = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..width)
+        .map(|i| rows.iter().filter_map(|r| r.get(i)).map(|c| c.chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> =
+            row.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

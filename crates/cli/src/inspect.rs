@@ -1,0 +1,83 @@
+//! `ferry inspect REF`: an image's digest, platforms and size.
+//!
+//! Read through the core's `DiffMachine` with details (the repository against itself),
+//! like `ls`: it reads the manifest and an index's children and adds up the sizes. The
+//! manifest's media type is not part of that report, so it is not shown.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::common::{self, bytes};
+use crate::diff::columns;
+use crate::ls::RepoAccess;
+
+/// Options of `ferry inspect`.
+#[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Examples:\n  ferry inspect 127.0.0.1:5000/library/alpine:3.20\n  ferry inspect --json quay.io/coreos/etcd:v3.5.0"
+)]
+pub struct InspectArgs {
+    /// Image: [registry[:port]/]repository[:tag][@digest] (tag latest when neither is given)
+    #[arg(value_name = "REF")]
+    reference: String,
+
+    /// Print the row as JSON: tag, digest, platforms, size
+    #[arg(long)]
+    json: bool,
+
+    #[command(flatten)]
+    access: RepoAccess,
+}
+
+pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let reference = common::parse_reference(&args.reference)?;
+    let registry = reference.registry().to_owned();
+    let repository = reference.repository().to_owned();
+    let runtime = common::runtime()?;
+    let report = runtime.block_on(args.access.read(registry, repository, true))?;
+    let row = report.rows.iter().find(|row| match reference.digest() {
+        Some(digest) => row.source_digest.as_ref() == Some(digest),
+        None => row.tag == reference.manifest_reference(),
+    });
+    let Some(row) = row else {
+        anyhow::bail!(
+            "{reference}: no such image (`ferry ls {}/{}` lists the tags)",
+            reference.registry(),
+            reference.repository()
+        );
+    };
+    if args.json {
+        let value = serde_json::json!({
+            "reference": reference.to_string(),
+            "tag": row.tag,
+            "digest": row.source_digest,
+            "platforms": row.platforms,
+            "size": row.size,
+        });
+        println!("{}", serde_json::to_string_pretty(&value).context("serialising")?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let platforms = if row.platforms.is_empty() {
+        "single platform (not an index)".to_owned()
+    } else {
+        row.platforms.join(", ")
+    };
+    let lines = [
+        ["reference", &reference.to_string()],
+        ["tag", &row.tag],
+        ["digest", &row.source_digest.as_ref().map(ToString::to_string).unwrap_or_default()],
+        ["platforms", &platforms],
+        [
+            "size",
+            &row.size.map_or_else(
+                || "-".to_owned(),
+                |n| format!("{} ({n} bytes: manifests, configs, layers)", bytes(n)),
+            ),
+        ],
+    ];
+    let rows: Vec<Vec<String>> = lines.iter().map(|l| l.iter().map(|c| (*c).to_owned()).collect()).collect();
+    print!("{}", columns(&rows));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,97 @@
+//! `ferry ls REPO`: a repository's tags and digests.
+//!
+//! The core has no listing machine of its own, and the CLI does no protocol work, so `ls`
+//! runs the `DiffMachine` with the repository on both sides and reads the source column.
+//! That costs one extra tag list and one extra HEAD per tag; for a command a person types,
+//! that is cheaper than a second listing machine.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+use ferry_core::diff::{DiffReport, DiffSide};
+
+use crate::common;
+use crate::diff::{columns, compare, AccessArgs};
+
+/// Options of `ferry ls`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Example:\n  ferry ls 127.0.0.1:5000/library/alpine")]
+pub struct LsArgs {
+    /// Repository: [registry[:port]/]repository
+    #[arg(value_name = "REPO")]
+    repository: String,
+
+    /// Print the tags as JSON: [{"tag": ..., "digest": ...}]
+    #[arg(long)]
+    json: bool,
+
+    #[command(flatten)]
+    access: RepoAccess,
+}
+
+/// How to reach the one registry of `ls` and `inspect`.
+#[derive(Debug, Clone, Args)]
+pub struct RepoAccess {
+    /// Credentials for the registry
+    #[arg(long, value_name = "USER:PASS")]
+    creds: Option<String>,
+
+    /// Speak plain HTTP to the registry, even when it is not on loopback
+    #[arg(long)]
+    insecure: bool,
+
+    /// docker's config file to take credentials from [default: $DOCKER_CONFIG/config.json
+    /// or ~/.docker/config.json, if present]
+    #[arg(long, value_name = "PATH")]
+    docker_config: Option<PathBuf>,
+}
+
+impl RepoAccess {
+    /// Reads `registry/repository` against itself: every tag in sync, with its digest.
+    pub async fn read(
+        &self,
+        registry: String,
+        repository: String,
+        details: bool,
+    ) -> anyhow::Result<DiffReport> {
+        let access = AccessArgs {
+            src_creds: self.creds.clone(),
+            dest_creds: self.creds.clone(),
+            insecure: self.insecure,
+            docker_config: self.docker_config.clone(),
+        };
+        let side = DiffSide { registry, repository: Some(repository) };
+        let report = compare(access.job(side.clone(), side, details)?).await?;
+        if let Some(first) = report.errors.first() {
+            // Both sides are the same repository: each problem shows up twice.
+            anyhow::bail!("{first}");
+        }
+        Ok(report)
+    }
+}
+
+pub fn run(args: LsArgs) -> anyhow::Result<ExitCode> {
+    let (registry, repository) = common::parse_repository(&args.repository)?;
+    let runtime = common::runtime()?;
+    let report = runtime.block_on(args.access.read(registry.clone(), repository.clone(), false))?;
+    let tags: Vec<(String, String)> = report
+        .rows
+        .iter()
+        .filter_map(|row| Some((row.tag.clone(), row.source_digest.as_ref()?.to_string())))
+        .collect();
+    if args.json {
+        let list: Vec<serde_json::Value> =
+            tags.iter().map(|(tag, digest)| serde_json::json!({ "tag": tag, "digest": digest })).collect();
+        println!("{}", serde_json::to_string_pretty(&list).context("serialising the tags")?);
+    } else if tags.is_empty() {
+        eprintln!("{registry}/{repository} has no tags");
+    } else {
+        let rows: Vec<Vec<String>> = std::iter::once(vec!["TAG".to_owned(), "DIGEST".to_owned()])
+            .chain(tags.into_iter().map(|(tag, digest)| vec![tag, digest]))
+            .collect();
+        print!("{}", columns(&rows));
+    }
+    Ok(ExitCode::SUCCESS)
+}

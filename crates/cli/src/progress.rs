@@ -1,0 +1,314 @@
+//! Showing a job's progress, after Docker's streamed pull progress.
+//!
+//! Three renderers over the core's one event model: indicatif bars on a terminal (one per
+//! image in flight, plus overall bytes, throughput and ETA), plain lines for logs and CI,
+//! and the events themselves as NDJSON on stdout (`--progress json`), whose last line is
+//! always `job_finished`. Then a summary of the report.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use ferry_core::digest::Digest;
+use ferry_core::progress::{BlobOutcome, Event, ImageOutcome, Report};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::common::{bytes, short_digest};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Bars when stderr is a terminal, plain lines otherwise.
+    Auto,
+    /// Progress bars on stderr (drawn only when it is a terminal).
+    Bar,
+    /// One line per image on stderr.
+    Plain,
+    /// Every event as one JSON object per line on stdout; the last is `job_finished`.
+    Json,
+}
+
+/// How a copy job shows itself: `ferry sync` and `ferry copy` share these.
+#[derive(Debug, Clone, Args)]
+pub struct ProgressArgs {
+    /// How to show progress
+    #[arg(long, value_enum, value_name = "MODE", default_value = "auto")]
+    pub progress: Mode,
+
+    /// Write the job's report (summary and one entry per image) as JSON to FILE
+    #[arg(long, value_name = "FILE.json")]
+    pub report: Option<PathBuf>,
+}
+
+/// Renders events as they come.
+pub struct Progress {
+    kind: Kind,
+}
+
+enum Kind {
+    Bars(Bars),
+    Plain,
+    Json,
+}
+
+impl Progress {
+    pub fn new(mode: Mode) -> Progress {
+        let kind = match mode {
+            Mode::Auto if std::io::stderr().is_terminal() => Kind::Bars(Bars::new()),
+            Mode::Auto | Mode::Plain => Kind::Plain,
+            Mode::Bar => Kind::Bars(Bars::new()),
+            Mode::Json => Kind::Json,
+        };
+        Progress { kind }
+    }
+
+    /// Whether stdout carries NDJSON (and nothing else may be printed there).
+    pub fn is_json(&self) -> bool {
+        matches!(self.kind, Kind::Json)
+    }
+
+    pub fn on_event(&mut self, event: &Event) {
+        match &mut self.kind {
+            Kind::Json => {
+                let mut out = std::io::stdout().lock();
+                // A closed stdout ends the stream; the job itself goes on.
+                let _ = out.write_all(event.to_ndjson().as_bytes()).and_then(|()| out.flush());
+            }
+            Kind::Plain => {
+                if let Some(line) = plain_line(event) {
+                    eprintln!("{line}");
+                }
+            }
+            Kind::Bars(bars) => bars.on_event(event),
+        }
+    }
+
+    /// Clears what is left of the bars.
+    pub fn finish(&mut self) {
+        if let Kind::Bars(bars) = &mut self.kind {
+            bars.finish();
+        }
+    }
+}
+
+/// The line `--progress plain` prints for an event, if any.
+fn plain_line(event: &Event) -> Option<String> {
+    Some(match event {
+        Event::PlanReady { images, repositories: 0 } => format!("planned {images} image(s)"),
+        Event::PlanReady { images, repositories } => {
+            format!("planned {images} image(s) in {repositories} repositor{}", plural_y(*repositories))
+        }
+        Event::PlanFailed { source, destination, reason, .. } => {
+            format!("failed {source} -> {destination}: {reason}")
+        }
+        Event::ImageStarted { source, destination, .. } => format!("copying {source} -> {destination}"),
+        Event::ImageSkipped { source, destination, digest, .. } => {
+            format!("skipped {source} -> {destination} (already at {})", short_digest(Some(digest)))
+        }
+        Event::ImageDone { source, destination, bytes: n, dry_run: true, .. } => {
+            format!("would copy {source} -> {destination} ({n} bytes)")
+        }
+        Event::ImageDone { source, destination, bytes: n, .. } => {
+            format!("copied {source} -> {destination} ({n} bytes)")
+        }
+        Event::ImageFailed { source, destination, reason, .. } => {
+            format!("failed {source} -> {destination}: {reason}")
+        }
+        Event::RetryScheduled { target, retry, delay_ms, reason } => {
+            format!("retrying {target} in {delay_ms} ms (retry {retry}): {reason}")
+        }
+        _ => return None,
+    })
+}
+
+fn plural_y(n: usize) -> &'static str {
+    if n == 1 {
+        "y"
+    } else {
+        "ies"
+    }
+}
+
+/// Bytes of one image's blobs: moved so far and expected.
+#[derive(Default)]
+struct ImageBytes {
+    blobs: BTreeMap<Digest, (u64, u64)>,
+}
+
+impl ImageBytes {
+    fn totals(&self) -> (u64, u64) {
+        self.blobs.values().fold((0, 0), |(d, t), (done, total)| (d + done, t + total))
+    }
+}
+
+struct Bars {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    images: BTreeMap<usize, (ProgressBar, ImageBytes)>,
+    planned: usize,
+    finished: usize,
+    /// Bytes of images that are no longer shown, so the overall bar keeps counting them.
+    settled: (u64, u64),
+}
+
+impl Bars {
+    fn new() -> Bars {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let overall = multi.add(ProgressBar::new(0));
+        overall.set_style(style("{spinner} {msg} [{elapsed_precise}]"));
+        overall.set_message("planning");
+        overall.enable_steady_tick(Duration::from_millis(120));
+        Bars { multi, overall, images: BTreeMap::new(), planned: 0, finished: 0, settled: (0, 0) }
+    }
+
+    fn on_event(&mut self, event: &Event) {
+        match event {
+            Event::PlanReady { images, .. } => {
+                self.planned = *images;
+                self.update_overall();
+            }
+            Event::ImageStarted { image, destination, .. } => {
+                let bar = self.multi.insert_before(&self.overall, ProgressBar::new(0));
+                // No bar until there are bytes to move: most images only compare digests.
+                bar.set_style(style("  {prefix:40!} {spinner} {msg}"));
+                bar.set_prefix(destination.clone());
+                bar.set_message("checking the destination");
+                self.images.insert(*image, (bar, ImageBytes::default()));
+            }
+            Event::BlobProgress { image, digest, bytes: done, total } => {
+                self.blob(*image, digest, *done, *total);
+            }
+            Event::BlobDone { image, digest, size, outcome: BlobOutcome::Transferred } => {
+                self.blob(*image, digest, *size, *size);
+            }
+            Event::ImageSkipped { image, .. }
+            | Event::ImageDone { image, .. }
+            | Event::ImageFailed { image, .. } => {
+                if let Some((bar, bytes)) = self.images.remove(image) {
+                    bar.finish_and_clear();
+                    self.multi.remove(&bar);
+                    let (done, total) = bytes.totals();
+                    self.settled.0 += done;
+                    self.settled.1 += total;
+                }
+                self.finished += 1;
+                if let Some(line) = plain_line(event) {
+                    let _ = self.multi.println(line);
+                }
+                self.update_overall();
+            }
+            Event::PlanFailed { .. } | Event::RetryScheduled { .. } => {
+                if let Some(line) = plain_line(event) {
+                    let _ = self.multi.println(line);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn blob(&mut self, image: usize, digest: &Digest, done: u64, total: u64) {
+        if let Some((bar, bytes)) = self.images.get_mut(&image) {
+            bytes.blobs.insert(digest.clone(), (done, total.max(done)));
+            let (done, total) = bytes.totals();
+            if bar.length() == Some(0) {
+                bar.set_style(style("  {prefix:40!} {bar:30} {binary_bytes}/{binary_total_bytes}"));
+            }
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+        self.update_overall();
+    }
+
+    fn update_overall(&self) {
+        let (mut done, mut total) = self.settled;
+        for (_, bytes) in self.images.values() {
+            let (d, t) = bytes.totals();
+            done += d;
+            total += t;
+        }
+        if total > 0 && self.overall.length() == Some(0) {
+            self.overall.set_style(style(
+                "{spinner} {msg} [{elapsed_precise}] {wide_bar} {binary_bytes}/{binary_total_bytes} \
+                 {binary_bytes_per_sec} eta {eta}",
+            ));
+        }
+        self.overall.set_length(total);
+        self.overall.set_position(done);
+        self.overall.set_message(format!("images {}/{}", self.finished, self.planned));
+    }
+
+    fn finish(&mut self) {
+        for (bar, _) in std::mem::take(&mut self.images).into_values() {
+            bar.finish_and_clear();
+        }
+        self.overall.finish_and_clear();
+        let _ = self.multi.clear();
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+/// Writes the report as pretty JSON.
+pub fn write_report(path: &Path, report: &Report) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(report).context("serialising the report")?;
+    std::fs::write(path, json + "\n").with_context(|| format!("writing the report to {}", path.display()))
+}
+
+/// The end-of-job summary: counts, failures with whether a retry could help, bytes,
+/// requests and time. A dry run lists what would move.
+pub fn summary_text(report: &Report) -> String {
+    let s = &report.summary;
+    let mut out = String::new();
+    if s.dry_run {
+        out.push_str("dry run: nothing was written\n");
+        for image in &report.images {
+            let what = match image.outcome {
+                ImageOutcome::WouldCopy => format!("would copy ({})", bytes(image.bytes)),
+                ImageOutcome::Skipped => "in sync, would skip".to_owned(),
+                ImageOutcome::Failed => "failed".to_owned(),
+                ImageOutcome::Copied => "copied".to_owned(),
+                ImageOutcome::Pending => "not reached".to_owned(),
+            };
+            out.push_str(&format!("  {} -> {}: {what}\n", image.source, image.destination));
+        }
+        let would = report.images.iter().filter(|i| i.outcome == ImageOutcome::WouldCopy).count();
+        out.push_str(&format!(
+            "would copy {would}, skip {}, failed {} of {} image(s); {} to copy\n",
+            s.skipped,
+            s.failed,
+            s.images,
+            bytes(s.bytes_to_copy)
+        ));
+    } else {
+        out.push_str(&format!(
+            "copied {}, skipped {}, failed {} of {} image(s)\n",
+            s.copied, s.skipped, s.failed, s.images
+        ));
+        out.push_str(&format!(
+            "blobs: {} transferred ({}), {} mounted, {} already present\n",
+            s.blobs_transferred,
+            bytes(s.bytes_transferred),
+            s.blobs_mounted,
+            s.blobs_present
+        ));
+    }
+    out.push_str(&format!(
+        "requests: {}, transfers: {}, retries: {}, time: {:.2}s\n",
+        s.requests,
+        s.transfers,
+        s.retries,
+        s.elapsed_ms as f64 / 1000.0
+    ));
+    if !s.failures.is_empty() {
+        out.push_str("failures:\n");
+        for f in &s.failures {
+            let hint = if f.retryable { "a retry may help" } else { "a retry will not help" };
+            out.push_str(&format!("  {} -> {}: {} ({hint})\n", f.source, f.destination, f.reason));
+        }
+    }
+    out
+}

@@ -1,0 +1,233 @@
+//! `ferry sync`: image-syncer's command line, run by the core's `SyncMachine`.
+//!
+//! The flags are image-syncer's (`--auth`, `--images`, `--config`, `--proc`, `--retries`,
+//! `--os`, `--arch`, `--force`) and read its files unchanged; ferry adds `--dry-run`,
+//! `--report`, `--progress`, `--docker-config` and `--max-transfers`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+use ferry_core::auth::{Credential, CredentialStore};
+use ferry_core::config::{parse_auth_file, parse_config_file, parse_images_file, JobConfig};
+use ferry_core::copy::{Job, SyncMachine, SyncOptions};
+use ferry_core::manifest::PlatformFilter;
+use ferry_core::plan::CopyTask;
+use ferry_core::progress::Report;
+use ferry_core::retry::RetryPolicy;
+use ferry_core::transport::Clock as _;
+use ferry_native::{run_sync, TokioClock};
+
+use crate::common::{self, bad_input};
+use crate::progress::{summary_text, write_report, Progress, ProgressArgs};
+
+const AFTER_HELP: &str = "\
+Files are JSON or YAML by their extension (.json, .yaml, .yml), as image-syncer reads them:
+  auth.json    {\"registry.example.com\": {\"username\": \"me\", \"password\": \"${PASSWORD}\", \"insecure\": true}}
+  images.json  {\"quay.io/coreos/etcd:v3.5.0\": \"registry.example.com/coreos/etcd\"}
+  config.yaml  auth: {...}, images: {...}, and ferry's rules, proc, retries, os, arch
+${VAR} in usernames, passwords and destinations comes from the environment.
+Flags override the config file's proc, retries, os and arch.
+
+Credentials from docker's config (~/.docker/config.json, or --docker-config) are used
+where the auth file has none; the auth file wins.
+
+Exit codes: 0 every image copied or already in sync, 1 some image failed, 2 bad usage
+or configuration.
+
+Examples:
+  ferry sync --auth auth.json --images images.json
+  ferry sync --config config.yaml --proc 10 --arch amd64,arm64
+  ferry sync --images images.json --dry-run            # what would move, nothing written
+  ferry sync --images images.json --progress json --report report.json";
+
+/// Options of `ferry sync`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct SyncArgs {
+    /// image-syncer's auth file: registry or registry/namespace -> username, password,
+    /// insecure
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    pub auth: Option<PathBuf>,
+
+    /// image-syncer's images file: source -> destination(s)
+    #[arg(long, value_name = "FILE", required_unless_present = "config", conflicts_with = "config")]
+    pub images: Option<PathBuf>,
+
+    /// image-syncer's combined file (auth and images), or ferry's superset (rules, proc,
+    /// retries, os, arch)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Images copied at once [default: 5, or the config file's `proc`]
+    #[arg(long, value_name = "N", value_parser = common::at_least_one)]
+    pub proc: Option<usize>,
+
+    /// Retries of a failed request or transfer [default: 2, or the config file's `retries`]
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+
+    /// Only copy these operating systems from multi-platform images (comma-separated,
+    /// repeatable), e.g. linux
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub os: Vec<String>,
+
+    /// Only copy these architectures from multi-platform images (comma-separated,
+    /// repeatable), e.g. amd64,arm64
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub arch: Vec<String>,
+
+    /// Push manifests even when the destination already has the same digest
+    #[arg(long)]
+    pub force: bool,
+
+    /// Look at both sides and print what would be copied or skipped, with bytes and
+    /// requests; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// docker's config file to take credentials from [default: $DOCKER_CONFIG/config.json
+    /// or ~/.docker/config.json, if present]
+    #[arg(long, value_name = "PATH")]
+    pub docker_config: Option<PathBuf>,
+
+    /// Do not read docker's config: only the auth file's credentials are used
+    #[arg(long, conflicts_with = "docker_config")]
+    pub no_docker_config: bool,
+
+    /// Blob transfers at once, across all images
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = common::at_least_one)]
+    pub max_transfers: usize,
+
+    #[command(flatten)]
+    pub output: ProgressArgs,
+}
+
+impl SyncArgs {
+    /// The arguments of `ferry sync --images <images>` with everything else at its default.
+    pub fn for_images(images: &Path) -> SyncArgs {
+        SyncArgs {
+            auth: None,
+            images: Some(images.to_owned()),
+            config: None,
+            proc: None,
+            retries: None,
+            os: Vec::new(),
+            arch: Vec::new(),
+            force: false,
+            dry_run: false,
+            docker_config: None,
+            no_docker_config: false,
+            max_transfers: 8,
+            output: ProgressArgs { progress: crate::progress::Mode::Auto, report: None },
+        }
+    }
+}
+
+pub fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
+    let runtime = common::runtime()?;
+    let report = runtime.block_on(sync(&args))?;
+    Ok(common::job_exit(&report))
+}
+
+/// Reads the files, runs the job and prints its summary; the report says how it went.
+pub async fn sync(args: &SyncArgs) -> anyhow::Result<Report> {
+    let config = load(args)?;
+    let platforms = PlatformFilter::new(
+        if args.os.is_empty() { &config.os } else { &args.os },
+        if args.arch.is_empty() { &config.arch } else { &args.arch },
+        &[],
+    )
+    .map_err(|e| bad_input(format!("--os/--arch: {e}")))?;
+    let options = SyncOptions {
+        proc: args.proc.or(config.proc).unwrap_or(5),
+        max_transfers: args.max_transfers,
+        retry: RetryPolicy {
+            retries: args.retries.or(config.retries).unwrap_or(2),
+            ..RetryPolicy::default()
+        },
+        force: args.force,
+        dry_run: args.dry_run,
+        seed: seed(),
+        platforms,
+    };
+    let mut job = Job::from_config(&config).map_err(bad_input)?;
+    job.credentials = credentials(&config, args)?;
+    execute(job, options, None, &args.output).await
+}
+
+/// The job's configuration from `--config`, or from `--auth` and `--images`.
+fn load(args: &SyncArgs) -> anyhow::Result<JobConfig> {
+    let env = |name: &str| common::env(name);
+    if let Some(path) = &args.config {
+        let text = common::read_text(path, "config file")?;
+        return parse_config_file(&path.display().to_string(), &text, &env).map_err(bad_input);
+    }
+    let mut config = JobConfig::default();
+    if let Some(path) = &args.auth {
+        let text = common::read_text(path, "auth file")?;
+        config.auth = parse_auth_file(&path.display().to_string(), &text, &env).map_err(bad_input)?;
+    }
+    let path = args.images.as_ref().ok_or_else(|| bad_input("give --images FILE or --config FILE"))?;
+    let text = common::read_text(path, "images file")?;
+    config.rules = parse_images_file(&path.display().to_string(), &text, &env).map_err(bad_input)?;
+    Ok(config)
+}
+
+/// The auth file's logins first (they win), then docker's.
+fn credentials(config: &JobConfig, args: &SyncArgs) -> anyhow::Result<CredentialStore> {
+    let mut pairs: Vec<(String, Credential)> = config
+        .auth
+        .entries
+        .iter()
+        .filter_map(|(key, entry)| match (&entry.username, &entry.password) {
+            (Some(user), Some(password)) => Some((key.clone(), Credential::new(user, password))),
+            _ => None,
+        })
+        .collect();
+    if !args.no_docker_config {
+        pairs.extend(common::docker_credentials(args.docker_config.as_deref())?);
+    }
+    CredentialStore::new(pairs).map_err(bad_input)
+}
+
+/// A jitter seed that differs between runs, so that many ferry processes retrying the
+/// same registry spread out.
+fn seed() -> u64 {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+/// Runs a copy job to the end (the rules' plan, or `tasks` already planned), shows its
+/// progress, writes the report if asked, and prints the summary.
+pub async fn execute(
+    job: Job,
+    options: SyncOptions,
+    tasks: Option<Vec<CopyTask>>,
+    output: &ProgressArgs,
+) -> anyhow::Result<Report> {
+    let transport = common::transport(&job.endpoints.insecure)?;
+    let clock = TokioClock::new();
+    let (now, wall) = (clock.now(), clock.wall_now());
+    let mut machine = match tasks {
+        Some(tasks) => SyncMachine::with_tasks(tasks, job, options, now, wall),
+        None => SyncMachine::new(job, options, now, wall),
+    };
+    let mut progress = Progress::new(output.progress);
+    let result = run_sync(&mut machine, &transport, &clock, |event| progress.on_event(&event)).await;
+    progress.finish();
+    result.context("driving the copy job")?;
+    let report = machine.report();
+    if let Some(path) = &output.report {
+        write_report(path, &report)?;
+    }
+    let summary = summary_text(&report);
+    if progress.is_json() {
+        eprint!("{summary}");
+    } else {
+        print!("{summary}");
+    }
+    Ok(report)
+}

@@ -1,0 +1,186 @@
+//! Bad input to the CLI: each case exits non-zero with one clear line that names the
+//! file, key, reference or host, and never a panic or a backtrace. Secrets given on the
+//! command line never show up in what ferry prints.
+
+#[path = "support/mod.rs"]
+mod support;
+
+#[path = "cli_support.rs"]
+mod cli;
+
+use cli::ferry;
+use support::TempDir;
+
+struct Case {
+    name: &'static str,
+    args: Vec<String>,
+    code: i32,
+    /// Every one of these is in stderr.
+    mentions: Vec<String>,
+    /// stderr is exactly one line.
+    one_line: bool,
+}
+
+fn case(name: &'static str, args: &[&str], code: i32, mentions: &[&str], one_line: bool) -> Case {
+    Case {
+        name,
+        args: args.iter().map(|a| (*a).to_owned()).collect(),
+        code,
+        mentions: mentions.iter().map(|m| (*m).to_owned()).collect(),
+        one_line,
+    }
+}
+
+#[test]
+fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
+    let dir = TempDir::new("cli-errors");
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    std::fs::write(dir.join("bad.json"), "{\n  \"127.0.0.1:5000/a\": \"127.0.0.1:5001/a\",\n  \"oops\"\n}\n")
+        .unwrap();
+    std::fs::write(dir.join("images.txt"), "{}").unwrap();
+    std::fs::write(
+        dir.join("bad-key.json"),
+        r#"{"images": {"127.0.0.1:5000/a": "127.0.0.1:5001/a"}, "proc": "five"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("auth.json"),
+        r#"{"127.0.0.1:5000": {"username": "u", "password": "${FERRY_TEST_UNSET_VAR}"}}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("images.json"), r#"{"127.0.0.1:1/library/a:1": "127.0.0.1:1/library/b"}"#)
+        .unwrap();
+
+    let missing = path("missing.json");
+    let bad = path("bad.json");
+    let txt = path("images.txt");
+    let bad_key = path("bad-key.json");
+    let auth = path("auth.json");
+    let images = path("images.json");
+    let cases = [
+        case("missing file", &["sync", "--images", &missing], 2, &["missing.json", "cannot read"], true),
+        case(
+            "bad JSON names the file and line",
+            &["sync", "--images", &bad],
+            2,
+            &["bad.json", "line 4"],
+            true,
+        ),
+        case("unknown extension", &["sync", "--images", &txt], 2, &["images.txt", ".yaml"], true),
+        case("bad config key", &["sync", "--config", &bad_key], 2, &["bad-key.json", "proc"], true),
+        case(
+            "unset variable in the auth file",
+            &["sync", "--auth", &auth, "--images", &images],
+            2,
+            &["auth.json", "FERRY_TEST_UNSET_VAR"],
+            true,
+        ),
+        case("unknown flag", &["sync", "--images", &images, "--bogus"], 2, &["--bogus"], false),
+        case("no images file", &["sync"], 2, &["--images"], false),
+        case("proc of zero", &["sync", "--images", &images, "--proc", "0"], 2, &["--proc"], false),
+        case("invalid reference", &["copy", "Not A Ref", "127.0.0.1:1/x"], 2, &["Not A Ref"], true),
+        case(
+            "invalid platform",
+            &["copy", "--platform", "linux", "127.0.0.1:1/x:1", "127.0.0.1:1/y"],
+            2,
+            &["--platform"],
+            true,
+        ),
+        case(
+            "credentials without a colon",
+            &["copy", "--src-creds", "nocolon", "127.0.0.1:1/x:1", "127.0.0.1:1/y"],
+            2,
+            &["--src-creds"],
+            true,
+        ),
+        case(
+            "diff of a repository against a registry",
+            &["diff", "127.0.0.1:1/x", "127.0.0.1:2"],
+            2,
+            &["DST"],
+            true,
+        ),
+        case("invalid diff side", &["diff", "bad host!", "127.0.0.1:2"], 2, &["bad host!"], true),
+        case(
+            "unreachable registry in a sync",
+            &["sync", "--images", &images, "--retries", "0", "--progress", "plain"],
+            1,
+            &["127.0.0.1:1", "error: 1 of 1 image(s) failed"],
+            false,
+        ),
+        case(
+            "unreachable registry in a copy",
+            &["copy", "--retries", "0", "127.0.0.1:1/a:1", "127.0.0.1:1/b"],
+            1,
+            &["127.0.0.1:1"],
+            false,
+        ),
+        case("unreachable registry in ls", &["ls", "127.0.0.1:1/a"], 1, &["127.0.0.1:1"], true),
+        case("unreachable registry in inspect", &["inspect", "127.0.0.1:1/a:1"], 1, &["127.0.0.1:1"], true),
+        case(
+            "unreachable registry in a diff",
+            &["diff", "127.0.0.1:1/a", "127.0.0.1:1/b"],
+            2,
+            &["error: ", "127.0.0.1:1"],
+            false,
+        ),
+    ];
+    for c in cases {
+        let args: Vec<&str> = c.args.iter().map(String::as_str).collect();
+        let run = ferry(&args);
+        run.assert_no_panic();
+        assert_eq!(
+            run.code, c.code,
+            "{}: exit {}\nstdout: {}\nstderr: {}",
+            c.name, run.code, run.stdout, run.stderr
+        );
+        for mention in &c.mentions {
+            assert!(
+                run.stderr.contains(mention.as_str()),
+                "{}: stderr does not mention {mention:?}:\n{}",
+                c.name,
+                run.stderr
+            );
+        }
+        assert!(
+            run.stderr.lines().any(|l| l.starts_with("error:")),
+            "{}: no `error:` line in stderr:\n{}",
+            c.name,
+            run.stderr
+        );
+        if c.one_line {
+            assert_eq!(run.stderr.lines().count(), 1, "{}: stderr is not one line:\n{}", c.name, run.stderr);
+        }
+    }
+}
+
+#[test]
+fn secrets_never_show() {
+    let dir = TempDir::new("cli-secrets");
+    let report = dir.join("report.json");
+    let run = ferry(&[
+        "copy",
+        "--retries",
+        "0",
+        "--src-creds",
+        "alice:s3cr3t-src",
+        "--dest-creds",
+        "bob:s3cr3t-dst",
+        "--progress",
+        "json",
+        "--report",
+        report.to_str().unwrap(),
+        "127.0.0.1:1/a:1",
+        "127.0.0.1:1/b",
+    ]);
+    run.assert_no_panic();
+    assert_eq!(run.code, 1);
+    let report = std::fs::read_to_string(&report).unwrap();
+    for text in [&run.stdout, &run.stderr, &report] {
+        assert!(!text.contains("s3cr3t"), "a secret leaked:\n{text}");
+    }
+    // A malformed value is not echoed back either.
+    let run = ferry(&["copy", "--dest-creds", "s3cr3t-without-colon", "127.0.0.1:1/a:1", "127.0.0.1:1/b"]);
+    assert_eq!(run.code, 2);
+    assert!(!run.stderr.contains("s3cr3t"), "{}", run.stderr);
+}
