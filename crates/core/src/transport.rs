@@ -69,11 +69,13 @@ pub struct TransferReport {
     pub bytes: u64,
 }
 
-/// Which side of a transfer failed.
+/// Who failed: one side of a transfer, or the registry a small request went to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
     Source,
     Destination,
+    /// A small request (`Transport::send`), which talks to one registry.
+    Registry,
 }
 
 impl fmt::Display for Side {
@@ -81,6 +83,7 @@ impl fmt::Display for Side {
         f.write_str(match self {
             Side::Source => "source",
             Side::Destination => "destination",
+            Side::Registry => "registry",
         })
     }
 }

@@ -195,8 +195,7 @@ fn build_client(options: &NativeOptions, accept_invalid_certs: bool) -> Result<r
 #[async_trait::async_trait]
 impl Transport for NativeTransport {
     async fn send(&self, request: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, TransportError> {
-        // A small request has no side of its own; the core knows which registry it asked.
-        let side = Side::Source;
+        let side = Side::Registry;
         let (parts, body) = request.into_parts();
         let url = parse_url(side, &parts.uri.to_string())?;
         let bodyless = body.is_empty() && matches!(parts.method, Method::GET | Method::HEAD);

@@ -85,7 +85,7 @@ async fn connection_failures_name_the_host_and_no_secret() {
     drop(listener);
     let transport = NativeTransport::new().unwrap();
     let error = transport.send(get(format!("http://127.0.0.1:{port}/v2/?token=SECRET"))).await.unwrap_err();
-    assert!(matches!(error, TransportError::Connection { side: Side::Source, .. }), "{error}");
+    assert!(matches!(error, TransportError::Connection { side: Side::Registry, .. }), "{error}");
     let text = error.to_string();
     assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
     assert!(!text.contains("SECRET"), "{text}");

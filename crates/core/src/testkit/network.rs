@@ -94,7 +94,7 @@ impl Network {
         request: &Request<Vec<u8>>,
         now: Instant,
     ) -> Result<Response<Vec<u8>>, TransportError> {
-        self.exchange(request, now, Side::Source)
+        self.exchange(request, now, Side::Registry)
     }
 
     fn exchange(
