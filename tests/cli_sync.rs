@@ -223,6 +223,14 @@ fn diff_says_different_then_in_sync_and_ls_and_inspect_read_the_result() {
     let run = ferry(&["inspect", &format!("{s}/library/multi:1")]).expect(0, "inspect");
     assert!(run.stdout.contains(multi.as_str()), "{}", run.stdout);
     assert!(run.stdout.contains("linux/amd64, linux/arm64"), "{}", run.stdout);
+    assert!(run.stdout.contains(OCI_INDEX), "inspect shows the media type:\n{}", run.stdout);
+    let by_digest = format!("{s}/library/multi@{multi}");
+    let run = ferry(&["inspect", &by_digest, "--json"]).expect(0, "inspect by digest");
+    let row: Value = serde_json::from_str(&run.stdout).expect("inspect --json prints JSON");
+    assert_eq!(row["digest"], multi.as_str());
+    assert_eq!(row["mediaType"], OCI_INDEX);
+    assert_eq!(row["tag"], Value::Null);
+    assert!(row["size"].as_u64().unwrap() > 0, "{row}");
     let run = ferry(&["inspect", &format!("{s}/library/multi:2")]).expect(1, "inspect a missing tag");
     assert!(run.stderr.starts_with("error: ") && run.stderr.contains("no such image"), "{}", run.stderr);
 }

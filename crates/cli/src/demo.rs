@@ -117,7 +117,8 @@ async fn diff(src: &str, dst: &str) -> anyhow::Result<DiffReport> {
     // The demo's registries need no credentials: the user's docker config stays unread.
     let job = DiffJob {
         source: DiffSide { registry: src.to_owned(), repository: None },
-        destination: DiffSide { registry: dst.to_owned(), repository: None },
+        destination: Some(DiffSide { registry: dst.to_owned(), repository: None }),
+        reference: None,
         details: false,
         credentials: Default::default(),
         endpoints: Default::default(),

@@ -75,27 +75,44 @@ pub struct AccessArgs {
 }
 
 impl AccessArgs {
-    /// A diff job between two sides with these credentials.
-    pub fn job(&self, source: DiffSide, destination: DiffSide, details: bool) -> anyhow::Result<DiffJob> {
+    /// A diff job between two sides with these credentials; without a destination, a
+    /// reading of the source alone (of one `reference`, or of every tag).
+    pub fn job(
+        &self,
+        source: DiffSide,
+        destination: Option<DiffSide>,
+        reference: Option<String>,
+        details: bool,
+    ) -> anyhow::Result<DiffJob> {
         let mut pairs: Vec<(String, Credential)> = Vec::new();
-        for (flag, creds, side) in
-            [("--src-creds", &self.src_creds, &source), ("--dest-creds", &self.dest_creds, &destination)]
-        {
-            if let Some(creds) = creds {
+        let sides = [
+            ("--src-creds", &self.src_creds, Some(&source)),
+            ("--dest-creds", &self.dest_creds, destination.as_ref()),
+        ];
+        for (flag, creds, side) in sides {
+            if let (Some(creds), Some(side)) = (creds, side) {
                 pairs.push((side.registry.clone(), common::parse_creds(flag, creds)?));
             }
         }
         pairs.extend(common::docker_credentials(self.docker_config.as_deref())?);
         let credentials = CredentialStore::new(pairs).map_err(bad_input)?;
-        let endpoints: EndpointMap =
-            common::endpoints([source.registry.as_str(), destination.registry.as_str()], self.insecure);
-        Ok(DiffJob { source, destination, details, credentials, endpoints, retry: RetryPolicy::default() })
+        let registries = std::iter::once(&source).chain(destination.as_ref()).map(|s| s.registry.as_str());
+        let endpoints: EndpointMap = common::endpoints(registries, self.insecure);
+        Ok(DiffJob {
+            source,
+            destination,
+            reference,
+            details,
+            credentials,
+            endpoints,
+            retry: RetryPolicy::default(),
+        })
     }
 }
 
 pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
     let (source, destination) = sides(&args.source, &args.destination)?;
-    let job = args.access.job(source, destination, args.details)?;
+    let job = args.access.job(source, Some(destination), None, args.details)?;
     let runtime = common::runtime()?;
     let report = runtime.block_on(compare(job))?;
     if args.json {
@@ -160,6 +177,7 @@ pub fn status_name(status: TagStatus) -> &'static str {
         TagStatus::Missing => "missing",
         TagStatus::Different => "different",
         TagStatus::Extra => "extra",
+        TagStatus::Listed => "listed",
     }
 }
 

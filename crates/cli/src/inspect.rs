@@ -1,8 +1,7 @@
-//! `ferry inspect REF`: an image's digest, platforms and size.
+//! `ferry inspect REF`: an image's media type, digest, platforms and size.
 //!
-//! Read through the core's `DiffMachine` with details (the repository against itself),
-//! like `ls`: it reads the manifest and an index's children and adds up the sizes. The
-//! manifest's media type is not part of that report, so it is not shown.
+//! Read through the core's `DiffMachine` with no destination, one reference and details:
+//! a HEAD, the manifest, and an index's children, whose sizes add up.
 
 use std::process::ExitCode;
 
@@ -36,12 +35,9 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let registry = reference.registry().to_owned();
     let repository = reference.repository().to_owned();
     let runtime = common::runtime()?;
-    let report = runtime.block_on(args.access.read(registry, repository, true))?;
-    let row = report.rows.iter().find(|row| match reference.digest() {
-        Some(digest) => row.source_digest.as_ref() == Some(digest),
-        None => row.tag == reference.manifest_reference(),
-    });
-    let Some(row) = row else {
+    let wanted = reference.manifest_reference();
+    let report = runtime.block_on(args.access.read(registry, repository, Some(wanted), true))?;
+    let Some(row) = report.rows.first() else {
         anyhow::bail!(
             "{reference}: no such image (`ferry ls {}/{}` lists the tags)",
             reference.registry(),
@@ -51,8 +47,9 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         let value = serde_json::json!({
             "reference": reference.to_string(),
-            "tag": row.tag,
+            "tag": reference.tag(),
             "digest": row.source_digest,
+            "mediaType": row.media_type,
             "platforms": row.platforms,
             "size": row.size,
         });
@@ -66,7 +63,8 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     };
     let lines = [
         ["reference", &reference.to_string()],
-        ["tag", &row.tag],
+        ["tag", reference.tag().unwrap_or("-")],
+        ["media type", row.media_type.as_deref().unwrap_or("-")],
         ["digest", &row.source_digest.as_ref().map(ToString::to_string).unwrap_or_default()],
         ["platforms", &platforms],
         [

@@ -1,9 +1,7 @@
 //! `ferry ls REPO`: a repository's tags and digests.
 //!
-//! The core has no listing machine of its own, and the CLI does no protocol work, so `ls`
-//! runs the `DiffMachine` with the repository on both sides and reads the source column.
-//! That costs one extra tag list and one extra HEAD per tag; for a command a person types,
-//! that is cheaper than a second listing machine.
+//! The core's `DiffMachine` reads one side alone when it has no destination: one tag list
+//! (all pages) and one HEAD per tag. `ls` prints that reading.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,23 +47,24 @@ pub struct RepoAccess {
 }
 
 impl RepoAccess {
-    /// Reads `registry/repository` against itself: every tag in sync, with its digest.
+    /// Reads `registry/repository` alone: every tag, or just `reference`, with its digest
+    /// (and with `details`, its platforms and size).
     pub async fn read(
         &self,
         registry: String,
         repository: String,
+        reference: Option<String>,
         details: bool,
     ) -> anyhow::Result<DiffReport> {
         let access = AccessArgs {
             src_creds: self.creds.clone(),
-            dest_creds: self.creds.clone(),
+            dest_creds: None,
             insecure: self.insecure,
             docker_config: self.docker_config.clone(),
         };
         let side = DiffSide { registry, repository: Some(repository) };
-        let report = compare(access.job(side.clone(), side, details)?).await?;
+        let report = compare(access.job(side, None, reference, details)?).await?;
         if let Some(first) = report.errors.first() {
-            // Both sides are the same repository: each problem shows up twice.
             anyhow::bail!("{first}");
         }
         Ok(report)
@@ -75,7 +74,7 @@ impl RepoAccess {
 pub fn run(args: LsArgs) -> anyhow::Result<ExitCode> {
     let (registry, repository) = common::parse_repository(&args.repository)?;
     let runtime = common::runtime()?;
-    let report = runtime.block_on(args.access.read(registry.clone(), repository.clone(), false))?;
+    let report = runtime.block_on(args.access.read(registry.clone(), repository.clone(), None, false))?;
     let tags: Vec<(String, String)> = report
         .rows
         .iter()

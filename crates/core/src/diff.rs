@@ -5,6 +5,10 @@
 //! the source has it, different when the digests differ, and extra when only the
 //! destination has it. With `details`, the source manifest (and an index's children) is
 //! read too, for platforms and total size. Registry against registry lists both catalogs.
+//!
+//! The same machine reads one side alone, for `ls` and `inspect`: without a destination
+//! it lists and HEADs the source only, and with a `reference` it skips the tag list and
+//! looks at that one tag or digest.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -41,6 +45,8 @@ pub enum TagStatus {
     Missing,
     Different,
     Extra,
+    /// A listing of one side: there is no destination to compare with.
+    Listed,
 }
 
 /// One tag's comparison.
@@ -52,6 +58,9 @@ pub struct TagDiff {
     pub status: TagStatus,
     pub source_digest: Option<Digest>,
     pub destination_digest: Option<Digest>,
+    /// The source manifest's media type, as its HEAD answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
     /// With `details`: the source's platforms (`os/arch[/variant]`), empty for a
     /// single-platform image without a platform in its index entry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -104,6 +113,7 @@ struct RepoState {
 #[derive(Default)]
 struct Row {
     digests: [Option<Digest>; 2],
+    media_type: Option<String>,
     heads: usize,
     platforms: Vec<String>,
     size: u64,
@@ -114,7 +124,10 @@ struct Row {
 #[derive(Debug, Clone)]
 pub struct DiffJob {
     pub source: DiffSide,
-    pub destination: DiffSide,
+    /// `None` reads the source alone: every row is [`TagStatus::Listed`].
+    pub destination: Option<DiffSide>,
+    /// Only this tag or digest of the source repository, without listing its tags.
+    pub reference: Option<String>,
     /// Also read source manifests for platforms and sizes.
     pub details: bool,
     pub credentials: CredentialStore,
@@ -125,7 +138,7 @@ pub struct DiffJob {
 /// Compares two sides. Drive it like [`crate::copy::SyncMachine`].
 pub struct DiffMachine {
     source: DiffSide,
-    destination: DiffSide,
+    destination: Option<DiffSide>,
     details: bool,
     endpoints: EndpointMap,
     session: Session<Tag>,
@@ -149,10 +162,14 @@ impl DiffMachine {
             errors: Vec::new(),
             events: VecDeque::new(),
         };
-        match machine.source.repository.clone() {
-            Some(repository) => machine.add_repository(&repository, now),
-            None => {
-                for which in [Which::Source, Which::Destination] {
+        match (machine.source.repository.clone(), job.reference) {
+            (Some(repository), Some(reference)) => {
+                let one = BTreeSet::from([reference]);
+                machine.head_tags(&repository, [one.clone(), one], now);
+            }
+            (Some(repository), None) => machine.add_repository(&repository, now),
+            (None, _) => {
+                for which in machine.sides() {
                     let side = machine.side(which);
                     let url = machine.endpoints.endpoint(&side.registry).catalog();
                     let call = listing::call(url, &side.registry.clone(), "", Scope::catalog());
@@ -169,6 +186,9 @@ impl DiffMachine {
         for ((repository, tag), row) in &self.rows {
             let [source_digest, destination_digest] = row.digests.clone();
             let status = match (&source_digest, &destination_digest) {
+                // A reference asked for by name that neither side has.
+                (None, None) => continue,
+                (Some(_), None) if self.destination.is_none() => TagStatus::Listed,
                 (Some(s), Some(d)) if s == d => TagStatus::InSync,
                 (Some(_), Some(_)) => TagStatus::Different,
                 (Some(_), None) => TagStatus::Missing,
@@ -179,6 +199,7 @@ impl DiffMachine {
                 TagStatus::Missing => report.missing += 1,
                 TagStatus::Different => report.different += 1,
                 TagStatus::Extra => report.extra += 1,
+                TagStatus::Listed => {}
             }
             report.rows.push(TagDiff {
                 repository: repository.clone(),
@@ -186,6 +207,7 @@ impl DiffMachine {
                 status,
                 source_digest,
                 destination_digest,
+                media_type: row.media_type.clone(),
                 platforms: row.platforms.clone(),
                 size: (self.details && row.size > 0).then_some(row.size),
             });
@@ -193,16 +215,28 @@ impl DiffMachine {
         report
     }
 
-    fn side(&self, which: Which) -> &DiffSide {
-        match which {
-            Which::Source => &self.source,
-            Which::Destination => &self.destination,
+    /// The sides this machine reads: the source, and the destination when there is one.
+    fn sides(&self) -> Vec<Which> {
+        match self.destination {
+            Some(_) => vec![Which::Source, Which::Destination],
+            None => vec![Which::Source],
         }
+    }
+
+    fn side(&self, which: Which) -> &DiffSide {
+        match (which, &self.destination) {
+            (Which::Destination, Some(destination)) => destination,
+            _ => &self.source,
+        }
+    }
+
+    fn destination_repository(&self) -> Option<&String> {
+        self.destination.as_ref().and_then(|d| d.repository.as_ref())
     }
 
     /// The repository on `which` side for the source-relative `path`.
     fn repository(&self, which: Which, path: &str) -> String {
-        match (which, &self.source.repository, &self.destination.repository) {
+        match (which, &self.source.repository, self.destination_repository()) {
             (Which::Source, _, _) => self.source.repository.clone().unwrap_or_else(|| path.to_owned()),
             (Which::Destination, Some(_), Some(repository)) => repository.clone(),
             (Which::Destination, None, Some(prefix)) => format!("{prefix}/{path}"),
@@ -211,7 +245,12 @@ impl DiffMachine {
     }
 
     fn add_repository(&mut self, path: &str, now: Instant) {
-        for which in [Which::Source, Which::Destination] {
+        if self.destination.is_none() {
+            let state = self.repos.entry(path.to_owned()).or_default();
+            state.listed[Which::Destination as usize] = true;
+            state.done[Which::Destination as usize] = true;
+        }
+        for which in self.sides() {
             let state = self.repos.entry(path.to_owned()).or_default();
             if std::mem::replace(&mut state.listed[which as usize], true) {
                 continue;
@@ -257,12 +296,9 @@ impl DiffMachine {
                 match listing::catalog(&response, &endpoint) {
                     Ok(page) => {
                         for repository in page.items {
-                            let path = match (which, &self.destination.repository) {
+                            let path = match (which, self.destination_repository()) {
                                 (Which::Destination, Some(prefix)) => {
-                                    match repository
-                                        .strip_prefix(prefix.as_str())
-                                        .and_then(|r| r.strip_prefix('/'))
-                                    {
+                                    match repository.strip_prefix(prefix).and_then(|r| r.strip_prefix('/')) {
                                         Some(path) => path.to_owned(),
                                         None => continue,
                                     }
@@ -284,7 +320,16 @@ impl DiffMachine {
                 let row = self.rows.entry((path.clone(), tag.clone())).or_default();
                 row.heads -= 1;
                 match response.status() {
-                    s if s.is_success() => row.digests[which as usize] = content_digest(&response),
+                    s if s.is_success() => {
+                        row.digests[which as usize] = content_digest(&response);
+                        if which == Which::Source {
+                            row.media_type = response
+                                .headers()
+                                .get(CONTENT_TYPE)
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_owned);
+                        }
+                    }
                     StatusCode::NOT_FOUND => {}
                     _ => self.errors.push(format!("{path}:{tag}: {}", registry_error(&response))),
                 }
@@ -325,9 +370,17 @@ impl DiffMachine {
         if !(state.done[0] && state.done[1]) {
             return;
         }
-        let heads: Vec<(Which, String)> = [Which::Source, Which::Destination]
+        let tags: [BTreeSet<String>; 2] = state.tags.clone();
+        self.head_tags(&path, tags, now);
+    }
+
+    /// One HEAD per tag on each side that has it (and, with details, the source manifest).
+    fn head_tags(&mut self, path: &str, tags: [BTreeSet<String>; 2], now: Instant) {
+        let path = path.to_owned();
+        let heads: Vec<(Which, String)> = self
+            .sides()
             .into_iter()
-            .flat_map(|w| state.tags[w as usize].iter().map(move |t| (w, t.clone())))
+            .flat_map(|w| tags[w as usize].iter().map(move |t| (w, t.clone())))
             .collect();
         for (which, tag) in heads {
             self.rows.entry((path.clone(), tag.clone())).or_default().heads += 1;

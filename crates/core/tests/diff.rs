@@ -13,11 +13,22 @@ fn side(registry: &str, repository: Option<&str>) -> DiffSide {
 }
 
 fn diff(net: Network, source: DiffSide, destination: DiffSide, details: bool) -> (Simulation, DiffMachine) {
+    run(net, source, Some(destination), None, details)
+}
+
+fn run(
+    net: Network,
+    source: DiffSide,
+    destination: Option<DiffSide>,
+    reference: Option<&str>,
+    details: bool,
+) -> (Simulation, DiffMachine) {
     let mut endpoints = EndpointMap::default();
     endpoints.insecure.extend(["src.test".to_owned(), "dst.test".to_owned()]);
     let job = DiffJob {
         source,
         destination,
+        reference: reference.map(str::to_owned),
         details,
         credentials: Default::default(),
         endpoints,
@@ -103,4 +114,64 @@ fn a_repository_in_sync_reports_so() {
     net.add("dst.test").put_manifest("copy", Some("v1"), OCI_MANIFEST, &bytes);
     let (_, machine) = diff(net, side("src.test", Some("app")), side("dst.test", Some("copy")), false);
     assert!(machine.report().is_in_sync());
+}
+
+#[test]
+fn one_side_alone_lists_and_heads_only_the_source() {
+    let (sim, machine) = run(network(), side("src.test", Some("app")), None, None, false);
+    let report = machine.report();
+    let rows: Vec<(&str, TagStatus, bool, bool)> = report
+        .rows
+        .iter()
+        .map(|r| (r.tag.as_str(), r.status, r.source_digest.is_some(), r.media_type.is_some()))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("v1", TagStatus::Listed, true, true),
+            ("v2", TagStatus::Listed, true, true),
+            ("v3", TagStatus::Listed, true, true),
+        ]
+    );
+    assert_eq!((report.in_sync, report.missing, report.different, report.extra), (0, 0, 0, 0));
+    // One tags/list, one HEAD per tag, and nothing at the other registry.
+    assert_eq!(sim.network.log.len(), 1 + 3);
+    assert!(sim.network.log.iter().all(|r| r.url.starts_with("http://src.test/")));
+}
+
+#[test]
+fn one_reference_skips_the_tag_list() {
+    let v3_digest = {
+        let (_, machine) = run(network(), side("src.test", Some("app")), None, None, false);
+        machine.report().rows.iter().find(|r| r.tag == "v3").unwrap().source_digest.clone().unwrap()
+    };
+    let by_digest = v3_digest.to_string();
+    // (reference, destination, rows expected, requests: HEADs, plus GETs of an index and its children)
+    let cases: [(&str, bool, usize, usize); 5] = [
+        ("v3", false, 1, 1 + 3),
+        (&by_digest, false, 1, 1 + 3),
+        ("v1", false, 1, 1 + 1),
+        ("nope", false, 0, 1 + 1),
+        ("v2", true, 1, 2 + 1),
+    ];
+    for (reference, with_destination, rows, requests) in cases {
+        let destination = with_destination.then(|| side("dst.test", Some("app")));
+        let (sim, machine) =
+            run(network(), side("src.test", Some("app")), destination, Some(reference), true);
+        let report = machine.report();
+        assert_eq!(report.rows.len(), rows, "{reference}: {report:?}");
+        assert_eq!(sim.network.log.len(), requests, "{reference}: {:?}", sim.network.log);
+        assert!(sim.network.log.iter().all(|r| !r.url.contains("tags/list")), "{reference}");
+        if let Some(row) = report.rows.first() {
+            assert_eq!(row.tag, reference);
+            assert!(row.size.unwrap() > 0, "{reference}");
+            let expected = if with_destination { TagStatus::Different } else { TagStatus::Listed };
+            assert_eq!(row.status, expected, "{reference}");
+        }
+    }
+    let (_, machine) = run(network(), side("src.test", Some("app")), None, Some("v3"), true);
+    let v3 = machine.report().rows.remove(0);
+    assert_eq!(v3.platforms, vec!["linux/amd64", "linux/arm64/v8"]);
+    assert_eq!(v3.source_digest, Some(v3_digest));
+    assert_eq!(v3.media_type.as_deref(), Some(ferry_core::manifest::media_type::OCI_INDEX));
 }
