@@ -45,6 +45,8 @@ pub struct ProgressArgs {
 /// Renders events as they come.
 pub struct Progress {
     kind: Kind,
+    /// A dry run: lines say what is being checked, not copied.
+    dry_run: bool,
 }
 
 enum Kind {
@@ -54,14 +56,14 @@ enum Kind {
 }
 
 impl Progress {
-    pub fn new(mode: Mode) -> Progress {
+    pub fn new(mode: Mode, dry_run: bool) -> Progress {
         let kind = match mode {
-            Mode::Auto if std::io::stderr().is_terminal() => Kind::Bars(Bars::new()),
+            Mode::Auto if std::io::stderr().is_terminal() => Kind::Bars(Bars::new(dry_run)),
             Mode::Auto | Mode::Plain => Kind::Plain,
-            Mode::Bar => Kind::Bars(Bars::new()),
+            Mode::Bar => Kind::Bars(Bars::new(dry_run)),
             Mode::Json => Kind::Json,
         };
-        Progress { kind }
+        Progress { kind, dry_run }
     }
 
     /// Whether stdout carries NDJSON (and nothing else may be printed there).
@@ -77,7 +79,7 @@ impl Progress {
                 let _ = out.write_all(event.to_ndjson().as_bytes()).and_then(|()| out.flush());
             }
             Kind::Plain => {
-                if let Some(line) = plain_line(event) {
+                if let Some(line) = plain_line(event, self.dry_run) {
                     eprintln!("{line}");
                 }
             }
@@ -94,7 +96,7 @@ impl Progress {
 }
 
 /// The line `--progress plain` prints for an event, if any.
-fn plain_line(event: &Event) -> Option<String> {
+fn plain_line(event: &Event, dry_run: bool) -> Option<String> {
     Some(match event {
         Event::PlanReady { images, repositories: 0 } => format!("planned {images} image(s)"),
         Event::PlanReady { images, repositories } => {
@@ -102,6 +104,9 @@ fn plain_line(event: &Event) -> Option<String> {
         }
         Event::PlanFailed { source, destination, reason, .. } => {
             format!("failed {source} -> {destination}: {reason}")
+        }
+        Event::ImageStarted { source, destination, .. } if dry_run => {
+            format!("checking {source} -> {destination}")
         }
         Event::ImageStarted { source, destination, .. } => format!("copying {source} -> {destination}"),
         Event::ImageSkipped { source, destination, digest, .. } => {
@@ -151,16 +156,17 @@ struct Bars {
     finished: usize,
     /// Bytes of images that are no longer shown, so the overall bar keeps counting them.
     settled: (u64, u64),
+    dry_run: bool,
 }
 
 impl Bars {
-    fn new() -> Bars {
+    fn new(dry_run: bool) -> Bars {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let overall = multi.add(ProgressBar::new(0));
         overall.set_style(style("{spinner} {msg} [{elapsed_precise}]"));
         overall.set_message("planning");
         overall.enable_steady_tick(Duration::from_millis(120));
-        Bars { multi, overall, images: BTreeMap::new(), planned: 0, finished: 0, settled: (0, 0) }
+        Bars { multi, overall, images: BTreeMap::new(), planned: 0, finished: 0, settled: (0, 0), dry_run }
     }
 
     fn on_event(&mut self, event: &Event) {
@@ -194,13 +200,13 @@ impl Bars {
                     self.settled.1 += total;
                 }
                 self.finished += 1;
-                if let Some(line) = plain_line(event) {
+                if let Some(line) = plain_line(event, self.dry_run) {
                     let _ = self.multi.println(line);
                 }
                 self.update_overall();
             }
             Event::PlanFailed { .. } | Event::RetryScheduled { .. } => {
-                if let Some(line) = plain_line(event) {
+                if let Some(line) = plain_line(event, self.dry_run) {
                     let _ = self.multi.println(line);
                 }
             }

@@ -175,9 +175,9 @@ fn load(args: &SyncArgs) -> anyhow::Result<JobConfig> {
     Ok(config)
 }
 
-/// The auth file's logins first (they win), then docker's.
+/// The auth file's logins; docker's only for the registries the auth file does not name.
 fn credentials(config: &JobConfig, args: &SyncArgs) -> anyhow::Result<CredentialStore> {
-    let mut pairs: Vec<(String, Credential)> = config
+    let pairs: Vec<(String, Credential)> = config
         .auth
         .entries
         .iter()
@@ -186,10 +186,12 @@ fn credentials(config: &JobConfig, args: &SyncArgs) -> anyhow::Result<Credential
             _ => None,
         })
         .collect();
-    if !args.no_docker_config {
-        pairs.extend(common::docker_credentials(args.docker_config.as_deref())?);
+    let store = CredentialStore::new(pairs).map_err(bad_input)?;
+    if args.no_docker_config {
+        return Ok(store);
     }
-    CredentialStore::new(pairs).map_err(bad_input)
+    let docker = common::docker_credentials(args.docker_config.as_deref())?;
+    Ok(store.with_fallback(CredentialStore::new(docker).map_err(bad_input)?))
 }
 
 /// A jitter seed that differs between runs, so that many ferry processes retrying the
@@ -211,11 +213,12 @@ pub async fn execute(
     let transport = common::transport(&job.endpoints.insecure)?;
     let clock = TokioClock::new();
     let (now, wall) = (clock.now(), clock.wall_now());
+    let dry_run = options.dry_run;
     let mut machine = match tasks {
         Some(tasks) => SyncMachine::with_tasks(tasks, job, options, now, wall),
         None => SyncMachine::new(job, options, now, wall),
     };
-    let mut progress = Progress::new(output.progress);
+    let mut progress = Progress::new(output.progress, dry_run);
     let result = run_sync(&mut machine, &transport, &clock, |event| progress.on_event(&event)).await;
     progress.finish();
     result.context("driving the copy job")?;

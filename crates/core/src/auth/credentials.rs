@@ -97,6 +97,17 @@ impl CredentialStore {
     }
 }
 
+impl CredentialStore {
+    /// Adds `fallback`'s entries for the registries this store does not name at all. A
+    /// file that names a registry owns it: a more specific key for the same registry in
+    /// the fallback (docker's `config.json`, say) does not override it.
+    pub fn with_fallback(mut self, fallback: CredentialStore) -> CredentialStore {
+        let owned: Vec<String> = self.entries.iter().map(|e| e.host.clone()).collect();
+        self.entries.extend(fallback.entries.into_iter().filter(|e| !owned.contains(&e.host)));
+        self
+    }
+}
+
 fn path_covers(prefix: &str, repository: &str) -> bool {
     prefix.is_empty()
         || repository.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
@@ -201,6 +212,29 @@ mod tests {
         .unwrap();
         assert_eq!(store.lookup("docker.io", "a/b").map(|c| c.username.as_str()), Some("first"));
         assert!(CredentialStore::default().lookup("docker.io", "a/b").is_none());
+    }
+
+    #[test]
+    fn a_fallback_counts_only_for_registries_the_store_does_not_name() {
+        let file = CredentialStore::new([("reg", cred("file")), ("Index.docker.io", cred("hub"))]).unwrap();
+        let docker = CredentialStore::new([
+            ("reg/ns", cred("docker")),
+            ("docker.io", cred("x")),
+            ("other", cred("other")),
+        ])
+        .unwrap();
+        let store = file.with_fallback(docker);
+        let cases = [
+            ("reg", "ns/app", Some("file")),
+            ("reg", "app", Some("file")),
+            ("docker.io", "library/a", Some("hub")),
+            ("other", "a", Some("other")),
+            ("none", "a", None),
+        ];
+        for (registry, repository, expected) in cases {
+            let found = store.lookup(registry, repository).map(|c| c.username.as_str());
+            assert_eq!(found, expected, "{registry} {repository}");
+        }
     }
 
     #[test]
