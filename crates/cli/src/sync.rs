@@ -30,8 +30,8 @@ Files are JSON or YAML by their extension (.json, .yaml, .yml), as image-syncer 
 ${VAR} in usernames, passwords and destinations comes from the environment.
 Flags override the config file's proc, retries, os and arch.
 
-Credentials from docker's config (~/.docker/config.json, or --docker-config) are used
-where the auth file has none; the auth file wins.
+Credentials from docker's config (~/.docker/config.json, or --docker-config, with its
+credsStore and credHelpers) are used for registries the auth file does not name.
 
 Exit codes: 0 every image copied or already in sync, 1 some image failed, 2 bad usage
 or configuration.
