@@ -50,6 +50,18 @@ fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
     .unwrap();
     std::fs::write(dir.join("images.json"), r#"{"127.0.0.1:1/library/a:1": "127.0.0.1:1/library/b"}"#)
         .unwrap();
+    std::fs::write(dir.join("bad-source.json"), r#"{"Not A Ref": "127.0.0.1:1/library/b"}"#).unwrap();
+    std::fs::write(dir.join("bad-digest.json"), r#"{"127.0.0.1:1/library/a:1": "127.0.0.1:1/b@sha256:abc"}"#)
+        .unwrap();
+    std::fs::write(dir.join("images-list.json"), r#"{"auth": {}, "images": ["127.0.0.1:1/library/a:1"]}"#)
+        .unwrap();
+    std::fs::write(dir.join("broken.yaml"), "auth:\n  127.0.0.1:5000:\n    username: u\nimages:\n  a: [\n")
+        .unwrap();
+    std::fs::write(
+        dir.join("url-key.json"),
+        r#"{"https://127.0.0.1:5000": {"username": "u", "password": "p"}}"#,
+    )
+    .unwrap();
 
     let missing = path("missing.json");
     let bad = path("bad.json");
@@ -57,7 +69,66 @@ fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
     let bad_key = path("bad-key.json");
     let auth = path("auth.json");
     let images = path("images.json");
+    let (bad_source, bad_digest) = (path("bad-source.json"), path("bad-digest.json"));
+    let (images_list, broken_yaml, url_key) =
+        (path("images-list.json"), path("broken.yaml"), path("url-key.json"));
     let cases = [
+        case(
+            "invalid source in the images file names the file and the key",
+            &["sync", "--images", &bad_source],
+            2,
+            &["bad-source.json", "key \"Not A Ref\"", "fix:"],
+            true,
+        ),
+        case(
+            "invalid destination digest names the file and the key",
+            &["sync", "--images", &bad_digest],
+            2,
+            &["bad-digest.json", "key \"127.0.0.1:1/library/a:1\"", "sha256:abc"],
+            true,
+        ),
+        case(
+            "images as a list in a combined config",
+            &["sync", "--config", &images_list],
+            2,
+            &["images-list.json", "`images` must be a map"],
+            true,
+        ),
+        case(
+            "broken YAML names the file and line",
+            &["sync", "--config", &broken_yaml],
+            2,
+            &["broken.yaml", "line 6"],
+            true,
+        ),
+        case(
+            "a URL as an auth key",
+            &["sync", "--auth", &url_key, "--images", &images],
+            2,
+            &["url-key.json", "key \"https://127.0.0.1:5000\"", "without the scheme"],
+            true,
+        ),
+        case(
+            "--images with --config",
+            &["sync", "--images", &images, "--config", &images_list],
+            2,
+            &["--config"],
+            false,
+        ),
+        case(
+            "unknown flag in copy",
+            &["copy", "--bogus", "127.0.0.1:1/a:1", "127.0.0.1:1/b"],
+            2,
+            &["--bogus"],
+            false,
+        ),
+        case(
+            "invalid destination reference",
+            &["copy", "127.0.0.1:1/a:1", "Bad/Dest"],
+            2,
+            &["Bad/Dest", "lowercase"],
+            true,
+        ),
         case("missing file", &["sync", "--images", &missing], 2, &["missing.json", "cannot read"], true),
         case(
             "bad JSON names the file and line",

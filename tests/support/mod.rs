@@ -360,7 +360,7 @@ pub struct DistributionOpts {
 pub struct Distribution {
     child: Child,
     pub url: String,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl Distribution {
@@ -369,36 +369,62 @@ impl Distribution {
         let dir = TempDir::new("distribution");
         for _attempt in 0..5 {
             let port = free_port();
-            let mut yaml = format!(
-                "version: 0.1\nlog: {{level: error, accesslog: {{disabled: true}}}}\n\
-                 storage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\n\
-                 http: {{addr: 127.0.0.1:{port}}}\n",
-                dir.join("data").display()
-            );
-            if let Some(htpasswd) = &opts.htpasswd {
-                yaml.push_str(&format!(
-                    "auth: {{htpasswd: {{realm: test, path: {}}}}}\n",
-                    htpasswd.display()
-                ));
+            if let Some(child) = Distribution::spawn(&dir, port, opts) {
+                return Distribution { child, url: format!("http://127.0.0.1:{port}"), dir };
             }
-            let config = dir.join("config.yml");
-            std::fs::write(&config, yaml).expect("write distribution config");
-            let mut child = Command::new("docker-registry")
-                .arg("serve")
-                .arg(&config)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn docker-registry");
-            let url = format!("http://127.0.0.1:{port}");
-            std::thread::sleep(Duration::from_millis(100));
-            if let Ok(Some(_)) = child.try_wait() {
-                continue; // The port was taken in the meantime: try another.
-            }
-            wait_until_up(&url, &mut child, "docker-registry");
-            return Distribution { child, url, _dir: dir };
         }
         panic!("docker-registry did not start");
+    }
+
+    /// Stops this registry and starts it again on the same port and storage with `opts`:
+    /// seed it without auth, then turn auth on.
+    pub fn restart(&mut self, opts: &DistributionOpts) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let port: u16 = self.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+        for _attempt in 0..20 {
+            if let Some(child) = Distribution::spawn(&self.dir, port, opts) {
+                self.child = child;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("docker-registry did not start again on port {port}");
+    }
+
+    /// The storage driver's root directory: blobs live under
+    /// `docker/registry/v2/blobs/sha256/<xx>/<hex>/data`.
+    pub fn storage(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// `None` when the process exited at once (the port was taken in the meantime).
+    fn spawn(dir: &TempDir, port: u16, opts: &DistributionOpts) -> Option<Child> {
+        let mut yaml = format!(
+            "version: 0.1\nlog: {{level: error, accesslog: {{disabled: true}}}}\n\
+             storage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\n\
+             http: {{addr: 127.0.0.1:{port}}}\n",
+            dir.join("data").display()
+        );
+        if let Some(htpasswd) = &opts.htpasswd {
+            yaml.push_str(&format!("auth: {{htpasswd: {{realm: test, path: {}}}}}\n", htpasswd.display()));
+        }
+        let config = dir.join("config.yml");
+        std::fs::write(&config, yaml).expect("write distribution config");
+        let mut child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn docker-registry");
+        let url = format!("http://127.0.0.1:{port}");
+        std::thread::sleep(Duration::from_millis(100));
+        if let Ok(Some(_)) = child.try_wait() {
+            return None;
+        }
+        wait_until_up(&url, &mut child, "docker-registry");
+        Some(child)
     }
 
     pub fn host(&self) -> String {

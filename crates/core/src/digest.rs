@@ -191,6 +191,10 @@ pub enum VerifyError {
     TooShort { digest: Digest, expected: u64, actual: u64 },
     #[error("content does not match its digest: expected {expected}, got {actual}")]
     Mismatch { expected: Digest, actual: Digest },
+    /// The source announced (`Content-Length`) a size other than the descriptor's: its copy
+    /// is not this content, whatever its bytes.
+    #[error("the source announces {announced} bytes for {digest}; the descriptor says {expected}")]
+    WrongLength { digest: Digest, expected: u64, announced: u64 },
 }
 
 /// Hashes content chunk by chunk while it streams and checks digest and size at the end.

@@ -50,6 +50,15 @@ impl Call {
         }
     }
 
+    /// The authorisation that the registry on `side` of this call checks.
+    fn need_on(&self, side: Side) -> &AuthNeed {
+        match (self, side) {
+            (Call::Send { auth, .. }, _) => auth,
+            (Call::Transfer { source, .. }, Side::Source) => source,
+            (Call::Transfer { destination, .. }, _) => destination,
+        }
+    }
+
     /// `GET https://host/v2/...`, for logs and retry events. Never carries credentials.
     fn describe(&self) -> String {
         match self {
@@ -93,6 +102,8 @@ struct CallState<T> {
     call: Call,
     retries: u32,
     reauthorised: bool,
+    /// The `Authorization` values the last attempt carried, one per need.
+    sent_with: Vec<Option<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -170,7 +181,8 @@ impl<T> Session<T> {
     /// Starts a call; its outcome comes out of [`Session::poll_done`] under `tag`.
     pub fn submit(&mut self, tag: T, call: Call, now: Instant) {
         let id = self.next();
-        self.calls.insert(id, CallState { tag, call, retries: 0, reauthorised: false });
+        self.calls
+            .insert(id, CallState { tag, call, retries: 0, reauthorised: false, sent_with: Vec::new() });
         self.dispatch(id, now);
     }
 
@@ -285,12 +297,13 @@ impl<T> Session<T> {
                 Err(()) => return self.await_token(id, need.clone(), now),
             }
         }
-        let Some(state) = self.calls.get(&id) else { return };
+        let Some(state) = self.calls.get_mut(&id) else { return };
         let action_id = ActionId(self.next_id + 1);
         let action = match build(&state.call, action_id, &headers) {
             Ok(action) => action,
             Err(message) => return self.finish(id, Outcome::Failed(CallError::new(message, false))),
         };
+        state.sent_with = headers;
         self.next_id += 1;
         match &action {
             Action::Send { .. } => self.stats.requests += 1,
@@ -388,13 +401,12 @@ impl<T> Session<T> {
     fn call_answered(&mut self, id: CallId, response: Response<Vec<u8>>, now: Instant) {
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED {
-            let challenge = response
-                .headers()
-                .get(WWW_AUTHENTICATE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| auth::parse_www_authenticate(v).ok())
-                .and_then(|all| auth::select(&all).cloned());
-            return self.unauthorised(id, challenge, now);
+            let challenge =
+                response.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).and_then(challenge_of);
+            let Some(need) = self.calls.get(&id).map(|s| s.call.need_on(Side::Registry).clone()) else {
+                return;
+            };
+            return self.unauthorised(id, need, challenge, now);
         }
         let class = FailureClass::of_status(status, self.retry_after(&response, now));
         if class.is_transient() {
@@ -405,33 +417,41 @@ impl<T> Session<T> {
     }
 
     fn call_failed(&mut self, id: CallId, error: TransportError, now: Instant) {
-        if let TransportError::Status { status: 401, side, .. } = error {
-            let registry = self.calls.get(&id).map(|s| match &s.call {
-                Call::Transfer { source, destination, .. } => {
-                    if side == Side::Source { source } else { destination }.registry.clone()
-                }
-                Call::Send { auth, .. } => auth.registry.clone(),
-            });
-            let challenge = registry.and_then(|r| self.challenges.get(&r).cloned());
-            return self.unauthorised(id, challenge, now);
+        let unauthorised = match &error {
+            TransportError::Status { status: 401, side, .. } => Some((*side, None)),
+            TransportError::Unauthorized { side, challenge, .. } => {
+                Some((*side, challenge.as_deref().and_then(challenge_of)))
+            }
+            _ => None,
+        };
+        if let Some((side, fresh)) = unauthorised {
+            // The 401 is the registry's on that side of a transfer, not always the source's.
+            let Some(need) = self.calls.get(&id).map(|s| s.call.need_on(side).clone()) else { return };
+            let challenge = fresh.or_else(|| self.challenges.get(&need.registry).cloned());
+            return self.unauthorised(id, need, challenge, now);
         }
         let class = error.class();
         let reason = error.to_string();
         self.retry_or_fail(id, class, reason, Some(error), now);
     }
 
-    /// A `401`: learn the challenge and try once more with fresh authorisation.
-    fn unauthorised(&mut self, id: CallId, challenge: Option<Challenge>, now: Instant) {
+    /// A `401` from the registry `need` is for: learn its challenge and try once more with
+    /// fresh authorisation.
+    fn unauthorised(&mut self, id: CallId, need: AuthNeed, challenge: Option<Challenge>, now: Instant) {
         let Some(state) = self.calls.get_mut(&id) else { return };
-        let need = state.call.needs()[0].clone();
         let retry = !state.reauthorised && challenge.is_some();
         state.reauthorised = true;
         if retry {
             if let Some(challenge) = challenge {
                 self.challenges.insert(need.registry.clone(), challenge);
             }
-            let registries: Vec<String> = state.call.needs().iter().map(|n| n.registry.clone()).collect();
-            self.tokens.retain(|t| !registries.contains(&t.registry) || !t.token.is_fresh(now));
+            // Forget the token this call carried, if it carried one, and no other: calls sent
+            // before the challenge was known come back 401 too, and the tokens fetched since
+            // are good.
+            let sent = &state.sent_with;
+            self.tokens.retain(|t| {
+                t.registry != need.registry || !sent.iter().flatten().any(|h| *h == t.token.authorization())
+            });
             return self.dispatch(id, now);
         }
         let message = rejected(&self.credentials, &need.registry, &need.repository);
@@ -487,6 +507,11 @@ impl<T> Session<T> {
         let value = response.headers().get(RETRY_AFTER)?.to_str().ok()?;
         parse_retry_after(value, self.wall.unix_at(now))
     }
+}
+
+/// The challenge a client answers, from a `WWW-Authenticate` value.
+fn challenge_of(header: &str) -> Option<Challenge> {
+    auth::parse_www_authenticate(header).ok().and_then(|all| auth::select(&all).cloned())
 }
 
 /// The message for rejected or missing credentials: says which and what to do.

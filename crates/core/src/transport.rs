@@ -100,6 +100,11 @@ pub enum TransportError {
     /// An HTTP status that ended a transfer (small requests report statuses as responses).
     #[error("{side} answered HTTP {status}{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
     Status { side: Side, status: u16, retry_after: Option<Duration>, detail: Option<String> },
+    /// A `401 Unauthorized` that ended a transfer. `challenge` is the answer's
+    /// `WWW-Authenticate` (RFC 9110 §11.6.1): a registry that lets anyone pull may ask for
+    /// credentials only when a push starts, so this may be the first challenge it sends.
+    #[error("{side} answered HTTP 401{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Unauthorized { side: Side, challenge: Option<String>, detail: Option<String> },
     /// The source's bytes do not match the descriptor. Nothing was committed.
     #[error("{0}")]
     Verify(VerifyError),
@@ -123,7 +128,9 @@ impl TransportError {
             TransportError::Verify(VerifyError::TooShort { .. }) => {
                 FailureClass::Transient { retry_after: None }
             }
-            TransportError::Verify(_) | TransportError::Cancelled => FailureClass::Permanent,
+            TransportError::Unauthorized { .. } | TransportError::Verify(_) | TransportError::Cancelled => {
+                FailureClass::Permanent
+            }
         }
     }
 }

@@ -65,6 +65,31 @@ fn bearer_tokens_are_fetched_once_per_scope_and_reused() {
 }
 
 #[test]
+fn a_401_to_a_call_sent_without_a_token_keeps_the_tokens_fetched_since() {
+    // Pulls need no token, so every first upload goes out bare and comes back 401, each
+    // when its bytes are through: the small blob's first, the big ones' after a token for
+    // its repository was fetched. Those late 401s must not throw that token away.
+    let mut net = Network::new();
+    let src = net.add(SRC);
+    let (big, bigger) = (vec![7u8; 10 << 20], vec![8u8; 20 << 20]);
+    ImageBuilder::new(src, "app").image(Some("v1"), &[b"small", &big], "linux/amd64");
+    ImageBuilder::new(net.registry(SRC), "tool").image(Some("v1"), &[&bigger], "linux/arm64");
+    let dst = net.add(DST);
+    dst.auth = Some(FakeAuth::Bearer { username: "me".into(), password: "secret".into() });
+    dst.anonymous_pull = true;
+    let job = job(
+        r#"{"src.test/app:v1": "dst.test/app", "src.test/tool:v1": "dst.test/tool"}"#,
+        &[(DST, "me", "secret")],
+    );
+    let (sim, machine) = run_job(net, job, SyncOptions::default());
+    let report = machine.report();
+    assert_eq!(report.summary.copied, 2, "{:?}", report.summary.failures);
+    let tokens: Vec<&str> =
+        sim.network.log.iter().filter(|r| r.url.contains("/token")).map(|r| r.url.as_str()).collect();
+    assert_eq!(tokens.len(), 2, "one token per repository: {tokens:#?}");
+}
+
+#[test]
 fn a_wrong_password_fails_clearly_without_a_retry_storm() {
     let mut net = seeded();
     net.registry(DST).auth = Some(FakeAuth::Bearer { username: "me".into(), password: "secret".into() });
@@ -87,6 +112,25 @@ fn basic_auth_is_sent_after_the_first_challenge() {
     let (sim, machine) = run_job(net, job, SyncOptions::default());
     assert_eq!(machine.report().summary.copied, 1);
     assert_eq!(sim.network.log.iter().filter(|r| r.status == 401).count(), 1);
+}
+
+#[test]
+fn a_registry_that_lets_anyone_pull_is_first_challenged_by_an_upload() {
+    // Every HEAD at the destination passes without credentials, so the first 401 comes
+    // from the transfer's upload: its challenge is learned there, for the destination.
+    let basic = FakeAuth::Basic { username: "me".into(), password: "secret".into() };
+    let bearer = FakeAuth::Bearer { username: "me".into(), password: "secret".into() };
+    for (auth, tokens) in [(basic, 0), (bearer, 1)] {
+        let mut net = seeded();
+        net.registry(DST).auth = Some(auth.clone());
+        net.registry(DST).anonymous_pull = true;
+        let job = job(r#"{"src.test/app:v1": "dst.test/app"}"#, &[(DST, "me", "secret")]);
+        let (mut sim, machine) = run_job(net, job, SyncOptions::default());
+        let report = machine.report();
+        assert_eq!(report.summary.copied, 1, "{auth:?}: {:?}", report.summary.failures);
+        assert_eq!(sim.network.count(&Method::GET, DST, "/token"), tokens, "{auth:?}");
+        assert!(sim.network.registry(DST).has_blob("app", &Digest::sha256(b"a")), "{auth:?}");
+    }
 }
 
 #[test]

@@ -66,6 +66,8 @@ pub(crate) async fn status_error(side: Side, host: &str, answer: reqwest::Respon
 pub(crate) struct ErrorAnswer {
     pub status: u16,
     pub retry_after: Option<Duration>,
+    /// `WWW-Authenticate`, for a `401`.
+    pub challenge: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -77,7 +79,12 @@ impl ErrorAnswer {
             .get(http::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, wall_now()));
-        ErrorAnswer { status, retry_after, body: read_detail(answer).await }
+        let challenge = answer
+            .headers()
+            .get(http::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        ErrorAnswer { status, retry_after, challenge, body: read_detail(answer).await }
     }
 
     /// Whether the body carries the spec's error `code`.
@@ -87,6 +94,9 @@ impl ErrorAnswer {
 
     pub fn into_error(self, side: Side, host: &str) -> TransportError {
         let detail = describe_body(&self.body).map_or_else(|| host.to_owned(), |d| format!("{host}: {d}"));
+        if self.status == 401 {
+            return TransportError::Unauthorized { side, challenge: self.challenge, detail: Some(detail) };
+        }
         TransportError::Status {
             side,
             status: self.status,

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use ferry_core::digest::VerifyError;
 use ferry_core::transport::{ProgressCounter, Side, Transfer, TransportError};
 use futures_util::stream::{BoxStream, Stream, StreamExt as _};
 use http::header::{CONTENT_RANGE, RANGE};
@@ -70,6 +71,18 @@ pub(crate) async fn open(
         }
         _ => offset,
     };
+    // A whole answer of another length is a lie, not a cut (a body that breaks off fails
+    // differently, and transiently): refuse it before reading a byte.
+    if let Some(length) = answer.content_length() {
+        let announced = length + if answer.status() == StatusCode::PARTIAL_CONTENT { offset } else { 0 };
+        if announced != transfer.size {
+            return Err(TransportError::Verify(VerifyError::WrongLength {
+                digest: transfer.digest.clone(),
+                expected: transfer.size,
+                announced,
+            }));
+        }
+    }
     let idle = transport.options().read_timeout;
     Ok(SourceStream {
         body: answer.bytes_stream().boxed(),

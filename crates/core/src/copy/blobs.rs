@@ -104,8 +104,9 @@ impl SyncMachine {
             }
             Outcome::Response(response) => response,
             Outcome::Failed(e) => {
+                // A transport failure's message already names the blob and its URL.
                 let reason = match stage {
-                    Stage::Transfer => {
+                    Stage::Transfer if e.transport.is_none() => {
                         format!("blob {} from {}: {}", key.digest, self.images[id].task.source, e.message)
                     }
                     _ => e.message,

@@ -152,16 +152,20 @@ impl Network {
         let get = get.body(Vec::new()).unwrap_or_default();
         let path = get.uri().path().to_owned();
         let host = get.uri().authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
-        let status = |side, status: StatusCode, response: &Response<Vec<u8>>| TransportError::Status {
-            side,
-            status: status.as_u16(),
-            retry_after: response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok())
-                .map(std::time::Duration::from_secs),
-            detail: None,
+        let status = |side, status: StatusCode, response: &Response<Vec<u8>>| {
+            let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+            if status == StatusCode::UNAUTHORIZED {
+                let challenge = header("www-authenticate").map(str::to_owned);
+                return TransportError::Unauthorized { side, challenge, detail: None };
+            }
+            TransportError::Status {
+                side,
+                status: status.as_u16(),
+                retry_after: header("retry-after")
+                    .and_then(|v| v.parse().ok())
+                    .map(std::time::Duration::from_secs),
+                detail: None,
+            }
         };
         // The blob GET: a HEAD through the registry checks auth and existence, then the
         // bytes come from its store.

@@ -35,6 +35,8 @@ pub struct FakeRegistry {
     uploads: BTreeMap<String, String>,
     next_upload: u64,
     pub auth: Option<FakeAuth>,
+    /// With `auth`, `GET` and `HEAD` need no credentials: only pushes are challenged.
+    pub anonymous_pull: bool,
     tokens: BTreeSet<String>,
     /// `tags/list` and `_catalog` pages hold at most this many entries.
     pub page_size: Option<usize>,
@@ -185,7 +187,8 @@ impl FakeRegistry {
             return self.token(request);
         }
         let Some(rest) = path.strip_prefix("/v2/") else { return error(StatusCode::NOT_FOUND, "NOT_FOUND") };
-        if !self.authorised(request) {
+        let pull = matches!(*request.method(), Method::GET | Method::HEAD);
+        if !(self.authorised(request) || self.anonymous_pull && pull) {
             let scope = route(rest).map(|(name, _, _)| format!("repository:{name}:pull")).unwrap_or_default();
             return self.challenge(&scope);
         }
