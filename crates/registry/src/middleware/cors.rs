@@ -33,7 +33,7 @@ pub const ALLOW_HEADERS: &str =
 pub const EXPOSE_HEADERS: &str =
     "Docker-Content-Digest, Location, Link, Range, WWW-Authenticate, OCI-Subject, \
      Docker-Upload-UUID, Content-Range, Content-Length, OCI-Filters-Applied, \
-     Docker-Distribution-API-Version";
+     Docker-Distribution-API-Version, Retry-After";
 const DEFAULT_MAX_AGE: u64 = 600;
 
 /// What to answer an `Origin` with: `*`, or the origin itself (with `Vary: Origin`).

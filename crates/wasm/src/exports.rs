@@ -1,0 +1,130 @@
+//! The JavaScript API: `listTags`, `inspect`, `diff`, `copy` and `version`.
+//!
+//! Every promise rejects with an `Error` whose `message` is one line: `name` is
+//! `InputError` for bad arguments, `NetworkError` (with `registry`) when `fetch` itself
+//! failed, `AbortError` when the caller's signal fired, and `Error` otherwise. Results
+//! are the core's own JSON: the same as the CLI's `--json`, `--progress json` and
+//! `--report`.
+
+use wasm_bindgen::prelude::*;
+
+use crate::jobs;
+use crate::transport::BrowserOptions;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &'static str = r#"
+/** Basic credentials, or a bearer token. Kept in memory only. */
+export type Auth = { username?: string; password?: string; token?: string };
+/** A repository on a registry. `registry` is a base URL, e.g. "http://127.0.0.1:5000". */
+export type Repo = { registry: string; repository: string; auth?: Auth };
+
+export interface InspectResult {
+  reference: string;
+  digest: string;
+  mediaType: string;
+  /** Manifest(s), configs and layers, in bytes. */
+  size: number;
+  /** "linux/amd64", "linux/arm64/v8"; [] for a single-platform image without one. */
+  platforms: string[];
+}
+
+export type TagStatus = "in_sync" | "missing" | "different" | "extra";
+export interface DiffRow {
+  repository: string;
+  tag: string;
+  status: TagStatus;
+  source_digest: string | null;
+  destination_digest: string | null;
+  media_type?: string;
+  platforms?: string[];
+  size?: number;
+}
+export interface DiffReport {
+  rows: DiffRow[];
+  in_sync: number;
+  missing: number;
+  different: number;
+  extra: number;
+  errors: string[];
+}
+export interface DiffOptions {
+  /** Also read the source's manifests: platforms and total size per tag. */
+  details?: boolean;
+}
+
+export interface Failure { source: string; destination: string; reason: string; retryable: boolean }
+export interface Summary {
+  images: number; copied: number; skipped: number; failed: number;
+  blobs_transferred: number; blobs_mounted: number; blobs_present: number;
+  bytes_transferred: number; requests: number; transfers: number; retries: number;
+  elapsed_ms: number; dry_run?: boolean; bytes_to_copy?: number; failures?: Failure[];
+}
+/** One progress event: a line of `ferry sync --progress json`. The last is `job_finished`. */
+export type ProgressEvent =
+  | { event: "plan_failed"; source: string; destination: string; reason: string; retryable: boolean }
+  | { event: "plan_ready"; images: number; repositories: number }
+  | { event: "image_started"; image: number; source: string; destination: string }
+  | { event: "image_skipped"; image: number; source: string; destination: string; digest: string }
+  | { event: "blob_progress"; image: number; digest: string; bytes: number; total: number }
+  | { event: "blob_done"; image: number; digest: string; size: number; outcome: "present" | "mounted" | "transferred" }
+  | { event: "retry_scheduled"; target: string; retry: number; delay_ms: number; reason: string }
+  | { event: "image_done"; image: number; source: string; destination: string; digest: string; bytes: number;
+      rewritten_from?: string; dry_run?: boolean }
+  | { event: "image_failed"; image: number; source: string; destination: string; reason: string; retryable: boolean }
+  | { event: "job_finished"; status: "succeeded" | "failed"; summary: Summary };
+export interface ImageReport {
+  source: string; destination: string;
+  outcome: "copied" | "skipped" | "failed" | "would_copy" | "pending";
+  digest?: string; rewritten_from?: string; bytes: number; reason?: string;
+}
+/** The job's report: what `ferry sync --report` writes. */
+export interface CopyReport { status: "succeeded" | "failed"; summary: Summary; images: ImageReport[] }
+export interface CopyOptions {
+  /** Tags to copy; default (or []): every source tag. */
+  tags?: string[];
+  /** "os/arch[/variant]" children of an index to copy; default: all. */
+  platforms?: string[];
+  onProgress?: (event: ProgressEvent) => void;
+  /** Aborting stops new work, aborts requests in flight and rejects with an AbortError. */
+  signal?: AbortSignal;
+}
+
+/** Every tag of the repository (all pages of tags/list), sorted. */
+export function listTags(repo: Repo): Promise<string[]>;
+/** One image by tag or digest: media type, digest, platforms and total size. */
+export function inspect(repo: Repo, reference: string): Promise<InspectResult>;
+/** Compares two repositories tag by tag. */
+export function diff(src: Repo, dst: Repo, opts?: DiffOptions): Promise<DiffReport>;
+/** Copies tags (default: all) from src to dst; manifests keep their digests. */
+export function copy(src: Repo, dst: Repo, opts?: CopyOptions): Promise<CopyReport>;
+/** ferry's version. */
+export function version(): string;
+"#;
+
+#[wasm_bindgen(js_name = listTags, skip_typescript)]
+pub async fn list_tags(repo: JsValue) -> Result<JsValue, JsValue> {
+    jobs::list_tags(repo).await.map_err(JsValue::from)
+}
+
+#[wasm_bindgen(skip_typescript)]
+pub async fn inspect(repo: JsValue, reference: JsValue) -> Result<JsValue, JsValue> {
+    let Some(reference) = reference.as_string() else {
+        return Err(crate::errors::ApiError::input("reference must be a tag or a digest (a string)").into());
+    };
+    jobs::inspect(repo, reference).await.map_err(JsValue::from)
+}
+
+#[wasm_bindgen(skip_typescript)]
+pub async fn diff(src: JsValue, dst: JsValue, opts: JsValue) -> Result<JsValue, JsValue> {
+    jobs::diff(src, dst, opts).await.map_err(JsValue::from)
+}
+
+#[wasm_bindgen(skip_typescript)]
+pub async fn copy(src: JsValue, dst: JsValue, opts: JsValue) -> Result<JsValue, JsValue> {
+    jobs::copy(src, dst, opts, BrowserOptions::default()).await.map_err(JsValue::from)
+}
+
+#[wasm_bindgen(skip_typescript)]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_owned()
+}

@@ -1,0 +1,213 @@
+//! The API's calls as the core's jobs: `copy` is a `SyncMachine` with one rule, `diff` a
+//! `DiffMachine` over two repositories, `listTags` and `inspect` a `DiffMachine` reading
+//! one side alone. Each runs on the core's driver until it finishes or the caller aborts.
+
+use ferry_core::config::{DestinationSpec, Rule, SourceSpec, TagSelector};
+use ferry_core::copy::{Job, SyncMachine, SyncOptions};
+use ferry_core::diff::{DiffJob, DiffMachine, DiffReport, DiffSide};
+use ferry_core::driver::{self, Machine};
+use ferry_core::manifest::PlatformFilter;
+use ferry_core::progress::Event;
+use ferry_core::retry::RetryPolicy;
+use ferry_core::transport::Clock as _;
+use futures_util::future::{select, Either};
+use serde::Deserialize;
+use wasm_bindgen::JsValue;
+use web_sys::AbortSignal;
+
+use crate::abort::AbortWait;
+use crate::clock::BrowserClock;
+use crate::errors::ApiError;
+use crate::input::{self, Repo};
+use crate::js;
+use crate::transport::{BrowserOptions, BrowserTransport};
+
+/// Blob transfers at once, across a job. Each holds up to one chunk, so this times
+/// [`BrowserOptions::chunk_size`] bounds a copy's memory; browsers open at most six
+/// HTTP/1.1 connections per host anyway.
+pub const DEFAULT_MAX_TRANSFERS: usize = 4;
+
+/// `copy`'s options; `onProgress` and `signal` are read from the object itself.
+#[derive(Default, Deserialize)]
+struct CopyInput {
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    platforms: Option<Vec<String>>,
+}
+
+const COPY_OPTIONS: [&str; 4] = ["tags", "platforms", "onProgress", "signal"];
+
+#[derive(Default, Deserialize)]
+struct DiffInput {
+    #[serde(default)]
+    details: bool,
+}
+
+/// `copy(src, dst, opts)` with transport options of the caller's choosing (a small chunk
+/// size, in tests).
+pub async fn copy_with(
+    src: JsValue,
+    dst: JsValue,
+    opts: JsValue,
+    options: BrowserOptions,
+) -> Result<JsValue, JsValue> {
+    copy(src, dst, opts, options).await.map_err(JsValue::from)
+}
+
+pub(crate) async fn copy(
+    src: JsValue,
+    dst: JsValue,
+    opts: JsValue,
+    options: BrowserOptions,
+) -> Result<JsValue, ApiError> {
+    let src = input::repo("src", &src)?;
+    let dst = input::repo("dst", &dst)?;
+    let CopyInput { tags, platforms } = input::options("copy options", &opts, &COPY_OPTIONS)?;
+    let on_progress = input::callback("copy options", &opts, "onProgress")?;
+    let signal = input::signal("copy options", &opts)?;
+    let selector = match input::tags(tags)? {
+        Some(tags) => TagSelector::List(tags),
+        None => TagSelector::All,
+    };
+    let platforms = PlatformFilter::new(&[], &[], &platforms.unwrap_or_default())
+        .map_err(|e| ApiError::input(format!("platforms: {e}")))?;
+    let access = input::access(&[&src, &dst])?;
+    let rule = Rule {
+        source_text: format!("{}/{}", src.base, src.repository),
+        source: SourceSpec { registry: src.name, repository: Some(src.repository), selector },
+        destinations: vec![DestinationSpec {
+            registry: dst.name,
+            repository: Some(dst.repository),
+            tags: Vec::new(),
+        }],
+        tags: Default::default(),
+        platforms: Vec::new(),
+    };
+    let job = Job { rules: vec![rule], credentials: access.credentials, endpoints: access.endpoints };
+    let sync = SyncOptions {
+        max_transfers: DEFAULT_MAX_TRANSFERS,
+        seed: (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64,
+        platforms,
+        ..SyncOptions::default()
+    };
+    let transport = BrowserTransport::with_access(options, access.bases, access.tokens);
+    let clock = BrowserClock::new();
+    let mut machine = SyncMachine::new(job, sync, clock.now(), clock.wall_now());
+    let on_event = |event: Event| {
+        if let (Some(callback), Ok(value)) = (&on_progress, js::to_js(&event)) {
+            // A callback that throws must not stop the copy.
+            let _ = callback.call1(&JsValue::NULL, &value);
+        }
+    };
+    drive(&mut machine, &transport, &clock, signal.as_ref(), on_event).await?;
+    let report = machine.report();
+    let value = js::to_js(&report)?;
+    if report.summary.failed > 0 {
+        if let Some(error) = network_error(&transport, Some(value.clone())) {
+            return Err(error);
+        }
+    }
+    Ok(value)
+}
+
+pub(crate) async fn diff(src: JsValue, dst: JsValue, opts: JsValue) -> Result<JsValue, ApiError> {
+    let src = input::repo("src", &src)?;
+    let dst = input::repo("dst", &dst)?;
+    let DiffInput { details } = input::options("diff options", &opts, &["details"])?;
+    let destination = DiffSide { registry: dst.name.clone(), repository: Some(dst.repository.clone()) };
+    let report = read(&[&src, &dst], Some(destination), None, details).await?;
+    Ok(js::to_js(&report)?)
+}
+
+pub(crate) async fn list_tags(repo: JsValue) -> Result<JsValue, ApiError> {
+    let repo = input::repo("repo", &repo)?;
+    let report = read(&[&repo], None, None, false).await?;
+    let tags: Vec<&str> = report.rows.iter().map(|row| row.tag.as_str()).collect();
+    Ok(js::to_js(&tags)?)
+}
+
+pub(crate) async fn inspect(repo: JsValue, reference: String) -> Result<JsValue, ApiError> {
+    let repo = input::repo("repo", &repo)?;
+    let reference = input::reference(&reference)?;
+    let report = read(&[&repo], None, Some(reference.clone()), true).await?;
+    let Some(row) = report.rows.first() else {
+        return Err(ApiError::Failed(format!(
+            "{}/{}: no image {reference} (listTags shows the tags)",
+            repo.base, repo.repository
+        )));
+    };
+    let value = serde_json::json!({
+        "reference": reference,
+        "digest": row.source_digest,
+        "mediaType": row.media_type.clone().unwrap_or_default(),
+        "size": row.size.unwrap_or(0),
+        "platforms": row.platforms,
+    });
+    Ok(js::to_js(&value)?)
+}
+
+/// Runs a `DiffMachine` with `repos[0]` as its source. A listing of one side fails on its
+/// first error; a comparison reports its errors, unless a registry could not be reached.
+async fn read(
+    repos: &[&Repo],
+    destination: Option<DiffSide>,
+    reference: Option<String>,
+    details: bool,
+) -> Result<DiffReport, ApiError> {
+    let access = input::access(repos)?;
+    let source = DiffSide { registry: repos[0].name.clone(), repository: Some(repos[0].repository.clone()) };
+    let one_sided = destination.is_none();
+    let job = DiffJob {
+        source,
+        destination,
+        reference,
+        details,
+        credentials: access.credentials,
+        endpoints: access.endpoints,
+        retry: RetryPolicy::default(),
+    };
+    let transport = BrowserTransport::with_access(BrowserOptions::default(), access.bases, access.tokens);
+    let clock = BrowserClock::new();
+    let mut machine = DiffMachine::new(job, clock.now(), clock.wall_now());
+    drive(&mut machine, &transport, &clock, None, |_| {}).await?;
+    let report = machine.report();
+    if let Some(first) = report.errors.first() {
+        if let Some(error) = network_error(&transport, None) {
+            return Err(error);
+        }
+        if one_sided {
+            return Err(ApiError::Failed(first.clone()));
+        }
+    }
+    Ok(report)
+}
+
+/// Runs `machine` on the core's driver until it finishes, or until `signal` fires: then
+/// the run is dropped, which aborts every request in flight.
+async fn drive<M: Machine>(
+    machine: &mut M,
+    transport: &BrowserTransport,
+    clock: &BrowserClock,
+    signal: Option<&AbortSignal>,
+    on_event: impl FnMut(Event),
+) -> Result<(), ApiError> {
+    if signal.is_some_and(AbortSignal::aborted) {
+        return Err(ApiError::Aborted);
+    }
+    let run = Box::pin(driver::run(machine, transport, clock, on_event));
+    match select(run, AbortWait::new(signal)).await {
+        Either::Left((Ok(()), _)) => Ok(()),
+        Either::Left((Err(misuse), _)) => Err(ApiError::Failed(format!("ferry's driver stopped: {misuse}"))),
+        Either::Right(_) => Err(ApiError::Aborted),
+    }
+}
+
+/// A `NetworkError` when `fetch` could not reach one of the job's registries.
+fn network_error(transport: &BrowserTransport, report: Option<JsValue>) -> Option<ApiError> {
+    let (registry, reason) = transport.unreachable()?;
+    let message = format!(
+        "could not reach {registry} ({reason}): it is down or unreachable, or it does not allow this origin by CORS"
+    );
+    Some(ApiError::Network { message, registry, report })
+}
