@@ -6,9 +6,12 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 demo:
     cargo run --release --quiet -- demo
 
-# Every test: the sans-IO guard, unit and simulation tests, registry conformance and interop.
+# Every test: the sans-IO guard, unit and simulation tests, registry conformance and interop, then the
+# browser and edge tests (ferry-wasm in headless Chromium and under Node, the web page end to end).
 test: core-guard
     cargo test --workspace --no-fail-fast
+    just test-wasm
+    just test-web
 
 # The core stays sans-IO: it builds for wasm32 with no `env` imports and depends on no runtime.
 core-guard:
@@ -27,3 +30,23 @@ fuzz SECONDS="20":
 # Part 1: `ferry serve` vs distribution, pushed and pulled with skopeo (bench/registry.py).
 bench SCALE="full" RUNS="3":
     python3 bench/registry.py --scale {{SCALE}} --runs {{RUNS}}
+
+# ferry-wasm for the browser and the edge into web/pkg/ (wasm-bindgen, wasm-opt); prints its size.
+wasm:
+    scripts/build-wasm.sh
+
+# ferry-wasm's tests against real `ferry serve` registries: wasm-bindgen-test in headless Chromium, then the edge handler under Node.
+test-wasm:
+    scripts/test-wasm.sh
+
+# The web page on this machine: two registries with CORS and sample images, one serving the page; prints its URL.
+demo-web:
+    scripts/build-wasm.sh
+    cargo run --release --quiet -- demo --serve --ui web
+
+# The web page's tests: Node unit tests, then end to end in the system Chromium (screenshots in target/web-e2e/).
+test-web:
+    scripts/build-wasm.sh
+    cargo build --quiet -p ferry-cli
+    [ -d node_modules ] || PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci
+    FERRY_BIN="${CARGO_TARGET_DIR:-target}/debug/ferry" node --test web/test/*.test.mjs

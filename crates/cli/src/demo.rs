@@ -29,10 +29,22 @@ pub struct DemoArgs {
     /// How to show the sync's progress
     #[arg(long, value_enum, value_name = "MODE", default_value = "auto")]
     progress: Mode,
+
+    /// Instead: keep two registries running, with CORS and sample images, the first
+    /// serving the web page; print the page's URL and run until Ctrl-C
+    #[arg(long)]
+    serve: bool,
+
+    /// With --serve: the web page's directory, with pkg/ built by scripts/build-wasm.sh
+    #[arg(long, value_name = "DIR", default_value = "web")]
+    ui: PathBuf,
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let runtime = common::runtime()?;
+    if args.serve {
+        return runtime.block_on(crate::demo_web::serve(&args.ui));
+    }
     runtime.block_on(demo(args))
 }
 

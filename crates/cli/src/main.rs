@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 mod common;
 mod copy;
 mod demo;
+mod demo_web;
 mod diff;
 mod inspect;
 mod ls;

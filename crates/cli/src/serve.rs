@@ -16,6 +16,7 @@ Examples:
   ferry serve --storage memory --addr 127.0.0.1:0  # throwaway, on a free port
   ferry serve --htpasswd ./htpasswd --token        # Basic auth + Docker token flow
   ferry serve --cors-origin http://localhost:8080 --cors-allow-credentials
+  ferry serve --ui web                             # ferry's web page at http://127.0.0.1:5000/ui/
   ferry serve --config ferry.yaml --print-config   # show the effective config";
 
 /// Options of `ferry serve`. Every option is also a key of the YAML config file.
@@ -23,7 +24,7 @@ Examples:
 #[command(after_help = AFTER_HELP)]
 pub struct ServeArgs {
     /// YAML config file (keys: addr, public_url, storage, read_only, delete, cors, auth,
-    /// limits, log); flags given here override its values
+    /// limits, log, ui); flags given here override its values
     #[arg(short, long, value_name = "FILE", env = "FERRY_CONFIG")]
     config: Option<PathBuf>,
 
@@ -106,6 +107,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES")]
     max_blob_bytes: Option<u64>,
 
+    /// Serve ferry's web page from this directory (the repository's web/, with web/pkg/
+    /// built by scripts/build-wasm.sh) at /ui/; / then redirects there
+    #[arg(long, value_name = "DIR")]
+    ui: Option<PathBuf>,
+
     /// Log level [default: info]
     #[arg(long, value_name = "LEVEL", value_parser = ["error", "warn", "info", "debug", "trace"])]
     log_level: Option<String>,
@@ -159,6 +165,9 @@ impl ServeArgs {
         set(&mut c.auth.token.ttl_secs, self.token_ttl);
         set(&mut c.limits.max_manifest_bytes, self.max_manifest_bytes);
         set(&mut c.limits.max_blob_bytes, self.max_blob_bytes);
+        if self.ui.is_some() {
+            c.ui = self.ui;
+        }
         set(&mut c.log.level, self.log_level);
         if let Some(format) = self.log_format {
             c.log.format = if format == "json" { LogFormat::Json } else { LogFormat::Text };
@@ -193,9 +202,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
+        let has_ui = config.ui.is_some();
         let running = ferry_registry::serve(config).await.context("starting the registry")?;
         // The one line on stdout: scripts and tests read the URL from it.
         println!("ferry registry listening on {}", running.url());
+        if has_ui {
+            tracing::info!("web page at {}{}", running.url(), ferry_registry::ui::PREFIX);
+        }
         shutdown_signal().await;
         tracing::info!("shutting down: finishing requests in flight");
         running.shutdown().await.context("serving")?;

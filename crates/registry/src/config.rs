@@ -15,6 +15,7 @@
 //!   token: { enabled: true, service: ferry, ttl_secs: 300 }
 //! limits: { max_manifest_bytes: 4194304, max_blob_bytes: 0 }
 //! log: { level: info, format: text }
+//! ui: ./web
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -41,6 +42,9 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: Limits,
     pub log: LogConfig,
+    /// A directory of static files (ferry's web page) to serve at `/ui/`; `/` then
+    /// redirects there. Unset: no page, `/v2/` only.
+    pub ui: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -55,6 +59,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: Limits::default(),
             log: LogConfig::default(),
+            ui: None,
         }
     }
 }

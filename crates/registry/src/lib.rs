@@ -34,6 +34,7 @@ pub mod middleware;
 pub mod routes;
 pub mod storage;
 pub mod store;
+pub mod ui;
 
 pub use config::Config;
 pub use error::{ErrorCode, RegistryError};
@@ -52,6 +53,8 @@ pub struct AppState {
     pub auth: Option<Authenticator>,
     /// The address actually bound, once known (for URLs built without a `Host`).
     pub local_addr: OnceLock<SocketAddr>,
+    /// The web page's directory, served at `/ui/`; `None` when `ui` is unset.
+    pub ui: Option<ui::UiDir>,
 }
 
 /// Why a registry could not be built or started.
@@ -64,6 +67,8 @@ pub enum ServeError {
     Storage(#[from] StorageError),
     #[error("auth: {0}")]
     Auth(#[from] middleware::auth::AuthError),
+    #[error(transparent)]
+    Ui(#[from] ui::UiError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
     #[error("server failed: {0}")]
@@ -105,7 +110,8 @@ impl RegistryBuilder {
         let store = Store::new(driver);
         let auth = if config.auth.enabled() { Some(Authenticator::from_config(&config.auth)?) } else { None };
         let uploads = Uploads::new(store.clone(), config.limits.max_blob_bytes);
-        let state = AppState { config, store, uploads, auth, local_addr: OnceLock::new() };
+        let ui = config.ui.as_deref().map(ui::UiDir::open).transpose()?;
+        let state = AppState { config, store, uploads, auth, local_addr: OnceLock::new(), ui };
         Ok(Registry { state: Arc::new(state) })
     }
 }

@@ -6,13 +6,14 @@
 //! 3. [`recovery`]: a panicking handler answers 500 and the server keeps going;
 //! 4. [`auth`]: Basic or Bearer, per repository and action;
 //! 5. the routes: `/v2/…` ([`crate::routes`]), `/token` ([`token`]), `/healthz`
-//!    (storage answers) and `/livez` (the process answers).
+//!    (storage answers), `/livez` (the process answers) and, with `ui` set, the web
+//!    page at `/ui/` ([`crate::ui`]; auth only guards `/v2/`, the page holds no data).
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::Router;
 use http::StatusCode;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
@@ -27,10 +28,16 @@ pub mod token;
 
 /// Builds the whole app over shared state.
 pub fn app(state: Arc<AppState>) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/livez", get(|| async { "ok\n" }))
-        .route("/token", get(token::handler))
+        .route("/token", get(token::handler));
+    if state.ui.is_some() {
+        for path in ["/", "/ui", "/ui/", "/ui/{*file}"] {
+            router = router.route(path, any(crate::ui::handler));
+        }
+    }
+    router
         .fallback(crate::routes::dispatch)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware))
         .layer(recovery::layer())
