@@ -30,20 +30,21 @@ pub struct DemoArgs {
     #[arg(long, value_enum, value_name = "MODE", default_value = "auto")]
     progress: Mode,
 
-    /// Instead: keep two registries running, with CORS and sample images, the first
-    /// serving the web page; print the page's URL and run until Ctrl-C
+    /// Instead: keep two registries running, with CORS and sample images, and run until
+    /// Ctrl-C; with --ui, the first also serves the web page, and its URL is printed
     #[arg(long)]
     serve: bool,
 
-    /// With --serve: the web page's directory, with pkg/ built by scripts/build-wasm.sh
-    #[arg(long, value_name = "DIR", default_value = "web")]
-    ui: PathBuf,
+    /// With --serve: the web page's directory (the repository's web/, with pkg/ built by
+    /// scripts/build-wasm.sh); `just demo-web` passes it
+    #[arg(long, value_name = "DIR", requires = "serve")]
+    ui: Option<PathBuf>,
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let runtime = common::runtime()?;
     if args.serve {
-        return runtime.block_on(crate::demo_web::serve(&args.ui));
+        return runtime.block_on(crate::demo_web::serve(args.ui.as_deref()));
     }
     runtime.block_on(demo(args))
 }

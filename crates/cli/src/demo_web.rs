@@ -1,6 +1,6 @@
-//! `ferry demo --serve`: the web page on this machine. Two in-process registries (memory
-//! storage) that allow the page's origin by CORS, the first also serving the page at
-//! `/ui/`; one repository whose tags cover every status of a diff; and the page's URL,
+//! `ferry demo --serve`: two in-process registries (memory storage) that allow the page's
+//! origin by CORS, and one repository whose tags cover every status of a diff. With
+//! `--ui DIR` the first also serves the web page at `/ui/`, and the page's URL is printed
 //! with both registries in its hash. It runs until Ctrl-C.
 
 use std::net::TcpListener;
@@ -52,39 +52,57 @@ async fn fill(source: &str, destination: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn serve(ui: &Path) -> anyhow::Result<ExitCode> {
+pub async fn serve(ui: Option<&Path>) -> anyhow::Result<ExitCode> {
     let port = free_port()?;
     // The page may be opened by either name of the loopback host.
     let origins = [format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")];
-    let source = start(format!("127.0.0.1:{port}"), &origins, Some(ui))
-        .await
-        .with_context(|| format!("serving the web page from {} (--ui DIR)", ui.display()))?;
+    let source = match ui {
+        Some(ui) => start(format!("127.0.0.1:{port}"), &origins, Some(ui))
+            .await
+            .with_context(|| format!("serving the web page from {} (--ui DIR)", ui.display()))?,
+        None => start(format!("127.0.0.1:{port}"), &origins, None).await?,
+    };
     let destination = start("127.0.0.1:0".into(), &origins, None).await?;
     fill(source.url(), destination.url()).await?;
 
-    println!("== ferry's web page, two registries on this machine (memory storage, CORS for the page)");
-    println!("source       {}   (also serves the page at /ui/)", source.url());
+    println!("== two registries on this machine (memory storage, CORS for the page)");
+    let serves_page = if ui.is_some() { "   (also serves the page at /ui/)" } else { "" };
+    println!("source       {}{serves_page}", source.url());
     println!("destination  {}", destination.url());
     println!(
         "{REPOSITORY} in the source:      1.0 and latest (one image), 1.1, 2.0 (linux/amd64 + linux/arm64)"
     );
     println!("{REPOSITORY} in the destination: 1.0 (the same), 1.1 (another image), 0.9 (only there)");
-    if !ui.join("pkg/ferry_wasm.js").is_file() {
-        eprintln!(
-            "warning: {}/pkg/ferry_wasm.js is missing: build it with scripts/build-wasm.sh",
-            ui.display()
-        );
-    }
     println!();
-    println!(
-        "Open {}/ui/#src={}/{REPOSITORY}&dst={}/{REPOSITORY}",
-        source.url(),
-        source.url(),
-        destination.url()
-    );
+    match ui {
+        Some(ui) => {
+            if !ui.join("pkg/ferry_wasm.js").is_file() {
+                eprintln!(
+                    "warning: {}/pkg/ferry_wasm.js is missing: build it with scripts/build-wasm.sh",
+                    ui.display()
+                );
+            }
+            println!(
+                "Open {}/ui/#src={}/{REPOSITORY}&dst={}/{REPOSITORY}",
+                source.url(),
+                source.url(),
+                destination.url()
+            );
+        }
+        None => println!(
+            "Try: ferry diff {0}/{REPOSITORY} {1}/{REPOSITORY}",
+            host(source.url()),
+            host(destination.url())
+        ),
+    }
     println!("Ctrl-C stops both registries.");
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     source.shutdown().await.context("stopping the source registry")?;
     destination.shutdown().await.context("stopping the destination registry")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `host:port` of a registry's URL, as the CLI's references name it.
+fn host(url: &str) -> &str {
+    url.trim_start_matches("http://")
 }
