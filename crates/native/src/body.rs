@@ -1,5 +1,5 @@
-//! Upload bodies: the verifying stream of a monolithic `PUT`, a chunk handed over in
-//! pieces, and the progress both report for the upload watchdog.
+//! Upload bodies: the verifying stream of a monolithic `PUT`, and the progress upload
+//! bodies report for the upload watchdog (a chunk's body is `upload::ChunkBody`).
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,12 +10,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferry_core::digest::Verifier;
 use ferry_core::transport::TransportError;
-use futures_util::stream::{self, Stream, StreamExt as _};
+use futures_util::stream::{Stream, StreamExt as _};
 
 use crate::source::SourceStream;
-
-/// The size of the pieces an upload body is handed to the connection in.
-const PIECE: usize = 64 * 1024;
 
 /// When an upload request last made progress, for the upload's watchdog.
 pub(crate) struct Activity {
@@ -35,11 +32,11 @@ impl Activity {
         }
     }
 
-    fn touch(&self) {
+    pub(crate) fn touch(&self) {
         self.last.store(self.origin.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         self.touch();
         self.done.store(true, Ordering::Relaxed);
     }
@@ -48,26 +45,6 @@ impl Activity {
         let last = self.origin + Duration::from_millis(self.last.load(Ordering::Relaxed));
         last + if self.done.load(Ordering::Relaxed) { commit } else { idle }
     }
-}
-
-/// A chunk as a stream of pieces, so that the connection's progress is visible.
-pub(crate) fn pieces(
-    chunk: Bytes,
-    activity: Arc<Activity>,
-) -> impl Stream<Item = Result<Bytes, Aborted>> + Send + 'static {
-    stream::unfold(0usize, move |at| {
-        let activity = activity.clone();
-        let chunk = chunk.clone();
-        async move {
-            if at >= chunk.len() {
-                activity.finish();
-                return None;
-            }
-            activity.touch();
-            let end = (at + PIECE).min(chunk.len());
-            Some((Ok(chunk.slice(at..end)), end))
-        }
-    })
 }
 
 /// The body of a monolithic upload: the source's chunks, each fed to the verifier first.

@@ -13,8 +13,9 @@ const MIB: u64 = 1024 * 1024;
 /// under those caps, and sends the big layers, where a resume saves the most, in chunks.
 pub const DEFAULT_CHUNK_THRESHOLD: u64 = 64 * MIB;
 
-/// The size of one `PATCH`. Each chunk is held in memory while it is sent, so this is the
-/// bound on a transfer's memory. It is above S3's 5 MiB multipart minimum, which
+/// The size of one `PATCH`. A chunk streams from the source as it is sent (it is never
+/// held in memory), so this only sets how many requests a big blob takes and how much a
+/// failed chunk may have to re-send. It is above S3's 5 MiB multipart minimum, which
 /// registries backed by object storage inherit.
 pub const DEFAULT_CHUNK_SIZE: usize = 16 * MIB as usize;
 

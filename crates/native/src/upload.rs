@@ -10,24 +10,27 @@
 //! Whatever the path, the source's bytes go through the core's [`Verifier`] before the
 //! registry may commit them: the monolithic body withholds its last chunk until the whole
 //! blob has verified, and the chunked upload sends its closing `PUT` only afterwards.
+//! Either way the bytes stream from the source's answer into the upload's body as the
+//! connection takes them: memory does not grow with the blob or with the chunk size.
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ferry_core::api::{upload_complete, upload_offset};
 use ferry_core::digest::Verifier;
 use ferry_core::transport::{ProgressCounter, Side, Transfer, TransportError};
-use futures_util::stream::StreamExt as _;
+use futures_util::stream::{Stream, StreamExt as _};
 use http::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use reqwest::Url;
 
-use crate::body::{pieces, Activity, VerifyingBody};
+use crate::body::{Aborted, Activity, VerifyingBody};
 use crate::errors::{from_reqwest, host_of, ErrorAnswer};
 use crate::options::MAX_HONOURED_MIN_CHUNK;
 use crate::source::{self, SourceStream};
@@ -183,11 +186,11 @@ impl Uploader<'_> {
 
     /// `PATCH`es the blob in chunks, resuming from where the registry stands when a chunk
     /// fails, then closes the session once the whole blob has verified.
-    async fn chunked(&self, mut source: SourceStream, session: Session) -> Result<(), TransportError> {
+    async fn chunked(&self, source: SourceStream, session: Session) -> Result<(), TransportError> {
         let options = self.transport.options();
         let chunk_size = match session.min_chunk {
-            Some(min) if min <= MAX_HONOURED_MIN_CHUNK => options.chunk_size.max(min as usize),
-            _ => options.chunk_size,
+            Some(min) if min <= MAX_HONOURED_MIN_CHUNK => (options.chunk_size as u64).max(min),
+            _ => options.chunk_size as u64,
         };
         let mut location = session.location;
         let fresh = Verifier::new(self.transfer.digest.clone(), self.transfer.size);
@@ -195,25 +198,17 @@ impl Uploader<'_> {
         // source from one of them, so every byte is hashed exactly once, in order.
         let mut checkpoints = BTreeMap::from([(0u64, fresh.clone())]);
         let size = self.transfer.size;
-        let mut cursor = Cursor { live: fresh, size, read: 0, sent: 0, carry: None };
+        let mut feed = Feed { source, cursor: Cursor { live: fresh, read: 0, sent: 0, carry: None } };
         let mut resumes = 0;
-        loop {
-            let chunk = match cursor.next_chunk(&mut source, chunk_size).await {
-                Ok(chunk) => chunk,
-                Err(error) => {
-                    self.cancel(&location).await;
-                    return Err(error);
-                }
-            };
-            if chunk.is_empty() {
-                break;
-            }
-            let len = chunk.len() as u64;
-            let error = match self.patch(&location, cursor.sent, chunk).await {
+        while feed.cursor.sent < size {
+            let len = (size - feed.cursor.sent).min(chunk_size);
+            let (back, answer) = self.patch(&location, feed, len).await;
+            feed = back;
+            let error = match answer {
                 Ok(next) => {
                     location = next;
-                    cursor.sent += len;
-                    checkpoints.insert(cursor.sent, cursor.live.clone());
+                    feed.cursor.sent += len;
+                    checkpoints.insert(feed.cursor.sent, feed.cursor.live.clone());
                     continue;
                 }
                 Err(error) if resumable(&error) => error,
@@ -222,7 +217,8 @@ impl Uploader<'_> {
                     return Err(error);
                 }
             };
-            let (offset, next) = self.resume(&location, &cursor, &mut resumes, error).await?;
+            let cursor = &mut feed.cursor;
+            let (offset, next) = self.resume(&location, cursor, &mut resumes, error).await?;
             location = next;
             if offset == cursor.read {
                 // The chunk arrived; only its answer was lost.
@@ -239,31 +235,39 @@ impl Uploader<'_> {
                 rereading_from = at,
                 "resuming a chunked upload"
             );
-            cursor = Cursor { live: verifier.clone(), size, read: at, sent: offset, carry: None };
-            source = match source::open(self.transport, self.transfer, at, self.progress).await {
+            let cursor = Cursor { live: verifier.clone(), read: at, sent: offset, carry: None };
+            let source = match source::open(self.transport, self.transfer, at, self.progress).await {
                 Ok(source) => source,
                 Err(error) => {
                     self.cancel(&location).await;
                     return Err(error);
                 }
             };
+            feed = Feed { source, cursor };
         }
-        if let Err(error) = cursor.live.finish() {
+        if let Err(error) = feed.finish().await {
             self.cancel(&location).await;
-            return Err(TransportError::Verify(error));
+            return Err(error);
         }
         self.commit(&location).await
     }
 
     /// end-5, one chunk: `PATCH <location>` with `Content-Range: <start>-<end>` -> `202`.
-    async fn patch(&self, location: &Url, start: u64, chunk: Bytes) -> Result<Url, TransportError> {
-        let len = chunk.len() as u64;
+    /// The body is the source's next `len` bytes, lent the feed while the request runs;
+    /// the feed comes back with the outcome. The body's own failure (the source broke, or
+    /// its bytes did not verify) wins over what the registry said about the cut request.
+    async fn patch(&self, location: &Url, feed: Feed, len: u64) -> (Feed, Result<Url, TransportError>) {
+        let start = feed.cursor.sent;
+        let end = start + len;
         let mut headers = self.headers();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-        headers.insert(CONTENT_RANGE, format!("{start}-{}", start + len - 1).parse().expect("digits"));
+        headers.insert(CONTENT_RANGE, format!("{start}-{}", end - 1).parse().expect("digits"));
         headers.insert(CONTENT_LENGTH, len.into());
+        let lent = Arc::new(Mutex::new(Some(feed)));
+        let failure = Arc::new(Mutex::new(None));
         let activity = Arc::new(Activity::new());
-        let body = pieces(chunk, activity.clone());
+        let body =
+            ChunkBody { feed: lent.clone(), left: len, failure: failure.clone(), activity: activity.clone() };
         let request = self
             .transport
             .client_for(location)
@@ -271,9 +275,23 @@ impl Uploader<'_> {
             .headers(headers)
             .body(reqwest::Body::wrap_stream(body));
         let read_timeout = self.transport.options().read_timeout;
-        let answer = self.await_upload(request.send(), &activity, location, read_timeout).await?;
-        let answer = expect_success(DEST, answer, location).await?;
-        self.next_location(&answer, location)
+        let answer = self.await_upload(request.send(), &activity, location, read_timeout).await;
+        // Taken back, a body the connection still holds can only fail from now on.
+        let feed =
+            lent.lock().unwrap_or_else(PoisonError::into_inner).take().expect("only patch takes the feed");
+        if let Some(error) = failure.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            return (feed, Err(error));
+        }
+        let answer = match answer {
+            Ok(answer) => expect_success(DEST, answer, location).await,
+            Err(error) => Err(error),
+        };
+        let next = answer.and_then(|answer| self.next_location(&answer, location));
+        if next.is_ok() && feed.cursor.read < end {
+            let message = format!("{} accepted a chunk before receiving all of it", host_of(location));
+            return (feed, Err(TransportError::Connection { side: DEST, message }));
+        }
+        (feed, next)
     }
 
     /// Asks the registry how much of the upload it holds, pausing before each attempt.
@@ -399,16 +417,6 @@ impl Uploader<'_> {
     }
 }
 
-/// Whether a failed chunk is worth asking the registry about.
-fn resumable(error: &TransportError) -> bool {
-    match error {
-        TransportError::Connection { side: Side::Destination, .. }
-        | TransportError::Timeout { side: Side::Destination, .. } => true,
-        TransportError::Status { side: Side::Destination, .. } => error.class().is_transient(),
-        _ => false,
-    }
-}
-
 fn retry_after(error: &TransportError) -> Option<Duration> {
     match error {
         TransportError::Status { retry_after, .. } => *retry_after,
@@ -416,12 +424,33 @@ fn retry_after(error: &TransportError) -> Option<Duration> {
     }
 }
 
+/// The source of a chunked upload and where the upload stands, lent to one chunk's body
+/// at a time.
+struct Feed {
+    source: SourceStream,
+    cursor: Cursor,
+}
+
+impl Feed {
+    /// Reads the source to its end once every chunk is up, and checks the blob: a source
+    /// with bytes beyond the blob's size fails verification.
+    async fn finish(mut self) -> Result<(), TransportError> {
+        let verify = TransportError::Verify;
+        let cursor = &mut self.cursor;
+        if let Some(piece) = cursor.carry.take() {
+            cursor.live.update(&piece).map_err(verify)?;
+        }
+        while let Some(piece) = self.source.next().await {
+            cursor.live.update(&piece?).map_err(verify)?;
+        }
+        self.cursor.live.finish().map_err(verify)
+    }
+}
+
 /// Where a chunked upload stands.
 struct Cursor {
     /// The verifier, having seen bytes `0..read`.
     live: Verifier,
-    /// The blob's expected size.
-    size: u64,
     /// Offset of the next byte taken from the source.
     read: u64,
     /// Bytes the registry holds; `read` catches up with it after a resume.
@@ -431,43 +460,100 @@ struct Cursor {
 }
 
 impl Cursor {
-    /// The next chunk to send, from `sent` on: at most `chunk_size` bytes, every one
-    /// verified. Bytes below `sent` (re-read after a resume) are hashed, not sent. Empty
-    /// at the end of the source.
-    async fn next_chunk(
+    /// The next piece to send: at most `max` bytes from `sent` on, verified first. Bytes
+    /// below `sent` (re-read after a resume) are hashed, not sent. `None` at the end of
+    /// the source.
+    fn poll_piece(
         &mut self,
         source: &mut SourceStream,
-        chunk_size: usize,
-    ) -> Result<Bytes, TransportError> {
+        max: u64,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Bytes>, TransportError>> {
         let verify = TransportError::Verify;
-        let mut chunk = BytesMut::new();
-        while chunk.len() < chunk_size {
+        loop {
             let mut piece = match self.carry.take() {
                 Some(piece) => piece,
-                None => match source.next().await {
-                    Some(piece) => piece?,
-                    None => break,
+                None => match ready!(source.poll_next_unpin(cx)) {
+                    Some(Ok(piece)) => piece,
+                    Some(Err(error)) => return Poll::Ready(Err(error)),
+                    None => return Poll::Ready(Ok(None)),
                 },
             };
             if self.read < self.sent {
                 let known = (self.sent - self.read).min(piece.len() as u64) as usize;
-                self.live.update(&piece[..known]).map_err(verify)?;
+                if let Err(error) = self.live.update(&piece[..known]) {
+                    return Poll::Ready(Err(verify(error)));
+                }
                 self.read += known as u64;
                 piece = piece.slice(known..);
+                if piece.is_empty() {
+                    continue;
+                }
             }
-            let take = piece.len().min(chunk_size - chunk.len());
-            self.live.update(&piece[..take]).map_err(verify)?;
-            self.read += take as u64;
-            if chunk.capacity() == 0 {
-                // The whole chunk at once (no regrowth), but no more than the blob has left.
-                let left = self.size.saturating_sub(self.sent).max(take as u64);
-                chunk.reserve(left.min(chunk_size as u64) as usize);
-            }
-            chunk.extend_from_slice(&piece[..take]);
+            let take = (piece.len() as u64).min(max) as usize;
             if take < piece.len() {
                 self.carry = Some(piece.slice(take..));
             }
+            let piece = piece.slice(..take);
+            if let Err(error) = self.live.update(&piece) {
+                return Poll::Ready(Err(verify(error)));
+            }
+            self.read += take as u64;
+            return Poll::Ready(Ok(Some(piece)));
         }
-        Ok(chunk.freeze())
+    }
+}
+
+/// One chunk's body: the source's next `left` bytes, taken only as the connection asks
+/// for them, so a chunk is never held in memory. Once the upload has taken its feed back,
+/// or when the source breaks or does not verify, the body fails and the registry sees a
+/// request cut short.
+struct ChunkBody {
+    feed: Arc<Mutex<Option<Feed>>>,
+    left: u64,
+    /// Why the body failed, for the upload to report.
+    failure: Arc<Mutex<Option<TransportError>>>,
+    activity: Arc<Activity>,
+}
+
+impl Stream for ChunkBody {
+    type Item = Result<Bytes, Aborted>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.left == 0 {
+            this.activity.finish();
+            return Poll::Ready(None);
+        }
+        this.activity.touch();
+        let mut lent = this.feed.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(Feed { source, cursor }) = lent.as_mut() else { return Poll::Ready(Some(Err(Aborted))) };
+        let error = match ready!(cursor.poll_piece(source, this.left, cx)) {
+            Ok(Some(piece)) => {
+                this.left -= piece.len() as u64;
+                return Poll::Ready(Some(Ok(piece)));
+            }
+            // The source ended inside the chunk: the blob is shorter than its descriptor.
+            Ok(None) => match cursor.live.clone().finish() {
+                Err(error) => TransportError::Verify(error),
+                Ok(()) => TransportError::Connection {
+                    side: Side::Source,
+                    message: format!("the source's body ended {} bytes before the chunk did", this.left),
+                },
+            },
+            Err(error) => error,
+        };
+        *this.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
+        Poll::Ready(Some(Err(Aborted)))
+    }
+}
+
+/// Whether a failed chunk is worth asking the registry about.
+fn resumable(error: &TransportError) -> bool {
+    match error {
+        TransportError::Connection { side: Side::Destination, .. }
+        | TransportError::Timeout { side: Side::Destination, .. } => true,
+        TransportError::Status { side: Side::Destination, .. } => error.class().is_transient(),
+        _ => false,
     }
 }
