@@ -114,6 +114,18 @@ pub enum TransportError {
 }
 
 impl TransportError {
+    /// Whether a chunked upload that failed this way is worth resuming: the destination's
+    /// connection broke, timed out or answered a transient status, so the registry may
+    /// hold part of what was sent, and its `Range` says how much.
+    pub fn upload_may_resume(&self) -> bool {
+        match self {
+            TransportError::Connection { side: Side::Destination, .. }
+            | TransportError::Timeout { side: Side::Destination, .. } => true,
+            TransportError::Status { side: Side::Destination, .. } => self.class().is_transient(),
+            _ => false,
+        }
+    }
+
     /// Whether another attempt may succeed.
     pub fn class(&self) -> FailureClass {
         match self {

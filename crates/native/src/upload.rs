@@ -211,7 +211,7 @@ impl Uploader<'_> {
                     checkpoints.insert(feed.cursor.sent, feed.cursor.live.clone());
                     continue;
                 }
-                Err(error) if resumable(&error) => error,
+                Err(error) if error.upload_may_resume() => error,
                 Err(error) => {
                     self.cancel(&location).await;
                     return Err(error);
@@ -332,7 +332,7 @@ impl Uploader<'_> {
                     });
                 }
                 Ok(found) => return Ok(found),
-                Err(e) if resumable(&e) => error = e,
+                Err(e) if e.upload_may_resume() => error = e,
                 Err(e) => {
                     self.cancel(location).await;
                     return Err(e);
@@ -545,15 +545,5 @@ impl Stream for ChunkBody {
         };
         *this.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
         Poll::Ready(Some(Err(Aborted)))
-    }
-}
-
-/// Whether a failed chunk is worth asking the registry about.
-fn resumable(error: &TransportError) -> bool {
-    match error {
-        TransportError::Connection { side: Side::Destination, .. }
-        | TransportError::Timeout { side: Side::Destination, .. } => true,
-        TransportError::Status { side: Side::Destination, .. } => error.class().is_transient(),
-        _ => false,
     }
 }

@@ -204,7 +204,7 @@ impl Upload<'_> {
             let body = if from == start { chunk.clone() } else { slice(chunk, from - start)? };
             let error = match self.patch_once(&body, from, end).await {
                 Ok(()) => break,
-                Err(error) if resumable(&error) => error,
+                Err(error) if error.upload_may_resume() => error,
                 Err(error) => return Err(error),
             };
             from = self.resume(start, end, &mut resumes, error).await?;
@@ -262,7 +262,7 @@ impl Upload<'_> {
                         ),
                     })
                 }
-                Err(e) if resumable(&e) => error = e,
+                Err(e) if e.upload_may_resume() => error = e,
                 Err(e) => return Err(e),
             }
         }
@@ -322,14 +322,4 @@ fn slice(chunk: &Blob, offset: u64) -> Result<Blob, TransportError> {
         side: DEST,
         message: format!("could not slice an upload chunk: {}", crate::js::message_of(&e)),
     })
-}
-
-/// Whether a failed chunk is worth asking the registry about.
-fn resumable(error: &TransportError) -> bool {
-    match error {
-        TransportError::Connection { side: Side::Destination, .. }
-        | TransportError::Timeout { side: Side::Destination, .. } => true,
-        TransportError::Status { side: Side::Destination, .. } => error.class().is_transient(),
-        _ => false,
-    }
 }
