@@ -26,10 +26,12 @@ lint:
 fuzz SECONDS="20":
     scripts/fuzz.sh {{SECONDS}}
 
-# Benchmarks against peers in the same run (SCALE: full or small; RUNS per server). Reports ratios, never fails on them.
+# Benchmarks against peers in the same run (SCALE: full or small; RUNS per peer). Reports ratios, never fails on them.
 # Part 1: `ferry serve` vs distribution, pushed and pulled with skopeo (bench/registry.py).
+# Part 2: `ferry sync` vs `skopeo sync` between two distribution registries (bench/sync.py).
 bench SCALE="full" RUNS="3":
     python3 bench/registry.py --scale {{SCALE}} --runs {{RUNS}}
+    python3 bench/sync.py --scale {{SCALE}} --runs {{RUNS}}
 
 # ferry-wasm for the browser and the edge into web/pkg/ (wasm-bindgen, wasm-opt); prints its size.
 wasm:

@@ -10,7 +10,9 @@ What it builds (deterministic for a given seed and scale):
   layer. The base layer is shared by every repository, like a distro base image.
 * Layer sizes are drawn log-uniformly from a few KiB up to a fraction of MAX; one
   repository (`ml/model`) carries a layer of exactly MAX bytes (default 100 MiB at
-  `--scale full`, 4 MiB at `--scale small`).
+  `--scale full`, 4 MiB at `--scale small`). `--largest-factor N` makes that one layer
+  N times bigger and leaves every other blob as it is, to show how memory follows the
+  largest layer.
 * One repository (`tools/multiarch`) is multi-arch: tag `1.0` is an OCI image index
   for linux/amd64 and linux/arm64; tags `1.0-amd64` and `1.0-arm64` name its children.
 
@@ -25,7 +27,7 @@ holds the hash of every generation parameter, and a rerun with the same paramete
 reuses the directory. `corpus.json` lists every image (repo, tag, layout, digest,
 media type) for the benchmark drivers.
 
-Usage: bench/corpus.py [--scale full|small] [--max-mib N] [--seed N] [--out DIR]
+Usage: bench/corpus.py [--scale full|small] [--max-mib N] [--largest-factor N] [--seed N] [--out DIR]
 Prints the corpus directory on the last line of stdout.
 """
 
@@ -85,11 +87,16 @@ class Corpus:
         self.sizes[digest] = len(data)
         return {"digest": digest, "size": len(data)}
 
-    def layer(self, name: str, size: int) -> dict:
-        """A gzip'd tar of one file of `size` pseudo-random bytes; returns descriptor + diff_id."""
+    def layer(self, name: str, size: int, extra: int = 0) -> dict:
+        """A gzip'd tar of one file of `size` + `extra` pseudo-random bytes; returns descriptor +
+        diff_id. The `extra` bytes come from their own generator, so the shared one (and with
+        it every other blob) is the same whatever `extra` is."""
         payload = self.rng.randbytes(size)
+        if extra:
+            more = random.Random(f"{name}-extra")  # randbytes takes at most 2**28 bytes at once
+            payload += b"".join(more.randbytes(min(64 * MIB, extra - at)) for at in range(0, extra, 64 * MIB))
         info = tarfile.TarInfo(name=f"{name}/data.bin")
-        info.size, info.mtime, info.mode, info.uid, info.gid = size, 0, 0o644, 0, 0
+        info.size, info.mtime, info.mode, info.uid, info.gid = len(payload), 0, 0o644, 0, 0
         info.uname = info.gname = "root"
         tar = io.BytesIO()
         with tarfile.open(fileobj=tar, mode="w", format=tarfile.PAX_FORMAT) as t:
@@ -176,8 +183,10 @@ def generate(root: Path, params: dict) -> list:
             tags = {"1.0": c.index(children),
                     "1.0-amd64": children["amd64"], "1.0-arm64": children["arm64"]}
         else:
-            size = max_bytes if repo == "ml/model" else log_uniform(rng, 16 * KIB, max_bytes // 3)
-            repo_layer = c.layer(repo, size)
+            if repo == "ml/model":
+                repo_layer = c.layer(repo, max_bytes, extra=max_bytes * (params.get("largest_factor", 1) - 1))
+            else:
+                repo_layer = c.layer(repo, log_uniform(rng, 16 * KIB, max_bytes // 3))
             tags = {}
             for i in range(params["tags"]):
                 tag = f"v{i + 1}"
@@ -194,6 +203,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scale", choices=SCALES, default="full")
     ap.add_argument("--max-mib", type=int, help="size of the largest layer in MiB (default: per scale)")
+    ap.add_argument("--largest-factor", type=int, default=1,
+                    help="make the largest layer N times bigger, every other blob unchanged")
     ap.add_argument("--repos", type=int, default=len(REPO_NAMES))
     ap.add_argument("--tags", type=int, default=3)
     ap.add_argument("--seed", type=int, default=20240101)
@@ -202,8 +213,11 @@ def main() -> int:
 
     params = {"version": GENERATOR_VERSION, "seed": args.seed, "repos": args.repos, "tags": args.tags,
               "max_mib": args.max_mib or SCALES[args.scale]}
+    if args.largest_factor != 1:  # absent at 1, so the default corpus keeps its cache key
+        params["largest_factor"] = args.largest_factor
     key = hashlib.sha256(canonical(params)).hexdigest()
-    out = args.out or Path(__file__).resolve().parent.parent / "target" / f"bench-corpus-{args.scale}"
+    suffix = f"-largest{args.largest_factor}x" if args.largest_factor != 1 else ""
+    out = args.out or Path(__file__).resolve().parent.parent / "target" / f"bench-corpus-{args.scale}{suffix}"
     stamp = out / "params.sha256"
     if stamp.exists() and stamp.read_text().strip() == key and (out / "corpus.json").exists():
         print(f"corpus: reusing {out} (params {key[:12]})", file=sys.stderr)

@@ -246,8 +246,9 @@ def build_ferry() -> Path:
     return Path(json.loads(meta.stdout)["target_directory"]) / "release" / "ferry"
 
 
-def make_corpus(scale: str) -> Path:
-    r = subprocess.run([sys.executable, str(ROOT / "bench" / "corpus.py"), "--scale", scale],
+def make_corpus(scale: str, *extra: str) -> Path:
+    """The corpus directory for `scale` (generated or reused); `extra` are more corpus.py flags."""
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "corpus.py"), "--scale", scale, *extra],
                        check=True, stdout=subprocess.PIPE)
     return Path(r.stdout.decode().strip().splitlines()[-1])
 
