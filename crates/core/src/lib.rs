@@ -11,6 +11,7 @@ pub mod copy;
 pub mod diff;
 pub mod digest;
 pub mod driver;
+pub mod error_body;
 mod listing;
 pub mod manifest;
 pub mod plan;
