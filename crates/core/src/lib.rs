@@ -18,10 +18,12 @@ pub mod plan;
 pub mod progress;
 pub mod reference;
 pub mod retry;
+pub mod scheme;
 mod session;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod time;
+pub mod tls;
 pub mod transport;
 
 /// The README's code blocks run as doctests, so its examples work as written.

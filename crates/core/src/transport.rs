@@ -16,6 +16,7 @@ use std::time::Duration;
 use crate::digest::{Digest, VerifyError};
 use crate::retry::FailureClass;
 use crate::time::Instant;
+use crate::tls::TlsFailure;
 
 /// Identifies one action until its outcome is fed back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -111,6 +112,10 @@ pub enum TransportError {
     /// The caller cancelled the job.
     #[error("cancelled")]
     Cancelled,
+    /// A TLS handshake failed for a reason that another attempt cannot change. `message`
+    /// names the registry, what was wrong and which file or flag fixes it.
+    #[error("{message}")]
+    Tls { side: Side, failure: TlsFailure, message: String },
 }
 
 impl TransportError {
@@ -140,7 +145,10 @@ impl TransportError {
             TransportError::Verify(VerifyError::TooShort { .. }) => {
                 FailureClass::Transient { retry_after: None }
             }
-            TransportError::Unauthorized { .. } | TransportError::Verify(_) | TransportError::Cancelled => {
+            TransportError::Unauthorized { .. }
+            | TransportError::Verify(_)
+            | TransportError::Cancelled
+            | TransportError::Tls { .. } => {
                 FailureClass::Permanent
             }
         }

@@ -1,5 +1,5 @@
 //! The combined file: image-syncer's `--config` (`auth` and `images`) and ferry's superset
-//! (`rules`, `proc`, `retries`, `os`, `arch`).
+//! (`rules`, `proc`, `retries`, `os`, `arch`, `tls`).
 //!
 //! ```yaml
 //! auth:
@@ -13,6 +13,8 @@
 //!     platforms: [linux/amd64, linux/arm64/v8]
 //! proc: 6
 //! retries: 3
+//! tls:
+//!   registry.example.com: {ca: /etc/ferry/private-ca.crt}
 //! ```
 //!
 //! A file that uses any of ferry's keys is read strictly: unknown fields anywhere are
@@ -23,10 +25,11 @@
 use super::filter::{self, TagFilter};
 use super::node::Node;
 use super::rule::{self, Rule, TagSelector};
+use super::tls::{self, TlsConfig};
 use super::{auth, AuthConfig, ConfigError, Doc, Env};
 
-const TOP_LEVEL: [&str; 7] = ["auth", "images", "rules", "proc", "retries", "os", "arch"];
-const FERRY_ONLY: [&str; 5] = ["rules", "proc", "retries", "os", "arch"];
+const TOP_LEVEL: [&str; 8] = ["auth", "images", "rules", "proc", "retries", "os", "arch", "tls"];
+const FERRY_ONLY: [&str; 6] = ["rules", "proc", "retries", "os", "arch", "tls"];
 const RULE_FIELDS: [&str; 4] = ["source", "destination", "tags", "platforms"];
 
 /// A whole job: logins, rules (the `images` map first, then `rules`, each in file order)
@@ -43,6 +46,8 @@ pub struct JobConfig {
     pub os: Vec<String>,
     /// Only copy these architectures from multi-platform images (`--arch`); empty: all.
     pub arch: Vec<String>,
+    /// Per-registry CA and client certificate files (`tls`).
+    pub tls: TlsConfig,
 }
 
 pub(super) fn parse(file: &str, env: Env<'_>, root: &Node) -> Result<JobConfig, ConfigError> {
@@ -77,6 +82,7 @@ pub(super) fn parse(file: &str, env: Env<'_>, root: &Node) -> Result<JobConfig, 
             "proc" => job.proc = Some(whole_number(&doc, key, value, 1, "proc: 5")?),
             "retries" => job.retries = Some(whole_number(&doc, key, value, 0, "retries: 2")?),
             "os" => job.os = names(&doc, key, value, "os: [linux]")?,
+            "tls" => job.tls = tls::parse(&doc, value)?,
             _ => job.arch = names(&doc, key, value, "arch: [amd64, arm64]")?,
         }
     }
