@@ -50,12 +50,15 @@ pub(crate) async fn run(
     transfer: &Transfer,
     progress: &ProgressCounter,
 ) -> Result<(), TransportError> {
-    let start = parse_url(DEST, &transfer.upload_start)?;
+    let start = transport.decide_scheme(parse_url(DEST, &transfer.upload_start)?).await;
     let uploader = Uploader { transport, transfer, progress, start };
     // The source first: a blob that cannot be read leaves no session behind.
     let source = source::open(transport, transfer, 0, progress).await?;
     let session = match &transfer.upload_location {
-        Some(location) => Session { location: uploader.resolve(&uploader.start, location)?, min_chunk: None },
+        Some(location) => {
+            let location = transport.decide_scheme(uploader.resolve(&uploader.start, location)?).await;
+            Session { location, min_chunk: None }
+        }
         None => uploader.open_session().await?,
     };
     if transfer.size >= transport.options().chunk_threshold {
