@@ -99,14 +99,34 @@ struct Material {
     sources: Vec<String>,
 }
 
+/// A reqwest client and the TLS configuration it was built with.
+#[derive(Clone)]
+pub(crate) struct TlsClient {
+    pub http: reqwest::Client,
+    config: Arc<ClientConfig>,
+    /// Whether it presents a client certificate.
+    pub client_cert: bool,
+}
+
+impl TlsClient {
+    fn new(
+        options: &NativeOptions,
+        config: ClientConfig,
+        client_cert: bool,
+    ) -> Result<TlsClient, BuildError> {
+        let http = build_client(options, config.clone())?;
+        Ok(TlsClient { http, config: Arc::new(config), client_cert })
+    }
+}
+
 /// The clients of a transport, one per registry setting, and the scheme decisions of the run.
 pub(crate) struct Tls {
     options: NativeOptions,
     provider: Arc<CryptoProvider>,
-    default_client: reqwest::Client,
-    lenient_client: OnceLock<Result<reqwest::Client, String>>,
+    default_client: TlsClient,
+    lenient_client: OnceLock<Result<TlsClient, String>>,
     /// `(host[:port], verify)` -> client; `None` when the host has nothing of its own.
-    clients: Mutex<HashMap<(String, bool), Option<(reqwest::Client, bool)>>>,
+    clients: Mutex<HashMap<(String, bool), Option<TlsClient>>>,
     memo: Mutex<SchemeMemo>,
     probes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -122,7 +142,7 @@ impl Tls {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config =
             client_config(&provider, platform_roots().clone(), true, None).map_err(BuildError::Tls)?;
-        let default_client = build_client(options, config)?;
+        let default_client = TlsClient::new(options, config, false)?;
         let tls = Tls {
             options: options.clone(),
             provider,
@@ -145,18 +165,14 @@ impl Tls {
         hosts.contains(&host) || url.port().is_some_and(|port| hosts.contains(&format!("{host}:{port}")))
     }
 
-    /// The client for `url`, and whether it presents a client certificate.
-    pub(crate) fn client_for(
-        &self,
-        side: Side,
-        url: &Url,
-    ) -> Result<(reqwest::Client, bool), TransportError> {
+    /// The client for `url`.
+    pub(crate) fn client_for(&self, side: Side, url: &Url) -> Result<TlsClient, TransportError> {
         let verify = !self.is_insecure(url);
         let host = crate::errors::host_of(url).to_ascii_lowercase();
         let key = (host.clone(), verify);
         let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(found) = clients.get(&key) {
-            return Ok(found.clone().unwrap_or_else(|| (self.shared(verify), false)));
+            return Ok(found.clone().unwrap_or_else(|| self.shared(verify)));
         }
         let built = self.build_for(&host, url, verify).map_err(|message| TransportError::Tls {
             side,
@@ -164,16 +180,17 @@ impl Tls {
             message: format!("registry {host}: {message}"),
         })?;
         clients.insert(key, built.clone());
-        Ok(built.unwrap_or_else(|| (self.shared(verify), false)))
+        Ok(built.unwrap_or_else(|| self.shared(verify)))
     }
 
-    pub(crate) fn shared(&self, verify: bool) -> reqwest::Client {
+    /// The client of registries with no settings of their own.
+    pub(crate) fn shared(&self, verify: bool) -> TlsClient {
         if verify {
             return self.default_client.clone();
         }
         match self.lenient_client.get_or_init(|| {
             let config = client_config(&self.provider, RootCertStore::empty(), false, None)?;
-            build_client(&self.options, config).map_err(|e| e.to_string())
+            TlsClient::new(&self.options, config, false).map_err(|e| e.to_string())
         }) {
             Ok(client) => client.clone(),
             // Cannot happen with the ring provider; the verifying client is the safe fallback.
@@ -181,12 +198,7 @@ impl Tls {
         }
     }
 
-    fn build_for(
-        &self,
-        host: &str,
-        url: &Url,
-        verify: bool,
-    ) -> Result<Option<(reqwest::Client, bool)>, String> {
+    fn build_for(&self, host: &str, url: &Url, verify: bool) -> Result<Option<TlsClient>, String> {
         let mut material = self.material(host)?;
         if url.port().is_none() && material.sources.is_empty() {
             // A URL without a port may be configured under `host:443` too.
@@ -204,10 +216,40 @@ impl Tls {
                 .add(cert.clone())
                 .map_err(|e| format!("a CA certificate of {:?} is invalid: {e}", material.sources))?;
         }
-        let has_client = material.client.is_some();
+        let client_cert = material.client.is_some();
         let config = client_config(&self.provider, roots, verify, material.client)?;
-        let client = build_client(&self.options, config).map_err(|e| e.to_string())?;
-        Ok(Some((client, has_client)))
+        TlsClient::new(&self.options, config, client_cert).map(Some).map_err(|e| e.to_string())
+    }
+
+    /// Why a connection to `url` over HTTPS broke, when TLS is the reason. Under TLS 1.3 a
+    /// server checks the client's certificate after the client considers the handshake
+    /// done, so its alert reaches the first read, and the HTTP client reports only a closed
+    /// connection. A fresh handshake with the same settings, followed by one read, catches
+    /// that alert; a server that then waits for a request has no complaint.
+    pub(crate) async fn diagnose(&self, side: Side, url: &Url, client: &TlsClient) -> Option<TransportError> {
+        use tokio::io::AsyncReadExt as _;
+        let host = url.host_str()?;
+        let port = url.port_or_known_default()?;
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let name = ServerName::try_from(bare.to_owned()).ok()?;
+        let wait = self.options.connect_timeout.min(PROBE_WAIT);
+        let tcp = tokio::time::timeout(wait, tokio::net::TcpStream::connect(format!("{host}:{port}")))
+            .await
+            .ok()?
+            .ok()?;
+        let connector = tokio_rustls::TlsConnector::from(client.config.clone());
+        let failure = match tokio::time::timeout(wait, connector.connect(name, tcp)).await.ok()? {
+            Err(error) => error,
+            Ok(mut stream) => {
+                let mut byte = [0u8; 1];
+                match tokio::time::timeout(Duration::from_secs(2), stream.read(&mut byte)).await {
+                    Ok(Err(error)) => error,
+                    _ => return None,
+                }
+            }
+        };
+        let (kind, detail) = classify(&failure, Some(client.client_cert))?;
+        Some(tls_error(side, &crate::errors::host_of(url), kind, &detail))
     }
 
     /// Reads the files that apply to `host` (`host[:port]`).
@@ -293,18 +335,23 @@ impl Tls {
 
     /// A reqwest failure, with TLS failures classified; `client_cert` says whether the
     /// client that failed presented one.
-    pub(crate) fn error(
+    pub(crate) async fn error(
         &self,
         side: Side,
         url: &Url,
-        client_cert: bool,
+        client: &TlsClient,
         error: reqwest::Error,
     ) -> TransportError {
         let host = crate::errors::host_of(url);
-        match classify(&error, Some(client_cert)) {
-            Some((failure, detail)) => tls_error(side, &host, failure, &detail),
-            None => crate::errors::from_reqwest(side, &host, error),
+        if let Some((failure, detail)) = classify(&error, Some(client.client_cert)) {
+            return tls_error(side, &host, failure, &detail);
         }
+        if url.scheme() == "https" && !error.is_timeout() {
+            if let Some(tls) = self.diagnose(side, url, client).await {
+                return tls;
+            }
+        }
+        crate::errors::from_reqwest(side, &host, error)
     }
 }
 
@@ -348,13 +395,14 @@ pub(crate) fn classify(
 ) -> Option<(TlsFailure, String)> {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = cause {
-        let tls = e
-            .downcast_ref::<rustls::Error>()
-            .or_else(|| e.downcast_ref::<std::io::Error>()?.get_ref()?.downcast_ref::<rustls::Error>());
-        if let Some(tls) = tls {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return failure_of(tls, client_cert).map(|f| (f, tls.to_string()));
         }
-        cause = e.source();
+        // `io::Error::source` skips the error it wraps; look inside instead.
+        cause = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
     }
     None
 }
@@ -402,7 +450,7 @@ pub(crate) fn tls_error(side: Side, host: &str, failure: TlsFailure, detail: &st
     let flag = match side {
         Side::Source => "--src-cert-dir DIR",
         Side::Destination => "--dest-cert-dir DIR",
-        Side::Registry => "--src-cert-dir/--dest-cert-dir DIR",
+        Side::Registry => "--cert-dir DIR (--src-cert-dir/--dest-cert-dir for copy and diff)",
     };
     let fix = match failure {
         TlsFailure::UnknownIssuer => format!(

@@ -46,8 +46,8 @@ impl NativeTransport {
     /// reported by the `fetch` that opened the exchange; the shared client stands in.
     pub(crate) fn client_for(&self, url: &Url) -> reqwest::Client {
         match self.tls.client_for(Side::Registry, url) {
-            Ok((client, _)) => client,
-            Err(_) => self.tls.shared(true),
+            Ok(client) => client.http,
+            Err(_) => self.tls.shared(true).http,
         }
     }
 
@@ -74,8 +74,8 @@ impl NativeTransport {
         let mut hops = 0;
         loop {
             let host = host_of(&url);
-            let (client, client_cert) = self.tls.client_for(side, &url)?;
-            let mut request = client.request(method.clone(), url.clone());
+            let client = self.tls.client_for(side, &url)?;
+            let mut request = client.http.request(method.clone(), url.clone());
             if let Some(body) = &body {
                 // Explicit, so that an empty POST or PUT still says `Content-Length: 0`.
                 let mut headers = headers.clone();
@@ -85,7 +85,8 @@ impl NativeTransport {
                 request = request.headers(headers.clone());
             }
             let answer = match tokio::time::timeout(wait, request.send()).await {
-                Ok(answer) => answer.map_err(|e| self.tls.error(side, &url, client_cert, e))?,
+                Ok(Ok(answer)) => answer,
+                Ok(Err(e)) => return Err(self.tls.error(side, &url, &client, e).await),
                 Err(_) => return Err(timeout(side, &host, "did not answer", wait)),
             };
             let status = answer.status();
