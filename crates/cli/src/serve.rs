@@ -17,6 +17,8 @@ Examples:
   ferry serve --htpasswd ./htpasswd --token        # Basic auth + Docker token flow
   ferry serve --cors-origin http://localhost:8080 --cors-allow-credentials
   ferry serve --ui web                             # ferry's web page at http://127.0.0.1:5000/ui/
+  ferry serve --tls-cert reg.crt --tls-key reg.key # HTTPS (HTTP/2 by ALPN); SIGHUP reloads them
+  ferry serve --tls-cert reg.crt --tls-key reg.key --tls-client-ca clients.crt  # mutual TLS
   ferry serve --config ferry.yaml --print-config   # show the effective config";
 
 /// Options of `ferry serve`. Every option is also a key of the YAML config file.
@@ -24,7 +26,7 @@ Examples:
 #[command(after_help = AFTER_HELP)]
 pub struct ServeArgs {
     /// YAML config file (keys: addr, public_url, storage, read_only, delete, cors, auth,
-    /// limits, log, ui); flags given here override its values
+    /// limits, log, ui, tls); flags given here override its values
     #[arg(short, long, value_name = "FILE", env = "FERRY_CONFIG")]
     config: Option<PathBuf>,
 
@@ -112,6 +114,19 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     ui: Option<PathBuf>,
 
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key. SIGHUP
+    /// reads the certificate, key and client CAs again without dropping connections
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+
+    /// Require client certificates signed by one of these PEM CA certificates (mutual TLS)
+    #[arg(long, value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
+
     /// Log level [default: info]
     #[arg(long, value_name = "LEVEL", value_parser = ["error", "warn", "info", "debug", "trace"])]
     log_level: Option<String>,
@@ -168,6 +183,15 @@ impl ServeArgs {
         if self.ui.is_some() {
             c.ui = self.ui;
         }
+        if self.tls_cert.is_some() {
+            c.tls.cert = self.tls_cert;
+        }
+        if self.tls_key.is_some() {
+            c.tls.key = self.tls_key;
+        }
+        if self.tls_client_ca.is_some() {
+            c.tls.client_ca = self.tls_client_ca;
+        }
         set(&mut c.log.level, self.log_level);
         if let Some(format) = self.log_format {
             c.log.format = if format == "json" { LogFormat::Json } else { LogFormat::Text };
@@ -209,7 +233,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         if has_ui {
             tracing::info!("web page at {}{}", running.url(), ferry_registry::ui::PREFIX);
         }
-        shutdown_signal().await;
+        tokio::select! {
+            () = shutdown_signal() => {},
+            () = reload_on_hangup(&running) => {},
+        }
         tracing::info!("shutting down: finishing requests in flight");
         running.shutdown().await.context("serving")?;
         Ok(())
@@ -218,6 +245,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 fn serde_yaml_string(config: &Config) -> anyhow::Result<String> {
     config.to_yaml().context("printing the configuration")
+}
+
+/// Reloads the TLS files on every SIGHUP; never returns (pending without TLS or on other
+/// platforms).
+async fn reload_on_hangup(running: &ferry_registry::RunningRegistry) {
+    #[cfg(unix)]
+    if let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        while hangup.recv().await.is_some() {
+            match running.reload_tls() {
+                Ok(true) => tracing::info!("SIGHUP: reloaded the TLS certificate"),
+                Ok(false) => tracing::info!("SIGHUP: no TLS to reload"),
+                Err(error) => tracing::error!("SIGHUP: {error}; still serving the previous certificate"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = running;
+    std::future::pending::<()>().await
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.

@@ -16,6 +16,7 @@
 //! limits: { max_manifest_bytes: 4194304, max_blob_bytes: 0 }
 //! log: { level: info, format: text }
 //! ui: ./web
+//! tls: { cert: ./registry.crt, key: ./registry.key, client_ca: ./clients.crt }
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -45,6 +46,9 @@ pub struct Config {
     /// A directory of static files (ferry's web page) to serve at `/ui/`; `/` then
     /// redirects there. Unset: no page, `/v2/` only.
     pub ui: Option<PathBuf>,
+    /// HTTPS: a certificate and key, and optionally CAs that client certificates must
+    /// chain to. Unset: plain HTTP.
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl Default for Config {
@@ -60,6 +64,7 @@ impl Default for Config {
             limits: Limits::default(),
             log: LogConfig::default(),
             ui: None,
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 }
@@ -238,6 +243,9 @@ impl Config {
         if self.limits.max_manifest_bytes == 0 {
             return invalid("limits.max_manifest_bytes", "must be at least 1");
         }
+        if let Some((key, message)) = self.tls.problem() {
+            return invalid(key, message);
+        }
         if !["error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()) {
             return invalid("log.level", "expected error, warn, info, debug or trace");
         }
@@ -277,6 +285,10 @@ mod tests {
             ("log: {level: loud}", Some("log.level")),
             ("limits: {max_manifest_bytes: 0}", Some("limits.max_manifest_bytes")),
             ("auth: {htpasswd: /x, token: {enabled: true}}", None),
+            ("tls: {cert: /c}", Some("tls.key")),
+            ("tls: {key: /k}", Some("tls.cert")),
+            ("tls: {client_ca: /ca}", Some("tls.client_ca")),
+            ("tls: {cert: /c, key: /k, client_ca: /ca}", None),
         ];
         for (yaml, key) in cases {
             let got = Config::from_yaml(yaml).unwrap().validate();

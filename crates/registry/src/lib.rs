@@ -34,6 +34,7 @@ pub mod middleware;
 pub mod routes;
 pub mod storage;
 pub mod store;
+pub mod tls;
 pub mod ui;
 
 pub use config::Config;
@@ -69,6 +70,8 @@ pub enum ServeError {
     Auth(#[from] middleware::auth::AuthError),
     #[error(transparent)]
     Ui(#[from] ui::UiError),
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
     #[error("server failed: {0}")]
@@ -140,15 +143,23 @@ impl Registry {
         let _ = self.state.local_addr.set(local);
         let app = self.router();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-        });
-        tracing::info!(url = %format!("http://{local}"), driver = self.state.store.driver().name(), "registry listening");
-        Ok(RunningRegistry { addr: local, url: format!("http://{local}"), shutdown: Some(tx), task })
+        let tls = match &self.state.config.tls {
+            files if files.enabled() => Some(Arc::new(tls::ServerTls::load(files)?)),
+            _ => None,
+        };
+        let task = match tls.clone() {
+            Some(tls) => tokio::spawn(tls::serve(listener, app, tls, rx)),
+            None => tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = rx.await;
+                    })
+                    .await
+            }),
+        };
+        let url = format!("{}://{local}", if tls.is_some() { "https" } else { "http" });
+        tracing::info!(url = %url, driver = self.state.store.driver().name(), "registry listening");
+        Ok(RunningRegistry { addr: local, url, shutdown: Some(tx), task, tls })
     }
 }
 
@@ -163,10 +174,20 @@ pub struct RunningRegistry {
     url: String,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    tls: Option<Arc<tls::ServerTls>>,
 }
 
 impl RunningRegistry {
-    /// `http://127.0.0.1:PORT`, no trailing slash.
+    /// Reads the TLS certificate, key and client CAs again (`SIGHUP` in `ferry serve`).
+    /// New connections use them; open ones keep theirs. `Ok(false)` when TLS is off.
+    pub fn reload_tls(&self) -> Result<bool, ServeError> {
+        match &self.tls {
+            Some(tls) => tls.reload().map(|()| true).map_err(ServeError::Tls),
+            None => Ok(false),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` (`https://` with TLS), no trailing slash.
     pub fn url(&self) -> &str {
         &self.url
     }

@@ -151,16 +151,17 @@ pub(crate) fn query_value(uri: &http::Uri, key: &str) -> Option<String> {
     query_pairs(uri.query()).into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
-/// The URL clients reach the registry at: `public_url`, else `http://<Host>`.
+/// The URL clients reach the registry at: `public_url`, else `http[s]://<Host>`.
 pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.config.public_url {
         return url.trim_end_matches('/').to_owned();
     }
+    let scheme = if state.config.tls.enabled() { "https" } else { "http" };
     match headers.get(http::header::HOST).and_then(|h| h.to_str().ok()) {
-        Some(host) if !host.is_empty() => format!("http://{host}"),
+        Some(host) if !host.is_empty() => format!("{scheme}://{host}"),
         _ => match state.local_addr.get() {
-            Some(addr) => format!("http://{addr}"),
-            None => format!("http://{}", state.config.addr),
+            Some(addr) => format!("{scheme}://{addr}"),
+            None => format!("{scheme}://{}", state.config.addr),
         },
     }
 }

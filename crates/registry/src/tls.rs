@@ -1,0 +1,184 @@
+//! HTTPS for `ferry serve`: rustls over tokio, HTTP/2 or HTTP/1.1 by ALPN, an optional
+//! client-certificate requirement, and certificates that can be reloaded while serving.
+//!
+//! A reload ([`ServerTls::reload`], which `ferry serve` calls on `SIGHUP`) reads the files
+//! again and swaps the configuration that *new* handshakes use; connections already open
+//! keep theirs and are not dropped. A reload that fails leaves the old certificate in use.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// How long a client may take to complete its handshake.
+const HANDSHAKE_WAIT: Duration = Duration::from_secs(10);
+
+/// The `tls` key of the registry's configuration. Unset `cert` and `key`: plain HTTP.
+///
+/// ```yaml
+/// tls:
+///   cert: /etc/ferry/registry.crt     # PEM chain, leaf first
+///   key: /etc/ferry/registry.key      # PEM private key
+///   client_ca: /etc/ferry/clients.crt # optional: require client certificates signed by these CAs
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    pub fn enabled(&self) -> bool {
+        self.cert.is_some() || self.key.is_some()
+    }
+
+    /// A problem with the combination of keys, if any.
+    pub fn problem(&self) -> Option<(&'static str, &'static str)> {
+        match (&self.cert, &self.key) {
+            (Some(_), None) => Some(("tls.key", "tls.cert is set, so tls.key (its private key) must be too")),
+            (None, Some(_)) => {
+                Some(("tls.cert", "tls.key is set, so tls.cert (the certificate) must be too"))
+            }
+            (None, None) if self.client_ca.is_some() => {
+                Some(("tls.client_ca", "client certificates need TLS: set tls.cert and tls.key"))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Why the registry's TLS configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    #[error("cannot read {what} from {path}: {message}")]
+    Read { what: &'static str, path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The server's TLS configuration, swappable while serving.
+pub struct ServerTls {
+    files: TlsConfig,
+    current: RwLock<Arc<ServerConfig>>,
+}
+
+impl ServerTls {
+    pub fn load(files: &TlsConfig) -> Result<ServerTls, TlsError> {
+        let config = server_config(files)?;
+        Ok(ServerTls { files: files.clone(), current: RwLock::new(Arc::new(config)) })
+    }
+
+    /// Reads the files again; new handshakes use them, open connections are untouched.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let config = Arc::new(server_config(&self.files)?);
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = config;
+        Ok(())
+    }
+
+    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.current.read().unwrap_or_else(PoisonError::into_inner).clone())
+    }
+}
+
+fn server_config(files: &TlsConfig) -> Result<ServerConfig, TlsError> {
+    let (Some(cert), Some(key)) = (&files.cert, &files.key) else {
+        return Err(TlsError::Invalid("tls.cert and tls.key must both be set".into()));
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = read_certs(cert, "the certificate")?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Read {
+        what: "the private key",
+        path: key.clone(),
+        message: e.to_string(),
+    })?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Invalid(e.to_string()))?;
+    let builder = match &files.client_ca {
+        Some(path) => {
+            let mut roots = RootCertStore::empty();
+            for ca in read_certs(path, "client CA certificates")? {
+                roots.add(ca).map_err(|e| TlsError::Invalid(format!("{}: {e}", path.display())))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| TlsError::Invalid(format!("client CAs {}: {e}", path.display())))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Invalid(format!("{} with its key: {e}", cert.display())))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let read = |message: String| TlsError::Read { what, path: path.to_owned(), message };
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| read(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(read("no PEM certificate in the file".into()));
+    }
+    Ok(certs)
+}
+
+/// Serves `app` over TLS on `listener` until `shutdown` fires, then lets the requests in
+/// flight finish.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    tls: Arc<ServerTls>,
+    mut shutdown: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let acceptor = tls.acceptor();
+        let app = app.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(HANDSHAKE_WAIT, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => return tracing::debug!(%peer, %error, "TLS handshake failed"),
+                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+            };
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let service = TowerToHyperService::new(app);
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(error) = watcher.watch(connection).await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
