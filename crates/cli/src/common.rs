@@ -103,7 +103,7 @@ pub fn set_tls(tls: TlsOptions) {
 pub fn tls_with_cert_dirs<'a>(dirs: impl IntoIterator<Item = (&'a str, Option<&'a PathBuf>)>) -> TlsOptions {
     dirs.into_iter().fold(TlsOptions::default(), |tls, (registry, dir)| match dir {
         Some(dir) => tls.with_registry(
-            &api_host(registry),
+            api_host(registry),
             RegistryTls { cert_dir: Some(dir.clone()), ..RegistryTls::default() },
         ),
         None => tls,

@@ -148,9 +148,7 @@ impl TransportError {
             TransportError::Unauthorized { .. }
             | TransportError::Verify(_)
             | TransportError::Cancelled
-            | TransportError::Tls { .. } => {
-                FailureClass::Permanent
-            }
+            | TransportError::Tls { .. } => FailureClass::Permanent,
         }
     }
 }

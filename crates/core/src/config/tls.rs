@@ -94,7 +94,8 @@ mod tests {
     use super::*;
 
     fn parse(yaml: &str) -> Result<TlsConfig, ConfigError> {
-        parse_config_file("f.yaml", yaml, &|name| (name == "CERTS").then(|| "/certs".to_owned())).map(|j| j.tls)
+        parse_config_file("f.yaml", yaml, &|name| (name == "CERTS").then(|| "/certs".to_owned()))
+            .map(|j| j.tls)
     }
 
     fn err(key: &str, problem: &str, fix: &str) -> Result<TlsConfig, ConfigError> {
@@ -117,8 +118,11 @@ mod tests {
         let cases = [
             (
                 "tls: {Reg.Test:5443: {ca: ca.crt, cert: c.cert, key: c.key}}",
-                Ok([("reg.test:5443".to_owned(), entry(Some("ca.crt"), Some("c.cert"), Some("c.key"), None))]
-                    .into()),
+                Ok([(
+                    "reg.test:5443".to_owned(),
+                    entry(Some("ca.crt"), Some("c.cert"), Some("c.key"), None),
+                )]
+                .into()),
             ),
             (
                 "tls: {index.docker.io: {certDir: \"${CERTS}/hub\"}}",
@@ -127,12 +131,23 @@ mod tests {
             ("tls: {r: {ca: null}}", Ok([("r".to_owned(), TlsEntry::default())].into())),
             (
                 "tls: {r: {cert: c.cert}}",
-                err("r", "has `cert` but no `key`: a client certificate needs both", "add `key: FILE`, or remove `cert`"),
+                err(
+                    "r",
+                    "has `cert` but no `key`: a client certificate needs both",
+                    "add `key: FILE`, or remove `cert`",
+                ),
             ),
-            ("tls: {r: {cacert: x}}", err("r", "unknown field \"cacert\"", "use one of: ca, cert, key, certDir")),
+            (
+                "tls: {r: {cacert: x}}",
+                err("r", "unknown field \"cacert\"", "use one of: ca, cert, key, certDir"),
+            ),
             (
                 "tls: {r: {ca: 1}}",
-                err("r", "field \"ca\" must be a string, found a number", "write it as a quoted string, e.g. \"/etc/ferry/ca.crt\""),
+                err(
+                    "r",
+                    "field \"ca\" must be a string, found a number",
+                    "write it as a quoted string, e.g. \"/etc/ferry/ca.crt\"",
+                ),
             ),
             (
                 "tls: [r]",
