@@ -563,3 +563,6 @@ fn build(call: &Call, id: ActionId, headers: &[Option<String>]) -> Result<Action
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
