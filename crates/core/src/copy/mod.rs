@@ -23,7 +23,7 @@ mod image;
 use std::collections::VecDeque;
 
 use crate::api::EndpointMap;
-use crate::auth::{AuthError, Credential, CredentialStore};
+use crate::auth::{AuthError, CredentialStore};
 use crate::config::{JobConfig, Rule};
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind};
@@ -62,19 +62,14 @@ impl Job {
     /// registries.
     pub fn from_config(config: &JobConfig) -> Result<Job, AuthError> {
         let mut endpoints = EndpointMap::default();
-        let mut pairs = Vec::new();
         for (key, entry) in &config.auth.entries {
-            let registry = normalize_registry(key.split('/').next().unwrap_or(key));
             if entry.insecure {
-                endpoints.insecure.insert(registry);
-            }
-            if let (Some(user), Some(password)) = (&entry.username, &entry.password) {
-                pairs.push((key.clone(), Credential::new(user, password)));
+                endpoints.insecure.insert(normalize_registry(key.split('/').next().unwrap_or(key)));
             }
         }
         Ok(Job {
             plan: Plan::Rules(config.rules.clone()),
-            credentials: CredentialStore::new(pairs)?,
+            credentials: config.auth.credentials()?,
             endpoints,
         })
     }
