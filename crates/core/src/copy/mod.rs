@@ -52,8 +52,11 @@ pub enum Plan {
 /// What to copy and with which credentials.
 #[derive(Debug, Clone)]
 pub struct Job {
+    /// The rules to expand, or the images to copy.
     pub plan: Plan,
+    /// Credentials for both sides, looked up by registry and repository.
     pub credentials: CredentialStore,
+    /// How to reach each registry (plain HTTP, explicit base URLs).
     pub endpoints: EndpointMap,
 }
 
@@ -82,6 +85,7 @@ pub struct SyncOptions {
     pub proc: usize,
     /// Blob transfers in flight at once, across all images.
     pub max_transfers: usize,
+    /// How often and how long transient failures are retried.
     pub retry: RetryPolicy,
     /// Re-push manifests even when the destination already has the same digest.
     pub force: bool,
