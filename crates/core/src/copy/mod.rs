@@ -330,7 +330,7 @@ impl SyncMachine {
         for effect in effects {
             let (id, image_effects) = match effect {
                 BlobEffect::Send(key, call) => {
-                    self.session.submit(Purpose::Blob(key), call, now);
+                    self.session.submit(Purpose::Blob(key), *call, now);
                     continue;
                 }
                 BlobEffect::Ready { image, digest, outcome } => {

@@ -16,7 +16,6 @@ use ferry_core::auth::Credential;
 const MAX_OUTPUT: u64 = 1024 * 1024;
 /// How often a running helper is checked on.
 const POLL: Duration = Duration::from_millis(10);
-/// The `Username` a helper answers with when the secret is an identity token.
 
 /// Where helper programs are found.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
