@@ -3,7 +3,7 @@
 //! image-syncer's `Auth` struct (`pkg/utils/auth.go`) has `username`, `password`,
 //! `identityToken` and `insecure`; every field is optional. Its README: "if an url match
 //! multiple objects, the \"registry/namespace\" string will actually be used" — the
-//! longest matching key wins ([`AuthConfig::find`]).
+//! longest matching key wins ([`AuthConfig::credentials`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
