@@ -30,7 +30,7 @@ pub use options::{
 pub use tls::{RegistryTls, TlsOptions, CERTS_D_ENV, DEFAULT_CERTS_D};
 pub use transport::NativeTransport;
 
-use ferry_core::driver::{Machine, Misuse};
+use ferry_core::machine::{Machine, Misuse};
 use ferry_core::progress::Event;
 
 /// Runs `machine` to the end over `transport` on tokio, handing each progress event to
