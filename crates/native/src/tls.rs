@@ -42,6 +42,10 @@ pub const CERTS_D_ENV: &str = "FERRY_CERTS_D";
 /// The longest a scheme probe waits for a handshake to start answering.
 const PROBE_WAIT: Duration = Duration::from_secs(5);
 
+/// How long a diagnosis waits for a server's alert after a TLS 1.3 handshake: a server
+/// that refuses the client's certificate says so within a round trip.
+const ALERT_WAIT: Duration = Duration::from_secs(1);
+
 /// TLS settings of a [`NativeTransport`](crate::NativeTransport).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -242,7 +246,7 @@ impl Tls {
             Err(error) => error,
             Ok(mut stream) => {
                 let mut byte = [0u8; 1];
-                match tokio::time::timeout(Duration::from_secs(2), stream.read(&mut byte)).await {
+                match tokio::time::timeout(ALERT_WAIT, stream.read(&mut byte)).await {
                     Ok(Err(error)) => error,
                     _ => return None,
                 }
