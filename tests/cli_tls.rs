@@ -416,3 +416,34 @@ fn ferry_serve_requires_client_certificates_and_names_https_in_its_realm() {
         assert!(text.contains(&format!("realm=\"https://{host}/token\"")), "{text}");
     }
 }
+
+#[test]
+fn expired_and_misnamed_certificates_are_named_and_not_retried() {
+    if !ready() {
+        return;
+    }
+    let scratch = TempDir::new("tls-bad-certs");
+    let pki = Pki::new();
+    pki.issue_for_days("ca", "expired", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth", 0);
+    pki.issue("ca", "misnamed", "subjectAltName=DNS:elsewhere.test\nextendedKeyUsage=serverAuth");
+    let certs = pki.cert_dir(&scratch.join("certs"), None);
+    let cases =
+        [("expired", "has expired or is not valid yet"), ("misnamed", "not valid for this host name")];
+    // `-days 0` ends the certificate's validity within the second it was made.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    for (leaf, want) in cases {
+        let (cert, key) = (pki.file(&format!("{leaf}.crt")), pki.file(&format!("{leaf}.key")));
+        let server = Ferry::start(&[
+            "--storage",
+            "memory",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ]);
+        let host = server.host();
+        let run =
+            ferry(&scratch, &[], &["ls", "--cert-dir", certs.to_str().unwrap(), &format!("{host}/a/b")]);
+        assert_tls_error(run, &host, &[want]);
+    }
+}

@@ -52,6 +52,12 @@ impl Pki {
 
     /// A leaf `name` (`name.crt`, `name.key`) signed by CA `ca`, with the extensions `ext`.
     pub fn issue(&self, ca: &str, name: &str, ext: &str) {
+        self.issue_for_days(ca, name, ext, 3);
+    }
+
+    /// [`Pki::issue`] valid for `days` days from now; 0 makes a certificate that expires
+    /// within the second.
+    pub fn issue_for_days(&self, ca: &str, name: &str, ext: &str, days: u32) {
         std::fs::write(self.dir.join(&format!("{name}.ext")), format!("basicConstraints=CA:FALSE\n{ext}\n"))
             .expect("write extensions");
         let subject = format!("/CN=ferry test {name}");
@@ -62,7 +68,7 @@ impl Pki {
         );
         openssl(
             &self.dir,
-            &["x509", "-req", "-days", "3", "-set_serial", &format!("{}", name.len() * 7919)],
+            &["x509", "-req", "-days", &days.to_string(), "-set_serial", &serial(name)],
             &[
                 "-in",
                 &format!("{name}.csr"),
@@ -97,6 +103,13 @@ impl Pki {
         }
         folder.to_owned()
     }
+}
+
+/// A serial number from the leaf's name, so two leaves of one CA never share one.
+fn serial(name: &str) -> String {
+    let hash =
+        name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    format!("{}", hash >> 2)
 }
 
 fn openssl(dir: &TempDir, head: &[&str], tail: &[&str]) {
