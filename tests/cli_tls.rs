@@ -407,13 +407,27 @@ fn ferry_serve_requires_client_certificates_and_names_https_in_its_realm() {
     let client_key = format!("{}", pki.file("client.key").display());
     let has_curl = Command::new("curl").arg("--version").output().is_ok_and(|o| o.status.success());
     if has_curl {
+        // By a name, over HTTP/2 (no Host header, only the :authority): the realm keeps the name.
+        let port = host.rsplit(':').next().unwrap();
         let out = Command::new("curl")
-            .args(["-sS", "-i", "--cacert", ca.to_str().unwrap(), "--cert", &client, "--key", &client_key])
-            .arg(format!("{}/v2/", server.url))
+            .args([
+                "-sS",
+                "-i",
+                "--http2",
+                "--cacert",
+                ca.to_str().unwrap(),
+                "--cert",
+                &client,
+                "--key",
+                &client_key,
+            ])
+            .args(["--resolve", &format!("registry.test:{port}:127.0.0.1")])
+            .arg(format!("https://registry.test:{port}/v2/"))
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains(&format!("realm=\"https://{host}/token\"")), "{text}");
+        assert!(text.starts_with("HTTP/2 401"), "{text}");
+        assert!(text.contains(&format!("realm=\"https://registry.test:{port}/token\"")), "{text}");
     }
 }
 

@@ -139,6 +139,18 @@ fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'sta
     Ok(certs)
 }
 
+/// HTTP/2 has no `Host` header: the authority is part of the request's URI. The routes
+/// build absolute URLs (the token realm) from `Host`, so it is filled in from there.
+async fn host_from_authority(mut request: axum::extract::Request) -> axum::extract::Request {
+    if !request.headers().contains_key(http::header::HOST) {
+        let authority = request.uri().authority().map(|a| a.as_str().to_owned());
+        if let Some(value) = authority.and_then(|a| http::HeaderValue::from_str(&a).ok()) {
+            request.headers_mut().insert(http::header::HOST, value);
+        }
+    }
+    request
+}
+
 /// Serves `app` over TLS on `listener` until `shutdown` fires, then lets the requests in
 /// flight finish.
 pub(crate) async fn serve(
@@ -148,6 +160,7 @@ pub(crate) async fn serve(
     mut shutdown: oneshot::Receiver<()>,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
+    let app = app.layer(axum::middleware::map_request(host_from_authority));
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
