@@ -23,6 +23,7 @@ mod session;
 pub mod testkit;
 pub mod time;
 pub mod transport;
+pub mod upload;
 
 /// The README's code blocks run as doctests, so its examples work as written.
 #[cfg(doctest)]
