@@ -11,15 +11,14 @@ use std::time::Duration;
 use ferry_core::digest::VerifyError;
 use ferry_core::retry::FailureClass;
 use ferry_core::transport::{Side, Transport, TransportError};
-use ferry_native::{NativeOptions, NativeTransport};
+use ferry_native::{NativeOptions, NativeTransport, TokioClock};
 use http::Method;
 use support::{sample, transfer, Config, PatchFault, Server};
 
 const MIB: usize = 1024 * 1024;
 
 fn chunked(threshold: u64, chunk: usize) -> NativeTransport {
-    let options =
-        NativeOptions::default().with_chunking(threshold, chunk).with_resume(3, Duration::from_millis(10));
+    let options = NativeOptions::default().with_chunking(threshold, chunk);
     NativeTransport::with_options(options).unwrap()
 }
 
@@ -28,7 +27,7 @@ async fn run(
     t: ferry_core::transport::Transfer,
 ) -> (Result<u64, TransportError>, u64) {
     let progress = Arc::new(AtomicU64::new(0));
-    let result = transport.transfer(t, progress.clone()).await.map(|r| r.bytes);
+    let result = transport.transfer(t, progress.clone(), &TokioClock::new()).await.map(|r| r.bytes);
     (result, progress.load(Ordering::Relaxed))
 }
 
