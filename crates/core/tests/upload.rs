@@ -567,7 +567,8 @@ fn a_failure_that_is_not_worth_resuming_cancels_and_reports_it() {
     let verify = TransportError::Verify(VerifyError::TooLong { digest: digest(), expected: 200, seen: 201 });
     let source = TransportError::Connection { side: Side::Source, message: "source broke".into() };
     // (fault on PATCH #2, what the upload reports)
-    let cases: Vec<(Fault, Box<dyn Fn(&TransportError) -> bool>)> = vec![
+    type Expect = Box<dyn Fn(&TransportError) -> bool>;
+    let cases: Vec<(Fault, Expect)> = vec![
         (
             Fault::Status(403, "DENIED"),
             Box::new(
