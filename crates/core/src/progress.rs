@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
+use crate::error::{Error, ErrorKind};
 
 /// How a blob reached the destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +33,7 @@ pub enum Event {
         source: String,
         destination: String,
         reason: String,
+        kind: ErrorKind,
         retryable: bool,
     },
     /// Planning is over: the job knows every image it will copy.
@@ -90,6 +92,7 @@ pub enum Event {
         source: String,
         destination: String,
         reason: String,
+        kind: ErrorKind,
         retryable: bool,
     },
     /// Always the last event of a job.
@@ -147,14 +150,29 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// One image that did not make it.
+/// One image (or rule) that did not make it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     pub source: String,
     pub destination: String,
     pub reason: String,
+    /// What went wrong, for a front end to act on.
+    pub kind: ErrorKind,
     /// Whether running the job again may help (the failure was transient).
     pub retryable: bool,
+}
+
+impl Failure {
+    /// The failure of the copy from `source` to `destination`.
+    pub fn new(source: String, destination: String, error: Error) -> Self {
+        Failure {
+            source,
+            destination,
+            reason: error.message().to_owned(),
+            kind: error.kind(),
+            retryable: error.is_retryable(),
+        }
+    }
 }
 
 impl Summary {
@@ -180,6 +198,9 @@ pub struct ImageReport {
     pub bytes: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For a failed image: what went wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ErrorKind>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -30,7 +30,7 @@ pub use options::{
 };
 pub use transport::NativeTransport;
 
-use ferry_core::driver::{Machine, Misuse};
+use ferry_core::machine::{Machine, Misuse};
 use ferry_core::progress::Event;
 
 /// Runs `machine` to the end over `transport` on tokio, handing each progress event to
