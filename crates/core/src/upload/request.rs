@@ -44,6 +44,10 @@ impl Upload {
             State::Verify | State::Done(_) => unreachable!("poll_output answers these itself"),
         };
         let mut headers = self.headers.clone();
+        // A request may be logged with `{:?}`: its credentials print as `Sensitive`.
+        for (_, value) in headers.iter_mut().filter(|(name, _)| **name == http::header::AUTHORIZATION) {
+            value.set_sensitive(true);
+        }
         let length = match body {
             Body::Empty => 0,
             Body::Chunk { start, end } => {

@@ -97,4 +97,5 @@ fn misuse_is_an_error_not_a_hang() {
     assert_eq!(patch.request.headers()["content-range"], "0-99");
     assert_eq!(patch.request.headers()["content-length"], "100");
     assert!(!format!("{upload:?}").contains("SECRET"), "credentials never print");
+    assert!(!format!("{patch:?}").contains("SECRET"), "credentials never print");
 }
