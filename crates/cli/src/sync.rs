@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
-use ferry_core::auth::{Credential, CredentialStore};
+use ferry_core::auth::CredentialStore;
 use ferry_core::config::{parse_auth_file, parse_config_file, parse_images_file, JobConfig};
 use ferry_core::copy::{Job, SyncMachine, SyncOptions};
 use ferry_core::manifest::PlatformFilter;
@@ -176,16 +176,7 @@ fn load(args: &SyncArgs) -> anyhow::Result<JobConfig> {
 
 /// The auth file's logins; docker's only for the registries the auth file does not name.
 fn credentials(config: &JobConfig, args: &SyncArgs) -> anyhow::Result<CredentialStore> {
-    let pairs: Vec<(String, Credential)> = config
-        .auth
-        .entries
-        .iter()
-        .filter_map(|(key, entry)| match (&entry.username, &entry.password) {
-            (Some(user), Some(password)) => Some((key.clone(), Credential::new(user, password))),
-            _ => None,
-        })
-        .collect();
-    let store = CredentialStore::new(pairs).map_err(bad_input)?;
+    let store = config.auth.credentials().map_err(bad_input)?;
     if args.no_docker_config {
         return Ok(store);
     }

@@ -33,7 +33,9 @@ use crate::transport::Side;
 /// an optional path prefix on the destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    /// The registry, as a reference names it (e.g. `docker.io`).
     pub registry: String,
+    /// The repository; `None` on the source compares every repository of its catalog.
     pub repository: Option<String>,
 }
 
@@ -58,9 +60,13 @@ pub enum TagStatus {
 pub struct TagDiff {
     /// The repository path relative to each side (the source's path).
     pub repository: String,
+    /// The tag, or the tag or digest asked for as [`DiffJob::reference`].
     pub tag: String,
+    /// How the two sides compare.
     pub status: TagStatus,
+    /// The digest the source's HEAD answered (`Docker-Content-Digest`), if it has the tag.
     pub source_digest: Option<Digest>,
+    /// The digest the destination's HEAD answered, if it has the tag.
     pub destination_digest: Option<Digest>,
     /// The source manifest's media type, as its HEAD answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,10 +83,15 @@ pub struct TagDiff {
 /// The whole comparison.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiffReport {
+    /// One row per tag, sorted by repository and tag.
     pub rows: Vec<TagDiff>,
+    /// Rows in [`TagStatus::InSync`].
     pub in_sync: usize,
+    /// Rows in [`TagStatus::Missing`].
     pub missing: usize,
+    /// Rows in [`TagStatus::Different`].
     pub different: usize,
+    /// Rows in [`TagStatus::Extra`]. Rows in [`TagStatus::Listed`] count nowhere.
     pub extra: usize,
     /// Listings or HEADs that failed, each with its kind; a diff with errors is not in sync.
     pub errors: Vec<Error>,
@@ -129,6 +140,7 @@ struct Row {
 /// What to compare, and how to reach both sides.
 #[derive(Debug, Clone)]
 pub struct DiffJob {
+    /// The side that should hold the tags: what only it has is missing.
     pub source: Target,
     /// `None` reads the source alone: every row is [`TagStatus::Listed`].
     pub destination: Option<Target>,
@@ -136,8 +148,11 @@ pub struct DiffJob {
     pub reference: Option<String>,
     /// Also read source manifests for platforms and sizes.
     pub details: bool,
+    /// Credentials for both sides, looked up by registry and repository.
     pub credentials: CredentialStore,
+    /// How to reach each registry (plain HTTP, explicit base URLs).
     pub endpoints: EndpointMap,
+    /// How often and how long transient failures are retried.
     pub retry: RetryPolicy,
     /// Seeds the retry jitter.
     pub seed: u64,

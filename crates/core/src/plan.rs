@@ -20,8 +20,11 @@ use crate::session::{Call, Outcome};
 /// One image to copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyTask {
+    /// The image to read, by tag or digest.
     pub source: Reference,
+    /// Where it lands, with the rule's renamed tag or else the source's.
     pub destination: Reference,
+    /// Which children of an index to copy: the rule's own, else the job's.
     pub platforms: PlatformFilter,
 }
 

@@ -34,14 +34,27 @@ impl fmt::Display for ActionId {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Action {
-    /// Send a small request (manifest, HEAD, token, mount, tags) and feed the answer to
-    /// `handle_response`, or a connection failure to `handle_failure`.
-    Send { id: ActionId, request: http::Request<Vec<u8>> },
-    /// Move one blob and feed the outcome to `handle_transfer`.
-    Transfer { id: ActionId, transfer: Transfer },
+    /// Send a small request (manifest, HEAD, token, mount, tags) with
+    /// [`Transport::send`] and feed the result back as
+    /// [`Completion::of_send`](crate::machine::Completion::of_send).
+    Send {
+        /// Names the action when its completion is fed back.
+        id: ActionId,
+        /// The request, authorisation included: send it as it is.
+        request: http::Request<Vec<u8>>,
+    },
+    /// Move one blob with [`Transport::transfer`] and feed the result back as
+    /// [`Completion::of_transfer`](crate::machine::Completion::of_transfer).
+    Transfer {
+        /// Names the action when its completion is fed back.
+        id: ActionId,
+        /// What to move, and where.
+        transfer: Transfer,
+    },
 }
 
 impl Action {
+    /// The id to feed this action's completion back under.
     pub fn id(&self) -> ActionId {
         match self {
             Action::Send { id, .. } | Action::Transfer { id, .. } => *id,
@@ -62,7 +75,10 @@ pub struct Transfer {
     pub upload_location: Option<String>,
     /// Headers for every upload request (POST, PATCH, PUT): the destination's authorisation.
     pub upload_headers: http::HeaderMap,
+    /// The blob's digest: the bytes read must hash to it, and the upload is committed
+    /// with it (end-6, `PUT <location>?digest=<digest>`).
     pub digest: Digest,
+    /// The blob's size as the manifest gives it; more or fewer bytes fail the transfer.
     pub size: u64,
     /// How the upload retries its own steps (a chunk, a commit) before the transfer fails:
     /// the job's policy.
@@ -81,7 +97,9 @@ pub struct TransferReport {
 /// Who failed: one side of a transfer, or the registry a small request went to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
+    /// The registry a transfer reads the blob from.
     Source,
+    /// The registry a transfer uploads the blob to.
     Destination,
     /// A small request (`Transport::send`), which talks to one registry.
     Registry,
@@ -103,17 +121,45 @@ impl fmt::Display for Side {
 pub enum TransportError {
     /// Could not connect, the connection broke, TLS failed, or the body was cut short.
     #[error("{side} connection failed: {message}")]
-    Connection { side: Side, message: String },
+    Connection {
+        /// Where it failed.
+        side: Side,
+        /// The underlying error, naming the host.
+        message: String,
+    },
+    /// An answer, or the next bytes of a body, did not come within the transport's limit.
     #[error("{side} timed out: {message}")]
-    Timeout { side: Side, message: String },
+    Timeout {
+        /// Where it timed out.
+        side: Side,
+        /// What timed out, naming the host.
+        message: String,
+    },
     /// An HTTP status that ended a transfer (small requests report statuses as responses).
     #[error("{side} answered HTTP {status}{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
-    Status { side: Side, status: u16, retry_after: Option<Duration>, detail: Option<String> },
+    Status {
+        /// Which registry answered.
+        side: Side,
+        /// The HTTP status code.
+        status: u16,
+        /// The answer's `Retry-After`, parsed: the retry waits that long, or is given up
+        /// when that is beyond the retry policy's patience.
+        retry_after: Option<Duration>,
+        /// What the answer says, e.g. the spec's `{"errors":[{"code","message"}]}` body.
+        detail: Option<String>,
+    },
     /// A `401 Unauthorized` that ended a transfer. `challenge` is the answer's
     /// `WWW-Authenticate` (RFC 9110 §11.6.1): a registry that lets anyone pull may ask for
     /// credentials only when a push starts, so this may be the first challenge it sends.
     #[error("{side} answered HTTP 401{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
-    Unauthorized { side: Side, challenge: Option<String>, detail: Option<String> },
+    Unauthorized {
+        /// Which registry refused.
+        side: Side,
+        /// The `WWW-Authenticate` value, if the answer had one.
+        challenge: Option<String>,
+        /// What the answer says, e.g. the spec's `{"errors":[{"code","message"}]}` body.
+        detail: Option<String>,
+    },
     /// The source's bytes do not match the descriptor. Nothing was committed.
     #[error("{0}")]
     Verify(VerifyError),
@@ -184,6 +230,7 @@ pub type ProgressCounter = Arc<AtomicU64>;
 /// A transport's future. `Send` on native targets, local in the browser.
 #[cfg(not(target_arch = "wasm32"))]
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// A transport's future. `Send` on native targets, local in the browser.
 #[cfg(target_arch = "wasm32")]
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
@@ -210,7 +257,9 @@ pub trait Transport {
 /// The driver's clock. Native drivers use the runtime's timer, the browser its own, and
 /// the test kit a virtual clock.
 pub trait Clock: ClockBounds {
+    /// The current point on the driver's monotonic clock.
     fn now(&self) -> Instant;
+    /// Resolves once `deadline` has been reached.
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<'_, ()>;
 }
 

@@ -47,7 +47,7 @@ pub(crate) struct BlobWant {
 #[derive(Debug)]
 pub(crate) enum BlobEffect {
     /// Send `call` and feed its outcome back to [`BlobTable::on_outcome`] under the key.
-    Send(BlobKey, Call),
+    Send(BlobKey, Box<Call>),
     /// The image has the blob at the destination now.
     Ready { image: ImageId, digest: Digest, outcome: BlobOutcome },
     /// The image cannot have the blob.
@@ -109,9 +109,10 @@ impl BlobTable {
         let auth = destination_auth(&want, ctx);
         entry.busy = Some(Operation { want, stage: Stage::Head });
         match uri {
-            Ok(uri) => {
-                out.push(BlobEffect::Send(key, Call::Send { request: request(Method::HEAD, uri), auth }))
-            }
+            Ok(uri) => out.push(BlobEffect::Send(
+                key,
+                Box::new(Call::Send { request: request(Method::HEAD, uri), auth }),
+            )),
             Err(e) => self.fail(&key, e, out),
         }
     }
@@ -222,7 +223,10 @@ impl BlobTable {
                     repository: repository.clone(),
                     scopes: scopes_for_mount(&repository, &from),
                 };
-                out.push(BlobEffect::Send(key, Call::Send { request: request(Method::POST, uri), auth }));
+                out.push(BlobEffect::Send(
+                    key,
+                    Box::new(Call::Send { request: request(Method::POST, uri), auth }),
+                ));
             }
             Err(e) => self.fail(&key, e, out),
         }
@@ -244,7 +248,7 @@ impl BlobTable {
             let want = op.want.clone();
             self.transfers += 1;
             match transfer(&key, &want, location, ctx) {
-                Ok(call) => out.push(BlobEffect::Send(key, call)),
+                Ok(call) => out.push(BlobEffect::Send(key, Box::new(call))),
                 Err(e) => {
                     self.transfers -= 1;
                     self.fail(&key, e, out);

@@ -23,7 +23,7 @@ mod image;
 use std::collections::VecDeque;
 
 use crate::api::EndpointMap;
-use crate::auth::{AuthError, Credential, CredentialStore};
+use crate::auth::{AuthError, CredentialStore};
 use crate::config::{JobConfig, Rule};
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind};
@@ -52,8 +52,11 @@ pub enum Plan {
 /// What to copy and with which credentials.
 #[derive(Debug, Clone)]
 pub struct Job {
+    /// The rules to expand, or the images to copy.
     pub plan: Plan,
+    /// Credentials for both sides, looked up by registry and repository.
     pub credentials: CredentialStore,
+    /// How to reach each registry (plain HTTP, explicit base URLs).
     pub endpoints: EndpointMap,
 }
 
@@ -62,19 +65,14 @@ impl Job {
     /// registries.
     pub fn from_config(config: &JobConfig) -> Result<Job, AuthError> {
         let mut endpoints = EndpointMap::default();
-        let mut pairs = Vec::new();
         for (key, entry) in &config.auth.entries {
-            let registry = normalize_registry(key.split('/').next().unwrap_or(key));
             if entry.insecure {
-                endpoints.insecure.insert(registry);
-            }
-            if let (Some(user), Some(password)) = (&entry.username, &entry.password) {
-                pairs.push((key.clone(), Credential::new(user, password)));
+                endpoints.insecure.insert(normalize_registry(key.split('/').next().unwrap_or(key)));
             }
         }
         Ok(Job {
             plan: Plan::Rules(config.rules.clone()),
-            credentials: CredentialStore::new(pairs)?,
+            credentials: config.auth.credentials()?,
             endpoints,
         })
     }
@@ -87,6 +85,7 @@ pub struct SyncOptions {
     pub proc: usize,
     /// Blob transfers in flight at once, across all images.
     pub max_transfers: usize,
+    /// How often and how long transient failures are retried.
     pub retry: RetryPolicy,
     /// Re-push manifests even when the destination already has the same digest.
     pub force: bool,
@@ -331,7 +330,7 @@ impl SyncMachine {
         for effect in effects {
             let (id, image_effects) = match effect {
                 BlobEffect::Send(key, call) => {
-                    self.session.submit(Purpose::Blob(key), call, now);
+                    self.session.submit(Purpose::Blob(key), *call, now);
                     continue;
                 }
                 BlobEffect::Ready { image, digest, outcome } => {

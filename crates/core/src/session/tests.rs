@@ -137,51 +137,44 @@ fn retry_after_sets_the_wait_exactly() {
     assert_eq!(status_of(&s.done()[0].1), 200);
 }
 
+/// A way an attempt fails.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Reset,
+    Status(u16),
+}
+
 #[test]
 fn failures_that_persist_end_with_their_kind() {
-    let cases: [(&str, Box<dyn Fn(&mut Scenario, ActionId)>, ErrorKind, &str); 3] = [
-        (
-            "connection",
-            Box::new(|s, id| {
-                s.fail(id, TransportError::Connection { side: Side::Registry, message: "reset".into() });
-            }),
-            ErrorKind::Unavailable,
-            "gave up after 1 retries",
-        ),
-        (
-            "429",
-            Box::new(|s, id| {
-                s.answer(id, 429, &[], "");
-            }),
-            ErrorKind::RateLimited,
-            "HTTP 429",
-        ),
-        (
-            "503",
-            Box::new(|s, id| {
-                s.answer(id, 503, &[], "");
-            }),
-            ErrorKind::Unavailable,
-            "HTTP 503",
-        ),
+    let cases = [
+        (Fault::Reset, ErrorKind::Unavailable, "gave up after 1 retries"),
+        (Fault::Status(429), ErrorKind::RateLimited, "HTTP 429"),
+        (Fault::Status(503), ErrorKind::Unavailable, "HTTP 503"),
     ];
-    for (name, failure, kind, words) in cases {
+    for (fault, kind, words) in cases {
         let mut s = Scenario::new(RetryPolicy { retries: 1, ..RetryPolicy::default() });
         s.get("m", "/v2/app/manifests/v1");
-        let (id, _, _) = s.sent();
-        failure(&mut s, id);
-        s.wait();
-        let (id, _, _) = s.sent();
-        failure(&mut s, id);
+        for attempt in 0..2 {
+            if attempt > 0 {
+                s.wait();
+            }
+            let (id, _, _) = s.sent();
+            match fault {
+                Fault::Reset => {
+                    s.fail(id, TransportError::Connection { side: Side::Registry, message: "reset".into() })
+                }
+                Fault::Status(status) => s.answer(id, status, &[], ""),
+            };
+        }
         s.nothing_sent();
         let done = s.done();
-        let Outcome::Failed(e) = &done[0].1 else { panic!("{name}: expected a failure") };
-        assert_eq!(e.error.kind(), kind, "{name}");
-        assert!(e.error.is_retryable(), "{name}");
-        assert!(e.error.message().contains(words), "{name}: {}", e.error);
+        let Outcome::Failed(e) = &done[0].1 else { panic!("{fault:?}: expected a failure") };
+        assert_eq!(e.error.kind(), kind, "{fault:?}");
+        assert!(e.error.is_retryable(), "{fault:?}");
+        assert!(e.error.message().contains(words), "{fault:?}: {}", e.error);
         assert!(
             e.error.message().starts_with("GET https://r.test/v2/app/manifests/v1"),
-            "{name}: {}",
+            "{fault:?}: {}",
             e.error
         );
     }
