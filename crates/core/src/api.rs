@@ -218,6 +218,43 @@ pub fn upload_offset(range: &str) -> Option<u64> {
     Some(last + 1)
 }
 
+/// `reference` (a `Location` or `Link` target: absolute, scheme-relative, host-relative,
+/// a query, or path-relative) resolved against the URL `base` it answered (RFC 3986
+/// §5.2, without dot segments). `None` when the result is not an absolute URL.
+pub fn resolve_url(base: &str, reference: &str) -> Option<String> {
+    let reference = reference.trim();
+    let (scheme, rest) = base.split_once("://")?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let origin = &base[..scheme.len() + 3 + authority_end];
+    let path_end = rest.find(['?', '#']).map_or(base.len(), |i| scheme.len() + 3 + i);
+    let has_scheme = reference.split_once(':').is_some_and(|(s, _)| {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+    });
+    let resolved = if has_scheme {
+        reference.to_owned()
+    } else if let Some(rest) = reference.strip_prefix("//") {
+        format!("{scheme}://{rest}")
+    } else if reference.starts_with('/') {
+        format!("{origin}{reference}")
+    } else if reference.starts_with('?') || reference.is_empty() {
+        format!("{}{reference}", &base[..path_end])
+    } else {
+        let path = &base[origin.len()..path_end];
+        let dir = path.rfind('/').map_or("/", |i| &path[..=i]);
+        format!("{origin}{dir}{reference}")
+    };
+    let uri = resolved.parse::<http::Uri>().ok()?;
+    (uri.scheme().is_some() && uri.authority().is_some()).then_some(resolved)
+}
+
+/// `host[:port]` of a URL, for messages (never its user, path or query, which may carry
+/// credentials or signatures).
+pub fn host_of(url: &str) -> String {
+    let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = &authority[..authority.find(['/', '?', '#']).unwrap_or(authority.len())];
+    authority.rsplit('@').next().unwrap_or(authority).to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,5 +326,26 @@ mod tests {
         assert_eq!(upload_offset("bytes=0-0"), Some(1));
         assert_eq!(upload_offset("5-9"), None);
         assert_eq!(upload_offset("0-x"), None);
+    }
+
+    #[test]
+    fn locations_resolve_against_the_answered_url() {
+        let base = "http://h:5000/v2/a/blobs/uploads/1?_state=x";
+        let cases = [
+            ("/v2/a/blobs/uploads/2?_state=y", Some("http://h:5000/v2/a/blobs/uploads/2?_state=y")),
+            ("https://s3.test/up?sig=1", Some("https://s3.test/up?sig=1")),
+            ("//other:1/x", Some("http://other:1/x")),
+            ("?_state=z", Some("http://h:5000/v2/a/blobs/uploads/1?_state=z")),
+            ("3?_state=z", Some("http://h:5000/v2/a/blobs/uploads/3?_state=z")),
+            (" /x ", Some("http://h:5000/x")),
+            ("/has space", None),
+        ];
+        for (reference, want) in cases {
+            assert_eq!(resolve_url(base, reference).as_deref(), want, "{reference}");
+        }
+        assert_eq!(resolve_url("not a url", "/x"), None);
+        assert_eq!(resolve_url("http://h", "u"), Some("http://h/u".to_owned()));
+        assert_eq!(host_of("https://user:pw@h:1/v2/?X-Amz-Signature=s"), "h:1");
+        assert_eq!(host_of("http://h?q"), "h");
     }
 }

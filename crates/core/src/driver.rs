@@ -50,7 +50,7 @@ where
                 Action::Transfer { id, transfer } => {
                     let counter = Arc::new(AtomicU64::new(0));
                     counters.insert(id, (counter.clone(), 0));
-                    let fut = transport.transfer(transfer, counter);
+                    let fut = transport.transfer(transfer, counter, clock.as_dyn());
                     in_flight.push(Box::pin(async move { Done::Transferred(id, fut.await) }));
                 }
             }

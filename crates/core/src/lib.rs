@@ -27,6 +27,7 @@ pub mod testkit;
 pub mod time;
 pub mod tls;
 pub mod transport;
+pub mod upload;
 
 /// The README's code blocks run as doctests, so its examples work as written.
 #[cfg(doctest)]

@@ -14,8 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::digest::{Digest, VerifyError};
-use crate::retry::FailureClass;
-use crate::time::Instant;
+use crate::error_body::describe_body;
+use crate::retry::{parse_retry_after, FailureClass, RetryPolicy};
+use crate::time::{Instant, UnixTime};
 use crate::tls::TlsFailure;
 
 /// Identifies one action until its outcome is fed back.
@@ -29,6 +30,9 @@ impl fmt::Display for ActionId {
 }
 
 /// Work for the driver.
+// An action is moved once, from the machine to the driver: boxing the transfer would
+// buy nothing but an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Action {
     /// Send a small request (manifest, HEAD, token, mount, tags) with
@@ -77,6 +81,11 @@ pub struct Transfer {
     pub digest: Digest,
     /// The blob's size as the manifest gives it; more or fewer bytes fail the transfer.
     pub size: u64,
+    /// How the upload retries its own steps (a chunk, a commit) before the transfer fails:
+    /// the job's policy.
+    pub retry: RetryPolicy,
+    /// Seeds the upload's retry jitter, so a simulation replays the same schedule.
+    pub seed: u64,
 }
 
 /// How a transfer went when it succeeded.
@@ -177,6 +186,28 @@ impl TransportError {
         }
     }
 
+    /// An answer whose status ended a request to `host`: its status, `Retry-After` (read
+    /// at wall-clock time `now`), challenge, and the registry's own words from the body.
+    pub fn from_answer<B: AsRef<[u8]>>(
+        side: Side,
+        host: &str,
+        answer: &http::Response<B>,
+        now: UnixTime,
+    ) -> TransportError {
+        let header = |name| answer.headers().get(name).and_then(|v: &http::HeaderValue| v.to_str().ok());
+        let detail = Some(match describe_body(answer.body().as_ref()) {
+            Some(words) => format!("{host}: {words}"),
+            None => host.to_owned(),
+        });
+        let status = answer.status().as_u16();
+        if status == 401 {
+            let challenge = header(http::header::WWW_AUTHENTICATE).map(str::to_owned);
+            return TransportError::Unauthorized { side, challenge, detail };
+        }
+        let retry_after = header(http::header::RETRY_AFTER).and_then(|v| parse_retry_after(v, now));
+        TransportError::Status { side, status, retry_after, detail }
+    }
+
     /// Whether another attempt may succeed.
     pub fn class(&self) -> FailureClass {
         match self {
@@ -219,19 +250,49 @@ pub trait Transport {
 
     /// Streams a blob from source to upload session, verifying digest and size on the way,
     /// and completes the upload only when verification passed. Stores the bytes moved so
-    /// far in `progress`.
+    /// far in `progress`. The upload's protocol is the core's
+    /// [`Upload`](crate::upload::Upload) machine; its waits are on `clock`, the driver's.
     async fn transfer(
         &self,
         transfer: Transfer,
         progress: ProgressCounter,
+        clock: &dyn Clock,
     ) -> Result<TransferReport, TransportError>;
 }
 
 /// The driver's clock. Native drivers use the runtime's timer, the browser its own, and
 /// the test kit a virtual clock.
-pub trait Clock {
+pub trait Clock: ClockBounds {
     /// The current point on the driver's monotonic clock.
     fn now(&self) -> Instant;
     /// Resolves once `deadline` has been reached.
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<'_, ()>;
+}
+
+/// What every [`Clock`] is, so that a driver can lend its clock to a transport: shareable
+/// across threads on native targets (a transfer's future is `Send` there), and viewable
+/// as `&dyn Clock` whatever its type.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait ClockBounds: Send + Sync {
+    fn as_dyn(&self) -> &dyn Clock;
+}
+
+/// What every [`Clock`] is: viewable as `&dyn Clock` whatever its type.
+#[cfg(target_arch = "wasm32")]
+pub trait ClockBounds {
+    fn as_dyn(&self) -> &dyn Clock;
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl<C: Clock + Send + Sync> ClockBounds for C {
+    fn as_dyn(&self) -> &dyn Clock {
+        self
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+impl<C: Clock> ClockBounds for C {
+    fn as_dyn(&self) -> &dyn Clock {
+        self
+    }
 }

@@ -14,9 +14,11 @@
 #![forbid(unsafe_code)]
 
 mod body;
+mod client;
 mod clock;
 pub mod credentials;
 mod errors;
+mod feed;
 mod options;
 mod source;
 mod tls;

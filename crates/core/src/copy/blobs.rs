@@ -312,6 +312,8 @@ fn transfer(
         upload_headers: http::HeaderMap::new(),
         digest: key.digest.clone(),
         size: want.size,
+        retry: ctx.options.retry,
+        seed: upload_seed(ctx.options.seed, &key.digest),
     };
     let source_auth = AuthNeed {
         registry: source.registry().to_owned(),
@@ -323,4 +325,12 @@ fn transfer(
         source: source_auth,
         destination: destination_auth(want, ctx),
     })
+}
+
+/// A seed for one blob's upload jitter: the job's seed, told apart per blob so that
+/// uploads running together do not retry in step, and the same on every run.
+fn upload_seed(seed: u64, digest: &crate::digest::Digest) -> u64 {
+    let hex = digest.hex();
+    let prefix = u64::from_str_radix(hex.get(..16).unwrap_or("0"), 16).unwrap_or(0);
+    seed ^ prefix
 }

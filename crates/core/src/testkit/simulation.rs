@@ -160,6 +160,7 @@ impl Transport for SimTransport<'_> {
         &self,
         transfer: Transfer,
         progress: ProgressCounter,
+        _clock: &dyn Clock,
     ) -> Result<TransferReport, TransportError> {
         let now = self.clock.now();
         let result = self.network.lock().unwrap_or_else(|e| e.into_inner()).transfer(&transfer, now);
