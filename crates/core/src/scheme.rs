@@ -67,18 +67,24 @@ pub enum ProbeOutcome {
     /// The endpoint answered, but not in TLS (an HTTP `400`, or it closed the connection
     /// on the `ClientHello`).
     NotTls,
-    /// Nothing answered (refused, unreachable, timed out): no evidence either way.
+    /// Nothing listens on the port probed: the connection was refused.
+    Refused,
+    /// Nothing answered (unreachable, timed out, the name did not resolve): no evidence
+    /// either way.
     Unreachable,
 }
 
 /// The scheme to speak to a probed endpoint, and whether the decision holds for the rest
-/// of the run. An unreachable endpoint keeps the URL's plain-HTTP form (where Docker
-/// falls back too) and is probed again on the next request, since a registry that is
-/// still starting may come up speaking either.
-pub fn decide(outcome: ProbeOutcome) -> (Scheme, bool) {
+/// of the run. `default_port`: the URL names no port, so the probe went to HTTPS's 443
+/// while plain HTTP would go to 80; a refusal there settles it for plain HTTP, as Docker
+/// falls back. Otherwise an endpoint that did not answer keeps the URL's plain-HTTP form
+/// and is probed again on the next request, since a registry that is still starting may
+/// come up speaking either.
+pub fn decide(outcome: ProbeOutcome, default_port: bool) -> (Scheme, bool) {
     match outcome {
         ProbeOutcome::SpeaksTls => (Scheme::Https, true),
         ProbeOutcome::NotTls => (Scheme::Http, true),
+        ProbeOutcome::Refused => (Scheme::Http, default_port),
         ProbeOutcome::Unreachable => (Scheme::Http, false),
     }
 }
@@ -96,9 +102,10 @@ impl SchemeMemo {
         self.decided.get(endpoint).copied()
     }
 
-    /// Records a probe's outcome and returns the scheme to use now.
-    pub fn record(&mut self, endpoint: &str, outcome: ProbeOutcome) -> Scheme {
-        let (scheme, settled) = decide(outcome);
+    /// Records a probe's outcome and returns the scheme to use now; `default_port` as for
+    /// [`decide`].
+    pub fn record(&mut self, endpoint: &str, outcome: ProbeOutcome, default_port: bool) -> Scheme {
+        let (scheme, settled) = decide(outcome, default_port);
         if settled {
             self.decided.insert(endpoint.to_owned(), scheme);
         }
@@ -139,12 +146,18 @@ mod tests {
     #[test]
     fn a_settled_probe_is_remembered_and_an_unreachable_one_is_not() {
         let mut memo = SchemeMemo::default();
-        assert_eq!(memo.record("a:1", ProbeOutcome::Unreachable), Scheme::Http);
+        assert_eq!(memo.record("a:1", ProbeOutcome::Unreachable, false), Scheme::Http);
         assert_eq!(memo.get("a:1"), None);
-        assert_eq!(memo.record("a:1", ProbeOutcome::SpeaksTls), Scheme::Https);
+        assert_eq!(memo.record("a:1", ProbeOutcome::Refused, false), Scheme::Http);
+        assert_eq!(memo.get("a:1"), None, "a registry that is down may come up speaking TLS");
+        assert_eq!(memo.record("a:1", ProbeOutcome::SpeaksTls, false), Scheme::Https);
         assert_eq!(memo.get("a:1"), Some(Scheme::Https));
-        assert_eq!(memo.record("b:2", ProbeOutcome::NotTls), Scheme::Http);
+        assert_eq!(memo.record("b:2", ProbeOutcome::NotTls, false), Scheme::Http);
         assert_eq!(memo.get("b:2"), Some(Scheme::Http));
+        assert_eq!(memo.record("c:443", ProbeOutcome::Refused, true), Scheme::Http);
+        assert_eq!(memo.get("c:443"), Some(Scheme::Http), "no TLS on 443: port 80 speaks plain HTTP");
+        assert_eq!(memo.record("d:443", ProbeOutcome::Unreachable, true), Scheme::Http);
+        assert_eq!(memo.get("d:443"), None);
     }
 
     #[test]

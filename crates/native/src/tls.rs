@@ -305,7 +305,9 @@ impl Tls {
             return with_scheme(url, decided);
         }
         let outcome = self.probe(host, port).await;
-        let decided = self.memo.lock().unwrap_or_else(PoisonError::into_inner).record(&endpoint, outcome);
+        let default_port = url.port().is_none();
+        let decided =
+            self.memo.lock().unwrap_or_else(PoisonError::into_inner).record(&endpoint, outcome, default_port);
         tracing::debug!(
             endpoint,
             ?outcome,
@@ -328,6 +330,7 @@ impl Tls {
             .await
         {
             Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => return ProbeOutcome::Refused,
             _ => return ProbeOutcome::Unreachable,
         };
         match tokio::time::timeout(wait, connector.connect(name, tcp)).await {
