@@ -195,7 +195,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         if shown.auth.token.key.is_some() {
             shown.auth.token.key = Some("<hidden>".into());
         }
-        print!("{}", serde_yaml_string(&shown)?);
+        print!("{}", config_yaml(&shown)?);
         return Ok(());
     }
     init_logging(&config);
@@ -216,7 +216,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-fn serde_yaml_string(config: &Config) -> anyhow::Result<String> {
+fn config_yaml(config: &Config) -> anyhow::Result<String> {
     config.to_yaml().context("printing the configuration")
 }
 
