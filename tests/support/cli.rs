@@ -1,6 +1,6 @@
 //! Helpers of the CLI tests: run `ferry` as a process, push sample images with plain
 //! registry calls, and read digests back. Included with
-//! `#[path = "cli_support.rs"] mod cli;` next to `support`.
+//! `#[path = "support/cli.rs"] mod cli;` next to `support`.
 #![allow(dead_code)]
 
 use std::path::Path;
