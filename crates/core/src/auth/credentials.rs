@@ -14,11 +14,14 @@ use super::AuthError;
 /// A username and password (or access token used as a password).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credential {
+    /// For a registry whose token stands in for a password, any name it accepts.
     pub username: String,
+    /// Never printed: `Debug` redacts it.
     pub password: String,
 }
 
 impl Credential {
+    /// A username and password exactly as given: a space can be part of a password.
     pub fn new(username: impl Into<String>, password: impl Into<String>) -> Credential {
         Credential { username: username.into(), password: password.into() }
     }
