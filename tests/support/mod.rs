@@ -3,7 +3,9 @@
 //! distribution (`docker-registry`) processes, and skopeo.
 //!
 //! Use from a test file with `#[path = "support/mod.rs"] mod support;`.
-#![allow(dead_code)]
+// Each test file compiles these helpers as a private module of its own and uses some of
+// them: `pub` marks what test files call.
+#![allow(dead_code, unreachable_pub)]
 
 pub mod oci;
 
@@ -91,14 +93,14 @@ pub fn require(tool: &str) -> bool {
     found
 }
 
-fn apt_package(tool: &str) -> &str {
-    match tool {
 /// Whether a missing peer fails the test instead of skipping it.
 fn peers_required() -> bool {
     let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0");
     set("FERRY_REQUIRE_PEERS") || set("CI")
 }
 
+fn apt_package(tool: &str) -> &str {
+    match tool {
         "docker-registry" => "docker-registry",
         "htpasswd" => "apache2-utils",
         other => other,

@@ -45,7 +45,7 @@ Examples:
 /// Options of `ferry sync`.
 #[derive(Debug, Clone, Args)]
 #[command(after_help = AFTER_HELP)]
-pub struct SyncArgs {
+pub(crate) struct SyncArgs {
     /// image-syncer's auth file: registry or registry/namespace -> username, password,
     /// insecure
     #[arg(long, value_name = "FILE", conflicts_with = "config")]
@@ -106,7 +106,7 @@ pub struct SyncArgs {
 
 impl SyncArgs {
     /// The arguments of `ferry sync --images <images>` with everything else at its default.
-    pub fn for_images(images: &Path) -> SyncArgs {
+    pub(crate) fn for_images(images: &Path) -> SyncArgs {
         SyncArgs {
             auth: None,
             images: Some(images.to_owned()),
@@ -125,14 +125,14 @@ impl SyncArgs {
     }
 }
 
-pub fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
     let runtime = common::runtime()?;
     let report = runtime.block_on(sync(&args))?;
     Ok(common::job_exit(&report))
 }
 
 /// Reads the files, runs the job and prints its summary; the report says how it went.
-pub async fn sync(args: &SyncArgs) -> anyhow::Result<Report> {
+pub(crate) async fn sync(args: &SyncArgs) -> anyhow::Result<Report> {
     let config = load(args)?;
     let platforms = PlatformFilter::new(
         if args.os.is_empty() { &config.os } else { &args.os },
@@ -204,7 +204,7 @@ fn seed() -> u64 {
 
 /// Runs a copy job to the end (the rules' plan, or `tasks` already planned), shows its
 /// progress, writes the report if asked, and prints the summary.
-pub async fn execute(
+pub(crate) async fn execute(
     job: Job,
     options: SyncOptions,
     tasks: Option<Vec<CopyTask>>,
