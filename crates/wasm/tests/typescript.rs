@@ -5,6 +5,7 @@
 //! - the declared functions are exactly the `#[wasm_bindgen]` exports, with their arity;
 //! - `Repo`, `Auth`, `CopyOptions` and `DiffOptions` name exactly the fields and option keys
 //!   that `src/input.rs` and `src/jobs.rs` accept;
+//! - the result interfaces name every field of the core's structs, optional ones included;
 //! - a value built from each declared result type (`ProgressEvent`, `CopyReport`,
 //!   `DiffReport`) reads into the core's type and writes back unchanged, and every
 //!   string-literal union lists exactly the variants of the core's enum.
@@ -12,9 +13,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ferry_core::diff::{DiffReport, TagStatus};
-use ferry_core::progress::{BlobOutcome, Event, ImageOutcome, JobStatus, Report};
-use serde::de::DeserializeOwned;
+use ferry_core::diff::{DiffReport, TagDiff, TagStatus};
+use ferry_core::progress::{
+    BlobOutcome, Event, Failure, ImageOutcome, ImageReport, JobStatus, Report, Summary,
+};
+use serde::de::{self, DeserializeOwned, Visitor};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -95,6 +98,51 @@ fn copy_and_diff_reports_round_trip_through_the_core() {
     let mut statuses = variants::<TagStatus>();
     assert!(statuses.remove("listed"), "the core's TagStatus has no `listed` any more: update this test");
     assert_eq!(d.literals(&Ty::Name("TagStatus".into())), statuses, "TagStatus");
+}
+
+#[test]
+fn declared_interfaces_name_every_field_of_the_core_structs() {
+    let d = declarations();
+    let pairs = [
+        ("CopyReport", fields::<Report>()),
+        ("Summary", fields::<Summary>()),
+        ("Failure", fields::<Failure>()),
+        ("ImageReport", fields::<ImageReport>()),
+        ("DiffReport", fields::<DiffReport>()),
+        ("DiffRow", fields::<TagDiff>()),
+    ];
+    for (name, rust) in pairs {
+        assert_eq!(d.members(name), rust, "{name}'s members vs the core struct's fields");
+    }
+}
+
+/// The fields serde knows for the struct `T`, optional ones included: what its derived
+/// `Deserialize` hands to `deserialize_struct`.
+fn fields<T: DeserializeOwned>() -> BTreeSet<String> {
+    struct Fields(Vec<&'static str>);
+    impl<'de> de::Deserializer<'de> for &mut Fields {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0 = fields.to_vec();
+            Err(de::Error::custom("fields recorded"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 u8 u16 u32 u64 f32 f64 char str string bytes byte_buf option
+            unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut recorder = Fields(Vec::new());
+    let _ = T::deserialize(&mut recorder);
+    assert!(!recorder.0.is_empty(), "{} is not a struct with named fields", std::any::type_name::<T>());
+    recorder.0.into_iter().map(str::to_owned).collect()
 }
 
 /// `sample` read into `T` and written back is `sample` again: the declaration names every
@@ -235,9 +283,7 @@ impl Declarations {
 
     fn members(&self, name: &str) -> BTreeSet<String> {
         let ty = Ty::Name(name.into());
-        let Ty::Object(members) = self.resolve(&ty) else {
-            panic!("{name} is not declared")
-        };
+        let Ty::Object(members) = self.resolve(&ty) else { panic!("{name} is not declared") };
         members.iter().map(|(n, _)| n.trim_end_matches('?').to_owned()).collect()
     }
 
