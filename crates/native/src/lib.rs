@@ -13,10 +13,11 @@
 //!    feeds the outcome back, and repeats until the machine has finished.
 
 mod body;
+mod client;
 mod clock;
 pub mod credentials;
-#[expect(unreachable_pub, reason = "lint sweep pending, with the upload rework")]
 mod errors;
+mod feed;
 mod options;
 mod source;
 mod transport;
@@ -28,7 +29,7 @@ pub use options::{
 };
 pub use transport::NativeTransport;
 
-use ferry_core::driver::{Machine, Misuse};
+use ferry_core::machine::{Machine, Misuse};
 use ferry_core::progress::Event;
 
 /// Runs `machine` to the end over `transport` on tokio, handing each progress event to
