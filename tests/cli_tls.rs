@@ -17,7 +17,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-#[path = "cli_support.rs"]
+#[path = "support/cli.rs"]
 mod cli;
 
 use std::path::Path;

@@ -14,7 +14,7 @@ use ferry_native::{NativeOptions, NativeTransport, RegistryTls, TlsOptions};
 
 /// Marks an error as the user's input (a file, a flag, a reference): exit code 2.
 #[derive(Debug)]
-pub struct BadInput(pub String);
+pub(crate) struct BadInput(pub String);
 
 impl fmt::Display for BadInput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -25,12 +25,12 @@ impl fmt::Display for BadInput {
 impl std::error::Error for BadInput {}
 
 /// An error about the user's input.
-pub fn bad_input(message: impl fmt::Display) -> anyhow::Error {
+pub(crate) fn bad_input(message: impl fmt::Display) -> anyhow::Error {
     anyhow::Error::new(BadInput(message.to_string()))
 }
 
 /// 2 for bad input, 1 for everything else.
-pub fn exit_code(err: &anyhow::Error) -> u8 {
+pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
     if err.chain().any(|e| e.is::<BadInput>()) {
         2
     } else {
@@ -39,7 +39,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 }
 
 /// 0 when `ok`, else 1.
-pub fn exit(ok: bool) -> ExitCode {
+pub(crate) fn exit(ok: bool) -> ExitCode {
     if ok {
         ExitCode::SUCCESS
     } else {
@@ -48,7 +48,7 @@ pub fn exit(ok: bool) -> ExitCode {
 }
 
 /// 0 when every image was copied or skipped; else 1, after one line on stderr.
-pub fn job_exit(report: &ferry_core::progress::Report) -> ExitCode {
+pub(crate) fn job_exit(report: &ferry_core::progress::Report) -> ExitCode {
     let s = &report.summary;
     if s.failed == 0 {
         return ExitCode::SUCCESS;
@@ -58,7 +58,7 @@ pub fn job_exit(report: &ferry_core::progress::Report) -> ExitCode {
 }
 
 /// clap's parser for counts that must be at least 1.
-pub fn at_least_one(value: &str) -> Result<usize, String> {
+pub(crate) fn at_least_one(value: &str) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err("expected a whole number of at least 1".to_owned()),
@@ -66,7 +66,7 @@ pub fn at_least_one(value: &str) -> Result<usize, String> {
 }
 
 /// Logs on stderr at the level in `FERRY_LOG` (default warn), without timestamps.
-pub fn init_logging() {
+pub(crate) fn init_logging() {
     let level = std::env::var("FERRY_LOG").ok().and_then(|l| l.parse().ok()).unwrap_or(tracing::Level::WARN);
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
@@ -78,12 +78,12 @@ pub fn init_logging() {
         .init();
 }
 
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")
 }
 
 /// The process environment, for `${VAR}` in configuration files.
-pub fn env(name: &str) -> Option<String> {
+pub(crate) fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
@@ -92,7 +92,7 @@ static TLS: OnceLock<TlsOptions> = OnceLock::new();
 
 /// Sets the TLS settings (certificate folders, CA and client files) that [`transport`]
 /// uses; a command calls it before it runs its job.
-pub fn set_tls(tls: TlsOptions) {
+pub(crate) fn set_tls(tls: TlsOptions) {
     if TLS.set(tls).is_err() {
         tracing::debug!("TLS settings were already set for this process");
     }
@@ -100,7 +100,9 @@ pub fn set_tls(tls: TlsOptions) {
 
 /// TLS settings with a certificate folder per registry (skopeo's `--src-cert-dir` and
 /// `--dest-cert-dir`), on top of the `certs.d` folders.
-pub fn tls_with_cert_dirs<'a>(dirs: impl IntoIterator<Item = (&'a str, Option<&'a PathBuf>)>) -> TlsOptions {
+pub(crate) fn tls_with_cert_dirs<'a>(
+    dirs: impl IntoIterator<Item = (&'a str, Option<&'a PathBuf>)>,
+) -> TlsOptions {
     dirs.into_iter().fold(TlsOptions::default(), |tls, (registry, dir)| match dir {
         Some(dir) => tls.with_registry(
             api_host(registry),
@@ -112,7 +114,9 @@ pub fn tls_with_cert_dirs<'a>(dirs: impl IntoIterator<Item = (&'a str, Option<&'
 
 /// The native transport. `insecure` hosts are spoken to over HTTPS without verifying their
 /// certificates (plain HTTP only if they do not speak TLS).
-pub fn transport<'a>(insecure: impl IntoIterator<Item = &'a String>) -> anyhow::Result<NativeTransport> {
+pub(crate) fn transport<'a>(
+    insecure: impl IntoIterator<Item = &'a String>,
+) -> anyhow::Result<NativeTransport> {
     let options = insecure
         .into_iter()
         .map(|registry| api_host(registry))
@@ -122,13 +126,13 @@ pub fn transport<'a>(insecure: impl IntoIterator<Item = &'a String>) -> anyhow::
 }
 
 /// A whole text file; a missing or unreadable file is bad input naming the file.
-pub fn read_text(path: &Path, what: &str) -> anyhow::Result<String> {
+pub(crate) fn read_text(path: &Path, what: &str) -> anyhow::Result<String> {
     std::fs::read_to_string(path)
         .map_err(|e| bad_input(format!("cannot read {what} {}: {e}", path.display())))
 }
 
 /// `USER:PASSWORD` from a flag. The value is never part of an error.
-pub fn parse_creds(flag: &str, value: &str) -> anyhow::Result<Credential> {
+pub(crate) fn parse_creds(flag: &str, value: &str) -> anyhow::Result<Credential> {
     match value.split_once(':') {
         Some((user, password)) if !user.is_empty() => Ok(Credential::new(user, password)),
         _ => Err(bad_input(format!("{flag} must be USER:PASSWORD (the value given is not shown)"))),
@@ -137,7 +141,7 @@ pub fn parse_creds(flag: &str, value: &str) -> anyhow::Result<Credential> {
 
 /// Credentials from docker's config: `path`, or the default one when it exists. A broken
 /// default config is reported and skipped; a broken explicit one is an error.
-pub fn docker_credentials(path: Option<&Path>) -> anyhow::Result<Vec<(String, Credential)>> {
+pub(crate) fn docker_credentials(path: Option<&Path>) -> anyhow::Result<Vec<(String, Credential)>> {
     match path {
         Some(path) => ferry_native::credentials::load_docker_config(Some(path)).map_err(bad_input),
         None => Ok(ferry_native::credentials::load_docker_config(None).unwrap_or_else(|e| {
@@ -150,7 +154,7 @@ pub fn docker_credentials(path: Option<&Path>) -> anyhow::Result<Vec<(String, Cr
 /// Endpoints for `registries`, all marked insecure when `insecure`: HTTPS without
 /// verification, plain HTTP if they do not speak TLS (loopback ones are probed the same
 /// way, with verification).
-pub fn endpoints<'a>(registries: impl IntoIterator<Item = &'a str>, insecure: bool) -> EndpointMap {
+pub(crate) fn endpoints<'a>(registries: impl IntoIterator<Item = &'a str>, insecure: bool) -> EndpointMap {
     let mut map = EndpointMap::default();
     if insecure {
         map.insecure.extend(registries.into_iter().map(str::to_owned));
@@ -160,7 +164,7 @@ pub fn endpoints<'a>(registries: impl IntoIterator<Item = &'a str>, insecure: bo
 
 /// A repository argument, `host/repository` (docker.io when the first component is not a
 /// host, as in references): registry and repository, normalised.
-pub fn parse_repository(arg: &str) -> anyhow::Result<(String, String)> {
+pub(crate) fn parse_repository(arg: &str) -> anyhow::Result<(String, String)> {
     let reference = Reference::parse(arg).map_err(|e| bad_input(format!("{arg:?}: {e}")))?;
     if reference.tag().is_some() || reference.digest().is_some() {
         return Err(bad_input(format!(
@@ -173,18 +177,18 @@ pub fn parse_repository(arg: &str) -> anyhow::Result<(String, String)> {
 }
 
 /// A registry host argument (`host[:port]`), normalised.
-pub fn parse_registry(arg: &str) -> anyhow::Result<String> {
+pub(crate) fn parse_registry(arg: &str) -> anyhow::Result<String> {
     validate_registry(arg).map_err(|e| bad_input(format!("{arg:?}: {e}")))?;
     Ok(normalize_registry(arg))
 }
 
 /// An image reference argument.
-pub fn parse_reference(arg: &str) -> anyhow::Result<Reference> {
+pub(crate) fn parse_reference(arg: &str) -> anyhow::Result<Reference> {
     Reference::parse(arg).map_err(|e| bad_input(format!("invalid image reference {arg:?}: {e}")))
 }
 
 /// `sha256:0123456789ab`: enough of a digest to tell images apart in a table.
-pub fn short_digest(digest: Option<&ferry_core::digest::Digest>) -> String {
+pub(crate) fn short_digest(digest: Option<&ferry_core::digest::Digest>) -> String {
     match digest {
         Some(d) => {
             let text = d.to_string();
@@ -196,13 +200,13 @@ pub fn short_digest(digest: Option<&ferry_core::digest::Digest>) -> String {
 }
 
 /// Bytes in binary units: `1.50 MiB`.
-pub fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
 }
 
 /// A jitter seed that differs between runs, so that many ferry processes retrying the
 /// same registry spread out.
-pub fn jitter_seed() -> u64 {
+pub(crate) fn jitter_seed() -> u64 {
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     nanos ^ (u64::from(std::process::id()) << 32)

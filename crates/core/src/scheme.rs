@@ -23,11 +23,14 @@ use crate::reference::is_localhost;
 /// A URL scheme ferry speaks to registries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scheme {
+    /// TLS: `https://`.
     Https,
+    /// Plain HTTP: `http://`.
     Http,
 }
 
 impl Scheme {
+    /// The scheme as URLs write it: `https` or `http`.
     pub fn as_str(self) -> &'static str {
         match self {
             Scheme::Https => "https",
@@ -42,9 +45,11 @@ pub enum Policy {
     /// Use the URL as it is: HTTPS with verification, or a scheme the caller chose
     /// explicitly (a base URL, a redirect target).
     AsGiven,
-    /// Try HTTPS first; plain HTTP only if the endpoint does not speak TLS. `verify` says
-    /// whether the certificate is checked when it does.
-    Probe { verify: bool },
+    /// Try HTTPS first; plain HTTP only if the endpoint does not speak TLS.
+    Probe {
+        /// Whether the certificate is checked when the endpoint speaks TLS.
+        verify: bool,
+    },
 }
 
 /// The policy for `host` (`host[:port]`, as a URL or a reference writes it) reached by a
