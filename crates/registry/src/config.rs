@@ -217,7 +217,7 @@ impl Config {
         if self.addr.parse::<std::net::SocketAddr>().is_err() {
             return invalid("addr", "expected host:port with an IP address, like 127.0.0.1:5000");
         }
-        if !crate::storage::DRIVERS.iter().any(|d| d.name == self.storage.driver) {
+        if !crate::driver::DRIVERS.iter().any(|d| d.name == self.storage.driver) {
             return invalid("storage.driver", "expected `filesystem` or `memory`");
         }
         if self.cors.allow_credentials && self.cors.origins.iter().any(|o| o == "*") {

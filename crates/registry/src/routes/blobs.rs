@@ -13,10 +13,10 @@ use http::{HeaderMap, StatusCode};
 use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
 
-use super::{check_delete_enabled, DIGEST_HEADER};
+use super::shared::{check_delete_enabled, DIGEST_HEADER};
 use crate::error::{ErrorCode, RegistryError, Result};
 use crate::store::layout::{parse_digest, Repo};
-use crate::AppState;
+use crate::state::AppState;
 
 const STREAM_CHUNK: usize = 64 * 1024;
 

@@ -18,11 +18,12 @@ use futures_util::StreamExt;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use http::{HeaderValue, StatusCode};
 
-use super::{check_delete_enabled, query_pairs, DIGEST_HEADER, OCI_SUBJECT};
+use super::shared::{check_delete_enabled, DIGEST_HEADER, OCI_SUBJECT};
+use crate::uri::query_pairs;
 use crate::error::{ErrorCode, RegistryError, Result};
 use crate::store::layout::{Reference, Repo, Tag};
 use crate::store::ManifestMeta;
-use crate::AppState;
+use crate::state::AppState;
 
 fn manifest_unknown(reference: &str) -> RegistryError {
     RegistryError::new(ErrorCode::ManifestUnknown, "manifest unknown to registry")

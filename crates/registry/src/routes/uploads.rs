@@ -15,12 +15,13 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body::Body as _;
 
-use super::{query_value, DIGEST_HEADER, UPLOAD_UUID};
+use super::shared::{DIGEST_HEADER, UPLOAD_UUID};
+use crate::uri::query_value;
 use crate::error::{ErrorCode, RegistryError, Result};
-use crate::middleware::auth::{Action, Identity};
+use crate::access::{Action, Identity};
 use crate::store::layout::{parse_digest, Repo, UploadId};
 use crate::store::uploads::OpenUpload;
-use crate::AppState;
+use crate::state::AppState;
 
 /// 202 with the session's `Location`, `Range` and id: distribution spec end-4a/5/13.
 fn accepted(up: &OpenUpload) -> Response {

@@ -102,7 +102,7 @@ pub struct UploadId(String);
 
 impl UploadId {
     pub fn generate() -> UploadId {
-        UploadId(crate::random_hex(16))
+        UploadId(crate::random::random_hex(16))
     }
 
     /// Anything that is not an id this registry could have made is unknown (404).

@@ -1,6 +1,8 @@
-//! The registry's objects over a storage driver: a content-addressed blob store shared by
-//! every repository, and per-repository links to it (blobs, manifest revisions, tags,
-//! referrers). A cross-repository mount is one more link; no bytes move.
+//! The registry's store: its objects laid out over a storage driver ([`crate::driver`],
+//! which only knows paths and bytes). A content-addressed blob store shared by every
+//! repository, per-repository links to it (blobs, manifest revisions, tags, referrers)
+//! ([`layout`] says where each lives), and blob upload sessions ([`uploads`]). A
+//! cross-repository mount is one more link; no bytes move.
 //!
 //! Ordering keeps the store consistent after a crash: content is written before any link
 //! to it, and a link is removed before anything it points to.
@@ -10,7 +12,7 @@ use std::sync::Arc;
 use ferry_core::digest::Digest;
 use serde::{Deserialize, Serialize};
 
-use crate::storage::{BoxReader, StorageDriver, StorageError};
+use crate::driver::{BoxReader, StorageDriver, StorageError};
 
 pub mod layout;
 pub mod uploads;
@@ -215,7 +217,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::MemoryDriver;
+    use crate::driver::MemoryDriver;
 
     fn digest(s: &[u8]) -> Digest {
         Digest::sha256(s)

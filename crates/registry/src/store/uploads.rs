@@ -282,7 +282,7 @@ impl Uploads {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::MemoryDriver;
+    use crate::driver::MemoryDriver;
 
     fn uploads() -> (Store, Uploads) {
         let store = Store::new(Arc::new(MemoryDriver::new()));

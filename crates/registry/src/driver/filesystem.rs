@@ -62,7 +62,7 @@ async fn sync_dir(dir: &Path) {
 }
 
 fn temp_name() -> String {
-    format!("{TEMP_PREFIX}{}", crate::random_hex(8))
+    format!("{TEMP_PREFIX}{}", crate::random::random_hex(8))
 }
 
 #[async_trait]
@@ -198,9 +198,9 @@ mod tests {
 
     #[tokio::test]
     async fn behaves_like_a_driver() {
-        let dir = std::env::temp_dir().join(format!("ferry-fs-driver-{}", crate::random_hex(6)));
+        let dir = std::env::temp_dir().join(format!("ferry-fs-driver-{}", crate::random::random_hex(6)));
         let driver = FilesystemDriver::open(&dir).unwrap();
-        crate::storage::tests::exercise(&driver).await;
+        crate::driver::tests::exercise(&driver).await;
         // No temp file is left behind by whole-file writes.
         let leftovers: Vec<_> = std::fs::read_dir(dir.join("blobs"))
             .unwrap()
