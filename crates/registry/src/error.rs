@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderName, HeaderValue, StatusCode};
 
-pub use ferry_core::error_body::ErrorCode;
 use ferry_core::error_body::ErrorBody;
+pub use ferry_core::error_body::ErrorCode;
 
 use crate::driver::StorageError;
 

@@ -8,7 +8,8 @@
 //! The modules form layers; each imports only from the layers below it:
 //!
 //! ```text
-//! lib (Registry, serve)      builds the state, binds, serves connections
+//! lib (Registry, serve)      builds the state, binds
+//! server                     connections: the cap, timeouts, hyper
 //! middleware                 the app: access log, CORS, recovery, auth, /token, /healthz
 //! routes                     the /v2/ API handlers and the path parser (Route)
 //! state                      AppState: what every handler shares
@@ -49,6 +50,7 @@ pub mod error;
 pub mod middleware;
 pub mod random;
 pub mod routes;
+mod server;
 pub mod state;
 pub mod store;
 pub mod ui;
@@ -113,6 +115,10 @@ impl RegistryBuilder {
             Some(driver) => driver,
             None => driver::open(&config.storage.driver, &config.storage.root)?,
         };
+        let removed = driver.remove_temp_files()?;
+        if removed > 0 {
+            tracing::warn!("removed {removed} temporary files left by an earlier crash");
+        }
         let store = Store::new(driver);
         let auth = if config.auth.enabled() { Some(Authenticator::from_config(&config.auth)?) } else { None };
         let uploads = Uploads::new(store.clone(), config.limits.max_blob_bytes);
@@ -145,14 +151,11 @@ impl Registry {
         let local = listener.local_addr().map_err(|source| ServeError::Bind { addr, source })?;
         let _ = self.state.local_addr.set(local);
         let app = self.router();
+        let http = self.state.config.http.clone();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-        });
+        let task = tokio::spawn(server::serve(listener, app, http, async move {
+            let _ = rx.await;
+        }));
         tracing::info!(url = %format!("http://{local}"), driver = self.state.store.driver().name(), "registry listening");
         Ok(RunningRegistry { addr: local, url: format!("http://{local}"), shutdown: Some(tx), task })
     }

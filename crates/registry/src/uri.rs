@@ -36,6 +36,13 @@ pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The pairs of an `application/x-www-form-urlencoded` body (the OAuth2 token request):
+/// like a query string, except that `+` is a space.
+pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(body).replace('+', " ");
+    query_pairs(Some(&text))
+}
+
 pub fn query_value(uri: &http::Uri, key: &str) -> Option<String> {
     query_pairs(uri.query()).into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
@@ -53,5 +60,10 @@ mod tests {
         assert_eq!(pairs[1], ("last".into(), "a+b".into()));
         assert_eq!(pairs[2], ("x".into(), String::new()));
         assert_eq!(pairs[3], ("artifactType".into(), "a+b".into()));
+        let form = form_pairs(
+            b"grant_type=password&password=a+b%2Bc&scope=repository%3Aa%3Apull+repository%3Ab%3Apull",
+        );
+        assert_eq!(form[1], ("password".into(), "a b+c".into()));
+        assert_eq!(form[2], ("scope".into(), "repository:a:pull repository:b:pull".into()));
     }
 }

@@ -46,6 +46,15 @@ pub struct Authenticator {
     realm: String,
     anonymous_pull: bool,
     token: Option<TokenIssuer>,
+    /// In token mode, also take Basic credentials on `/v2/` (`auth.token.allow_basic`).
+    allow_basic: bool,
+}
+
+/// The credentials of an `Authorization` value if its scheme is `scheme`. RFC 7235, 2.1:
+/// the scheme is "a case-insensitive token" (`bearer`, `BASIC` are fine).
+pub fn credentials<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
+    let (name, rest) = value.trim_start().split_once(' ')?;
+    name.eq_ignore_ascii_case(scheme).then(|| rest.trim())
 }
 
 /// Parses `user:hash` lines; blank lines and `#` comments are skipped. Only bcrypt
@@ -86,6 +95,7 @@ impl Authenticator {
             realm: config.realm.clone(),
             anonymous_pull: config.anonymous_pull,
             token,
+            allow_basic: config.token.allow_basic,
         })
     }
 
@@ -115,9 +125,19 @@ impl Authenticator {
 
     /// The user named by valid Basic credentials.
     pub async fn basic_user(&self, header: &HeaderValue) -> Option<String> {
-        let encoded = header.to_str().ok()?.strip_prefix("Basic ")?.trim();
+        let encoded = credentials(header.to_str().ok()?, "Basic")?;
         let decoded = String::from_utf8(STANDARD.decode(encoded).ok()?).ok()?;
         let (user, password) = decoded.split_once(':')?;
+        self.check_password(user, password).await
+    }
+
+    /// Whether the htpasswd file still has this user (a refresh token outlives nothing).
+    pub fn has_user(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
+    /// The user, if the password is theirs.
+    pub async fn check_password(&self, user: &str, password: &str) -> Option<String> {
         let hash = self.users.get(user)?.clone();
         let fingerprint = Digest::sha256(password.as_bytes());
         if self.verified.lock().unwrap_or_else(|p| p.into_inner()).get(user) == Some(&fingerprint) {
@@ -144,8 +164,12 @@ impl Authenticator {
     ) -> Result<Identity, RegistryError> {
         let header = headers.get(AUTHORIZATION);
         let text = header.and_then(|h| h.to_str().ok()).unwrap_or_default();
-        if let (Some(bearer), Some(issuer)) = (text.strip_prefix("Bearer "), &self.token) {
-            return match issuer.verify(bearer.trim(), token::now_secs()) {
+        if let (Some(bearer), Some(issuer)) = (credentials(text, "Bearer"), &self.token) {
+            return match issuer.verify(bearer, token::now_secs()) {
+                Ok(claims) if claims.refresh => Err(RegistryError::unauthorized(
+                    self.challenge(base, action, Some("invalid_token")),
+                    "a refresh token is not an access token; trade it at the token endpoint",
+                )),
                 Ok(claims) if claims.allows(action) => Ok(Identity::Token(claims)),
                 Ok(_) => Err(RegistryError::unauthorized(
                     self.challenge(base, action, Some("insufficient_scope")),
@@ -158,7 +182,15 @@ impl Authenticator {
                 )),
             };
         }
-        if text.starts_with("Basic ") {
+        if credentials(text, "Basic").is_some() {
+            if self.token.is_some() && !self.allow_basic {
+                return Err(RegistryError::unauthorized(
+                    self.challenge(base, action, None),
+                    "this registry takes Bearer tokens on /v2/, not passwords: trade the Basic \
+                     credentials for a token at the realm of the challenge (or set \
+                     auth.token.allow_basic)",
+                ));
+            }
             return match self.basic_user(header.unwrap_or(&HeaderValue::from_static(""))).await {
                 Some(user) => Ok(Identity::User(user)),
                 None => Err(RegistryError::unauthorized(
@@ -208,6 +240,7 @@ mod tests {
             realm: "ferry".into(),
             anonymous_pull,
             token: token.then(|| TokenIssuer::new(b"k".to_vec(), "ferry".into(), 60)),
+            allow_basic: false,
         }
     }
 
@@ -225,6 +258,11 @@ mod tests {
         let none = HeaderMap::new();
         let good = basic("alice", "secret");
         let bad = basic("alice", "wrong");
+        let mut lower = HeaderMap::new();
+        lower.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("bAsIc {}", STANDARD.encode("alice:secret"))).unwrap(),
+        );
         type Case<'a> = (bool, bool, &'a HeaderMap, &'a Action, Result<(), &'a str>);
         let cases: Vec<Case> = vec![
             (false, false, &none, &pull, Err("Basic realm=\"ferry\"")),
@@ -233,6 +271,9 @@ mod tests {
             (false, false, &good, &push, Ok(())),
             (false, false, &good, &push, Ok(())), // second time from the cache
             (false, false, &bad, &pull, Err("Basic")),
+            (false, false, &lower, &push, Ok(())),
+            // Token mode: Basic on the API is refused unless allowed.
+            (false, true, &good, &push, Err("Bearer realm")),
             (
                 false,
                 true,
@@ -256,6 +297,21 @@ mod tests {
                 }
                 (got, want) => panic!("{action:?}: got {got:?}, want {want:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn schemes_are_case_insensitive() {
+        let cases = [
+            ("Bearer abc", "Bearer", Some("abc")),
+            ("bearer abc", "Bearer", Some("abc")),
+            ("BEARER  abc ", "Bearer", Some("abc")),
+            ("Basic abc", "Bearer", None),
+            ("Bearerabc", "Bearer", None),
+            ("", "Basic", None),
+        ];
+        for (value, scheme, want) in cases {
+            assert_eq!(credentials(value, scheme), want, "{value:?}");
         }
     }
 

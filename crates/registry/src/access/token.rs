@@ -56,6 +56,10 @@ pub struct Claims {
     pub iat: u64,
     pub exp: u64,
     pub access: Vec<Grant>,
+    /// A refresh token (OAuth2 `grant_type=refresh_token`): it grants nothing on `/v2/`,
+    /// and is traded at the token endpoint for an access token.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refresh: bool,
 }
 
 impl Claims {
@@ -64,7 +68,9 @@ impl Claims {
         match action {
             Action::Base => true,
             Action::Catalog => self.access.iter().any(|g| g.allows("registry", "catalog", "*")),
-            Action::Repo { repo, verb } => self.access.iter().any(|g| g.allows("repository", repo.as_str(), verb)),
+            Action::Repo { repo, verb } => {
+                self.access.iter().any(|g| g.allows("repository", repo.as_str(), verb))
+            }
         }
     }
 }
@@ -74,6 +80,8 @@ pub struct TokenIssuer {
     key: Vec<u8>,
     pub service: String,
     pub ttl_secs: u64,
+    /// Lifetime of refresh tokens.
+    pub refresh_ttl_secs: u64,
 }
 
 /// Why a presented token was refused.
@@ -95,7 +103,7 @@ pub fn now_secs() -> u64 {
 
 impl TokenIssuer {
     pub fn new(key: Vec<u8>, service: String, ttl_secs: u64) -> Self {
-        TokenIssuer { key, service, ttl_secs }
+        TokenIssuer { key, service, ttl_secs, refresh_ttl_secs: 24 * 3600 }
     }
 
     fn mac(&self) -> Hmac<Sha256> {
@@ -105,14 +113,32 @@ impl TokenIssuer {
     }
 
     pub fn issue(&self, sub: &str, access: Vec<Grant>, now: u64) -> String {
-        let claims = Claims {
+        self.sign(Claims {
             iss: self.service.clone(),
             aud: self.service.clone(),
             sub: sub.to_owned(),
             iat: now,
             exp: now + self.ttl_secs,
             access,
-        };
+            refresh: false,
+        })
+    }
+
+    /// A refresh token for `sub`, valid `ttl_secs`.
+    pub fn issue_refresh(&self, sub: &str, now: u64) -> String {
+        let ttl_secs = self.refresh_ttl_secs;
+        self.sign(Claims {
+            iss: self.service.clone(),
+            aud: self.service.clone(),
+            sub: sub.to_owned(),
+            iat: now,
+            exp: now + ttl_secs,
+            access: Vec::new(),
+            refresh: true,
+        })
+    }
+
+    fn sign(&self, claims: Claims) -> String {
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
         let mut mac = self.mac();
         mac.update(payload.as_bytes());
@@ -144,7 +170,9 @@ pub fn issuer_from_config(config: &crate::config::TokenConfig) -> TokenIssuer {
         Some(key) if !key.is_empty() => key.as_bytes().to_vec(),
         _ => crate::random::random_hex(32).into_bytes(),
     };
-    TokenIssuer::new(key, config.service.clone(), config.ttl_secs)
+    let mut issuer = TokenIssuer::new(key, config.service.clone(), config.ttl_secs);
+    issuer.refresh_ttl_secs = config.refresh_ttl_secs;
+    issuer
 }
 
 #[cfg(test)]
@@ -185,6 +213,4 @@ mod tests {
         assert!(issuer.verify(&forged, 1001).is_err());
         assert_eq!(issuer.verify("garbage", 1001), Err(TokenError::Malformed));
     }
-
-
 }

@@ -16,7 +16,8 @@ use super::{check_path, BoxReader, FileInfo, StorageDriver, StorageError, Storag
 
 /// Prefix of temp files; `list` hides them and they never match a registry path.
 const TEMP_PREFIX: &str = ".tmp-";
-const WRITE_BUFFER: usize = 256 * 1024;
+/// Per open upload: with hundreds of concurrent pushes, this is most of the memory.
+const WRITE_BUFFER: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct FilesystemDriver {
@@ -58,6 +59,12 @@ async fn sync_dir(dir: &Path) {
     // Some platforms cannot open directories; the data itself is already synced.
     if let Ok(d) = fs::File::open(dir).await {
         let _ = d.sync_all().await;
+    }
+}
+
+fn sync_dir_blocking(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
     }
 }
 
@@ -159,6 +166,43 @@ impl StorageDriver for FilesystemDriver {
         let result =
             if meta.is_dir() { fs::remove_dir_all(&full).await } else { fs::remove_file(&full).await };
         result.map_err(|e| StorageError::io(path, e))
+    }
+
+    fn remove_temp_files(&self) -> Result<u64, StorageError> {
+        let io = |path: &Path, e| StorageError::Io { path: path.display().to_string(), source: e };
+        let mut removed = 0;
+        // Depth first, so a directory is looked at after everything under it.
+        let mut stack = vec![(self.root.clone(), false)];
+        while let Some((dir, visited)) = stack.pop() {
+            if visited {
+                // Only directories that held temp files and are now empty go: never the root.
+                if dir != self.root && std::fs::read_dir(&dir).map_err(|e| io(&dir, e))?.next().is_none() {
+                    std::fs::remove_dir(&dir).map_err(|e| io(&dir, e))?;
+                }
+                continue;
+            }
+            let mut had_temp = false;
+            let mut children = Vec::new();
+            for entry in std::fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
+                let entry = entry.map_err(|e| io(&dir, e))?;
+                let path = entry.path();
+                if entry.file_type().map_err(|e| io(&path, e))?.is_dir() {
+                    children.push(path);
+                } else if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                    std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
+                    had_temp = true;
+                    removed += 1;
+                }
+            }
+            if had_temp {
+                stack.push((dir, true));
+            }
+            stack.extend(children.into_iter().map(|c| (c, false)));
+        }
+        if removed > 0 {
+            sync_dir_blocking(&self.root);
+        }
+        Ok(removed)
     }
 
     async fn health(&self) -> Result<(), StorageError> {

@@ -98,6 +98,15 @@ pub trait StorageDriver: Send + Sync + fmt::Debug {
     /// Removes a file or a whole directory. `NotFound` if there is nothing.
     async fn delete(&self, path: &str) -> Result<(), StorageError>;
 
+    /// Removes the temporary files that interrupted whole-file writes left behind (a
+    /// crash between creating the temp file and renaming it), and directories that held
+    /// nothing else; returns how many files went. Called once, before the registry
+    /// serves: a temp file belongs to one write of one process, so none is live then.
+    /// Upload sessions are not temporary and stay. Blocks: it walks the whole store.
+    fn remove_temp_files(&self) -> Result<u64, StorageError> {
+        Ok(0)
+    }
+
     /// A cheap check that the backend answers, for `/healthz`.
     async fn health(&self) -> Result<(), StorageError> {
         Ok(())

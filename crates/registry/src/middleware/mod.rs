@@ -31,7 +31,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/livez", get(|| async { "ok\n" }))
-        .route("/token", get(token::handler));
+        .route("/token", get(token::handler).post(token::oauth_handler));
     if state.ui.is_some() {
         for path in ["/", "/ui", "/ui/", "/ui/{*file}"] {
             router = router.route(

@@ -4,7 +4,8 @@
 //! `401` with `WWW-Authenticate: Bearer realm="…",service="…",scope="…"`; the client asks
 //! `GET <realm>?service=…&scope=…` with its Basic credentials and receives
 //! `{"token": …, "access_token": …, "expires_in": …}`; it retries with
-//! `Authorization: Bearer <token>`. The tokens themselves are [`crate::access::token`].
+//! `Authorization: Bearer <token>`. `POST /token` takes the OAuth2 form of the same
+//! request ([`oauth_handler`]). The tokens themselves are [`crate::access::token`].
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -14,11 +15,11 @@ use axum::response::{IntoResponse, Response};
 use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
 use http::HeaderValue;
 
-use crate::access::token::{now_secs, Grant};
-use crate::access::Identity;
+use crate::access::token::{now_secs, Grant, TokenIssuer};
+use crate::access::{Authenticator, Identity};
 use crate::error::{ErrorCode, RegistryError};
 use crate::state::AppState;
-use crate::uri::query_pairs;
+use crate::uri::{form_pairs, query_pairs};
 
 /// What an identity may be granted for one requested scope.
 fn grant_for(identity: &Identity, anonymous_pull: bool, requested: &Grant) -> Grant {
@@ -50,13 +51,57 @@ pub async fn handler(State(state): State<Arc<AppState>>, request: Request) -> Re
     }
 }
 
+/// `POST /token`, the OAuth2 form of distribution's token servers ("Docker Registry v2
+/// authentication using OAuth2"), which containerd tries before `GET`: an
+/// `application/x-www-form-urlencoded` body with `grant_type=password` (`username`,
+/// `password`; `access_type=offline` also asks for a refresh token) or
+/// `grant_type=refresh_token` (`refresh_token`), plus `service`, `scope` (space-separated)
+/// and `client_id`. The answer has `access_token`, `expires_in`, `issued_at`, `scope` and,
+/// when asked for, `refresh_token`.
+pub async fn oauth_handler(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    match oauth(&state, request).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+/// The token endpoint's issuer and authenticator, or 405 when the registry has none.
+fn endpoint(state: &AppState) -> Result<(&Authenticator, &TokenIssuer), RegistryError> {
+    let none = || RegistryError::new(ErrorCode::Unsupported, "this registry has no token endpoint");
+    let auth = state.auth.as_ref().ok_or_else(none)?;
+    let issuer = auth.token_issuer().ok_or_else(none)?;
+    Ok((auth, issuer))
+}
+
+fn check_service(issuer: &TokenIssuer, params: &[(String, String)]) -> Result<(), RegistryError> {
+    match params.iter().find(|(k, _)| k == "service").map(|(_, v)| v) {
+        Some(service) if service != &issuer.service => {
+            Err(RegistryError::new(ErrorCode::Denied, format!("unknown service {service:?}"))
+                .with_status(http::StatusCode::BAD_REQUEST))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What `identity` may have of the requested scopes.
+fn grants(auth: &Authenticator, identity: &Identity, params: &[(String, String)]) -> Vec<Grant> {
+    params
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .flat_map(|(_, v)| v.split(' ').filter_map(Grant::parse_scope).collect::<Vec<_>>())
+        .map(|g| grant_for(identity, auth.anonymous_pull(), &g))
+        .collect()
+}
+
+fn json(body: serde_json::Value) -> Response {
+    let mut response = serde_json::to_vec(&body).unwrap_or_default().into_response();
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 async fn issue(state: &AppState, request: &http::request::Parts) -> Result<Response, RegistryError> {
-    let Some(auth) = state.auth.as_ref() else {
-        return Err(RegistryError::new(ErrorCode::Unsupported, "this registry has no token endpoint"));
-    };
-    let Some(issuer) = auth.token_issuer() else {
-        return Err(RegistryError::new(ErrorCode::Unsupported, "this registry has no token endpoint"));
-    };
+    let (auth, issuer) = endpoint(state)?;
     let identity = match request.headers.get(AUTHORIZATION) {
         None => Identity::Anonymous,
         Some(value) => match auth.basic_user(value).await {
@@ -70,33 +115,116 @@ async fn issue(state: &AppState, request: &http::request::Parts) -> Result<Respo
         },
     };
     let params = query_pairs(request.uri.query());
-    if let Some(service) = params.iter().find(|(k, _)| k == "service").map(|(_, v)| v) {
-        if service != &issuer.service {
-            return Err(RegistryError::new(ErrorCode::Denied, format!("unknown service {service:?}"))
-                .with_status(http::StatusCode::BAD_REQUEST));
-        }
-    }
-    let access: Vec<Grant> = params
-        .iter()
-        .filter(|(k, _)| k == "scope")
-        .flat_map(|(_, v)| v.split(' ').filter_map(Grant::parse_scope).collect::<Vec<_>>())
-        .map(|g| grant_for(&identity, auth.anonymous_pull(), &g))
-        .collect();
+    check_service(issuer, &params)?;
+    let access = grants(auth, &identity, &params);
     let sub = match &identity {
         Identity::User(u) => u.clone(),
         _ => String::new(),
     };
     let token = issuer.issue(&sub, access, now_secs());
-    let body = serde_json::json!({ "token": token, "access_token": token, "expires_in": issuer.ttl_secs });
-    let mut response = serde_json::to_vec(&body).unwrap_or_default().into_response();
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(json(serde_json::json!({ "token": token, "access_token": token, "expires_in": issuer.ttl_secs })))
+}
+
+/// The largest form accepted: a few scopes and credentials.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+async fn oauth(state: &AppState, request: Request) -> Result<Response, RegistryError> {
+    let (auth, issuer) = endpoint(state)?;
+    let body = axum::body::to_bytes(request.into_body(), MAX_FORM_BYTES).await.map_err(|e| {
+        RegistryError::new(ErrorCode::Unsupported, format!("the token request's form could not be read: {e}"))
+            .with_status(http::StatusCode::BAD_REQUEST)
+    })?;
+    let params = form_pairs(&body);
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    check_service(issuer, &params)?;
+    let refused = |message: &str| RegistryError::unauthorized(auth.basic_challenge(), message);
+    let now = now_secs();
+    let (user, refresh) = match param("grant_type") {
+        Some("password") => {
+            let (Some(user), Some(password)) = (param("username"), param("password")) else {
+                return Err(RegistryError::new(
+                    ErrorCode::Unsupported,
+                    "grant_type=password needs `username` and `password`",
+                )
+                .with_status(http::StatusCode::BAD_REQUEST));
+            };
+            let user = auth
+                .check_password(user, password)
+                .await
+                .ok_or_else(|| refused("invalid username or password for the token endpoint"))?;
+            let offline = param("access_type") == Some("offline");
+            let refresh = offline.then(|| issuer.issue_refresh(&user, now));
+            (user, refresh)
+        }
+        Some("refresh_token") => {
+            let presented = param("refresh_token").unwrap_or_default();
+            let claims = issuer
+                .verify(presented, now)
+                .map_err(|e| refused(&format!("refresh token refused: {e}; log in again")))?;
+            if !claims.refresh || !auth.has_user(&claims.sub) {
+                return Err(refused("not a refresh token of a current user; log in again"));
+            }
+            (claims.sub, None)
+        }
+        other => {
+            return Err(RegistryError::new(
+                ErrorCode::Unsupported,
+                format!(
+                    "grant_type {:?} is not supported; use `password` or `refresh_token`",
+                    other.unwrap_or_default()
+                ),
+            )
+            .with_status(http::StatusCode::BAD_REQUEST))
+        }
+    };
+    let access = grants(auth, &Identity::User(user.clone()), &params);
+    let scope = access
+        .iter()
+        .filter(|g| !g.actions.is_empty())
+        .map(|g| format!("{}:{}:{}", g.kind, g.name, g.actions.join(",")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let token = issuer.issue(&user, access, now);
+    let mut body = serde_json::json!({
+        "access_token": token,
+        "token": token,
+        "expires_in": issuer.ttl_secs,
+        "issued_at": rfc3339(now),
+        "scope": scope,
+    });
+    if let Some(refresh) = refresh {
+        body["refresh_token"] = refresh.into();
+    }
+    Ok(json(body))
+}
+
+/// RFC 3339 in UTC, as `issued_at` is written by distribution's token servers.
+fn rfc3339(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issued_at_is_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_950_000), "2026-11-29T11:00:00Z");
+    }
 
     #[test]
     fn grants_table() {

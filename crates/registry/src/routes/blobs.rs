@@ -15,8 +15,8 @@ use tokio_util::io::ReaderStream;
 
 use super::shared::{check_delete_enabled, DIGEST_HEADER};
 use crate::error::{ErrorCode, RegistryError, Result};
-use crate::store::layout::{parse_digest, Repo};
 use crate::state::AppState;
+use crate::store::layout::{parse_digest, Repo};
 
 const STREAM_CHUNK: usize = 64 * 1024;
 

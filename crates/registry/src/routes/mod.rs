@@ -24,10 +24,9 @@ mod blobs;
 mod catalog;
 mod manifests;
 mod referrers;
-mod tags;
 mod shared;
+mod tags;
 mod uploads;
-
 
 /// A parsed `/v2/` path.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,10 +13,10 @@ use http::header::CONTENT_TYPE;
 use http::HeaderValue;
 
 use super::shared::OCI_FILTERS_APPLIED;
-use crate::uri::query_value;
 use crate::error::Result;
-use crate::store::layout::{parse_digest, Repo};
 use crate::state::AppState;
+use crate::store::layout::{parse_digest, Repo};
+use crate::uri::query_value;
 
 pub async fn list(state: &Arc<AppState>, repo: &Repo, digest: &str, uri: &http::Uri) -> Result<Response> {
     let subject = parse_digest(digest)?;

@@ -132,6 +132,14 @@ pub fn repo_dir(r: &Repo) -> String {
     format!("repositories/{r}")
 }
 
+pub fn layers_dir(r: &Repo) -> String {
+    format!("repositories/{r}/_layers")
+}
+
+pub fn manifests_dir(r: &Repo) -> String {
+    format!("repositories/{r}/_manifests")
+}
+
 pub fn layer_link(r: &Repo, d: &Digest) -> String {
     format!("repositories/{r}/_layers/{}/{}/link", d.algorithm().name(), d.hex())
 }

@@ -172,17 +172,32 @@ impl Store {
         Ok(true)
     }
 
-    /// Whether anything was ever pushed to the repository.
+    /// Whether a blob or a manifest was ever pushed to the repository. Upload sessions do
+    /// not count: an upload that failed or was never finished leaves no repository.
     pub async fn repo_exists(&self, repo: &Repo) -> Result<bool> {
-        Ok(found(self.driver.stat(&layout::repo_dir(repo)).await)?.is_some())
+        for dir in [layout::manifests_dir(repo), layout::layers_dir(repo)] {
+            if found(self.driver.stat(&dir).await)?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
-    /// All tags, sorted; `None` when nothing was ever pushed to the repository.
+    /// All tags, sorted; `None` when nothing was ever pushed to the repository. A tag is
+    /// listed only once its link is whole and names a digest: a directory that a crash
+    /// left holding only a temp file (or an empty link) is no tag.
     pub async fn tags(&self, repo: &Repo) -> Result<Option<Vec<String>>> {
         if !self.repo_exists(repo).await? {
             return Ok(None);
         }
-        Ok(Some(found(self.driver.list(&layout::tags_dir(repo)).await)?.unwrap_or_default()))
+        let mut tags = Vec::new();
+        for name in found(self.driver.list(&layout::tags_dir(repo)).await)?.unwrap_or_default() {
+            let Ok(tag) = Tag::parse(&name) else { continue };
+            if self.tag_target(repo, &tag).await?.is_some() {
+                tags.push(name);
+            }
+        }
+        Ok(Some(tags))
     }
 
     /// Every repository holding at least one manifest, sorted.

@@ -1,0 +1,126 @@
+//! What a connection is doing, as far as its timeouts care: shared between the socket
+//! wrapper ([`super::io`]), the service (requests in flight) and the connection's
+//! watchdog ([`super::connection`]). Times are milliseconds since the connection opened.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::HttpConfig;
+
+const NONE: u64 = u64::MAX;
+
+pub(crate) struct Activity {
+    opened: Instant,
+    /// Requests handed to the app whose response body has not ended.
+    in_flight: AtomicUsize,
+    /// When the connection last became idle: opened, or the last response ended.
+    idle_since: AtomicU64,
+    /// When the first byte of the next request head arrived while idle; `NONE` if none.
+    head_started: AtomicU64,
+    /// When a write to the client started waiting for the socket; `NONE` if none waits.
+    write_blocked_since: AtomicU64,
+}
+
+/// Why the watchdog closes a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expired {
+    Idle,
+    HeaderRead,
+    WriteStalled,
+}
+
+impl Activity {
+    pub(crate) fn new() -> Self {
+        Activity {
+            opened: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(0),
+            head_started: AtomicU64::new(NONE),
+            write_blocked_since: AtomicU64::new(NONE),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.opened.elapsed().as_millis() as u64
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        self.opened + Duration::from_millis(ms)
+    }
+
+    /// Bytes arrived from the client.
+    pub(crate) fn read(&self) {
+        if self.in_flight.load(Ordering::Acquire) == 0 {
+            let now = self.now_ms();
+            let _ = self.head_started.compare_exchange(NONE, now, Ordering::AcqRel, Ordering::Relaxed);
+        }
+    }
+
+    /// A write to the client is waiting for the socket.
+    pub(crate) fn write_blocked(&self) {
+        let now = self.now_ms();
+        let _ = self.write_blocked_since.compare_exchange(NONE, now, Ordering::AcqRel, Ordering::Relaxed);
+    }
+
+    /// A write to the client went through.
+    pub(crate) fn wrote(&self) {
+        self.write_blocked_since.store(NONE, Ordering::Release);
+        if self.in_flight.load(Ordering::Acquire) == 0 {
+            // The tail of the last answer is still going out: not idle yet.
+            self.idle_since.store(self.now_ms(), Ordering::Release);
+        }
+    }
+
+    pub(crate) fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.head_started.store(NONE, Ordering::Release);
+    }
+
+    pub(crate) fn request_finished(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle_since.store(self.now_ms(), Ordering::Release);
+            self.head_started.store(NONE, Ordering::Release);
+        }
+    }
+
+    /// When to look again, and whether a timeout has already passed.
+    pub(crate) fn check(&self, config: &HttpConfig) -> (Option<Instant>, Option<Expired>) {
+        let now = self.now_ms();
+        let limit = |secs: f64| (secs > 0.0).then(|| (secs * 1000.0) as u64);
+        let write_blocked = self.write_blocked_since.load(Ordering::Acquire);
+        let body = limit(config.body_timeout_secs);
+        if write_blocked != NONE {
+            if let Some(body) = body {
+                let deadline = write_blocked.saturating_add(body);
+                return if now >= deadline {
+                    (None, Some(Expired::WriteStalled))
+                } else {
+                    (Some(self.at(deadline)), None)
+                };
+            }
+        }
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            // Request bodies time themselves ([`super::body`]); writes are checked here, so
+            // look again within half the body timeout.
+            return (body.map(|b| self.at(now + (b / 2).max(10))), None);
+        }
+        let head = self.head_started.load(Ordering::Acquire);
+        let (since, limit, why) = if head != NONE {
+            (head, limit(config.header_read_timeout_secs), Expired::HeaderRead)
+        } else {
+            (self.idle_since.load(Ordering::Acquire), limit(config.idle_timeout_secs), Expired::Idle)
+        };
+        let Some(limit) = limit else {
+            // No limit for this state; a write may still block later.
+            return (body.map(|b| self.at(now + (b / 2).max(10))), None);
+        };
+        let deadline = since.saturating_add(limit);
+        if now >= deadline {
+            (None, Some(why))
+        } else {
+            (Some(self.at(deadline)), None)
+        }
+    }
+}
