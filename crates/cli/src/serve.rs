@@ -248,12 +248,47 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         if has_ui {
             tracing::info!("web page at {}{}", running.url(), ferry_registry::ui::PREFIX);
         }
-        shutdown_signal().await;
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = release_memory_when_idle(&running) => {}
+        }
         tracing::info!("shutting down: finishing requests in flight");
         running.shutdown().await.context("serving")?;
         Ok(())
     })
 }
+
+/// Hands freed memory back to the OS once a burst of requests is over.
+///
+/// Hundreds of concurrent transfers each hold a few 64 KiB buffers; glibc keeps the freed
+/// ones in its per-thread arenas, so without this the process stays at its peak RSS long
+/// after the load is gone (214 MiB idle after 200 concurrent 1 GiB pushes). Checked every
+/// 2 s; trims once per quiet period. Never returns.
+async fn release_memory_when_idle(running: &ferry_registry::RunningRegistry) {
+    let mut busy = false;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        if running.requests_in_flight() > 0 {
+            busy = true;
+        } else if busy {
+            busy = false;
+            let _ = tokio::task::spawn_blocking(trim_free_memory).await;
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_free_memory() {
+    // SAFETY: malloc_trim takes no pointers and has no preconditions; it only returns
+    // free pages of the allocator's arenas to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_free_memory() {}
 
 fn serde_yaml_string(config: &Config) -> anyhow::Result<String> {
     config.to_yaml().context("printing the configuration")

@@ -38,6 +38,7 @@
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::oneshot;
@@ -153,11 +154,18 @@ impl Registry {
         let app = self.router();
         let http = self.state.config.http.clone();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(listener, app, http, async move {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(server::serve(listener, app, http, in_flight.clone(), async move {
             let _ = rx.await;
         }));
         tracing::info!(url = %format!("http://{local}"), driver = self.state.store.driver().name(), "registry listening");
-        Ok(RunningRegistry { addr: local, url: format!("http://{local}"), shutdown: Some(tx), task })
+        Ok(RunningRegistry {
+            addr: local,
+            url: format!("http://{local}"),
+            shutdown: Some(tx),
+            task,
+            in_flight,
+        })
     }
 }
 
@@ -172,9 +180,16 @@ pub struct RunningRegistry {
     url: String,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl RunningRegistry {
+    /// Requests being answered right now, over all connections (an answer counts until
+    /// its body has gone out).
+    pub fn requests_in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub fn url(&self) -> &str {
         &self.url

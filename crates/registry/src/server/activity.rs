@@ -3,6 +3,7 @@
 //! watchdog ([`super::connection`]). Times are milliseconds since the connection opened.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -13,6 +14,8 @@ const NONE: u64 = u64::MAX;
 
 pub(crate) struct Activity {
     opened: Instant,
+    /// Requests in flight on every connection of the server.
+    server_in_flight: Arc<AtomicUsize>,
     /// Requests handed to the app whose response body has not ended.
     in_flight: AtomicUsize,
     /// When the connection last became idle: opened, or the last response ended.
@@ -32,9 +35,10 @@ pub(crate) enum Expired {
 }
 
 impl Activity {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(server_in_flight: Arc<AtomicUsize>) -> Self {
         Activity {
             opened: Instant::now(),
+            server_in_flight,
             in_flight: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
             head_started: AtomicU64::new(NONE),
@@ -75,10 +79,12 @@ impl Activity {
 
     pub(crate) fn request_started(&self) {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.server_in_flight.fetch_add(1, Ordering::AcqRel);
         self.head_started.store(NONE, Ordering::Release);
     }
 
     pub(crate) fn request_finished(&self) {
+        self.server_in_flight.fetch_sub(1, Ordering::AcqRel);
         if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.idle_since.store(self.now_ms(), Ordering::Release);
             self.head_started.store(NONE, Ordering::Release);

@@ -15,6 +15,7 @@
 //!   transfer of any size goes through.
 
 use std::future::Future;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +44,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     config: HttpConfig,
+    in_flight: Arc<AtomicUsize>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let config = Arc::new(config);
@@ -68,7 +70,8 @@ pub(crate) async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(stream, app.clone(), config.clone(), stop_rx.clone(), slot));
+        let activity = Arc::new(Activity::new(in_flight.clone()));
+        tokio::spawn(connection(stream, app.clone(), config.clone(), activity, stop_rx.clone(), slot));
     }
     drop(listener);
     let _ = stop_tx.send(true);
@@ -81,10 +84,10 @@ async fn connection(
     stream: TcpStream,
     app: Router,
     config: Arc<HttpConfig>,
+    activity: Arc<Activity>,
     mut stop: watch::Receiver<bool>,
     _slot: OwnedSemaphorePermit,
 ) {
-    let activity = Arc::new(Activity::new());
     let body_timeout = HttpConfig::duration(config.body_timeout_secs);
     let service = {
         let activity = activity.clone();
