@@ -26,6 +26,15 @@ pub(crate) struct Activity {
     write_blocked_since: AtomicU64,
 }
 
+/// One request in flight; dropping it ends the request.
+pub(crate) struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.request_finished();
+    }
+}
+
 /// Why the watchdog closes a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Expired {
@@ -77,13 +86,16 @@ impl Activity {
         }
     }
 
-    pub(crate) fn request_started(&self) {
+    /// A request reached the app; it is in flight until the guard drops (its answer's
+    /// body ended, or the request was abandoned).
+    pub(crate) fn request_started(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.server_in_flight.fetch_add(1, Ordering::AcqRel);
         self.head_started.store(NONE, Ordering::Release);
+        InFlight(self.clone())
     }
 
-    pub(crate) fn request_finished(&self) {
+    fn request_finished(&self) {
         self.server_in_flight.fetch_sub(1, Ordering::AcqRel);
         if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.idle_since.store(self.now_ms(), Ordering::Release);

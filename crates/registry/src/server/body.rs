@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::Sleep;
 
-use super::activity::Activity;
+use super::activity::InFlight;
 
 /// The request body stopped arriving.
 #[derive(Debug)]
@@ -87,27 +86,19 @@ where
     }
 }
 
-/// A response body that marks its request finished when it ends or is dropped.
+/// A response body that ends its request when it ends or is dropped.
 pub(crate) struct TrackedBody {
     inner: Body,
-    activity: Option<Arc<Activity>>,
+    in_flight: Option<InFlight>,
 }
 
 impl TrackedBody {
-    pub(crate) fn new(inner: Body, activity: Arc<Activity>) -> Self {
-        TrackedBody { inner, activity: Some(activity) }
+    pub(crate) fn new(inner: Body, in_flight: InFlight) -> Self {
+        TrackedBody { inner, in_flight: Some(in_flight) }
     }
 
     fn finish(&mut self) {
-        if let Some(activity) = self.activity.take() {
-            activity.request_finished();
-        }
-    }
-}
-
-impl Drop for TrackedBody {
-    fn drop(&mut self) {
-        self.finish();
+        self.in_flight = None;
     }
 }
 

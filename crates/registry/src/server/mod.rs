@@ -38,6 +38,9 @@ use activity::Activity;
 use body::{ProgressBody, TrackedBody};
 use io::WatchedIo;
 
+/// How long a shutdown waits for requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets the
 /// connections finish their requests, and returns.
 pub(crate) async fn serve(
@@ -75,8 +78,16 @@ pub(crate) async fn serve(
     }
     drop(listener);
     let _ = stop_tx.send(true);
-    // Every connection holds a slot until it ends.
-    let _all = slots.acquire_many(config.max_connections as u32).await;
+    // Every connection holds a slot until it ends. Idle ones close at once; requests in
+    // flight get a grace period, then the rest are dropped with the server.
+    let drained = slots.acquire_many(config.max_connections as u32);
+    if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
+        tracing::warn!(
+            open = config.max_connections - slots.available_permits(),
+            "connections still open {}s after shutdown began; closing them",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
     Ok(())
 }
 
@@ -92,13 +103,13 @@ async fn connection(
     let service = {
         let activity = activity.clone();
         hyper::service::service_fn(move |request: http::Request<Incoming>| {
-            activity.request_started();
+            // Dropped with this future if the client goes away before the answer.
+            let in_flight = activity.request_started();
             let request = request.map(|incoming| Body::new(ProgressBody::new(incoming, body_timeout)));
             let answer = app.clone().call(request);
-            let activity = activity.clone();
             async move {
                 let response = answer.await?;
-                Ok::<_, std::convert::Infallible>(response.map(|b| Body::new(TrackedBody::new(b, activity))))
+                Ok::<_, std::convert::Infallible>(response.map(|b| Body::new(TrackedBody::new(b, in_flight))))
             }
         })
     };
