@@ -119,10 +119,12 @@ impl Activity {
                 };
             }
         }
+        // Nothing can expire yet: look again within half the body timeout (a write may
+        // block meanwhile), or within a second (the request may end, and idle begin).
+        let later = self.at(now + body.map_or(1000, |b| (b / 2).clamp(10, 1000)));
         if self.in_flight.load(Ordering::Acquire) > 0 {
-            // Request bodies time themselves ([`super::body`]); writes are checked here, so
-            // look again within half the body timeout.
-            return (body.map(|b| self.at(now + (b / 2).max(10))), None);
+            // Request bodies time themselves ([`super::body`]).
+            return (Some(later), None);
         }
         let head = self.head_started.load(Ordering::Acquire);
         let (since, limit, why) = if head != NONE {
@@ -130,15 +132,13 @@ impl Activity {
         } else {
             (self.idle_since.load(Ordering::Acquire), limit(config.idle_timeout_secs), Expired::Idle)
         };
-        let Some(limit) = limit else {
-            // No limit for this state; a write may still block later.
-            return (body.map(|b| self.at(now + (b / 2).max(10))), None);
-        };
+        let Some(limit) = limit else { return (Some(later), None) };
         let deadline = since.saturating_add(limit);
         if now >= deadline {
             (None, Some(why))
         } else {
-            (Some(self.at(deadline)), None)
+            // A request may start meanwhile, and its writes need watching.
+            (Some(self.at(deadline).min(later)), None)
         }
     }
 }
