@@ -12,8 +12,11 @@
 //
 // <base> is a registry's base URL (http://127.0.0.1:5000); Auth is {username, password}
 // or {token}. Bad input gets 400 and {"error": "..."}; a registry that cannot be reached
-// gets 502 with {"error", "registry"}.
+// gets 502 with {"error", "registry"}; a failure the core typed gets {"error", "kind"} with
+// a status chosen from the kind (404 not_found, 403 unauthorized, 400 invalid_name, else
+// 502) and a message chosen from it. Failed images in a sync's stream carry their `kind`.
 
+import { describeFailure } from '../web/failure.js';
 import init, * as ferry from '../web/pkg/ferry_wasm.js';
 
 let ready;
@@ -60,11 +63,20 @@ function repoOf(what, text, auth) {
   return repo;
 }
 
-/** A rejected ferry call as an answer. */
+/** The answer's status for a failure of the core's `kind`. */
+const KIND_STATUS = { not_found: 404, unauthorized: 403, invalid_name: 400 };
+
+/**
+ * A rejected ferry call as an answer. A failure the core typed carries its `kind`, and its
+ * message is chosen from the kind (the registry's words kept in parentheses).
+ */
 function failure(error) {
   if (error?.name === 'InputError' || error instanceof BadInput) return badRequest(error.message);
   if (error?.name === 'NetworkError') return json(502, { error: error.message, registry: error.registry });
-  return json(502, { error: String(error?.message ?? error) });
+  const detail = String(error?.message ?? error);
+  if (!error?.kind) return json(502, { error: detail });
+  const status = KIND_STATUS[error.kind] ?? 502;
+  return json(status, { error: describeFailure(error.kind, detail), kind: error.kind });
 }
 
 async function diff(url) {

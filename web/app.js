@@ -8,6 +8,7 @@ import { COPY_STATUSES, copyableTags, counts, filterRows, renderOutcome, renderR
 import { CopyProgress } from './copy-progress.js';
 import { diagnose, probe } from './cors.js';
 import { renderDiagnosis } from './diagnosis-view.js';
+import { describeFailure } from './failure.js';
 import { formatBytes, formatRate } from './format.js';
 
 const $ = (selector) => document.querySelector(selector);
@@ -213,7 +214,7 @@ async function checkRegistries(sides, { showOk }) {
 
 /** A rejected call: one line for the user; a CORS diagnosis when `fetch` itself failed. */
 async function explainFailure(error, sides, what) {
-  showMessage('error', `${what} failed: ${error?.message ?? String(error)}`);
+  showMessage('error', `${what} failed: ${describeFailure(error?.kind, error?.message ?? String(error))}`);
   if (error?.name !== 'NetworkError') return;
   if (error.registry) {
     const side = sideOf(error.registry, sides);
@@ -245,7 +246,7 @@ function renderResults() {
   renderRows(ui.tbody, rows, { selected: state.selected, outcomes: outcomes(), busy: Boolean(state.copy) });
   ui.empty.hidden = rows.length > 0;
   ui.reportErrors.hidden = report.errors.length === 0;
-  ui.reportErrors.textContent = report.errors.length ? `Some calls failed, so the table may be incomplete: ${report.errors.join('; ')}` : '';
+  ui.reportErrors.textContent = report.errors.length ? `Some calls failed, so the table may be incomplete: ${report.errors.map((e) => describeFailure(e.kind, e.message)).join('; ')}` : '';
   updateActions();
 }
 

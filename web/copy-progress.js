@@ -7,6 +7,7 @@
 // mounted as done, and streamed blobs by their bytes so far, against the image's size
 // from the diff (manifests, configs and layers).
 
+import { describeFailure } from './failure.js';
 import { tagOf } from './format.js';
 
 /** A row's copy state: queued, copying, copied, skipped, failed or cancelled. */
@@ -70,12 +71,12 @@ export class CopyProgress {
         else if (event.event === 'image_skipped') r.state = 'skipped';
         else {
           r.state = 'failed';
-          r.reason = event.reason;
+          r.reason = describeFailure(event.kind, event.reason);
         }
         return tag;
       }
       case 'plan_failed':
-        this.planFailures.push(event.reason);
+        this.planFailures.push(describeFailure(event.kind, event.reason));
         return null;
       case 'job_finished':
         this.summary = event.summary;
@@ -126,7 +127,7 @@ export class CopyProgress {
       if (!r) continue;
       if (image.outcome === 'copied' || image.outcome === 'skipped' || image.outcome === 'failed') {
         r.state = image.outcome;
-        r.reason = image.reason ?? '';
+        r.reason = image.outcome === 'failed' ? describeFailure(image.kind, image.reason) : '';
       }
     }
   }

@@ -174,6 +174,21 @@ test('POST /sync streams the progress as NDJSON and copies every digest', async 
   assert.deepEqual([after.in_sync, after.missing, after.different, after.extra], [2, 0, 0, 0]);
 });
 
+test('a tag that does not exist fails its image with the kind not_found in the stream', async () => {
+  const answer = await fetch(`${demo.url}/sync`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ src: src(), dst: dst(), tags: ['nope'] }),
+  });
+  const events = (await answer.text()).trimEnd().split('\n').map((line) => JSON.parse(line));
+  const failed = events.find((e) => e.event === 'image_failed');
+  assert.deepEqual([failed.kind, failed.retryable], ['not_found', false]);
+  assert.match(failed.reason, /does not exist at the source/);
+  assert.doesNotMatch(failed.reason, /ferry ls/, 'CLI hints stay in the CLI');
+  const last = events.at(-1);
+  assert.deepEqual([last.event, last.status, last.summary.failures[0].kind], ['job_finished', 'failed', 'not_found']);
+});
+
 test('bad input gets 400 with a JSON error', async () => {
   const post = (body) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body });
   const cases = [

@@ -55,6 +55,24 @@ test('the final report decides how each image ended', () => {
   assert.equal(p.row('1.1').reason, 'HTTP 403 from the destination');
 });
 
+test("a failure's message is chosen from its kind, the registry's words kept", () => {
+  const cases = [
+    ['not_found', 'app:9 does not exist at the source', /^Not found: .*\(app:9 does not exist at the source\)$/],
+    ['unauthorized', 'credentials rejected', /^Access refused: check the user name/],
+    ['integrity', 'blob sha256:… does not match its digest', /^The bytes do not match their digest/],
+    ['rate_limited', 'HTTP 429', /^The registry is rate-limiting/],
+    [undefined, 'an older core gave no kind', /^an older core gave no kind$/],
+  ];
+  for (const [kind, reason, want] of cases) {
+    const p = new CopyProgress([{ tag: 'x' }], 0);
+    p.handle({ event: 'image_failed', image: 0, source: `${SRC}:x`, destination: `${DST}:x`, reason, kind, retryable: false }, 1);
+    assert.match(p.row('x').reason, want, String(kind));
+    const q = new CopyProgress([{ tag: 'x' }], 0);
+    q.applyReport({ images: [{ source: `${SRC}:x`, destination: `${DST}:x`, outcome: 'failed', bytes: 0, reason, kind }] });
+    assert.match(q.row('x').reason, want, `report ${kind}`);
+  }
+});
+
 test('a tag cancelled with its manifest already up counts as copied', () => {
   const p = new CopyProgress([{ tag: 'a', size: 10 }, { tag: 'b', size: 10 }, { tag: 'c', size: 10 }], 0);
   p.handle({ event: 'image_done', image: 0, source: `${SRC}:c`, destination: `${DST}:c`, digest: C, bytes: 10 }, 5);

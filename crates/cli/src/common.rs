@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use ferry_core::api::EndpointMap;
 use ferry_core::auth::Credential;
-use ferry_core::copy::EndpointMap;
 use ferry_core::reference::{normalize_registry, validate_registry, Reference};
 use ferry_native::{NativeOptions, NativeTransport};
 
@@ -168,4 +168,12 @@ pub fn short_digest(digest: Option<&ferry_core::digest::Digest>) -> String {
 /// Bytes in binary units: `1.50 MiB`.
 pub fn bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
+}
+
+/// A jitter seed that differs between runs, so that many ferry processes retrying the
+/// same registry spread out.
+pub fn jitter_seed() -> u64 {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
 }

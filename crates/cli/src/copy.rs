@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use ferry_core::auth::CredentialStore;
-use ferry_core::copy::{Job, SyncOptions};
+use ferry_core::copy::{Job, Plan, SyncOptions};
 use ferry_core::manifest::PlatformFilter;
 use ferry_core::plan::CopyTask;
 use ferry_core::reference::Reference;
@@ -100,17 +100,18 @@ pub fn run(args: CopyArgs) -> anyhow::Result<ExitCode> {
     let credentials = CredentialStore::new(pairs).map_err(bad_input)?;
 
     let endpoints = common::endpoints([source.registry(), destination.registry()], args.insecure);
-    let job = Job { rules: Vec::new(), credentials, endpoints };
+    let task = CopyTask { source, destination, platforms };
+    let job = Job { plan: Plan::Tasks(vec![task]), credentials, endpoints };
     let options = SyncOptions {
         proc: 1,
         force: args.force,
         dry_run: args.dry_run,
         retry: RetryPolicy { retries: args.retries, ..RetryPolicy::default() },
+        seed: common::jitter_seed(),
         ..SyncOptions::default()
     };
-    let task = CopyTask { source, destination, platforms };
     let runtime = common::runtime()?;
-    let report = runtime.block_on(execute(job, options, Some(vec![task]), &args.output))?;
+    let report = runtime.block_on(execute(job, options, &args.output))?;
     Ok(common::job_exit(&report))
 }
 

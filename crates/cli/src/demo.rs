@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
-use ferry_core::diff::{DiffJob, DiffReport, DiffSide};
+use ferry_core::diff::{DiffJob, DiffReport, Target};
 use ferry_core::progress::JobStatus;
 use ferry_registry::RunningRegistry;
 
@@ -129,13 +129,14 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
 async fn diff(src: &str, dst: &str) -> anyhow::Result<DiffReport> {
     // The demo's registries need no credentials: the user's docker config stays unread.
     let job = DiffJob {
-        source: DiffSide { registry: src.to_owned(), repository: None },
-        destination: Some(DiffSide { registry: dst.to_owned(), repository: None }),
+        source: Target { registry: src.to_owned(), repository: None },
+        destination: Some(Target { registry: dst.to_owned(), repository: None }),
         reference: None,
         details: false,
         credentials: Default::default(),
         endpoints: Default::default(),
         retry: Default::default(),
+        seed: 0,
     };
     let report = compare(job).await?;
     if let Some(error) = report.errors.first() {

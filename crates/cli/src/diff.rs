@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
+use ferry_core::api::EndpointMap;
 use ferry_core::auth::{Credential, CredentialStore};
-use ferry_core::copy::EndpointMap;
-use ferry_core::diff::{DiffJob, DiffMachine, DiffReport, DiffSide, TagStatus};
+use ferry_core::diff::{DiffJob, DiffMachine, DiffReport, TagStatus, Target};
 use ferry_core::reference::validate_repository;
 use ferry_core::retry::RetryPolicy;
 use ferry_core::transport::Clock as _;
@@ -79,8 +79,8 @@ impl AccessArgs {
     /// reading of the source alone (of one `reference`, or of every tag).
     pub fn job(
         &self,
-        source: DiffSide,
-        destination: Option<DiffSide>,
+        source: Target,
+        destination: Option<Target>,
         reference: Option<String>,
         details: bool,
     ) -> anyhow::Result<DiffJob> {
@@ -106,6 +106,7 @@ impl AccessArgs {
             credentials,
             endpoints,
             retry: RetryPolicy::default(),
+            seed: common::jitter_seed(),
         })
     }
 }
@@ -128,7 +129,8 @@ pub fn exit_code(report: &DiffReport, print_errors: bool) -> ExitCode {
     if !report.errors.is_empty() {
         if print_errors {
             for error in &report.errors {
-                eprintln!("error: {error}");
+                let advice = crate::progress::advice(error.kind(), error.is_retryable());
+                eprintln!("error: {error} ({}: {advice})", error.kind());
             }
         }
         return ExitCode::from(2);
@@ -138,7 +140,7 @@ pub fn exit_code(report: &DiffReport, print_errors: bool) -> ExitCode {
 
 /// Both sides from the arguments: repository against repository, or registry against
 /// registry (with an optional prefix on the destination).
-pub fn sides(source: &str, destination: &str) -> anyhow::Result<(DiffSide, DiffSide)> {
+pub fn sides(source: &str, destination: &str) -> anyhow::Result<(Target, Target)> {
     if source.contains('/') {
         if !destination.contains('/') {
             return Err(bad_input(format!(
@@ -146,18 +148,18 @@ pub fn sides(source: &str, destination: &str) -> anyhow::Result<(DiffSide, DiffS
             )));
         }
         let (registry, repository) = common::parse_repository(source)?;
-        let source = DiffSide { registry, repository: Some(repository) };
+        let source = Target { registry, repository: Some(repository) };
         let (registry, repository) = common::parse_repository(destination)?;
-        return Ok((source, DiffSide { registry, repository: Some(repository) }));
+        return Ok((source, Target { registry, repository: Some(repository) }));
     }
-    let source = DiffSide { registry: common::parse_registry(source)?, repository: None };
+    let source = Target { registry: common::parse_registry(source)?, repository: None };
     let destination = match destination.split_once('/') {
         Some((host, prefix)) => {
             let prefix = prefix.trim_end_matches('/');
             validate_repository(prefix).map_err(|e| bad_input(format!("DST prefix {prefix:?}: {e}")))?;
-            DiffSide { registry: common::parse_registry(host)?, repository: Some(prefix.to_owned()) }
+            Target { registry: common::parse_registry(host)?, repository: Some(prefix.to_owned()) }
         }
-        None => DiffSide { registry: common::parse_registry(destination)?, repository: None },
+        None => Target { registry: common::parse_registry(destination)?, repository: None },
     };
     Ok((source, destination))
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
-use ferry_core::diff::{DiffReport, DiffSide};
+use ferry_core::diff::{DiffReport, Target};
 
 use crate::common;
 use crate::diff::{columns, compare, AccessArgs};
@@ -62,10 +62,11 @@ impl RepoAccess {
             insecure: self.insecure,
             docker_config: self.docker_config.clone(),
         };
-        let side = DiffSide { registry, repository: Some(repository) };
+        let side = Target { registry, repository: Some(repository) };
         let report = compare(access.job(side, None, reference, details)?).await?;
         if let Some(first) = report.errors.first() {
-            anyhow::bail!("{first}");
+            let advice = crate::progress::advice(first.kind(), first.is_retryable());
+            anyhow::bail!("{first} ({advice})");
         }
         Ok(report)
     }

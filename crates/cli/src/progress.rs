@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use ferry_core::digest::Digest;
+use ferry_core::error::ErrorKind;
 use ferry_core::progress::{BlobOutcome, Event, ImageOutcome, Report};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -312,9 +313,25 @@ pub fn summary_text(report: &Report) -> String {
     if !s.failures.is_empty() {
         out.push_str("failures:\n");
         for f in &s.failures {
-            let hint = if f.retryable { "a retry may help" } else { "a retry will not help" };
-            out.push_str(&format!("  {} -> {}: {} ({hint})\n", f.source, f.destination, f.reason));
+            let advice = advice(f.kind, f.retryable);
+            out.push_str(&format!(
+                "  {} -> {}: {} ({}: {advice})\n",
+                f.source, f.destination, f.reason, f.kind
+            ));
         }
     }
     out
+}
+
+/// What to do about a failure, chosen from its kind.
+pub(crate) fn advice(kind: ErrorKind, retryable: bool) -> &'static str {
+    match kind {
+        ErrorKind::NotFound => "check the name and tag, or list the tags with `ferry ls`; a retry will not help",
+        ErrorKind::Unauthorized => "check the credentials for that registry (--auth, docker login, --src-creds/--dest-creds); a retry will not help",
+        ErrorKind::RateLimited => "the registry is throttling; a retry may help later, with a lower --proc",
+        ErrorKind::Integrity => "the bytes do not match their digest; a retry will not help",
+        ErrorKind::InvalidName => "the name is outside the reference grammar; a retry will not help",
+        _ if retryable => "a retry may help",
+        _ => "a retry will not help",
+    }
 }

@@ -53,7 +53,7 @@ impl<'a> Pusher<'a> {
         let digest = Digest::sha256(bytes);
         let open = Request::builder()
             .method(Method::POST)
-            .uri(self.endpoint.upload_start(repository))
+            .uri(self.endpoint.upload_start(repository)?)
             .body(Vec::new())?;
         let answer = self.send(open).await?;
         let location = match answer.headers().get(LOCATION).and_then(|l| l.to_str().ok()) {
@@ -62,7 +62,7 @@ impl<'a> Pusher<'a> {
         };
         let put = Request::builder()
             .method(Method::PUT)
-            .uri(upload_complete(&self.endpoint.resolve(&location), &digest))
+            .uri(upload_complete(&self.endpoint.resolve(&location)?.to_string(), &digest))
             .header(CONTENT_TYPE, "application/octet-stream")
             .body(bytes.to_vec())?;
         let answer = self.send(put).await?;
@@ -82,7 +82,7 @@ impl<'a> Pusher<'a> {
         let digest = Digest::sha256(&bytes);
         let put = Request::builder()
             .method(Method::PUT)
-            .uri(self.endpoint.manifest(repository, reference))
+            .uri(self.endpoint.manifest(repository, reference)?)
             .header(CONTENT_TYPE, media_type)
             .body(bytes)?;
         let answer = self.send(put).await?;

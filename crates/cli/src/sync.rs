@@ -9,11 +9,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
-use ferry_core::auth::{Credential, CredentialStore};
+use ferry_core::auth::CredentialStore;
 use ferry_core::config::{parse_auth_file, parse_config_file, parse_images_file, JobConfig};
 use ferry_core::copy::{Job, SyncMachine, SyncOptions};
 use ferry_core::manifest::PlatformFilter;
-use ferry_core::plan::CopyTask;
 use ferry_core::progress::Report;
 use ferry_core::retry::RetryPolicy;
 use ferry_core::transport::Clock as _;
@@ -149,12 +148,12 @@ pub async fn sync(args: &SyncArgs) -> anyhow::Result<Report> {
         },
         force: args.force,
         dry_run: args.dry_run,
-        seed: seed(),
+        seed: common::jitter_seed(),
         platforms,
     };
     let mut job = Job::from_config(&config).map_err(bad_input)?;
     job.credentials = credentials(&config, args)?;
-    execute(job, options, None, &args.output).await
+    execute(job, options, &args.output).await
 }
 
 /// The job's configuration from `--config`, or from `--auth` and `--images`.
@@ -177,16 +176,7 @@ fn load(args: &SyncArgs) -> anyhow::Result<JobConfig> {
 
 /// The auth file's logins; docker's only for the registries the auth file does not name.
 fn credentials(config: &JobConfig, args: &SyncArgs) -> anyhow::Result<CredentialStore> {
-    let pairs: Vec<(String, Credential)> = config
-        .auth
-        .entries
-        .iter()
-        .filter_map(|(key, entry)| match (&entry.username, &entry.password) {
-            (Some(user), Some(password)) => Some((key.clone(), Credential::new(user, password))),
-            _ => None,
-        })
-        .collect();
-    let store = CredentialStore::new(pairs).map_err(bad_input)?;
+    let store = config.auth.credentials().map_err(bad_input)?;
     if args.no_docker_config {
         return Ok(store);
     }
@@ -194,30 +184,14 @@ fn credentials(config: &JobConfig, args: &SyncArgs) -> anyhow::Result<Credential
     Ok(store.with_fallback(CredentialStore::new(docker).map_err(bad_input)?))
 }
 
-/// A jitter seed that differs between runs, so that many ferry processes retrying the
-/// same registry spread out.
-fn seed() -> u64 {
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    nanos ^ (u64::from(std::process::id()) << 32)
-}
-
-/// Runs a copy job to the end (the rules' plan, or `tasks` already planned), shows its
-/// progress, writes the report if asked, and prints the summary.
-pub async fn execute(
-    job: Job,
-    options: SyncOptions,
-    tasks: Option<Vec<CopyTask>>,
-    output: &ProgressArgs,
-) -> anyhow::Result<Report> {
+/// Runs a copy job to the end, shows its progress, writes the report if asked, and prints
+/// the summary.
+pub async fn execute(job: Job, options: SyncOptions, output: &ProgressArgs) -> anyhow::Result<Report> {
     let transport = common::transport(&job.endpoints.insecure)?;
     let clock = TokioClock::new();
     let (now, wall) = (clock.now(), clock.wall_now());
     let dry_run = options.dry_run;
-    let mut machine = match tasks {
-        Some(tasks) => SyncMachine::with_tasks(tasks, job, options, now, wall),
-        None => SyncMachine::new(job, options, now, wall),
-    };
+    let mut machine = SyncMachine::new(job, options, now, wall);
     let mut progress = Progress::new(output.progress, dry_run);
     let result = run_sync(&mut machine, &transport, &clock, |event| progress.on_event(&event)).await;
     progress.finish();

@@ -5,8 +5,9 @@
 //! Node: planning, auth (a Bearer token flow), index handling, blob mounts and the
 //! report all execute inside wasm.
 
+use ferry_core::api::EndpointMap;
 use ferry_core::config::parse_images_file;
-use ferry_core::copy::{EndpointMap, Job, SyncMachine, SyncOptions};
+use ferry_core::copy::{Job, Plan, SyncMachine, SyncOptions};
 use ferry_core::testkit::{FakeAuth, ImageBuilder, Network, Simulation};
 use ferry_core::time::{Instant, UnixTime};
 
@@ -28,7 +29,7 @@ pub fn run_probe() -> u32 {
     else {
         return 0;
     };
-    let job = Job { rules, credentials, endpoints };
+    let job = Job { plan: Plan::Rules(rules), credentials, endpoints };
     let mut machine = SyncMachine::new(job, SyncOptions::default(), Instant::ZERO, UnixTime(1_700_000_000));
     let mut sim = Simulation::new(network);
     if sim.run(&mut machine).is_err() {

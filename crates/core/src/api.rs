@@ -6,8 +6,26 @@
 //! /v2/<name>/blobs/uploads/?mount=<digest>&from=<other_name>`, `end-8a GET
 //! /v2/<name>/tags/list`, and the catalog `GET /v2/_catalog` of distribution.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use http::header::{ACCEPT, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, Uri};
+
 use crate::digest::Digest;
-use crate::reference::{api_host, is_localhost};
+use crate::manifest::media_type::MANIFEST_ACCEPT;
+use crate::manifest::RawManifest;
+use crate::reference::{api_host, is_localhost, validate_repository, validate_tag};
+
+/// A URL ferry would have to send that cannot be formed: a repository or tag name (often
+/// one a registry listed) outside the spec's grammar, or a `Location` that is no URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} cannot form a URL: {reason}")]
+pub struct UrlError {
+    /// What was being addressed, e.g. `repository "a b"`.
+    pub what: String,
+    /// Why it cannot form a URL.
+    pub reason: String,
+}
 
 /// Where a registry's API lives: scheme and host, e.g. `https://registry-1.docker.io`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -33,44 +51,123 @@ impl Endpoint {
         &self.base
     }
 
-    pub fn version_check(&self) -> String {
-        format!("{}/v2/", self.base)
+    /// end-3: `/v2/<name>/manifests/<reference>`, where the reference is a tag or a digest.
+    pub fn manifest(&self, repository: &str, reference: &str) -> Result<Uri, UrlError> {
+        let repository = checked_repository(repository)?;
+        if reference.parse::<Digest>().is_err() {
+            validate_tag(reference)
+                .map_err(|e| UrlError { what: format!("tag {reference:?}"), reason: e.to_string() })?;
+        }
+        self.uri(format!("/v2/{repository}/manifests/{reference}"))
     }
 
-    pub fn manifest(&self, repository: &str, reference: &str) -> String {
-        format!("{}/v2/{repository}/manifests/{reference}", self.base)
+    /// end-2: `/v2/<name>/blobs/<digest>`.
+    pub fn blob(&self, repository: &str, digest: &Digest) -> Result<Uri, UrlError> {
+        let repository = checked_repository(repository)?;
+        self.uri(format!("/v2/{repository}/blobs/{digest}"))
     }
 
-    pub fn blob(&self, repository: &str, digest: &Digest) -> String {
-        format!("{}/v2/{repository}/blobs/{digest}", self.base)
+    /// end-4a: `/v2/<name>/blobs/uploads/`.
+    pub fn upload_start(&self, repository: &str) -> Result<Uri, UrlError> {
+        let repository = checked_repository(repository)?;
+        self.uri(format!("/v2/{repository}/blobs/uploads/"))
     }
 
-    pub fn upload_start(&self, repository: &str) -> String {
-        format!("{}/v2/{repository}/blobs/uploads/", self.base)
+    /// end-11: `/v2/<name>/blobs/uploads/?mount=<digest>&from=<other_name>`.
+    pub fn mount(&self, repository: &str, digest: &Digest, from: &str) -> Result<Uri, UrlError> {
+        let repository = checked_repository(repository)?;
+        let from = checked_repository(from)?;
+        self.uri(format!("/v2/{repository}/blobs/uploads/?mount={digest}&from={from}"))
     }
 
-    pub fn mount(&self, repository: &str, digest: &Digest, from: &str) -> String {
-        format!("{}/v2/{repository}/blobs/uploads/?mount={digest}&from={from}", self.base)
+    /// end-8a: `/v2/<name>/tags/list`.
+    pub fn tags_list(&self, repository: &str) -> Result<Uri, UrlError> {
+        let repository = checked_repository(repository)?;
+        self.uri(format!("/v2/{repository}/tags/list"))
     }
 
-    pub fn tags_list(&self, repository: &str) -> String {
-        format!("{}/v2/{repository}/tags/list", self.base)
-    }
-
-    pub fn catalog(&self) -> String {
-        format!("{}/v2/_catalog", self.base)
+    /// distribution's catalog: `/v2/_catalog`.
+    pub fn catalog(&self) -> Result<Uri, UrlError> {
+        self.uri("/v2/_catalog".to_owned())
     }
 
     /// Resolves a `Location` or `Link` target, which may be absolute or relative to the host.
-    pub fn resolve(&self, location: &str) -> String {
-        if location.starts_with("http://") || location.starts_with("https://") {
+    pub fn resolve(&self, location: &str) -> Result<Uri, UrlError> {
+        let url = if location.starts_with("http://") || location.starts_with("https://") {
             location.to_owned()
         } else if location.starts_with('/') {
             format!("{}{location}", self.base)
         } else {
             format!("{}/{location}", self.base)
+        };
+        parse_uri(url, || format!("the registry's link {location:?}"))
+    }
+
+    fn uri(&self, path: String) -> Result<Uri, UrlError> {
+        let url = format!("{}{path}", self.base);
+        parse_uri(url, || format!("the registry address {:?}", self.base))
+    }
+}
+
+/// Where each registry lives. By default `https://<registry>` (Docker Hub's API host for
+/// `docker.io`), plain HTTP for registries marked insecure and for loopback ones; an
+/// explicit base URL wins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointMap {
+    /// Registries spoken to over plain HTTP.
+    pub insecure: BTreeSet<String>,
+    /// Base URLs by registry name, e.g. `127.0.0.1:5000` -> `http://127.0.0.1:5000`.
+    pub bases: BTreeMap<String, String>,
+}
+
+impl EndpointMap {
+    /// The endpoint of `registry`.
+    pub fn endpoint(&self, registry: &str) -> Endpoint {
+        match self.bases.get(registry) {
+            Some(base) => Endpoint::from_base(base),
+            None => Endpoint::new(registry, self.insecure.contains(registry)),
         }
     }
+}
+
+fn checked_repository(repository: &str) -> Result<&str, UrlError> {
+    validate_repository(repository)
+        .map_err(|e| UrlError { what: format!("repository {repository:?}"), reason: e.to_string() })?;
+    Ok(repository)
+}
+
+fn parse_uri(url: String, what: impl FnOnce() -> String) -> Result<Uri, UrlError> {
+    match url.parse::<Uri>() {
+        Ok(uri) if uri.scheme().is_some() && uri.authority().is_some() => Ok(uri),
+        Ok(_) => Err(UrlError { what: what(), reason: "it has no scheme or host".to_owned() }),
+        Err(e) => Err(UrlError { what: what(), reason: e.to_string() }),
+    }
+}
+
+/// A small request with an empty body. Building it cannot fail: the URI is already typed.
+pub fn request(method: Method, uri: Uri) -> Request<Vec<u8>> {
+    let mut request = Request::new(Vec::new());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    request
+}
+
+/// A GET or HEAD for a manifest, accepting every manifest type ferry copies.
+pub fn manifest_request(method: Method, uri: Uri) -> Request<Vec<u8>> {
+    let mut request = request(method, uri);
+    request.headers_mut().insert(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
+    request
+}
+
+/// end-7: `PUT /v2/<name>/manifests/<reference>` with the manifest's exact bytes and its
+/// media type.
+pub fn put_manifest(uri: Uri, manifest: &RawManifest) -> Request<Vec<u8>> {
+    let mut request = request(Method::PUT, uri);
+    if let Ok(media_type) = HeaderValue::from_str(manifest.media_type()) {
+        request.headers_mut().insert(CONTENT_TYPE, media_type);
+    }
+    *request.body_mut() = manifest.bytes().to_vec();
+    request
 }
 
 /// The target of `rel="next"` in a `Link` header (RFC 8288), as distribution sends for
@@ -121,6 +218,43 @@ pub fn upload_offset(range: &str) -> Option<u64> {
     Some(last + 1)
 }
 
+/// `reference` (a `Location` or `Link` target: absolute, scheme-relative, host-relative,
+/// a query, or path-relative) resolved against the URL `base` it answered (RFC 3986
+/// §5.2, without dot segments). `None` when the result is not an absolute URL.
+pub fn resolve_url(base: &str, reference: &str) -> Option<String> {
+    let reference = reference.trim();
+    let (scheme, rest) = base.split_once("://")?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let origin = &base[..scheme.len() + 3 + authority_end];
+    let path_end = rest.find(['?', '#']).map_or(base.len(), |i| scheme.len() + 3 + i);
+    let has_scheme = reference.split_once(':').is_some_and(|(s, _)| {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+    });
+    let resolved = if has_scheme {
+        reference.to_owned()
+    } else if let Some(rest) = reference.strip_prefix("//") {
+        format!("{scheme}://{rest}")
+    } else if reference.starts_with('/') {
+        format!("{origin}{reference}")
+    } else if reference.starts_with('?') || reference.is_empty() {
+        format!("{}{reference}", &base[..path_end])
+    } else {
+        let path = &base[origin.len()..path_end];
+        let dir = path.rfind('/').map_or("/", |i| &path[..=i]);
+        format!("{origin}{dir}{reference}")
+    };
+    let uri = resolved.parse::<http::Uri>().ok()?;
+    (uri.scheme().is_some() && uri.authority().is_some()).then_some(resolved)
+}
+
+/// `host[:port]` of a URL, for messages (never its user, path or query, which may carry
+/// credentials or signatures).
+pub fn host_of(url: &str) -> String {
+    let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = &authority[..authority.find(['/', '?', '#']).unwrap_or(authority.len())];
+    authority.rsplit('@').next().unwrap_or(authority).to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,9 +272,28 @@ mod tests {
             assert_eq!(Endpoint::new(registry, insecure).base(), base, "{registry}");
         }
         let e = Endpoint::from_base("http://h:1/");
-        assert_eq!(e.manifest("a/b", "v1"), "http://h:1/v2/a/b/manifests/v1");
-        assert_eq!(e.resolve("/v2/a/blobs/uploads/u?x=1"), "http://h:1/v2/a/blobs/uploads/u?x=1");
-        assert_eq!(e.resolve("https://s3/x"), "https://s3/x");
+        assert_eq!(e.manifest("a/b", "v1").unwrap(), "http://h:1/v2/a/b/manifests/v1");
+        assert_eq!(e.resolve("/v2/a/blobs/uploads/u?x=1").unwrap(), "http://h:1/v2/a/blobs/uploads/u?x=1");
+        assert_eq!(e.resolve("https://s3/x").unwrap(), "https://s3/x");
+    }
+
+    #[test]
+    fn names_that_cannot_form_a_url() {
+        let e = Endpoint::from_base("http://h:1");
+        let d = Digest::sha256(b"");
+        let cases = [
+            (e.tags_list("a b"), "repository \"a b\" cannot form a URL"),
+            (e.tags_list("x?y"), "repository \"x?y\" cannot form a URL"),
+            (e.manifest("ok", "../etc"), "tag \"../etc\" cannot form a URL"),
+            (e.mount("ok", &d, "UP/per"), "repository \"UP/per\" cannot form a URL"),
+            (Endpoint::from_base("h:1").catalog(), "the registry address \"h:1\" cannot form a URL"),
+            (e.resolve("http://[bad"), "the registry's link \"http://[bad\" cannot form a URL"),
+        ];
+        for (result, want) in cases {
+            let error = result.expect_err(want).to_string();
+            assert!(error.starts_with(want), "{error}");
+        }
+        assert!(e.manifest("ok", &d.to_string()).is_ok());
     }
 
     #[test]
@@ -173,5 +326,26 @@ mod tests {
         assert_eq!(upload_offset("bytes=0-0"), Some(1));
         assert_eq!(upload_offset("5-9"), None);
         assert_eq!(upload_offset("0-x"), None);
+    }
+
+    #[test]
+    fn locations_resolve_against_the_answered_url() {
+        let base = "http://h:5000/v2/a/blobs/uploads/1?_state=x";
+        let cases = [
+            ("/v2/a/blobs/uploads/2?_state=y", Some("http://h:5000/v2/a/blobs/uploads/2?_state=y")),
+            ("https://s3.test/up?sig=1", Some("https://s3.test/up?sig=1")),
+            ("//other:1/x", Some("http://other:1/x")),
+            ("?_state=z", Some("http://h:5000/v2/a/blobs/uploads/1?_state=z")),
+            ("3?_state=z", Some("http://h:5000/v2/a/blobs/uploads/3?_state=z")),
+            (" /x ", Some("http://h:5000/x")),
+            ("/has space", None),
+        ];
+        for (reference, want) in cases {
+            assert_eq!(resolve_url(base, reference).as_deref(), want, "{reference}");
+        }
+        assert_eq!(resolve_url("not a url", "/x"), None);
+        assert_eq!(resolve_url("http://h", "u"), Some("http://h/u".to_owned()));
+        assert_eq!(host_of("https://user:pw@h:1/v2/?X-Amz-Signature=s"), "h:1");
+        assert_eq!(host_of("http://h?q"), "h");
     }
 }

@@ -10,40 +10,46 @@
 //! it lists and HEADs the source only, and with a `reference` it skips the tag list and
 //! looks at that one tag or digest.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
-use http::header::{ACCEPT, CONTENT_TYPE};
-use http::{Method, Request, StatusCode};
+use http::header::CONTENT_TYPE;
+use http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use crate::api::{manifest_request, EndpointMap};
 use crate::auth::{CredentialStore, Scope};
-use crate::copy::{content_digest, registry_error, EndpointMap};
+use crate::copy::{content_digest, refused};
 use crate::digest::Digest;
-use crate::driver::{Machine, Misuse};
-use crate::listing;
-use crate::manifest::media_type::MANIFEST_ACCEPT;
+use crate::error::{Error, ErrorKind};
+use crate::listing::Listing;
+use crate::machine::SessionMachine;
 use crate::manifest::{Manifest, RawManifest};
-use crate::plan::Endpoints;
-use crate::progress::Event;
 use crate::retry::RetryPolicy;
 use crate::session::{AuthNeed, Call, Outcome, Session};
 use crate::time::{Instant, UnixTime, WallClock};
-use crate::transport::{Action, ActionId, TransferReport, TransportError};
+use crate::transport::Side;
 
-/// One side of a diff: a registry, and a repository or (for a whole registry) an optional
-/// path prefix on the destination.
+/// What one side of a diff names: a registry, and a repository or (for a whole registry)
+/// an optional path prefix on the destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DiffSide {
+pub struct Target {
+    /// The registry, as a reference names it (e.g. `docker.io`).
     pub registry: String,
+    /// The repository; `None` on the source compares every repository of its catalog.
     pub repository: Option<String>,
 }
 
+/// How a tag compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TagStatus {
+    /// Both sides hold the same digest.
     InSync,
+    /// Only the source has the tag.
     Missing,
+    /// Both have it, with different digests.
     Different,
+    /// Only the destination has the tag.
     Extra,
     /// A listing of one side: there is no destination to compare with.
     Listed,
@@ -54,9 +60,13 @@ pub enum TagStatus {
 pub struct TagDiff {
     /// The repository path relative to each side (the source's path).
     pub repository: String,
+    /// The tag, or the tag or digest asked for as [`DiffJob::reference`].
     pub tag: String,
+    /// How the two sides compare.
     pub status: TagStatus,
+    /// The digest the source's HEAD answered (`Docker-Content-Digest`), if it has the tag.
     pub source_digest: Option<Digest>,
+    /// The digest the destination's HEAD answered, if it has the tag.
     pub destination_digest: Option<Digest>,
     /// The source manifest's media type, as its HEAD answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,34 +83,43 @@ pub struct TagDiff {
 /// The whole comparison.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiffReport {
+    /// One row per tag, sorted by repository and tag.
     pub rows: Vec<TagDiff>,
+    /// Rows in [`TagStatus::InSync`].
     pub in_sync: usize,
+    /// Rows in [`TagStatus::Missing`].
     pub missing: usize,
+    /// Rows in [`TagStatus::Different`].
     pub different: usize,
+    /// Rows in [`TagStatus::Extra`]. Rows in [`TagStatus::Listed`] count nowhere.
     pub extra: usize,
-    /// Listings or HEADs that failed; a diff with errors is not in sync.
-    pub errors: Vec<String>,
+    /// Listings or HEADs that failed, each with its kind; a diff with errors is not in sync.
+    pub errors: Vec<Error>,
 }
 
 impl DiffReport {
+    /// No tag differs and nothing failed.
     pub fn is_in_sync(&self) -> bool {
         self.missing + self.different + self.extra == 0 && self.errors.is_empty()
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Which {
-    Source,
-    Destination,
+/// The slot of a side in per-side arrays.
+fn slot(side: Side) -> usize {
+    match side {
+        Side::Source => 0,
+        Side::Destination | Side::Registry => 1,
+    }
 }
 
+/// What a diff's call was for.
 #[derive(Debug, Clone)]
-enum Tag {
-    Catalog(Which),
-    Tags(Which, String),
-    Head(Which, String, String),
+pub(crate) enum Purpose {
+    Catalog(Side, Listing),
+    Tags(Side, String, Listing),
+    Head(Side, String, String),
+    /// The source manifest (or an index's child) of a path and tag, for details.
     Details(String, String),
-    Child(String, String),
 }
 
 #[derive(Default)]
@@ -114,43 +133,47 @@ struct RepoState {
 struct Row {
     digests: [Option<Digest>; 2],
     media_type: Option<String>,
-    heads: usize,
     platforms: Vec<String>,
     size: u64,
-    details: usize,
 }
 
 /// What to compare, and how to reach both sides.
 #[derive(Debug, Clone)]
 pub struct DiffJob {
-    pub source: DiffSide,
+    /// The side that should hold the tags: what only it has is missing.
+    pub source: Target,
     /// `None` reads the source alone: every row is [`TagStatus::Listed`].
-    pub destination: Option<DiffSide>,
+    pub destination: Option<Target>,
     /// Only this tag or digest of the source repository, without listing its tags.
     pub reference: Option<String>,
     /// Also read source manifests for platforms and sizes.
     pub details: bool,
+    /// Credentials for both sides, looked up by registry and repository.
     pub credentials: CredentialStore,
+    /// How to reach each registry (plain HTTP, explicit base URLs).
     pub endpoints: EndpointMap,
+    /// How often and how long transient failures are retried.
     pub retry: RetryPolicy,
+    /// Seeds the retry jitter.
+    pub seed: u64,
 }
 
 /// Compares two sides. Drive it like [`crate::copy::SyncMachine`].
 pub struct DiffMachine {
-    source: DiffSide,
-    destination: Option<DiffSide>,
+    source: Target,
+    destination: Option<Target>,
     details: bool,
     endpoints: EndpointMap,
-    session: Session<Tag>,
+    session: Session<Purpose>,
     repos: BTreeMap<String, RepoState>,
     rows: BTreeMap<(String, String), Row>,
-    errors: Vec<String>,
-    events: VecDeque<Event>,
+    errors: Vec<Error>,
 }
 
 impl DiffMachine {
+    /// A comparison on the injected clock (see [`crate::copy::SyncMachine::new`]).
     pub fn new(job: DiffJob, now: Instant, wall: UnixTime) -> Self {
-        let session = Session::new(job.credentials, job.retry, 0, WallClock::new(now, wall));
+        let session = Session::new(job.credentials, job.retry, job.seed, WallClock::new(now, wall));
         let mut machine = DiffMachine {
             source: job.source,
             destination: job.destination,
@@ -160,7 +183,6 @@ impl DiffMachine {
             repos: BTreeMap::new(),
             rows: BTreeMap::new(),
             errors: Vec::new(),
-            events: VecDeque::new(),
         };
         match (machine.source.repository.clone(), job.reference) {
             (Some(repository), Some(reference)) => {
@@ -169,11 +191,9 @@ impl DiffMachine {
             }
             (Some(repository), None) => machine.add_repository(&repository, now),
             (None, _) => {
-                for which in machine.sides() {
-                    let side = machine.side(which);
-                    let url = machine.endpoints.endpoint(&side.registry).catalog();
-                    let call = listing::call(url, &side.registry.clone(), "", Scope::catalog());
-                    machine.session.submit(Tag::Catalog(which), call, now);
+                for side in machine.sides() {
+                    let listing = Listing::Catalog { registry: machine.target(side).registry.clone() };
+                    machine.list(|l| Purpose::Catalog(side, l), listing, now);
                 }
             }
         }
@@ -216,16 +236,16 @@ impl DiffMachine {
     }
 
     /// The sides this machine reads: the source, and the destination when there is one.
-    fn sides(&self) -> Vec<Which> {
+    fn sides(&self) -> Vec<Side> {
         match self.destination {
-            Some(_) => vec![Which::Source, Which::Destination],
-            None => vec![Which::Source],
+            Some(_) => vec![Side::Source, Side::Destination],
+            None => vec![Side::Source],
         }
     }
 
-    fn side(&self, which: Which) -> &DiffSide {
-        match (which, &self.destination) {
-            (Which::Destination, Some(destination)) => destination,
+    fn target(&self, side: Side) -> &Target {
+        match (side, &self.destination) {
+            (Side::Destination, Some(destination)) => destination,
             _ => &self.source,
         }
     }
@@ -234,176 +254,183 @@ impl DiffMachine {
         self.destination.as_ref().and_then(|d| d.repository.as_ref())
     }
 
-    /// The repository on `which` side for the source-relative `path`.
-    fn repository(&self, which: Which, path: &str) -> String {
-        match (which, &self.source.repository, self.destination_repository()) {
-            (Which::Source, _, _) => self.source.repository.clone().unwrap_or_else(|| path.to_owned()),
-            (Which::Destination, Some(_), Some(repository)) => repository.clone(),
-            (Which::Destination, None, Some(prefix)) => format!("{prefix}/{path}"),
-            (Which::Destination, _, None) => path.to_owned(),
+    /// The repository on `side` for the source-relative `path`.
+    fn repository(&self, side: Side, path: &str) -> String {
+        match (side, &self.source.repository, self.destination_repository()) {
+            (Side::Source | Side::Registry, _, _) => {
+                self.source.repository.clone().unwrap_or_else(|| path.to_owned())
+            }
+            (Side::Destination, Some(_), Some(repository)) => repository.clone(),
+            (Side::Destination, None, Some(prefix)) => format!("{prefix}/{path}"),
+            (Side::Destination, _, None) => path.to_owned(),
+        }
+    }
+
+    /// Starts a listing; a name that cannot form its URL is an error of that listing
+    /// alone. Says whether the listing started.
+    fn list(&mut self, purpose: impl FnOnce(Listing) -> Purpose, listing: Listing, now: Instant) -> bool {
+        match listing.first(&self.endpoints) {
+            Ok(call) => {
+                self.session.submit(purpose(listing), call, now);
+                true
+            }
+            Err(e) => {
+                self.errors.push(e.context(listing.describe()));
+                false
+            }
         }
     }
 
     fn add_repository(&mut self, path: &str, now: Instant) {
         if self.destination.is_none() {
             let state = self.repos.entry(path.to_owned()).or_default();
-            state.listed[Which::Destination as usize] = true;
-            state.done[Which::Destination as usize] = true;
+            state.listed[slot(Side::Destination)] = true;
+            state.done[slot(Side::Destination)] = true;
         }
-        for which in self.sides() {
+        for side in self.sides() {
             let state = self.repos.entry(path.to_owned()).or_default();
-            if std::mem::replace(&mut state.listed[which as usize], true) {
+            if std::mem::replace(&mut state.listed[slot(side)], true) {
                 continue;
             }
-            let side = self.side(which).registry.clone();
-            let repository = self.repository(which, path);
-            let url = self.endpoints.endpoint(&side).tags_list(&repository);
-            let call = listing::call(url, &side, &repository, Scope::pull(&repository));
-            self.session.submit(Tag::Tags(which, path.to_owned()), call, now);
+            let listing = Listing::Tags {
+                registry: self.target(side).registry.clone(),
+                repository: self.repository(side, path),
+            };
+            let owned = path.to_owned();
+            if !self.list(|l| Purpose::Tags(side, owned, l), listing, now) {
+                self.tags_done(side, path, now);
+            }
         }
     }
 
-    fn manifest_call(&self, which: Which, path: &str, reference: &str, method: Method) -> Call {
-        let side = self.side(which).registry.clone();
-        let repository = self.repository(which, path);
-        let url = self.endpoints.endpoint(&side).manifest(&repository, reference);
-        let request = Request::builder()
-            .method(method)
-            .uri(url)
-            .header(ACCEPT, MANIFEST_ACCEPT)
-            .body(Vec::new())
-            .unwrap_or_default();
-        Call::Send {
-            request,
-            auth: AuthNeed { registry: side, scopes: vec![Scope::pull(&repository)], repository },
+    fn manifest_call(&self, side: Side, path: &str, reference: &str, method: Method) -> Result<Call, Error> {
+        let registry = self.target(side).registry.clone();
+        let repository = self.repository(side, path);
+        let uri = self.endpoints.endpoint(&registry).manifest(&repository, reference);
+        let uri = uri.map_err(|e| Error::new(ErrorKind::InvalidName, format!("{path}:{reference}: {e}")))?;
+        let auth = AuthNeed { registry, scopes: vec![Scope::pull(&repository)], repository };
+        Ok(Call::Send { request: manifest_request(method, uri), auth })
+    }
+
+    fn submit_manifest(
+        &mut self,
+        purpose: Purpose,
+        side: Side,
+        path: &str,
+        reference: &str,
+        method: Method,
+        now: Instant,
+    ) {
+        match self.manifest_call(side, path, reference, method) {
+            Ok(call) => self.session.submit(purpose, call, now),
+            Err(e) => self.errors.push(e),
         }
     }
 
-    fn route(&mut self, tag: Tag, outcome: Outcome, now: Instant) {
-        let response = match outcome {
-            Outcome::Response(r) => r,
-            Outcome::Failed(e) => return self.errors.push(e.message),
-            Outcome::Transferred => return,
+    fn on_catalog(&mut self, side: Side, listing: Listing, response: http::Response<Vec<u8>>, now: Instant) {
+        let what = listing.describe();
+        if !response.status().is_success() {
+            return self.errors.push(refused(&response, what));
+        }
+        let page = match listing.read(&response, &self.endpoints) {
+            Ok(page) => page,
+            Err(e) => return self.errors.push(e.context(what)),
         };
-        match tag {
-            Tag::Catalog(which) => {
-                let side = self.side(which).clone();
-                if !response.status().is_success() {
-                    let what = format!("catalog of {}", side.registry);
-                    return self.errors.push(format!("{what}: {}", registry_error(&response)));
-                }
-                let endpoint = self.endpoints.endpoint(&side.registry);
-                match listing::catalog(&response, &endpoint) {
-                    Ok(page) => {
-                        for repository in page.items {
-                            let path = match (which, self.destination_repository()) {
-                                (Which::Destination, Some(prefix)) => {
-                                    match repository.strip_prefix(prefix).and_then(|r| r.strip_prefix('/')) {
-                                        Some(path) => path.to_owned(),
-                                        None => continue,
-                                    }
-                                }
-                                _ => repository,
-                            };
-                            self.add_repository(&path, now);
-                        }
-                        if let Some(url) = page.next {
-                            let call = listing::call(url, &side.registry, "", Scope::catalog());
-                            self.session.submit(Tag::Catalog(which), call, now);
-                        }
+        for repository in page.items {
+            let path = match (side, self.destination_repository()) {
+                (Side::Destination, Some(prefix)) => {
+                    match repository.strip_prefix(prefix.as_str()).and_then(|r| r.strip_prefix('/')) {
+                        Some(path) => path.to_owned(),
+                        None => continue,
                     }
-                    Err(e) => self.errors.push(format!("catalog of {}: {e}", side.registry)),
                 }
-            }
-            Tag::Tags(which, path) => self.on_tags(which, path, response, now),
-            Tag::Head(which, path, tag) => {
-                let row = self.rows.entry((path.clone(), tag.clone())).or_default();
-                row.heads -= 1;
-                match response.status() {
-                    s if s.is_success() => {
-                        row.digests[which as usize] = content_digest(&response);
-                        if which == Which::Source {
-                            row.media_type = response
-                                .headers()
-                                .get(CONTENT_TYPE)
-                                .and_then(|v| v.to_str().ok())
-                                .map(str::to_owned);
-                        }
-                    }
-                    StatusCode::NOT_FOUND => {}
-                    _ => self.errors.push(format!("{path}:{tag}: {}", registry_error(&response))),
-                }
-            }
-            Tag::Details(path, tag) | Tag::Child(path, tag) => self.on_details(path, tag, response, now),
+                _ => repository,
+            };
+            self.add_repository(&path, now);
+        }
+        if let Some(next) = page.next {
+            self.session.submit(Purpose::Catalog(side, listing), next, now);
         }
     }
 
-    fn on_tags(&mut self, which: Which, path: String, response: http::Response<Vec<u8>>, now: Instant) {
-        let registry = self.side(which).registry.clone();
-        let repository = self.repository(which, &path);
-        let state = self.repos.entry(path.clone()).or_default();
+    fn on_tags(
+        &mut self,
+        side: Side,
+        path: String,
+        listing: Listing,
+        response: http::Response<Vec<u8>>,
+        now: Instant,
+    ) {
         match response.status() {
-            StatusCode::NOT_FOUND => state.done[which as usize] = true,
-            s if s.is_success() => match listing::tags(&response, &self.endpoints.endpoint(&registry)) {
+            StatusCode::NOT_FOUND => {}
+            s if s.is_success() => match listing.read(&response, &self.endpoints) {
                 Ok(page) => {
-                    state.tags[which as usize].extend(page.items);
-                    match page.next {
-                        Some(url) => {
-                            let call = listing::call(url, &registry, &repository, Scope::pull(&repository));
-                            self.session.submit(Tag::Tags(which, path), call, now);
-                            return;
-                        }
-                        None => state.done[which as usize] = true,
+                    let state = self.repos.entry(path.clone()).or_default();
+                    state.tags[slot(side)].extend(page.items);
+                    if let Some(next) = page.next {
+                        return self.session.submit(Purpose::Tags(side, path, listing), next, now);
                     }
                 }
-                Err(e) => {
-                    state.done[which as usize] = true;
-                    self.errors.push(format!("tags of {registry}/{repository}: {e}"));
-                }
+                Err(e) => self.errors.push(e.context(listing.describe())),
             },
-            _ => {
-                state.done[which as usize] = true;
-                self.errors.push(format!("tags of {registry}/{repository}: {}", registry_error(&response)));
-            }
+            _ => self.errors.push(refused(&response, listing.describe())),
         }
-        let state = &self.repos[&path];
+        self.tags_done(side, &path, now);
+    }
+
+    /// One side's tags of `path` are known: once both are, HEAD them.
+    fn tags_done(&mut self, side: Side, path: &str, now: Instant) {
+        let state = self.repos.entry(path.to_owned()).or_default();
+        state.done[slot(side)] = true;
         if !(state.done[0] && state.done[1]) {
             return;
         }
         let tags: [BTreeSet<String>; 2] = state.tags.clone();
-        self.head_tags(&path, tags, now);
+        self.head_tags(path, tags, now);
     }
 
     /// One HEAD per tag on each side that has it (and, with details, the source manifest).
     fn head_tags(&mut self, path: &str, tags: [BTreeSet<String>; 2], now: Instant) {
-        let path = path.to_owned();
-        let heads: Vec<(Which, String)> = self
+        let heads: Vec<(Side, String)> = self
             .sides()
             .into_iter()
-            .flat_map(|w| tags[w as usize].iter().map(move |t| (w, t.clone())))
+            .flat_map(|side| tags[slot(side)].iter().map(move |t| (side, t.clone())))
             .collect();
-        for (which, tag) in heads {
-            self.rows.entry((path.clone(), tag.clone())).or_default().heads += 1;
-            let call = self.manifest_call(which, &path, &tag, Method::HEAD);
-            self.session.submit(Tag::Head(which, path.clone(), tag.clone()), call, now);
-            if self.details && which == Which::Source {
-                self.rows.entry((path.clone(), tag.clone())).or_default().details += 1;
-                let call = self.manifest_call(which, &path, &tag, Method::GET);
-                self.session.submit(Tag::Details(path.clone(), tag), call, now);
+        for (side, tag) in heads {
+            self.rows.entry((path.to_owned(), tag.clone())).or_default();
+            let purpose = Purpose::Head(side, path.to_owned(), tag.clone());
+            self.submit_manifest(purpose, side, path, &tag, Method::HEAD, now);
+            if self.details && side == Side::Source {
+                let purpose = Purpose::Details(path.to_owned(), tag.clone());
+                self.submit_manifest(purpose, side, path, &tag, Method::GET, now);
             }
+        }
+    }
+
+    fn on_head(&mut self, side: Side, path: String, tag: String, response: &http::Response<Vec<u8>>) {
+        let row = self.rows.entry((path.clone(), tag.clone())).or_default();
+        match response.status() {
+            s if s.is_success() => {
+                row.digests[slot(side)] = content_digest(response);
+                if side == Side::Source {
+                    row.media_type =
+                        response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                }
+            }
+            StatusCode::NOT_FOUND => {}
+            _ => self.errors.push(refused(response, format!("{path}:{tag}"))),
         }
     }
 
     /// A source manifest for details: sizes add up; an index's children are read too.
     fn on_details(&mut self, path: String, tag: String, response: http::Response<Vec<u8>>, now: Instant) {
-        let row = self.rows.entry((path.clone(), tag.clone())).or_default();
-        row.details -= 1;
         if !response.status().is_success() {
             return;
         }
         let content_type =
             response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let Ok(raw) = RawManifest::parse(response.into_body(), content_type.as_deref()) else { return };
+        let row = self.rows.entry((path.clone(), tag.clone())).or_default();
         row.size += raw.bytes().len() as u64;
         match raw.manifest() {
             Manifest::Image(image) => row.size += image.blobs().map(|b| b.size).sum::<u64>(),
@@ -417,75 +444,41 @@ impl DiffMachine {
                     }
                     children.push(child.digest.to_string());
                 }
-                row.details += children.len();
                 for digest in children {
-                    let call = self.manifest_call(Which::Source, &path, &digest, Method::GET);
-                    self.session.submit(Tag::Child(path.clone(), tag.clone()), call, now);
+                    let purpose = Purpose::Details(path.clone(), tag.clone());
+                    self.submit_manifest(purpose, Side::Source, &path, &digest, Method::GET, now);
                 }
             }
         }
     }
-
-    fn pump(&mut self, now: Instant) {
-        while let Some((tag, outcome)) = self.session.poll_done() {
-            self.route(tag, outcome, now);
-        }
-        while let Some(event) = self.session.poll_event() {
-            self.events.push_back(event);
-        }
-    }
 }
 
-impl Machine for DiffMachine {
-    fn poll_action(&mut self) -> Option<Action> {
-        self.session.poll_action()
+impl SessionMachine for DiffMachine {
+    type Purpose = Purpose;
+
+    fn session(&self) -> &Session<Purpose> {
+        &self.session
     }
 
-    fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+    fn session_mut(&mut self) -> &mut Session<Purpose> {
+        &mut self.session
     }
 
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.session.poll_timeout()
+    fn on_outcome(&mut self, purpose: Purpose, outcome: Outcome, now: Instant) {
+        let response = match outcome {
+            Outcome::Response(r) => r,
+            Outcome::Failed(e) => return self.errors.push(e.error),
+            Outcome::Transferred => return,
+        };
+        match purpose {
+            Purpose::Catalog(side, listing) => self.on_catalog(side, listing, response, now),
+            Purpose::Tags(side, path, listing) => self.on_tags(side, path, listing, response, now),
+            Purpose::Head(side, path, tag) => self.on_head(side, path, tag, &response),
+            Purpose::Details(path, tag) => self.on_details(path, tag, response, now),
+        }
     }
 
-    fn handle_response(
-        &mut self,
-        id: ActionId,
-        response: http::Response<Vec<u8>>,
-        now: Instant,
-    ) -> Result<(), Misuse> {
-        self.session.expect(id)?;
-        self.session.handle_response(id, response, now);
-        self.pump(now);
-        Ok(())
-    }
-
-    fn handle_failure(&mut self, id: ActionId, error: TransportError, now: Instant) -> Result<(), Misuse> {
-        self.session.expect(id)?;
-        self.session.handle_failure(id, error, now);
-        self.pump(now);
-        Ok(())
-    }
-
-    fn handle_transfer(
-        &mut self,
-        id: ActionId,
-        _result: Result<TransferReport, TransportError>,
-        _now: Instant,
-    ) -> Result<(), Misuse> {
-        // A diff never hands out transfers.
-        Err(Misuse::UnknownAction(id))
-    }
-
-    fn handle_progress(&mut self, _id: ActionId, _bytes: u64) {}
-
-    fn handle_timeout(&mut self, now: Instant) {
-        self.session.handle_timeout(now);
-        self.pump(now);
-    }
-
-    fn is_finished(&self) -> bool {
+    fn finished(&self) -> bool {
         self.session.is_idle()
     }
 }

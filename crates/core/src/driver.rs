@@ -1,9 +1,9 @@
 //! The one generic driver: runs any [`Machine`] over any [`Transport`].
 //!
 //! It is runtime-free (futures only): the native CLI runs it on tokio, the browser on
-//! its event loop, tests on a virtual clock. It follows the machine's contract: drain
-//! actions and events, then wait for the first finished action or the next deadline,
-//! feed it back, and repeat until the machine says it has finished.
+//! its event loop, tests on a virtual clock. It follows [`Machine`]'s calling contract:
+//! drain actions and events, then wait for the first finished action or the next
+//! deadline, feed it back, and repeat until the machine says it has finished.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,46 +13,9 @@ use std::time::Duration;
 use futures_util::future::{select, Either};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
+use crate::machine::{Completion, Machine, Misuse};
 use crate::progress::Event;
-use crate::time::Instant;
 use crate::transport::{Action, ActionId, Clock, TransferReport, Transport, TransportError};
-
-/// Misuse of a machine's API by its driver (as opposed to bad input from the network).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Misuse {
-    /// An outcome was fed for an action the machine did not hand out, or fed twice.
-    #[error("action {0} is not in flight: each action's outcome must be fed back exactly once")]
-    UnknownAction(ActionId),
-    /// The machine has nothing in flight, no deadline, and has not finished: a driver bug.
-    #[error("the machine is waiting for nothing: actions were dropped without feeding their outcomes back")]
-    Stalled,
-}
-
-/// The verbs every ferry state machine shares, after str0m and quinn-proto.
-pub trait Machine {
-    fn poll_action(&mut self) -> Option<Action>;
-    fn poll_event(&mut self) -> Option<Event>;
-    /// When [`Machine::handle_timeout`] must be called next, if ever.
-    fn poll_timeout(&self) -> Option<Instant>;
-    fn handle_response(
-        &mut self,
-        id: ActionId,
-        response: http::Response<Vec<u8>>,
-        now: Instant,
-    ) -> Result<(), Misuse>;
-    fn handle_failure(&mut self, id: ActionId, error: TransportError, now: Instant) -> Result<(), Misuse>;
-    fn handle_transfer(
-        &mut self,
-        id: ActionId,
-        result: Result<TransferReport, TransportError>,
-        now: Instant,
-    ) -> Result<(), Misuse>;
-    /// Bytes a transfer has moved so far, for progress events.
-    fn handle_progress(&mut self, id: ActionId, bytes: u64);
-    fn handle_timeout(&mut self, now: Instant);
-    fn is_finished(&self) -> bool;
-}
 
 enum Done {
     Sent(ActionId, Result<http::Response<Vec<u8>>, TransportError>),
@@ -87,7 +50,7 @@ where
                 Action::Transfer { id, transfer } => {
                     let counter = Arc::new(AtomicU64::new(0));
                     counters.insert(id, (counter.clone(), 0));
-                    let fut = transport.transfer(transfer, counter);
+                    let fut = transport.transfer(transfer, counter, clock.as_dyn());
                     in_flight.push(Box::pin(async move { Done::Transferred(id, fut.await) }));
                 }
             }
@@ -125,11 +88,10 @@ where
             }
         }
         match done {
-            Some(Done::Sent(id, Ok(response))) => machine.handle_response(id, response, now)?,
-            Some(Done::Sent(id, Err(error))) => machine.handle_failure(id, error, now)?,
+            Some(Done::Sent(id, result)) => machine.handle(id, Completion::of_send(result), now)?,
             Some(Done::Transferred(id, result)) => {
                 counters.remove(&id);
-                machine.handle_transfer(id, result, now)?
+                machine.handle(id, Completion::of_transfer(result), now)?
             }
             None => {}
         }

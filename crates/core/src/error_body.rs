@@ -145,7 +145,9 @@ pub struct ErrorItem {
 impl ErrorBody {
     /// One error.
     pub fn single(code: ErrorCode, message: impl Into<String>, detail: Option<serde_json::Value>) -> Self {
-        ErrorBody { errors: vec![ErrorItem { code: code.as_str().to_owned(), message: message.into(), detail }] }
+        ErrorBody {
+            errors: vec![ErrorItem { code: code.as_str().to_owned(), message: message.into(), detail }],
+        }
     }
 
     /// The body of an answer, when it is the spec's JSON with at least one error.
@@ -239,7 +241,8 @@ mod tests {
 
     #[test]
     fn written_bodies_have_the_spec_shape() {
-        let body = ErrorBody::single(ErrorCode::BlobUnknown, "nope", Some(serde_json::json!({"digest": "x"})));
+        let body =
+            ErrorBody::single(ErrorCode::BlobUnknown, "nope", Some(serde_json::json!({"digest": "x"})));
         let v: serde_json::Value = serde_json::from_slice(&body.to_vec()).unwrap();
         assert_eq!(v["errors"][0]["code"], "BLOB_UNKNOWN");
         assert_eq!(v["errors"][0]["message"], "nope");

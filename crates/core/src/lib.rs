@@ -11,8 +11,10 @@ pub mod copy;
 pub mod diff;
 pub mod digest;
 pub mod driver;
+pub mod error;
 pub mod error_body;
 mod listing;
+pub mod machine;
 pub mod manifest;
 pub mod plan;
 pub mod progress;
@@ -23,6 +25,7 @@ mod session;
 pub mod testkit;
 pub mod time;
 pub mod transport;
+pub mod upload;
 
 /// The README's code blocks run as doctests, so its examples work as written.
 #[cfg(doctest)]

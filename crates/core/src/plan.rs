@@ -7,10 +7,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::api::Endpoint;
-use crate::auth::Scope;
+use crate::api::EndpointMap;
 use crate::config::{DestinationSpec, Rule, TagSelector};
-use crate::listing;
+use crate::digest::Digest;
+use crate::error::{Error, ErrorKind};
+use crate::listing::Listing;
 use crate::manifest::PlatformFilter;
 use crate::progress::Failure;
 use crate::reference::Reference;
@@ -19,30 +20,29 @@ use crate::session::{Call, Outcome};
 /// One image to copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyTask {
+    /// The image to read, by tag or digest.
     pub source: Reference,
+    /// Where it lands, with the rule's renamed tag or else the source's.
     pub destination: Reference,
+    /// Which children of an index to copy: the rule's own, else the job's.
     pub platforms: PlatformFilter,
 }
 
-/// Resolves a registry name to its endpoint (scheme and host).
-pub trait Endpoints {
-    fn endpoint(&self, registry: &str) -> Endpoint;
-}
-
-enum Listing {
-    Catalog { rule: usize },
-    Tags { rule: usize, repository: String },
+/// A listing one rule waits for.
+struct RuleListing {
+    rule: usize,
+    listing: Listing,
 }
 
 pub(crate) struct Planner {
     rules: Vec<Rule>,
     global_platforms: PlatformFilter,
-    listings: BTreeMap<u64, Listing>,
+    listings: BTreeMap<u64, RuleListing>,
     next_id: u64,
     tasks: Vec<CopyTask>,
     seen: BTreeSet<(String, String)>,
     repositories: BTreeSet<(String, String)>,
-    pub failures: Vec<Failure>,
+    failures: Vec<Failure>,
 }
 
 impl Planner {
@@ -60,15 +60,14 @@ impl Planner {
     }
 
     /// The first calls: catalogs and tag lists; rules that name their tags plan at once.
-    pub fn start(&mut self, endpoints: &dyn Endpoints) -> Vec<(u64, Call)> {
+    pub fn start(&mut self, endpoints: &EndpointMap) -> Vec<(u64, Call)> {
         let mut calls = Vec::new();
         for rule in 0..self.rules.len() {
             let source = &self.rules[rule].source;
             match source.repository.clone() {
                 None => {
-                    let url = endpoints.endpoint(&source.registry).catalog();
-                    let registry = source.registry.clone();
-                    calls.push(self.list(Listing::Catalog { rule }, &registry, "", Scope::catalog(), url));
+                    let listing = Listing::Catalog { registry: source.registry.clone() };
+                    calls.extend(self.list(rule, listing, endpoints));
                 }
                 Some(repository) => calls.extend(self.expand_repository(rule, &repository, endpoints)),
             }
@@ -80,8 +79,9 @@ impl Planner {
         self.listings.is_empty()
     }
 
-    pub fn take_tasks(&mut self) -> Vec<CopyTask> {
-        std::mem::take(&mut self.tasks)
+    /// The copy tasks and the rules that failed, once planning is done.
+    pub fn finish(self) -> (Vec<CopyTask>, Vec<Failure>) {
+        (self.tasks, self.failures)
     }
 
     pub fn repositories(&self) -> usize {
@@ -89,76 +89,49 @@ impl Planner {
     }
 
     /// Feeds a listing's outcome; returns follow-up calls (next pages, tag lists).
-    pub fn on_outcome(&mut self, id: u64, outcome: Outcome, endpoints: &dyn Endpoints) -> Vec<(u64, Call)> {
-        let Some(listing) = self.listings.remove(&id) else { return Vec::new() };
-        let (rule, what) = match &listing {
-            Listing::Catalog { rule } => (*rule, format!("catalog of {}", self.rules[*rule].source.registry)),
-            Listing::Tags { rule, repository } => {
-                (*rule, format!("tags of {}/{repository}", self.rules[*rule].source.registry))
-            }
-        };
+    pub fn on_outcome(&mut self, id: u64, outcome: Outcome, endpoints: &EndpointMap) -> Vec<(u64, Call)> {
+        let Some(RuleListing { rule, listing }) = self.listings.remove(&id) else { return Vec::new() };
+        let what = listing.describe();
         let response = match outcome {
             Outcome::Response(r) if r.status().is_success() => r,
             Outcome::Response(r) => {
-                let hint = match r.status().as_u16() {
+                let status = r.status().as_u16();
+                let hint = match status {
                     404 => "the repository does not exist at the source; check the rule's source",
                     401 | 403 => "access denied: check the credentials for the source registry",
                     _ => "the source registry refused the listing",
                 };
-                self.fail_rule(rule, &listing, format!("listing {what}: HTTP {}: {hint}", r.status()), false);
+                let message = format!("listing {what}: HTTP {}: {hint}", r.status());
+                self.fail_rule(rule, &listing, Error::new(ErrorKind::of_status(status), message));
                 return Vec::new();
             }
             Outcome::Failed(e) => {
-                self.fail_rule(rule, &listing, format!("listing {what}: {}", e.message), e.retryable);
+                self.fail_rule(rule, &listing, e.error.context(format!("listing {what}")));
                 return Vec::new();
             }
             Outcome::Transferred => return Vec::new(),
         };
-        let registry = self.rules[rule].source.registry.clone();
-        let endpoint = endpoints.endpoint(&registry);
+        let page = match listing.read(&response, endpoints) {
+            Ok(page) => page,
+            Err(e) => {
+                self.fail_rule(rule, &listing, e.context(format!("listing {what}")));
+                return Vec::new();
+            }
+        };
         let mut calls = Vec::new();
-        match listing {
-            Listing::Catalog { rule } => {
-                let page = match listing::catalog(&response, &endpoint) {
-                    Ok(page) => page,
-                    Err(e) => {
-                        let reason = format!("listing {what}: {e}");
-                        self.fail_rule(rule, &Listing::Catalog { rule }, reason, false);
-                        return Vec::new();
+        for item in page.items {
+            match &listing {
+                Listing::Catalog { .. } => calls.extend(self.expand_repository(rule, &item, endpoints)),
+                Listing::Tags { repository, .. } => {
+                    if self.rules[rule].tags.matches(&item) && self.rules[rule].source.selector.matches(&item)
+                    {
+                        self.add_tasks(rule, repository, Some(&item), None, None);
                     }
-                };
-                for repository in page.items {
-                    calls.extend(self.expand_repository(rule, &repository, endpoints));
-                }
-                if let Some(url) = page.next {
-                    calls.push(self.list(Listing::Catalog { rule }, &registry, "", Scope::catalog(), url));
                 }
             }
-            Listing::Tags { rule, repository } => {
-                let page = match listing::tags(&response, &endpoint) {
-                    Ok(page) => page,
-                    Err(e) => {
-                        let reason = format!("listing {what}: {e}");
-                        self.fail_rule(rule, &Listing::Tags { rule, repository }, reason, false);
-                        return Vec::new();
-                    }
-                };
-                for tag in page.items {
-                    if self.rules[rule].tags.matches(&tag) && self.rules[rule].source.selector.matches(&tag) {
-                        self.add_tasks(rule, &repository, Some(&tag), None, None);
-                    }
-                }
-                if let Some(url) = page.next {
-                    let scope = Scope::pull(&repository);
-                    calls.push(self.list(
-                        Listing::Tags { rule, repository: repository.clone() },
-                        &registry,
-                        &repository,
-                        scope,
-                        url,
-                    ));
-                }
-            }
+        }
+        if let Some(next) = page.next {
+            calls.push(self.track(rule, listing, next));
         }
         calls
     }
@@ -167,7 +140,7 @@ impl Planner {
         &mut self,
         rule: usize,
         repository: &str,
-        endpoints: &dyn Endpoints,
+        endpoints: &EndpointMap,
     ) -> Vec<(u64, Call)> {
         let registry = self.rules[rule].source.registry.clone();
         self.repositories.insert((registry.clone(), repository.to_owned()));
@@ -183,24 +156,28 @@ impl Planner {
                 Vec::new()
             }
             TagSelector::All | TagSelector::Pattern(_) => {
-                let url = endpoints.endpoint(&registry).tags_list(repository);
-                let listing = Listing::Tags { rule, repository: repository.to_owned() };
-                vec![self.list(listing, &registry, repository, Scope::pull(repository), url)]
+                let listing = Listing::Tags { registry, repository: repository.to_owned() };
+                self.list(rule, listing, endpoints).into_iter().collect()
             }
         }
     }
 
-    fn list(
-        &mut self,
-        listing: Listing,
-        registry: &str,
-        repository: &str,
-        scope: Scope,
-        url: String,
-    ) -> (u64, Call) {
+    /// Starts a listing for `rule`, or fails the rule for it when its URL cannot be formed.
+    fn list(&mut self, rule: usize, listing: Listing, endpoints: &EndpointMap) -> Option<(u64, Call)> {
+        match listing.first(endpoints) {
+            Ok(call) => Some(self.track(rule, listing, call)),
+            Err(e) => {
+                let what = listing.describe();
+                self.fail_rule(rule, &listing, e.context(format!("listing {what}")));
+                None
+            }
+        }
+    }
+
+    fn track(&mut self, rule: usize, listing: Listing, call: Call) -> (u64, Call) {
         self.next_id += 1;
-        self.listings.insert(self.next_id, listing);
-        (self.next_id, listing::call(url, registry, repository, scope))
+        self.listings.insert(self.next_id, RuleListing { rule, listing });
+        (self.next_id, call)
     }
 
     /// Adds a task per destination. `position` is the tag's place in the rule's own tag
@@ -210,7 +187,7 @@ impl Planner {
         rule: usize,
         repository: &str,
         tag: Option<&str>,
-        digest: Option<crate::digest::Digest>,
+        digest: Option<Digest>,
         position: Option<usize>,
     ) {
         let rule_ref = &self.rules[rule];
@@ -218,12 +195,8 @@ impl Planner {
             Ok(r) => r,
             Err(e) => {
                 let source = format!("{}/{repository}:{}", rule_ref.source.registry, tag.unwrap_or("?"));
-                self.failures.push(Failure {
-                    source,
-                    destination: String::new(),
-                    reason: e.to_string(),
-                    retryable: false,
-                });
+                let error = Error::new(ErrorKind::InvalidName, e.to_string());
+                self.failures.push(Failure::new(source, String::new(), error));
                 return;
             }
         };
@@ -241,12 +214,8 @@ impl Planner {
             let destination = match destination {
                 Ok(d) => d,
                 Err(e) => {
-                    self.failures.push(Failure {
-                        source: source.to_string(),
-                        destination: String::new(),
-                        reason: e.to_string(),
-                        retryable: false,
-                    });
+                    let error = Error::new(ErrorKind::InvalidName, e.to_string());
+                    self.failures.push(Failure::new(source.to_string(), String::new(), error));
                     continue;
                 }
             };
@@ -260,11 +229,10 @@ impl Planner {
         }
     }
 
-    fn fail_rule(&mut self, rule: usize, listing: &Listing, reason: String, retryable: bool) {
-        let source = &self.rules[rule].source;
+    fn fail_rule(&mut self, rule: usize, listing: &Listing, error: Error) {
         let what = match listing {
-            Listing::Catalog { .. } => source.registry.clone(),
-            Listing::Tags { repository, .. } => format!("{}/{repository}", source.registry),
+            Listing::Catalog { registry } => registry.clone(),
+            Listing::Tags { registry, repository } => format!("{registry}/{repository}"),
         };
         let destination = self.rules[rule]
             .destinations
@@ -275,7 +243,7 @@ impl Planner {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        self.failures.push(Failure { source: what, destination, reason, retryable });
+        self.failures.push(Failure::new(what, destination, error));
     }
 }
 
@@ -287,7 +255,7 @@ fn destination_for(
     source_repository: &str,
     whole_registry: bool,
     tag: Option<&str>,
-    digest: Option<crate::digest::Digest>,
+    digest: Option<Digest>,
     position: Option<usize>,
 ) -> Result<Reference, crate::reference::ReferenceError> {
     let repository = match (&spec.repository, whole_registry) {

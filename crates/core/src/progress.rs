@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
+use crate::error::{Error, ErrorKind};
 
 /// How a blob reached the destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,60 +24,104 @@ pub enum BlobOutcome {
 
 /// One progress event. Serialised with an `"event"` tag, e.g.
 /// `{"event":"image_done","image":0,...}`.
+///
+/// `image` is the image's place in the plan, from 0; every event about one image carries
+/// it, so a front end can key its display on it. `source` and `destination` are
+/// references as the user would type them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Event {
     /// A rule could not be expanded (its tag list or catalog failed); it copies nothing.
     PlanFailed {
+        /// What the rule listed (a registry or `registry/repository`), or the source name
+        /// that could not form a reference.
         source: String,
+        /// The rule's destinations, comma-separated; empty when a name failed.
         destination: String,
+        /// The error message, naming the listing or the name.
         reason: String,
+        /// What went wrong, for a front end to act on.
+        kind: ErrorKind,
+        /// Whether running the job again may help.
         retryable: bool,
     },
     /// Planning is over: the job knows every image it will copy.
     PlanReady {
+        /// Images to copy; rules that failed in planning are not among them.
         images: usize,
+        /// Source repositories the rules expanded to; 0 when the job was given images.
         repositories: usize,
     },
+    /// The image left the queue; at most `proc` images run at once.
     ImageStarted {
+        /// The image's place in the plan.
         image: usize,
+        /// The source reference.
         source: String,
+        /// The destination reference.
         destination: String,
     },
     /// The destination already holds the source's manifest digest.
     ImageSkipped {
+        /// The image's place in the plan.
         image: usize,
+        /// The source reference.
         source: String,
+        /// The destination reference.
         destination: String,
+        /// The digest both sides hold.
         digest: Digest,
     },
     /// Bytes of one blob moved so far.
     BlobProgress {
+        /// The image whose request started the move; other images that need the blob
+        /// wait and then see it present or mounted.
         image: usize,
+        /// The blob.
         digest: Digest,
+        /// Bytes this attempt has moved so far; more than `total` when a resumed upload
+        /// moved a prefix twice.
         bytes: u64,
+        /// The blob's size as the manifest gives it.
         total: u64,
     },
+    /// A blob this image needs is at the destination (in a dry run: would be). Sent once
+    /// per image and blob, so a blob that several images share is reported for each.
     BlobDone {
+        /// The image that needed the blob.
         image: usize,
+        /// The blob.
         digest: Digest,
+        /// The blob's size as the manifest gives it.
         size: u64,
+        /// How it got there.
         outcome: BlobOutcome,
     },
     /// A request failed transiently and will be tried again after `delay_ms`.
     RetryScheduled {
+        /// The request, e.g. `GET https://host/v2/...`, `blob <digest> from <url>` or
+        /// `token for <registry>`; never credentials.
         target: String,
+        /// Which retry this will be: 1 for the first.
         retry: u32,
+        /// The wait before it, from the backoff schedule or the answer's `Retry-After`.
         delay_ms: u64,
+        /// Why the last attempt failed, e.g. `HTTP 503 Service Unavailable`.
         reason: String,
     },
+    /// The image's manifest is at the destination (in a dry run: would be pushed).
     ImageDone {
+        /// The image's place in the plan.
         image: usize,
+        /// The source reference.
         source: String,
+        /// The destination reference.
         destination: String,
+        /// The manifest digest pushed: the rewritten index's when a platform filter applied.
         digest: Digest,
-        /// Bytes streamed for this image (mounted and present blobs move none).
+        /// Bytes streamed for this image (mounted and present blobs move none); in a dry
+        /// run, the bytes it would stream.
         bytes: u64,
         /// Set when a platform filter rewrote the index: the source index's digest.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -85,24 +130,37 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         dry_run: bool,
     },
+    /// The image failed and its manifest was not pushed; blobs it already moved stay.
     ImageFailed {
+        /// The image's place in the plan.
         image: usize,
+        /// The source reference.
         source: String,
+        /// The destination reference.
         destination: String,
+        /// The error message, naming what failed.
         reason: String,
+        /// What went wrong, for a front end to act on.
+        kind: ErrorKind,
+        /// Whether running the job again may help (the failure was transient).
         retryable: bool,
     },
     /// Always the last event of a job.
     JobFinished {
+        /// Failed when any image or rule failed.
         status: JobStatus,
+        /// The job's totals, as in the `--report` file.
         summary: Summary,
     },
 }
 
+/// How a job ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
+    /// No image and no rule failed (skipped images are a success).
     Succeeded,
+    /// At least one image or rule failed; the other images still ran to their end.
     Failed,
 }
 
@@ -119,26 +177,45 @@ impl Event {
 }
 
 /// Totals for a whole job.
+///
+/// The blob counters count each blob once per image that needs it, under the outcome
+/// that image saw: a layer two images share counts once as transferred and once as
+/// present or mounted. Manifests are not blobs and count in none of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
+    /// Images planned, plus rules and names that failed in planning.
     pub images: usize,
+    /// Images whose manifest was pushed; none in a dry run.
     pub copied: usize,
+    /// Images whose destination already held the source's digest.
     pub skipped: usize,
+    /// Images that failed, plus rules and names that failed in planning.
     pub failed: usize,
+    /// Blobs streamed from the source (in a dry run: that would be).
     pub blobs_transferred: usize,
+    /// Blobs mounted from another repository of the destination registry (in a dry run:
+    /// that would be).
     pub blobs_mounted: usize,
+    /// Blobs the destination repository already held, or got from another image of
+    /// this job.
     pub blobs_present: usize,
+    /// Sizes of the blobs transferred, as their manifests give them; 0 in a dry run.
     pub bytes_transferred: u64,
     /// Small requests sent (HEAD, GET, PUT, POST, token), retries included; transfers not.
     pub requests: u64,
+    /// Blob transfers started, retries included.
     pub transfers: u64,
+    /// Retries scheduled, of requests, transfers and token fetches alike.
     pub retries: u64,
+    /// From the machine's creation to the job's end, on the driver's clock.
     pub elapsed_ms: u64,
+    /// Set in a dry run: nothing was written.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
-    /// Bytes a dry run found missing at the destination.
+    /// Sizes of the blobs a dry run would transfer (a mount moves no bytes).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub bytes_to_copy: u64,
+    /// Every failure: planning's first, then images' in the order they failed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<Failure>,
 }
@@ -147,17 +224,37 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// One image that did not make it.
+/// One image (or rule) that did not make it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
+    /// The source reference, or what a failed rule listed.
     pub source: String,
+    /// The destination reference, or a failed rule's destinations (empty when a name
+    /// failed).
     pub destination: String,
+    /// The error message, naming what failed.
     pub reason: String,
+    /// What went wrong, for a front end to act on.
+    pub kind: ErrorKind,
     /// Whether running the job again may help (the failure was transient).
     pub retryable: bool,
 }
 
+impl Failure {
+    /// The failure of the copy from `source` to `destination`.
+    pub fn new(source: String, destination: String, error: Error) -> Self {
+        Failure {
+            source,
+            destination,
+            reason: error.message().to_owned(),
+            kind: error.kind(),
+            retryable: error.is_retryable(),
+        }
+    }
+}
+
 impl Summary {
+    /// Failed when any image or rule failed.
     pub fn status(&self) -> JobStatus {
         if self.failed == 0 {
             JobStatus::Succeeded
@@ -170,34 +267,53 @@ impl Summary {
 /// What happened to one image; the `--report` file lists one per image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageReport {
+    /// The source reference, or what a failed rule listed.
     pub source: String,
+    /// The destination reference, or a failed rule's destinations.
     pub destination: String,
+    /// How the image ended.
     pub outcome: ImageOutcome,
+    /// The manifest digest pushed (the rewritten index's when filtered), else the
+    /// source's as far as it was learned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<Digest>,
+    /// Set when a platform filter rewrote the index: the source index's digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewritten_from: Option<Digest>,
+    /// Bytes streamed for this image, as in [`Event::ImageDone`].
     pub bytes: u64,
+    /// For a failed image: the error message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For a failed image: what went wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ErrorKind>,
 }
 
+/// How one image ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ImageOutcome {
+    /// Its manifest was pushed.
     Copied,
+    /// The destination already held the source's digest.
     Skipped,
+    /// It failed (or its rule failed in planning).
     Failed,
     /// Dry run: the image would be copied.
     WouldCopy,
+    /// Not finished: the report was taken before the job ended.
     Pending,
 }
 
 /// The JSON report written at the end of a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
+    /// As [`Summary::status`] says.
     pub status: JobStatus,
+    /// The job's totals.
     pub summary: Summary,
+    /// Rules that failed in planning first, then every planned image in plan order.
     pub images: Vec<ImageReport>,
 }
 

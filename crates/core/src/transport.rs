@@ -14,8 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::digest::{Digest, VerifyError};
-use crate::retry::FailureClass;
-use crate::time::Instant;
+use crate::error_body::describe_body;
+use crate::retry::{parse_retry_after, FailureClass, RetryPolicy};
+use crate::time::{Instant, UnixTime};
 
 /// Identifies one action until its outcome is fed back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -28,16 +29,32 @@ impl fmt::Display for ActionId {
 }
 
 /// Work for the driver.
+// An action is moved once, from the machine to the driver: boxing the transfer would
+// buy nothing but an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Action {
-    /// Send a small request (manifest, HEAD, token, mount, tags) and feed the answer to
-    /// `handle_response`, or a connection failure to `handle_failure`.
-    Send { id: ActionId, request: http::Request<Vec<u8>> },
-    /// Move one blob and feed the outcome to `handle_transfer`.
-    Transfer { id: ActionId, transfer: Transfer },
+    /// Send a small request (manifest, HEAD, token, mount, tags) with
+    /// [`Transport::send`] and feed the result back as
+    /// [`Completion::of_send`](crate::machine::Completion::of_send).
+    Send {
+        /// Names the action when its completion is fed back.
+        id: ActionId,
+        /// The request, authorisation included: send it as it is.
+        request: http::Request<Vec<u8>>,
+    },
+    /// Move one blob with [`Transport::transfer`] and feed the result back as
+    /// [`Completion::of_transfer`](crate::machine::Completion::of_transfer).
+    Transfer {
+        /// Names the action when its completion is fed back.
+        id: ActionId,
+        /// What to move, and where.
+        transfer: Transfer,
+    },
 }
 
 impl Action {
+    /// The id to feed this action's completion back under.
     pub fn id(&self) -> ActionId {
         match self {
             Action::Send { id, .. } | Action::Transfer { id, .. } => *id,
@@ -58,8 +75,16 @@ pub struct Transfer {
     pub upload_location: Option<String>,
     /// Headers for every upload request (POST, PATCH, PUT): the destination's authorisation.
     pub upload_headers: http::HeaderMap,
+    /// The blob's digest: the bytes read must hash to it, and the upload is committed
+    /// with it (end-6, `PUT <location>?digest=<digest>`).
     pub digest: Digest,
+    /// The blob's size as the manifest gives it; more or fewer bytes fail the transfer.
     pub size: u64,
+    /// How the upload retries its own steps (a chunk, a commit) before the transfer fails:
+    /// the job's policy.
+    pub retry: RetryPolicy,
+    /// Seeds the upload's retry jitter, so a simulation replays the same schedule.
+    pub seed: u64,
 }
 
 /// How a transfer went when it succeeded.
@@ -72,7 +97,9 @@ pub struct TransferReport {
 /// Who failed: one side of a transfer, or the registry a small request went to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
+    /// The registry a transfer reads the blob from.
     Source,
+    /// The registry a transfer uploads the blob to.
     Destination,
     /// A small request (`Transport::send`), which talks to one registry.
     Registry,
@@ -94,17 +121,45 @@ impl fmt::Display for Side {
 pub enum TransportError {
     /// Could not connect, the connection broke, TLS failed, or the body was cut short.
     #[error("{side} connection failed: {message}")]
-    Connection { side: Side, message: String },
+    Connection {
+        /// Where it failed.
+        side: Side,
+        /// The underlying error, naming the host.
+        message: String,
+    },
+    /// An answer, or the next bytes of a body, did not come within the transport's limit.
     #[error("{side} timed out: {message}")]
-    Timeout { side: Side, message: String },
+    Timeout {
+        /// Where it timed out.
+        side: Side,
+        /// What timed out, naming the host.
+        message: String,
+    },
     /// An HTTP status that ended a transfer (small requests report statuses as responses).
     #[error("{side} answered HTTP {status}{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
-    Status { side: Side, status: u16, retry_after: Option<Duration>, detail: Option<String> },
+    Status {
+        /// Which registry answered.
+        side: Side,
+        /// The HTTP status code.
+        status: u16,
+        /// The answer's `Retry-After`, parsed: the retry waits that long, or is given up
+        /// when that is beyond the retry policy's patience.
+        retry_after: Option<Duration>,
+        /// What the answer says, e.g. the spec's `{"errors":[{"code","message"}]}` body.
+        detail: Option<String>,
+    },
     /// A `401 Unauthorized` that ended a transfer. `challenge` is the answer's
     /// `WWW-Authenticate` (RFC 9110 §11.6.1): a registry that lets anyone pull may ask for
     /// credentials only when a push starts, so this may be the first challenge it sends.
     #[error("{side} answered HTTP 401{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
-    Unauthorized { side: Side, challenge: Option<String>, detail: Option<String> },
+    Unauthorized {
+        /// Which registry refused.
+        side: Side,
+        /// The `WWW-Authenticate` value, if the answer had one.
+        challenge: Option<String>,
+        /// What the answer says, e.g. the spec's `{"errors":[{"code","message"}]}` body.
+        detail: Option<String>,
+    },
     /// The source's bytes do not match the descriptor. Nothing was committed.
     #[error("{0}")]
     Verify(VerifyError),
@@ -124,6 +179,28 @@ impl TransportError {
             TransportError::Status { side: Side::Destination, .. } => self.class().is_transient(),
             _ => false,
         }
+    }
+
+    /// An answer whose status ended a request to `host`: its status, `Retry-After` (read
+    /// at wall-clock time `now`), challenge, and the registry's own words from the body.
+    pub fn from_answer<B: AsRef<[u8]>>(
+        side: Side,
+        host: &str,
+        answer: &http::Response<B>,
+        now: UnixTime,
+    ) -> TransportError {
+        let header = |name| answer.headers().get(name).and_then(|v: &http::HeaderValue| v.to_str().ok());
+        let detail = Some(match describe_body(answer.body().as_ref()) {
+            Some(words) => format!("{host}: {words}"),
+            None => host.to_owned(),
+        });
+        let status = answer.status().as_u16();
+        if status == 401 {
+            let challenge = header(http::header::WWW_AUTHENTICATE).map(str::to_owned);
+            return TransportError::Unauthorized { side, challenge, detail };
+        }
+        let retry_after = header(http::header::RETRY_AFTER).and_then(|v| parse_retry_after(v, now));
+        TransportError::Status { side, status, retry_after, detail }
     }
 
     /// Whether another attempt may succeed.
@@ -153,6 +230,7 @@ pub type ProgressCounter = Arc<AtomicU64>;
 /// A transport's future. `Send` on native targets, local in the browser.
 #[cfg(not(target_arch = "wasm32"))]
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// A transport's future. `Send` on native targets, local in the browser.
 #[cfg(target_arch = "wasm32")]
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
@@ -166,17 +244,49 @@ pub trait Transport {
 
     /// Streams a blob from source to upload session, verifying digest and size on the way,
     /// and completes the upload only when verification passed. Stores the bytes moved so
-    /// far in `progress`.
+    /// far in `progress`. The upload's protocol is the core's
+    /// [`Upload`](crate::upload::Upload) machine; its waits are on `clock`, the driver's.
     async fn transfer(
         &self,
         transfer: Transfer,
         progress: ProgressCounter,
+        clock: &dyn Clock,
     ) -> Result<TransferReport, TransportError>;
 }
 
 /// The driver's clock. Native drivers use the runtime's timer, the browser its own, and
 /// the test kit a virtual clock.
-pub trait Clock {
+pub trait Clock: ClockBounds {
+    /// The current point on the driver's monotonic clock.
     fn now(&self) -> Instant;
+    /// Resolves once `deadline` has been reached.
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<'_, ()>;
+}
+
+/// What every [`Clock`] is, so that a driver can lend its clock to a transport: shareable
+/// across threads on native targets (a transfer's future is `Send` there), and viewable
+/// as `&dyn Clock` whatever its type.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait ClockBounds: Send + Sync {
+    fn as_dyn(&self) -> &dyn Clock;
+}
+
+/// What every [`Clock`] is: viewable as `&dyn Clock` whatever its type.
+#[cfg(target_arch = "wasm32")]
+pub trait ClockBounds {
+    fn as_dyn(&self) -> &dyn Clock;
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl<C: Clock + Send + Sync> ClockBounds for C {
+    fn as_dyn(&self) -> &dyn Clock {
+        self
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+impl<C: Clock> ClockBounds for C {
+    fn as_dyn(&self) -> &dyn Clock {
+        self
+    }
 }

@@ -126,12 +126,15 @@ fn image_syncer_auth_files() {
     let yaml = parse_auth_file("auth.yaml", include_str!("fixtures/config/auth.yaml"), &env).unwrap();
     assert_eq!(yaml, auth(yaml_entries));
 
-    // The longest matching key wins, on '/' boundaries only.
-    let find = |registry, repository| yaml.find(registry, repository).and_then(|e| e.username.clone());
+    // The longest matching key wins, on '/' boundaries only; the identity token is used.
+    let store = yaml.credentials().unwrap();
+    let find = |registry, repository| store.lookup(registry, repository).map(|c| c.username.clone());
     assert_eq!(find("quay.io", "coreos/etcd").as_deref(), Some("coreos-robot"));
     assert_eq!(find("quay.io", "coreosx/etcd").as_deref(), Some("quay-robot"));
     assert_eq!(find("docker.io", "library/nginx").as_deref(), Some("hub-user"));
     assert_eq!(find("registry.example.com", "a"), None);
+    let gcr = store.lookup("gcr.io", "project/app").and_then(|c| c.refresh_token().map(str::to_owned));
+    assert_eq!(gcr.as_deref(), Some("gcr-refresh-token"));
 }
 
 #[test]

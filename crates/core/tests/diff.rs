@@ -1,25 +1,25 @@
 //! Diffs on the virtual clock: statuses, request counts, details and whole registries.
 
-use ferry_core::copy::EndpointMap;
-use ferry_core::diff::{DiffJob, DiffMachine, DiffSide, TagStatus};
+use ferry_core::api::EndpointMap;
+use ferry_core::diff::{DiffJob, DiffMachine, TagStatus, Target};
 use ferry_core::manifest::media_type::OCI_MANIFEST;
 use ferry_core::retry::RetryPolicy;
 use ferry_core::testkit::{ImageBuilder, Network, Simulation};
 use ferry_core::time::{Instant, UnixTime};
 use http::Method;
 
-fn side(registry: &str, repository: Option<&str>) -> DiffSide {
-    DiffSide { registry: registry.to_owned(), repository: repository.map(str::to_owned) }
+fn side(registry: &str, repository: Option<&str>) -> Target {
+    Target { registry: registry.to_owned(), repository: repository.map(str::to_owned) }
 }
 
-fn diff(net: Network, source: DiffSide, destination: DiffSide, details: bool) -> (Simulation, DiffMachine) {
+fn diff(net: Network, source: Target, destination: Target, details: bool) -> (Simulation, DiffMachine) {
     run(net, source, Some(destination), None, details)
 }
 
 fn run(
     net: Network,
-    source: DiffSide,
-    destination: Option<DiffSide>,
+    source: Target,
+    destination: Option<Target>,
     reference: Option<&str>,
     details: bool,
 ) -> (Simulation, DiffMachine) {
@@ -33,6 +33,7 @@ fn run(
         credentials: Default::default(),
         endpoints,
         retry: RetryPolicy::default(),
+        seed: 0,
     };
     let mut machine = DiffMachine::new(job, Instant::ZERO, UnixTime(0));
     let mut sim = Simulation::new(net);

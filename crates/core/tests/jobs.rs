@@ -1,11 +1,14 @@
 //! Whole-job simulations of auth, listings, dry runs, forced copies and broken transfers,
 //! and the async driver on the virtual clock.
 
+use ferry_core::api::EndpointMap;
 use ferry_core::auth::{Credential, CredentialStore};
 use ferry_core::config::parse_images_file;
-use ferry_core::copy::{EndpointMap, Job, SyncMachine, SyncOptions};
+use ferry_core::copy::{Job, Plan, SyncMachine, SyncOptions};
 use ferry_core::digest::Digest;
-use ferry_core::driver::{self, Machine, Misuse};
+use ferry_core::driver;
+use ferry_core::error::ErrorKind;
+use ferry_core::machine::{Completion, Machine, Misuse};
 use ferry_core::progress::{Event, ImageOutcome, JobStatus};
 use ferry_core::testkit::{
     FakeAuth, Fault, FaultAnswer, ImageBuilder, Network, SimClock, SimTransport, Simulation,
@@ -23,7 +26,7 @@ fn job(images: &str, credentials: &[(&str, &str, &str)]) -> Job {
     endpoints.insecure.extend([SRC.to_owned(), DST.to_owned()]);
     let credentials = CredentialStore::new(credentials.iter().map(|(k, u, p)| (*k, Credential::new(*u, *p))))
         .expect("valid keys");
-    Job { rules, credentials, endpoints }
+    Job { plan: Plan::Rules(rules), credentials, endpoints }
 }
 
 fn run_job(network: Network, job: Job, options: SyncOptions) -> (Simulation, SyncMachine) {
@@ -159,6 +162,53 @@ fn a_whole_registry_rule_lists_the_catalog() {
 }
 
 #[test]
+fn a_catalog_name_that_cannot_form_a_url_fails_alone_and_the_others_sync() {
+    let mut net = seeded();
+    let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#;
+    for name in ["Bad Name", "x?y"] {
+        net.registry(SRC).put_manifest(
+            name,
+            Some("1"),
+            "application/vnd.oci.image.manifest.v1+json",
+            manifest,
+        );
+    }
+    let (sim, machine) = run_job(net, job(r#"{"src.test": "dst.test/mirror"}"#, &[]), SyncOptions::default());
+    let report = machine.report();
+    assert_eq!(report.summary.copied, 3, "app's three tags sync");
+    let failed: Vec<(&str, Option<ErrorKind>, &str)> = report
+        .images
+        .iter()
+        .filter(|i| i.outcome == ImageOutcome::Failed)
+        .map(|i| (i.source.as_str(), i.kind, i.reason.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    for (name, (source, kind, reason)) in ["Bad Name", "x?y"].iter().zip(&failed) {
+        assert_eq!(*source, format!("src.test/{name}"));
+        assert_eq!(*kind, Some(ErrorKind::InvalidName));
+        assert!(reason.contains(&format!("repository {name:?} cannot form a URL")), "{reason}");
+    }
+    // Nothing was sent for the bad names: no `GET /` and no request with their paths.
+    assert!(sim.network.log.iter().all(|r| r.url.contains("/v2/")), "every request has a /v2/ path");
+    assert_eq!(sim.network.log.iter().filter(|r| r.url.contains("Bad") || r.url.contains("x?y")).count(), 0);
+}
+
+#[test]
+fn failures_carry_their_kind_in_events_and_the_report() {
+    let (sim, machine) =
+        run_job(seeded(), job(r#"{"src.test/app:v9": "dst.test/app"}"#, &[]), SyncOptions::default());
+    let failed = sim.events_where(|e| matches!(e, Event::ImageFailed { .. }));
+    let Event::ImageFailed { kind, retryable, reason, .. } = failed[0] else { unreachable!() };
+    assert_eq!((*kind, *retryable), (ErrorKind::NotFound, false));
+    assert_eq!(reason, "src.test/app:v9 does not exist at the source");
+    let line = failed[0].to_ndjson();
+    assert!(line.contains(r#""kind":"not_found""#), "{line}");
+    let report = machine.report();
+    assert_eq!(report.images[0].kind, Some(ErrorKind::NotFound));
+    assert_eq!(report.summary.failures[0].kind, ErrorKind::NotFound);
+}
+
+#[test]
 fn a_missing_repository_fails_its_rule_with_the_reason() {
     let (sim, machine) =
         run_job(seeded(), job(r#"{"src.test/nope": "dst.test/nope"}"#, &[]), SyncOptions::default());
@@ -167,6 +217,7 @@ fn a_missing_repository_fails_its_rule_with_the_reason() {
     assert_eq!(report.images[0].outcome, ImageOutcome::Failed);
     let reason = report.images[0].reason.clone().unwrap();
     assert!(reason.contains("src.test/nope") && reason.contains("404"), "{reason}");
+    assert_eq!(report.images[0].kind, Some(ErrorKind::NotFound));
     assert_eq!(sim.events_where(|e| matches!(e, Event::PlanFailed { .. })).len(), 1);
 }
 
@@ -284,7 +335,7 @@ fn feeding_an_unknown_action_is_misuse_not_a_hang() {
     );
     let response = http::Response::new(Vec::new());
     assert_eq!(
-        machine.handle_response(ActionId(999), response, Instant::ZERO),
+        machine.handle(ActionId(999), Completion::Response(response), Instant::ZERO),
         Err(Misuse::UnknownAction(ActionId(999)))
     );
 }

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use ferry_core::api::EndpointMap;
 use ferry_core::config::parse_images_file;
-use ferry_core::copy::{EndpointMap, Job, SyncMachine, SyncOptions};
+use ferry_core::copy::{Job, Plan, SyncMachine, SyncOptions};
 use ferry_core::digest::Digest;
 use ferry_core::progress::{BlobOutcome, Event, ImageOutcome, JobStatus};
 use ferry_core::retry::{RetryPolicy, Rng};
@@ -20,7 +21,7 @@ fn job(images: &str) -> Job {
     let rules = parse_images_file("images.json", images, &|_| None).expect("valid images file");
     let mut endpoints = EndpointMap::default();
     endpoints.insecure.extend([SRC.to_owned(), DST.to_owned()]);
-    Job { rules, credentials: Default::default(), endpoints }
+    Job { plan: Plan::Rules(rules), credentials: Default::default(), endpoints }
 }
 
 fn run(network: Network, images: &str, options: SyncOptions) -> (Simulation, SyncMachine) {

@@ -1,7 +1,8 @@
 //! Upload bodies: the verifying stream of a monolithic `PUT`, and the progress upload
-//! bodies report for the upload watchdog (a chunk's body is `upload::ChunkBody`).
+//! bodies report for the upload watchdog (a chunk's body is `feed::ChunkBody`).
 
-use std::pin::Pin;
+use std::future::Future;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -12,6 +13,7 @@ use ferry_core::digest::Verifier;
 use ferry_core::transport::TransportError;
 use futures_util::stream::{Stream, StreamExt as _};
 
+use crate::errors::{from_reqwest, timeout};
 use crate::source::SourceStream;
 
 /// When an upload request last made progress, for the upload's watchdog.
@@ -44,6 +46,36 @@ impl Activity {
     pub(crate) fn deadline(&self, idle: Duration, commit: Duration) -> tokio::time::Instant {
         let last = self.origin + Duration::from_millis(self.last.load(Ordering::Relaxed));
         last + if self.done.load(Ordering::Relaxed) { commit } else { idle }
+    }
+}
+
+/// Waits for the answer to a request whose body is still going up: the registry may be
+/// silent for `idle` while it accepts none of the body, and for `after_body` once it has
+/// all of it (a closing `PUT` may take minutes while the registry moves the blob; a
+/// `PATCH` answers at once). An I/O watchdog, not a protocol wait: those are the core's.
+pub(crate) async fn watch(
+    answer: impl Future<Output = reqwest::Result<reqwest::Response>>,
+    activity: &Activity,
+    host: &str,
+    idle: Duration,
+    after_body: Duration,
+) -> Result<reqwest::Response, TransportError> {
+    let side = ferry_core::transport::Side::Destination;
+    let mut answer = pin!(answer);
+    loop {
+        let deadline = activity.deadline(idle, after_body);
+        match tokio::time::timeout_at(deadline, answer.as_mut()).await {
+            Ok(answer) => return answer.map_err(|e| from_reqwest(side, host, e)),
+            Err(_) if activity.deadline(idle, after_body) > deadline => continue,
+            Err(_) => {
+                let (what, after) = if activity.done.load(Ordering::Relaxed) {
+                    ("did not confirm the upload", after_body)
+                } else {
+                    ("accepted none of the upload", idle)
+                };
+                return Err(timeout(side, host, what, after));
+            }
+        }
     }
 }
 

@@ -14,9 +14,11 @@
 #![forbid(unsafe_code)]
 
 mod body;
+mod client;
 mod clock;
 pub mod credentials;
 mod errors;
+mod feed;
 mod options;
 mod source;
 mod transport;
@@ -28,7 +30,7 @@ pub use options::{
 };
 pub use transport::NativeTransport;
 
-use ferry_core::driver::{Machine, Misuse};
+use ferry_core::machine::{Machine, Misuse};
 use ferry_core::progress::Event;
 
 /// Runs `machine` to the end over `transport` on tokio, handing each progress event to

@@ -27,6 +27,9 @@ pub const DEFAULT_MAX_ANSWER_BYTES: usize = 8 * MIB as usize;
 /// memory bound wins and the registry may refuse the chunks.
 pub(crate) const MAX_HONOURED_MIN_CHUNK: u64 = 128 * MIB;
 
+/// Cancelling a session is a courtesy; it does not get to hold up the error it follows.
+pub(crate) const CANCEL_WAIT: Duration = Duration::from_secs(10);
+
 /// Options of a [`NativeTransport`](crate::NativeTransport). Start from
 /// [`NativeOptions::default`] and adjust with the `with_*` methods.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,12 +60,6 @@ pub struct NativeOptions {
     pub max_answer_bytes: usize,
     /// Redirects followed for a `GET` or `HEAD`.
     pub max_redirects: usize,
-    /// How many times one chunked upload asks the registry where it stands and resumes
-    /// before it gives up (the core then retries the whole transfer).
-    pub resume_attempts: u32,
-    /// The first pause before a resume; it doubles with each attempt, and a registry's
-    /// `Retry-After` replaces it (up to 10 s).
-    pub resume_backoff: Duration,
 }
 
 impl Default for NativeOptions {
@@ -79,8 +76,6 @@ impl Default for NativeOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
             max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
             max_redirects: 5,
-            resume_attempts: 3,
-            resume_backoff: Duration::from_millis(250),
         }
     }
 }
@@ -131,12 +126,6 @@ impl NativeOptions {
 
     pub fn with_max_redirects(mut self, redirects: usize) -> Self {
         self.max_redirects = redirects;
-        self
-    }
-
-    pub fn with_resume(mut self, attempts: u32, backoff: Duration) -> Self {
-        self.resume_attempts = attempts;
-        self.resume_backoff = backoff;
         self
     }
 

@@ -13,8 +13,8 @@ use futures_util::stream::{BoxStream, Stream, StreamExt as _};
 use http::header::{CONTENT_RANGE, RANGE};
 use http::StatusCode;
 
+use crate::client::{expect_success, parse_url, Client};
 use crate::errors::{from_reqwest, host_of, timeout};
-use crate::transport::{expect_success, parse_url, NativeTransport};
 
 /// The blob's bytes from a given offset on. Counts every byte read into the transfer's
 /// progress, drops the prefix itself when the source ignored `Range`, and fails when the
@@ -34,7 +34,7 @@ pub(crate) struct SourceStream {
 
 /// `GET`s the blob from `offset` on (with `Range: bytes=<offset>-` unless it is 0).
 pub(crate) async fn open(
-    transport: &NativeTransport,
+    client: &Client,
     transfer: &Transfer,
     offset: u64,
     progress: &ProgressCounter,
@@ -45,9 +45,9 @@ pub(crate) async fn open(
     if offset > 0 {
         headers.insert(RANGE, format!("bytes={offset}-").parse().expect("a number is a header value"));
     }
-    let wait = transport.options().read_timeout;
+    let wait = client.options().read_timeout;
     let (answer, url) =
-        transport.fetch(side, transfer.source.method().clone(), url, headers, None, wait).await?;
+        client.fetch(side, transfer.source.method().clone(), url, headers, None, wait).await?;
     let answer = expect_success(side, answer, &url).await?;
     let host = host_of(&url);
     let skip = match answer.status() {
@@ -83,7 +83,7 @@ pub(crate) async fn open(
             }));
         }
     }
-    let idle = transport.options().read_timeout;
+    let idle = client.options().read_timeout;
     Ok(SourceStream {
         body: answer.bytes_stream().boxed(),
         host,

@@ -6,10 +6,10 @@ mod support;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use ferry_core::driver::{Machine, Misuse};
+use ferry_core::machine::{Completion, Machine, Misuse};
 use ferry_core::progress::Event;
 use ferry_core::time::Instant;
-use ferry_core::transport::{Action, ActionId, Clock, TransferReport, TransportError};
+use ferry_core::transport::{Action, ActionId, Clock, TransferReport};
 use ferry_native::{run_sync, NativeTransport, TokioClock};
 use support::{sample, Config, Server};
 
@@ -33,7 +33,7 @@ struct TwoSteps {
     actions: VecDeque<Action>,
     then: Option<Action>,
     answers: Vec<u16>,
-    transfers: Vec<Result<TransferReport, TransportError>>,
+    transfers: Vec<TransferReport>,
     progress: u64,
 }
 
@@ -47,26 +47,15 @@ impl Machine for TwoSteps {
     fn poll_timeout(&self) -> Option<Instant> {
         None
     }
-    fn handle_response(
-        &mut self,
-        _: ActionId,
-        response: http::Response<Vec<u8>>,
-        _: Instant,
-    ) -> Result<(), Misuse> {
-        self.answers.push(response.status().as_u16());
-        self.actions.extend(self.then.take());
-        Ok(())
-    }
-    fn handle_failure(&mut self, id: ActionId, _: TransportError, _: Instant) -> Result<(), Misuse> {
-        Err(Misuse::UnknownAction(id))
-    }
-    fn handle_transfer(
-        &mut self,
-        _: ActionId,
-        result: Result<TransferReport, TransportError>,
-        _: Instant,
-    ) -> Result<(), Misuse> {
-        self.transfers.push(result);
+    fn handle(&mut self, id: ActionId, completion: Completion, _: Instant) -> Result<(), Misuse> {
+        match completion {
+            Completion::Response(response) => {
+                self.answers.push(response.status().as_u16());
+                self.actions.extend(self.then.take());
+            }
+            Completion::Transfer(report) => self.transfers.push(report),
+            Completion::Failure(_) => return Err(Misuse::UnknownAction(id)),
+        }
         Ok(())
     }
     fn handle_progress(&mut self, _: ActionId, bytes: u64) {
@@ -96,6 +85,6 @@ async fn run_sync_drives_a_machine_over_the_transport() {
     let transport = NativeTransport::new().unwrap();
     run_sync(&mut machine, &transport, &TokioClock::new(), |_| {}).await.unwrap();
     assert_eq!(machine.answers, vec![200]);
-    assert_eq!(machine.transfers, vec![Ok(TransferReport { bytes: size })]);
+    assert_eq!(machine.transfers, vec![TransferReport { bytes: size }]);
     assert_eq!(destination.state().committed.len(), 1);
 }

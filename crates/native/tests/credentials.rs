@@ -49,13 +49,14 @@ fn inline_auths_decode_and_feed_the_store() {
     let loaded = loader(dir.path()).load(&path).unwrap();
     assert_eq!(
         pairs(&loaded.credentials),
-        vec![("https://index.docker.io/v1/", "hub", "hub-pass"), ("quay.io", "q", "q-pass")]
+        vec![
+            ("https://index.docker.io/v1/", "hub", "hub-pass"),
+            ("myacr.azurecr.io", "<token>", "eyJ..."),
+            ("quay.io", "q", "q-pass"),
+        ]
     );
-    assert_eq!(loaded.skipped.len(), 1);
-    assert_eq!(loaded.skipped[0].key, "myacr.azurecr.io");
-    let note = loaded.skipped[0].to_string();
-    assert!(note.contains("identity token") && note.contains("config.json"), "{note}");
-    assert!(!note.contains("eyJ"), "{note}");
+    // The identity token wins over the `auth` docker keeps beside it.
+    assert_eq!(loaded.credentials[1].1.refresh_token(), Some("eyJ..."));
 
     let store = CredentialStore::new(loaded.credentials).unwrap();
     assert_eq!(store.lookup("docker.io", "library/nginx").map(|c| c.username.as_str()), Some("hub"));
@@ -100,18 +101,17 @@ esac"#,
             ("inline.example", "in", "line"),
         ]
     );
-    assert!(loaded.skipped.is_empty());
 }
 
 #[test]
-fn a_helper_identity_token_is_skipped() {
+fn a_helper_identity_token_becomes_a_refresh_token() {
     let dir = tempfile::tempdir().unwrap();
     helper(dir.path(), "acr", r#"echo '{"Username":"<token>","Secret":"refresh-SECRET"}'"#);
     let path = write(dir.path(), "config.json", r#"{"credHelpers": {"acr.example": "acr"}}"#);
     let loaded = loader(dir.path()).load(&path).unwrap();
-    assert!(loaded.credentials.is_empty());
-    assert_eq!(loaded.skipped.len(), 1);
-    assert!(!loaded.skipped[0].to_string().contains("SECRET"));
+    assert_eq!(loaded.credentials.len(), 1);
+    assert_eq!(loaded.credentials[0].1.refresh_token(), Some("refresh-SECRET"));
+    assert!(!format!("{:?}", loaded.credentials[0].1).contains("SECRET"), "no secret in debug output");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use ferry_core::transport::Transport;
-use ferry_native::{NativeOptions, NativeTransport};
+use ferry_native::{NativeOptions, NativeTransport, TokioClock};
 use support::{transfer, Config, Server};
 
 const MIB: u64 = 1024 * 1024;
@@ -40,14 +40,16 @@ async fn peak_memory_does_not_grow_with_the_blob() {
         let transport = NativeTransport::with_options(options).unwrap();
         // Warm up pools, buffers and the runtime with a small transfer first.
         transport
-            .transfer(transfer(&source, &destination, &small, small_size), Arc::default())
+            .transfer(transfer(&source, &destination, &small, small_size), Arc::default(), &TokioClock::new())
             .await
             .unwrap();
         let reset = reset_peak();
         let before = status_kib(if reset { "VmRSS:" } else { "VmHWM:" });
         let progress = Arc::new(AtomicU64::new(0));
-        let report =
-            transport.transfer(transfer(&source, &destination, &big, big_size), progress).await.unwrap();
+        let report = transport
+            .transfer(transfer(&source, &destination, &big, big_size), progress, &TokioClock::new())
+            .await
+            .unwrap();
         let peak = status_kib("VmHWM:");
         let growth_mib = peak.saturating_sub(before) / 1024;
         eprintln!("{name}: peak RSS grew by {growth_mib} MiB moving a 256 MiB blob (reset peak: {reset})");

@@ -10,16 +10,15 @@ use std::time::Duration;
 
 use ferry_core::digest::VerifyError;
 use ferry_core::retry::FailureClass;
-use ferry_core::transport::{Side, Transport, TransportError};
-use ferry_native::{NativeOptions, NativeTransport};
+use ferry_core::transport::{Clock as _, Side, Transport, TransportError};
+use ferry_native::{NativeOptions, NativeTransport, TokioClock};
 use http::Method;
 use support::{sample, transfer, Config, PatchFault, Server};
 
 const MIB: usize = 1024 * 1024;
 
 fn chunked(threshold: u64, chunk: usize) -> NativeTransport {
-    let options =
-        NativeOptions::default().with_chunking(threshold, chunk).with_resume(3, Duration::from_millis(10));
+    let options = NativeOptions::default().with_chunking(threshold, chunk);
     NativeTransport::with_options(options).unwrap()
 }
 
@@ -28,7 +27,7 @@ async fn run(
     t: ferry_core::transport::Transfer,
 ) -> (Result<u64, TransportError>, u64) {
     let progress = Arc::new(AtomicU64::new(0));
-    let result = transport.transfer(t, progress.clone()).await.map(|r| r.bytes);
+    let result = transport.transfer(t, progress.clone(), &TokioClock::new()).await.map(|r| r.bytes);
     (result, progress.load(Ordering::Relaxed))
 }
 
@@ -408,4 +407,39 @@ async fn a_stalled_source_times_out_as_the_source() {
         assert!(destination.state().committed.is_empty());
         assert_eq!(destination.state().cancelled, 1);
     }
+}
+
+/// The clock a driver lends to `transfer`, recording the waits the upload asks for.
+struct Recording {
+    inner: TokioClock,
+    waits: std::sync::Mutex<Vec<ferry_core::time::Instant>>,
+}
+
+impl ferry_core::transport::Clock for Recording {
+    fn now(&self) -> ferry_core::time::Instant {
+        self.inner.now()
+    }
+
+    fn sleep_until(&self, deadline: ferry_core::time::Instant) -> ferry_core::transport::BoxFuture<'_, ()> {
+        self.waits.lock().unwrap().push(deadline);
+        self.inner.sleep_until(deadline)
+    }
+}
+
+/// A resume's pause is the core's, spent on the driver's clock: no timer of the transport's own.
+#[tokio::test]
+async fn a_resume_waits_on_the_driver_clock() {
+    let source = Server::start(Config { ranges: true, ..Config::default() }).await;
+    let faults = BTreeMap::from([(2, PatchFault::Status(503))]);
+    let destination = Server::start(Config { patch_faults: faults, ..Config::default() }).await;
+    let (digest, size) = source.add_blob(sample(600 * 1024));
+    let clock = Recording { inner: TokioClock::new(), waits: Default::default() };
+    let transport = chunked(0, 256 * 1024);
+    let progress = Arc::new(AtomicU64::new(0));
+    let result = transport.transfer(transfer(&source, &destination, &digest, size), progress, &clock).await;
+    assert!(result.is_ok(), "{result:?}");
+    let waits = clock.waits.lock().unwrap().clone();
+    assert_eq!(waits.len(), 1, "one pause before asking where the upload stands: {waits:?}");
+    assert!(waits[0] <= clock.now());
+    assert_eq!(destination.state().committed, vec![(digest.to_string(), size)]);
 }

@@ -2,7 +2,8 @@
 //!
 //! Every promise rejects with an `Error` whose `message` is one line: `name` is
 //! `InputError` for bad arguments, `NetworkError` (with `registry`) when `fetch` itself
-//! failed, `AbortError` when the caller's signal fired, and `Error` otherwise. Results
+//! failed, `AbortError` when the caller's signal fired, and `Error` otherwise (with the
+//! core's `kind` of failure when it has one). Results
 //! are the core's own JSON: the same as the CLI's `--json`, `--progress json` and
 //! `--report`.
 
@@ -28,6 +29,13 @@ export interface InspectResult {
   platforms: string[];
 }
 
+/** What went wrong (ferry-core's `ErrorKind`): pick a message from it. */
+export type FailureKind =
+  | "not_found" | "unauthorized" | "rate_limited" | "unavailable" | "integrity"
+  | "invalid_answer" | "unsupported" | "invalid_name" | "refused" | "cancelled";
+/** A failure with its kind; a rejected promise's `Error` carries `kind` too when known. */
+export interface KindedError { kind: FailureKind; message: string }
+
 export type TagStatus = "in_sync" | "missing" | "different" | "extra";
 export interface DiffRow {
   repository: string;
@@ -45,14 +53,14 @@ export interface DiffReport {
   missing: number;
   different: number;
   extra: number;
-  errors: string[];
+  errors: KindedError[];
 }
 export interface DiffOptions {
   /** Also read the source's manifests: platforms and total size per tag. */
   details?: boolean;
 }
 
-export interface Failure { source: string; destination: string; reason: string; retryable: boolean }
+export interface Failure { source: string; destination: string; reason: string; kind: FailureKind; retryable: boolean }
 export interface Summary {
   images: number; copied: number; skipped: number; failed: number;
   blobs_transferred: number; blobs_mounted: number; blobs_present: number;
@@ -61,7 +69,7 @@ export interface Summary {
 }
 /** One progress event: a line of `ferry sync --progress json`. The last is `job_finished`. */
 export type ProgressEvent =
-  | { event: "plan_failed"; source: string; destination: string; reason: string; retryable: boolean }
+  | { event: "plan_failed"; source: string; destination: string; reason: string; kind: FailureKind; retryable: boolean }
   | { event: "plan_ready"; images: number; repositories: number }
   | { event: "image_started"; image: number; source: string; destination: string }
   | { event: "image_skipped"; image: number; source: string; destination: string; digest: string }
@@ -70,12 +78,13 @@ export type ProgressEvent =
   | { event: "retry_scheduled"; target: string; retry: number; delay_ms: number; reason: string }
   | { event: "image_done"; image: number; source: string; destination: string; digest: string; bytes: number;
       rewritten_from?: string; dry_run?: boolean }
-  | { event: "image_failed"; image: number; source: string; destination: string; reason: string; retryable: boolean }
+  | { event: "image_failed"; image: number; source: string; destination: string; reason: string; kind: FailureKind;
+      retryable: boolean }
   | { event: "job_finished"; status: "succeeded" | "failed"; summary: Summary };
 export interface ImageReport {
   source: string; destination: string;
   outcome: "copied" | "skipped" | "failed" | "would_copy" | "pending";
-  digest?: string; rewritten_from?: string; bytes: number; reason?: string;
+  digest?: string; rewritten_from?: string; bytes: number; reason?: string; kind?: FailureKind;
 }
 /** The job's report: what `ferry sync --report` writes. */
 export interface CopyReport { status: "succeeded" | "failed"; summary: Summary; images: ImageReport[] }

@@ -5,10 +5,9 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ferry_core::retry::parse_retry_after;
 use ferry_core::transport::{Side, TransportError};
 use futures_util::future::{select, Either};
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST};
 use http::HeaderMap;
 use js_sys::Uint8Array;
 use wasm_bindgen::{JsCast as _, JsValue};
@@ -100,29 +99,33 @@ impl Answer {
         Ok(body)
     }
 
-    /// An answer that ended a transfer, as the core's error: its status, `Retry-After`,
-    /// challenge, and the registry's own words from the body.
-    pub async fn into_error(self, side: Side) -> TransportError {
-        let status = self.status();
-        let retry_after = self.header(RETRY_AFTER.as_str()).and_then(|v| parse_retry_after(&v, wall_now()));
-        let challenge = self.header(WWW_AUTHENTICATE.as_str());
+    /// The answer in the core's vocabulary: status and the headers CORS exposes, and for
+    /// a status that is not a success the start of its body, which explains it.
+    pub async fn into_http(self, side: Side) -> Result<http::Response<Vec<u8>>, TransportError> {
         let mut body = Vec::new();
-        if let Ok(mut reader) = BodyReader::new(&self, side, DETAIL_WAIT) {
-            while let Ok(Some(piece)) = reader.next().await {
-                body.extend_from_slice(&piece.to_vec());
-                if body.len() >= DETAIL_BYTES {
-                    break;
+        if !(200..300).contains(&self.status()) {
+            if let Ok(mut reader) = BodyReader::new(&self, side, DETAIL_WAIT) {
+                while let Ok(Some(piece)) = reader.next().await {
+                    body.extend_from_slice(&piece.to_vec());
+                    if body.len() >= DETAIL_BYTES {
+                        break;
+                    }
                 }
             }
         }
-        let detail = Some(match describe_body(&body) {
-            Some(words) => format!("{}: {words}", self.host),
-            None => self.host.clone(),
-        });
-        if status == 401 {
-            return TransportError::Unauthorized { side, challenge, detail };
+        self.head()
+            .body(body)
+            .map_err(|e| TransportError::Connection { side, message: format!("{}: {e}", self.host) })
+    }
+
+    /// An answer that ended a transfer, as the core's error: its status, `Retry-After`,
+    /// challenge, and the registry's own words from the body.
+    pub async fn into_error(self, side: Side) -> TransportError {
+        let host = self.host.clone();
+        match self.into_http(side).await {
+            Ok(answer) => TransportError::from_answer(side, &host, &answer, wall_now()),
+            Err(error) => error,
         }
-        TransportError::Status { side, status, retry_after, detail }
     }
 
     /// Turns an answer that is not a success into an error.
@@ -301,39 +304,4 @@ pub(crate) fn host_of(url: &str) -> String {
     let origin = origin_of(url);
     let authority = origin.find("://").map_or(origin, |i| &origin[i + 3..]);
     authority.rsplit('@').next().unwrap_or(authority).to_owned()
-}
-
-/// The error codes of an OCI error body (`{"errors":[{"code","message"}]}`), or the start
-/// of a text body.
-fn describe_body(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Errors {
-        errors: Vec<Item>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Item {
-        #[serde(default)]
-        code: String,
-        #[serde(default)]
-        message: String,
-    }
-    if let Ok(parsed) = serde_json::from_slice::<Errors>(body) {
-        if !parsed.errors.is_empty() {
-            let items: Vec<String> =
-                parsed
-                    .errors
-                    .iter()
-                    .map(|e| {
-                        if e.message.is_empty() {
-                            e.code.clone()
-                        } else {
-                            format!("{}: {}", e.code, e.message)
-                        }
-                    })
-                    .collect();
-            return Some(items.join("; "));
-        }
-    }
-    let text = std::str::from_utf8(body).ok()?.split_whitespace().collect::<Vec<_>>().join(" ");
-    (!text.is_empty()).then(|| text.chars().take(200).collect())
 }

@@ -1,8 +1,8 @@
 //! The caller's arguments: repositories, credentials and options, checked before any
 //! request, with errors that name the argument and the fix.
 
+use ferry_core::api::EndpointMap;
 use ferry_core::auth::{Credential, CredentialStore};
-use ferry_core::copy::EndpointMap;
 use ferry_core::digest::Digest;
 use ferry_core::reference::{normalize_registry, validate_registry, validate_repository, validate_tag};
 use serde::de::DeserializeOwned;

@@ -3,9 +3,10 @@
 //! one side alone. Each runs on the core's driver until it finishes or the caller aborts.
 
 use ferry_core::config::{DestinationSpec, Rule, SourceSpec, TagSelector};
-use ferry_core::copy::{Job, SyncMachine, SyncOptions};
-use ferry_core::diff::{DiffJob, DiffMachine, DiffReport, DiffSide};
-use ferry_core::driver::{self, Machine};
+use ferry_core::copy::{Job, Plan, SyncMachine, SyncOptions};
+use ferry_core::diff::{DiffJob, DiffMachine, DiffReport, Target};
+use ferry_core::driver;
+use ferry_core::machine::Machine;
 use ferry_core::manifest::PlatformFilter;
 use ferry_core::progress::Event;
 use ferry_core::retry::RetryPolicy;
@@ -84,10 +85,11 @@ pub(crate) async fn copy(
         tags: Default::default(),
         platforms: Vec::new(),
     };
-    let job = Job { rules: vec![rule], credentials: access.credentials, endpoints: access.endpoints };
+    let job =
+        Job { plan: Plan::Rules(vec![rule]), credentials: access.credentials, endpoints: access.endpoints };
     let sync = SyncOptions {
         max_transfers: DEFAULT_MAX_TRANSFERS,
-        seed: (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64,
+        seed: jitter_seed(),
         platforms,
         ..SyncOptions::default()
     };
@@ -115,7 +117,7 @@ pub(crate) async fn diff(src: JsValue, dst: JsValue, opts: JsValue) -> Result<Js
     let src = input::repo("src", &src)?;
     let dst = input::repo("dst", &dst)?;
     let DiffInput { details } = input::options("diff options", &opts, &["details"])?;
-    let destination = DiffSide { registry: dst.name.clone(), repository: Some(dst.repository.clone()) };
+    let destination = Target { registry: dst.name.clone(), repository: Some(dst.repository.clone()) };
     let report = read(&[&src, &dst], Some(destination), None, details).await?;
     Ok(js::to_js(&report)?)
 }
@@ -132,7 +134,7 @@ pub(crate) async fn inspect(repo: JsValue, reference: String) -> Result<JsValue,
     let reference = input::reference(&reference)?;
     let report = read(&[&repo], None, Some(reference.clone()), true).await?;
     let Some(row) = report.rows.first() else {
-        return Err(ApiError::Failed(format!(
+        return Err(ApiError::failed(format!(
             "{}/{}: no image {reference} (listTags shows the tags)",
             repo.base, repo.repository
         )));
@@ -151,12 +153,12 @@ pub(crate) async fn inspect(repo: JsValue, reference: String) -> Result<JsValue,
 /// first error; a comparison reports its errors, unless a registry could not be reached.
 async fn read(
     repos: &[&Repo],
-    destination: Option<DiffSide>,
+    destination: Option<Target>,
     reference: Option<String>,
     details: bool,
 ) -> Result<DiffReport, ApiError> {
     let access = input::access(repos)?;
-    let source = DiffSide { registry: repos[0].name.clone(), repository: Some(repos[0].repository.clone()) };
+    let source = Target { registry: repos[0].name.clone(), repository: Some(repos[0].repository.clone()) };
     let one_sided = destination.is_none();
     let job = DiffJob {
         source,
@@ -166,6 +168,7 @@ async fn read(
         credentials: access.credentials,
         endpoints: access.endpoints,
         retry: RetryPolicy::default(),
+        seed: jitter_seed(),
     };
     let transport = BrowserTransport::with_access(BrowserOptions::default(), access.bases, access.tokens);
     let clock = BrowserClock::new();
@@ -177,7 +180,7 @@ async fn read(
             return Err(error);
         }
         if one_sided {
-            return Err(ApiError::Failed(first.clone()));
+            return Err(first.clone().into());
         }
     }
     Ok(report)
@@ -198,7 +201,7 @@ async fn drive<M: Machine>(
     let run = Box::pin(driver::run(machine, transport, clock, on_event));
     match select(run, AbortWait::new(signal)).await {
         Either::Left((Ok(()), _)) => Ok(()),
-        Either::Left((Err(misuse), _)) => Err(ApiError::Failed(format!("ferry's driver stopped: {misuse}"))),
+        Either::Left((Err(misuse), _)) => Err(ApiError::failed(format!("ferry's driver stopped: {misuse}"))),
         Either::Right(_) => Err(ApiError::Aborted),
     }
 }
@@ -210,4 +213,10 @@ fn network_error(transport: &BrowserTransport, report: Option<JsValue>) -> Optio
         "could not reach {registry} ({reason}): it is down or unreachable, or it does not allow this origin by CORS"
     );
     Some(ApiError::Network { message, registry, report })
+}
+
+/// A jitter seed that differs between runs, so that many pages retrying one registry
+/// spread out.
+fn jitter_seed() -> u64 {
+    (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64
 }

@@ -3,7 +3,9 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ferry_core::transport::{ProgressCounter, Side, Transfer, TransferReport, Transport, TransportError};
+use ferry_core::transport::{
+    Clock, ProgressCounter, Side, Transfer, TransferReport, Transport, TransportError,
+};
 use http::Method;
 
 use crate::fetch::{Body, Http};
@@ -13,6 +15,13 @@ const MIB: usize = 1024 * 1024;
 /// The size of one `PATCH`: the most of a blob a transfer holds at once. A blob smaller
 /// than this goes up in one `PUT`.
 pub const DEFAULT_CHUNK_SIZE: usize = 8 * MIB;
+
+/// A registry's `OCI-Chunk-Min-Length` is honoured up to this size (or the chunk size,
+/// if larger): a chunk is held in memory while it goes up.
+pub(crate) const MAX_HONOURED_MIN_CHUNK: u64 = 32 * MIB as u64;
+
+/// Cancelling a session is a courtesy; it does not get to hold up the error it follows.
+pub(crate) const CANCEL_WAIT: Duration = Duration::from_secs(10);
 
 /// How a [`BrowserTransport`] talks to registries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,12 +36,6 @@ pub struct BrowserOptions {
     pub upload_timeout: Duration,
     /// The largest answer a small request accepts (manifests, tag lists, tokens).
     pub max_answer_bytes: usize,
-    /// How many times one chunked upload asks the registry where it stands and resumes
-    /// before it gives up (the core then retries the whole transfer).
-    pub resume_attempts: u32,
-    /// The first pause before a resume; it doubles with each attempt, and a readable
-    /// `Retry-After` replaces it.
-    pub resume_backoff: Duration,
 }
 
 impl Default for BrowserOptions {
@@ -42,8 +45,6 @@ impl Default for BrowserOptions {
             answer_timeout: Duration::from_secs(60),
             upload_timeout: Duration::from_secs(600),
             max_answer_bytes: 8 * MIB,
-            resume_attempts: 3,
-            resume_backoff: Duration::from_millis(500),
         }
     }
 }
@@ -107,8 +108,9 @@ impl Transport for BrowserTransport {
         &self,
         transfer: Transfer,
         progress: ProgressCounter,
+        clock: &dyn Clock,
     ) -> Result<TransferReport, TransportError> {
-        crate::upload::run(self, &transfer, &progress).await?;
+        crate::upload::run(self, &transfer, &progress, clock).await?;
         Ok(TransferReport { bytes: progress.load(Ordering::Relaxed) })
     }
 }

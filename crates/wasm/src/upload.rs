@@ -1,43 +1,42 @@
-//! One blob from source to destination: the source `GET` read as a stream, every piece
-//! fed to the core's `Verifier`, and the upload in chunks of bounded size.
+//! One blob from source to destination in the browser: the core's [`Upload`] machine,
+//! executed over `fetch`.
 //!
-//! OCI Distribution Spec v1.1, "Pushing blobs": a session opens with `POST
-//! /v2/<name>/blobs/uploads/` (`202 Accepted` and a `Location`), takes chunks with `PATCH
-//! <location>` and `Content-Range: <start>-<end>` (each answered `202` with the next
-//! `Location`), tells where it stands on `GET <location>` (`204` with `Range: 0-<end>`),
-//! and closes with `PUT <location>?digest=<digest>`, answered `201 Created`.
+//! The machine decides every request (open, the `PUT` of a small blob, each `PATCH` and
+//! its byte range, the status `GET` of a resume, the closing `PUT`, the `DELETE` of a
+//! session given up) and every wait, which is spent on the driver's clock. This file
+//! reads the source, feeds every piece to the core's `Verifier` once, in order, and
+//! hands each request the bytes it asks for.
 //!
-//! A browser cannot stream a request body over HTTP/1.1, so the chunks are what bounds
-//! memory: a transfer holds at most one. A blob smaller than a chunk goes up in the
-//! closing `PUT` itself. Either way the closing `PUT` is sent only after the whole blob
-//! has verified, so a source that lies never gets a blob committed.
+//! A browser cannot stream a request body over HTTP/1.1, so a chunk is held in memory
+//! (by JavaScript, as the source's pieces) while it goes up: a transfer holds at most one
+//! chunk and one piece of the source. Hence a resume can only reach back to the start of
+//! the chunk held: when the registry stands before it, the transfer fails with a
+//! transient error and the core starts the blob over. A blob below the chunk size goes
+//! up in one `PUT`, sent only once the whole blob has verified; so is the closing `PUT`
+//! of a chunked upload: a source that lies never gets a blob committed.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-use ferry_core::api::{upload_complete, upload_offset};
 use ferry_core::digest::{Verifier, VerifyError};
-use ferry_core::transport::{ProgressCounter, Side, Transfer, TransportError};
-use http::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
-use http::{HeaderMap, HeaderValue};
+use ferry_core::time::WallClock;
+use ferry_core::transport::{Clock, ProgressCounter, Side, Transfer, TransportError};
+use ferry_core::upload::{Body, Output, Reply, RequestKind, Upload, UploadConfig, UploadRequest};
+use http::header::CONTENT_LENGTH;
 use js_sys::{Array, Uint8Array};
 use web_sys::Blob;
 
-use crate::clock::Sleep;
-use crate::fetch::{host_of, Answer, Body, BodyReader};
-use crate::transport::BrowserTransport;
+use crate::clock::wall_now;
+use crate::fetch::{self, BodyReader};
+use crate::transport::{BrowserTransport, CANCEL_WAIT, MAX_HONOURED_MIN_CHUNK};
 
 const DEST: Side = Side::Destination;
-/// The longest pause between two resume attempts.
-const MAX_RESUME_PAUSE: Duration = Duration::from_secs(10);
-/// Cancelling a session is a courtesy; it does not get to hold up the error it follows.
-const CANCEL_WAIT: Duration = Duration::from_secs(10);
 
 /// Moves one blob.
 pub(crate) async fn run(
     transport: &BrowserTransport,
     transfer: &Transfer,
     progress: &ProgressCounter,
+    clock: &dyn Clock,
 ) -> Result<(), TransportError> {
     // The source first: a blob that cannot be read leaves no session behind. The answer
     // lives until the end, since dropping it aborts the download.
@@ -48,7 +47,7 @@ pub(crate) async fn run(
             transfer.source.method().as_str(),
             &transfer.source.uri().to_string(),
             transfer.source.headers(),
-            Body::Empty,
+            fetch::Body::Empty,
             transport.options.answer_timeout,
         )
         .await?
@@ -63,263 +62,207 @@ pub(crate) async fn run(
             announced,
         }));
     }
-    let mut reader = BodyReader::new(&source, Side::Source, transport.options.answer_timeout)?;
-    let location = match &transfer.upload_location {
-        Some(location) => resolve(&transfer.upload_start, location)?,
-        None => open_session(transport, transfer).await?,
+    let reader = BodyReader::new(&source, Side::Source, transport.options.answer_timeout)?;
+    let chunk_size = transport.options.chunk_size as u64;
+    let config = UploadConfig {
+        chunk_size,
+        monolithic_below: chunk_size,
+        max_min_chunk: MAX_HONOURED_MIN_CHUNK.max(chunk_size),
     };
-    let mut upload = Upload { transport, transfer, location, sent: 0 };
-    let result = upload.send(&mut reader, progress).await;
-    if result.is_err() {
-        upload.cancel().await;
-    }
-    result
-}
-
-/// end-4a: `POST /v2/<name>/blobs/uploads/` -> `202 Accepted` with a `Location`.
-async fn open_session(transport: &BrowserTransport, transfer: &Transfer) -> Result<String, TransportError> {
-    let url = &transfer.upload_start;
-    let wait = transport.options.answer_timeout;
-    let answer = transport.http.fetch(DEST, "POST", url, &transfer.upload_headers, Body::Empty, wait).await?;
-    if answer.status() != 202 {
-        return Err(answer.into_error(DEST).await);
-    }
-    match answer.header(LOCATION.as_str()) {
-        Some(location) => resolve(url, &location),
-        None => Err(TransportError::Status {
-            side: DEST,
-            status: 202,
-            retry_after: None,
-            detail: Some(format!(
-                "{} opened an upload without a Location header (does its CORS setup expose Location?)",
-                host_of(url)
-            )),
-        }),
-    }
-}
-
-/// A `Location`, which may be relative, resolved against the URL it answered.
-fn resolve(base: &str, location: &str) -> Result<String, TransportError> {
-    web_sys::Url::new_with_base(location, base).map(|u| u.href()).map_err(|_| TransportError::Status {
-        side: DEST,
-        status: 202,
-        retry_after: None,
-        detail: Some(format!("{} gave an upload Location that is not a URL", host_of(base))),
-    })
-}
-
-/// Pieces of the source gathered into the next chunk, held by JavaScript.
-struct Chunk {
-    pieces: Array,
-    len: usize,
-}
-
-impl Chunk {
-    fn new() -> Self {
-        Chunk { pieces: Array::new(), len: 0 }
-    }
-
-    fn push(&mut self, piece: Uint8Array) {
-        self.len += piece.length() as usize;
-        self.pieces.push(&piece);
-    }
-
-    /// The chunk as one `Blob` (which copies the pieces), and its length; empties it.
-    fn take(&mut self) -> Result<(Blob, u64), TransportError> {
-        let blob =
-            Blob::new_with_u8_array_sequence(&self.pieces).map_err(|e| TransportError::Connection {
-                side: DEST,
-                message: format!("could not hold an upload chunk: {}", crate::js::message_of(&e)),
-            })?;
-        let len = self.len as u64;
-        *self = Chunk::new();
-        Ok((blob, len))
-    }
-}
-
-/// An upload session and how much of the blob the registry has confirmed.
-struct Upload<'a> {
-    transport: &'a BrowserTransport,
-    transfer: &'a Transfer,
-    /// The session's current `Location` (each answer may move it).
-    location: String,
-    /// Bytes the registry holds.
-    sent: u64,
-}
-
-impl Upload<'_> {
-    fn headers(&self) -> HeaderMap {
-        let mut headers = self.transfer.upload_headers.clone();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-        headers
-    }
-
-    /// Reads the source to its end, hashing every piece and sending each full chunk, then
-    /// closes the session once the blob has verified.
-    async fn send(
-        &mut self,
-        reader: &mut BodyReader,
-        progress: &ProgressCounter,
-    ) -> Result<(), TransportError> {
-        let chunk_size = self.transport.options.chunk_size;
-        let mut verifier = Verifier::new(self.transfer.digest.clone(), self.transfer.size);
-        let mut chunk = Chunk::new();
-        // The piece being hashed, copied into wasm memory; reused, so it stays one piece big.
-        let mut scratch = Vec::new();
-        while let Some(mut piece) = reader.next().await? {
-            let len = piece.length() as usize;
-            progress.fetch_add(len as u64, Ordering::Relaxed);
-            scratch.resize(len, 0);
-            piece.copy_to(&mut scratch);
-            verifier.update(&scratch).map_err(TransportError::Verify)?;
-            while piece.length() > 0 {
-                let take = (chunk_size - chunk.len).min(piece.length() as usize) as u32;
-                chunk.push(piece.subarray(0, take));
-                piece = piece.subarray(take, piece.length());
-                if chunk.len == chunk_size {
-                    let (blob, len) = chunk.take()?;
-                    self.patch(&blob, len).await?;
-                }
+    let mut mover = Mover {
+        transport,
+        progress,
+        reader,
+        size: transfer.size,
+        verifier: Verifier::new(transfer.digest.clone(), transfer.size),
+        held: Held::new(),
+        scratch: Vec::new(),
+    };
+    let mut upload = Upload::new(transfer, config, WallClock::new(clock.now(), wall_now()));
+    loop {
+        let reply = match upload.poll_output(clock.now()) {
+            Output::Send(request) => mover.send(request).await,
+            Output::Verify => match mover.verify().await {
+                Ok(()) => Reply::Verified,
+                Err(error) => Reply::Failed(error),
+            },
+            Output::Wait(until) => {
+                clock.sleep_until(until).await;
+                continue;
             }
+            Output::Done(result) => return result,
+            Output::Busy => unreachable!("every request is answered before the next poll"),
+        };
+        if let Err(misuse) = upload.handle(reply, clock.now()) {
+            unreachable!("one reply per request: {misuse}");
         }
-        verifier.finish().map_err(TransportError::Verify)?;
-        let (rest, len) = chunk.take()?;
-        if self.sent == 0 {
-            // The whole blob fits in one chunk: it goes up with the closing PUT.
-            return self.commit(Body::Blob(&rest)).await;
-        }
-        if len > 0 {
-            self.patch(&rest, len).await?;
-        }
-        self.commit(Body::Empty).await
+    }
+}
+
+/// The bytes `start..start + len` of the blob, as the source's pieces, held by JavaScript.
+struct Held {
+    start: u64,
+    pieces: Vec<Uint8Array>,
+    len: u64,
+}
+
+impl Held {
+    fn new() -> Self {
+        Held { start: 0, pieces: Vec::new(), len: 0 }
     }
 
-    /// Sends one chunk (`len` bytes from offset `sent`), resuming from where the registry
-    /// stands when a `PATCH` fails.
-    async fn patch(&mut self, chunk: &Blob, len: u64) -> Result<(), TransportError> {
-        let (start, end) = (self.sent, self.sent + len);
-        let mut from = start;
-        let mut resumes = 0;
-        loop {
-            let body = if from == start { chunk.clone() } else { slice(chunk, from - start)? };
-            let error = match self.patch_once(&body, from, end).await {
-                Ok(()) => break,
-                Err(error) if error.upload_may_resume() => error,
-                Err(error) => return Err(error),
-            };
-            from = self.resume(start, end, &mut resumes, error).await?;
-            if from == end {
-                // The chunk arrived; only its answer was lost.
+    fn end(&self) -> u64 {
+        self.start + self.len
+    }
+
+    /// Lets go of the bytes before `offset`.
+    fn drop_below(&mut self, offset: u64) {
+        while let Some(first) = self.pieces.first() {
+            let len = first.length() as u64;
+            if self.start + len > offset {
                 break;
             }
+            self.pieces.remove(0);
+            self.start += len;
+            self.len -= len;
         }
-        self.sent = end;
-        Ok(())
-    }
-
-    /// end-5: `PATCH <location>` with `Content-Range: <from>-<end - 1>` -> `202`.
-    async fn patch_once(&mut self, body: &Blob, from: u64, end: u64) -> Result<(), TransportError> {
-        let mut headers = self.headers();
-        let range = HeaderValue::try_from(format!("{from}-{}", end - 1)).expect("digits are a header value");
-        headers.insert(CONTENT_RANGE, range);
-        let wait = self.transport.options.upload_timeout;
-        let answer =
-            self.transport.http.fetch(DEST, "PATCH", &self.location, &headers, Body::Blob(body), wait);
-        let answer = answer.await?.success(DEST).await?;
-        self.follow(&answer)
-    }
-
-    /// Asks the registry how much of the upload it holds, pausing before each attempt;
-    /// gives up after `resume_attempts`. The answer must fall inside the chunk being sent,
-    /// which is all a transfer holds; otherwise the core starts the blob over.
-    async fn resume(
-        &mut self,
-        start: u64,
-        end: u64,
-        resumes: &mut u32,
-        mut error: TransportError,
-    ) -> Result<u64, TransportError> {
-        let options = &self.transport.options;
-        loop {
-            if *resumes >= options.resume_attempts {
-                return Err(error);
-            }
-            *resumes += 1;
-            let backoff = options.resume_backoff.saturating_mul(1 << (*resumes - 1).min(16));
-            let retry_after = match &error {
-                TransportError::Status { retry_after, .. } => *retry_after,
-                _ => None,
-            };
-            Sleep::new(retry_after.unwrap_or(backoff).min(MAX_RESUME_PAUSE)).await;
-            match self.upload_status().await {
-                Ok(offset) if (start..=end).contains(&offset) => return Ok(offset),
-                Ok(offset) => {
-                    return Err(TransportError::Connection {
-                        side: DEST,
-                        message: format!(
-                            "{} holds {offset} bytes of the upload, outside the chunk at bytes {start}-{end}",
-                            host_of(&self.location)
-                        ),
-                    })
-                }
-                Err(e) if e.upload_may_resume() => error = e,
-                Err(e) => return Err(e),
+        if let Some(first) = self.pieces.first_mut() {
+            let cut = offset.saturating_sub(self.start) as u32;
+            if cut > 0 {
+                *first = first.subarray(cut, first.length());
+                self.start += cut as u64;
+                self.len -= cut as u64;
             }
         }
     }
 
-    /// end-13: `GET <location>` -> `204` with `Range: 0-<last>` and the next `Location`.
-    async fn upload_status(&mut self) -> Result<u64, TransportError> {
-        let wait = self.transport.options.answer_timeout;
-        let headers = &self.transfer.upload_headers;
-        let answer =
-            self.transport.http.fetch(DEST, "GET", &self.location, headers, Body::Empty, wait).await?;
-        let answer = answer.success(DEST).await?;
-        let offset = match answer.header(RANGE.as_str()).as_deref().map(str::trim) {
-            None => 0,
-            // distribution answers `0-0` for an empty session too: it means 0 unless the
-            // registry had already confirmed bytes.
-            Some("0-0" | "bytes=0-0") if self.sent == 0 => 0,
-            Some(range) => upload_offset(range).ok_or_else(|| TransportError::Status {
-                side: DEST,
-                status: answer.status(),
-                retry_after: None,
-                detail: Some(format!("{} answered an upload Range that is not `0-<end>`", answer.host)),
-            })?,
-        };
-        self.follow(&answer)?;
-        Ok(offset)
-    }
-
-    /// end-6: `PUT <location>?digest=<digest>`, with the last bytes or none -> `201 Created`.
-    async fn commit(&mut self, body: Body<'_>) -> Result<(), TransportError> {
-        let url = upload_complete(&self.location, &self.transfer.digest);
-        let wait = self.transport.options.upload_timeout;
-        let answer = self.transport.http.fetch(DEST, "PUT", &url, &self.headers(), body, wait).await?;
-        answer.success(DEST).await.map(drop)
-    }
-
-    /// distribution's `DELETE <location>`: abandons the session so the registry can free
-    /// it. Best effort: the error that led here is what the transfer reports.
-    async fn cancel(&self) {
-        let wait = self.transport.options.answer_timeout.min(CANCEL_WAIT);
-        let headers = &self.transfer.upload_headers;
-        let _ = self.transport.http.fetch(DEST, "DELETE", &self.location, headers, Body::Empty, wait).await;
-    }
-
-    /// Moves to the answer's next `Location`, if it gave one.
-    fn follow(&mut self, answer: &Answer) -> Result<(), TransportError> {
-        if let Some(next) = answer.header(LOCATION.as_str()) {
-            self.location = resolve(&self.location, &next)?;
+    /// Bytes `start..end` (all held) as one `Blob`, which copies them.
+    fn blob(&self, start: u64, end: u64) -> Result<Blob, TransportError> {
+        let parts = Array::new();
+        let mut at = self.start;
+        for piece in &self.pieces {
+            let len = piece.length() as u64;
+            let (from, to) = (start.max(at), end.min(at + len));
+            if from < to {
+                parts.push(&piece.subarray((from - at) as u32, (to - at) as u32));
+            }
+            at += len;
         }
-        Ok(())
+        Blob::new_with_u8_array_sequence(&parts).map_err(|e| TransportError::Connection {
+            side: DEST,
+            message: format!("could not hold an upload chunk: {}", crate::js::message_of(&e)),
+        })
     }
 }
 
-/// The chunk from `offset` on.
-fn slice(chunk: &Blob, offset: u64) -> Result<Blob, TransportError> {
-    chunk.slice_with_f64(offset as f64).map_err(|e| TransportError::Connection {
-        side: DEST,
-        message: format!("could not slice an upload chunk: {}", crate::js::message_of(&e)),
-    })
+/// Executes the machine's requests for one transfer.
+struct Mover<'a> {
+    transport: &'a BrowserTransport,
+    progress: &'a ProgressCounter,
+    reader: BodyReader,
+    /// The blob's size.
+    size: u64,
+    /// Has seen every byte read from the source so far.
+    verifier: Verifier,
+    held: Held,
+    /// The piece being hashed, copied into wasm memory; reused, so it stays one piece big.
+    scratch: Vec<u8>,
+}
+
+impl Mover<'_> {
+    async fn send(&mut self, request: UploadRequest) -> Reply {
+        let body = match request.body {
+            Body::Empty => Ok(None),
+            Body::Chunk { start, end } => self.bytes(start, end).await.map(Some),
+            Body::Whole => match self.bytes(0, self.size).await {
+                // The whole blob goes up only once it verified.
+                Ok(blob) => self.verify().await.map(|()| Some(blob)),
+                Err(error) => Err(error),
+            },
+        };
+        let result = match body {
+            Ok(blob) => self.exchange(request, blob.as_ref()).await,
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(answer) => Reply::Answer(answer),
+            Err(error) => Reply::Failed(error),
+        }
+    }
+
+    /// Bytes `start..end` of the blob, read from the source as far as needed. Bytes before
+    /// `start` are let go; a `start` before the bytes held cannot be served.
+    async fn bytes(&mut self, start: u64, end: u64) -> Result<Blob, TransportError> {
+        if start < self.held.start {
+            return Err(TransportError::Connection {
+                side: Side::Source,
+                message: format!(
+                    "the registry needs the upload again from byte {start}, but the browser holds it only \
+                     from byte {} on; the blob starts over",
+                    self.held.start
+                ),
+            });
+        }
+        self.held.drop_below(start);
+        while self.held.end() < end {
+            match self.next_piece().await? {
+                Some(piece) => {
+                    self.held.len += piece.length() as u64;
+                    self.held.pieces.push(piece);
+                }
+                None => {
+                    // The source ended before the chunk did: the blob is shorter than its
+                    // descriptor.
+                    return Err(match self.verifier.clone().finish() {
+                        Err(error) => TransportError::Verify(error),
+                        Ok(()) => TransportError::Connection {
+                            side: Side::Source,
+                            message: "the source's body ended before the blob did".to_owned(),
+                        },
+                    });
+                }
+            }
+        }
+        self.held.blob(start, end)
+    }
+
+    /// The source's next piece, counted and hashed.
+    async fn next_piece(&mut self) -> Result<Option<Uint8Array>, TransportError> {
+        let Some(piece) = self.reader.next().await? else { return Ok(None) };
+        let len = piece.length() as usize;
+        self.progress.fetch_add(len as u64, Ordering::Relaxed);
+        self.scratch.resize(len, 0);
+        piece.copy_to(&mut self.scratch);
+        self.verifier.update(&self.scratch).map_err(TransportError::Verify)?;
+        Ok(Some(piece))
+    }
+
+    /// Reads the rest of the source and checks the whole blob.
+    async fn verify(&mut self) -> Result<(), TransportError> {
+        while self.next_piece().await?.is_some() {}
+        self.verifier.clone().finish().map_err(TransportError::Verify)
+    }
+
+    /// Sends one request, with `blob` as its body, and returns the answer.
+    async fn exchange(
+        &self,
+        request: UploadRequest,
+        blob: Option<&Blob>,
+    ) -> Result<http::Response<Vec<u8>>, TransportError> {
+        let options = &self.transport.options;
+        let wait = match request.kind {
+            RequestKind::Patch | RequestKind::Monolithic | RequestKind::Commit => options.upload_timeout,
+            RequestKind::Cancel => options.answer_timeout.min(CANCEL_WAIT),
+            _ => options.answer_timeout,
+        };
+        let body = match blob {
+            Some(blob) => fetch::Body::Blob(blob),
+            None => fetch::Body::Empty,
+        };
+        let (parts, ()) = request.request.into_parts();
+        let url = parts.uri.to_string();
+        let answer =
+            self.transport.http.fetch(DEST, parts.method.as_str(), &url, &parts.headers, body, wait).await?;
+        answer.into_http(DEST).await
+    }
 }

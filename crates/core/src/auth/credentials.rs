@@ -18,9 +18,25 @@ pub struct Credential {
     pub password: String,
 }
 
+/// The user name docker's credential helpers and `config.json` pair with an identity
+/// token (an OAuth2 refresh token), as `docker login` to ACR stores it.
+pub const IDENTITY_TOKEN_USERNAME: &str = "<token>";
+
 impl Credential {
+    /// A user name and password (or access token).
     pub fn new(username: impl Into<String>, password: impl Into<String>) -> Credential {
         Credential { username: username.into(), password: password.into() }
+    }
+
+    /// An identity token (image-syncer's `identityToken`, docker's `identitytoken`): an
+    /// OAuth2 refresh token, which the token service exchanges for a registry token.
+    pub fn identity_token(token: impl Into<String>) -> Credential {
+        Credential { username: IDENTITY_TOKEN_USERNAME.to_owned(), password: token.into() }
+    }
+
+    /// The refresh token, when this credential is an identity token.
+    pub fn refresh_token(&self) -> Option<&str> {
+        (self.username == IDENTITY_TOKEN_USERNAME).then_some(self.password.as_str())
     }
 
     /// The `Authorization` header value: RFC 7617, `"Basic" 1*SP base64(user-id ":" password)`.

@@ -28,6 +28,10 @@ const MINIMUM_LIFETIME_SECS: u64 = 60;
 /// `GET {realm}?service={service}&scope={scope}&scope=...`, with `Authorization: Basic ...`
 /// when a credential is given (anonymous otherwise).
 ///
+/// An identity token goes as distribution's OAuth2 form instead ("Token Authentication
+/// Implementation", OAuth2): `POST {realm}` with `grant_type=refresh_token`, `service`,
+/// `client_id`, `refresh_token` and the space-separated `scope`, as docker sends it.
+///
 /// The realm must be an absolute `http` or `https` URL without userinfo; it may already
 /// have a query, which is kept. A `#fragment` is dropped, as a client never sends it.
 pub fn token_request(
@@ -63,6 +67,9 @@ pub fn token_request(
     if !(http_scheme && plain_host) {
         return Err(not_http());
     }
+    if let Some(refresh_token) = credential.and_then(Credential::refresh_token) {
+        return Ok(refresh_request(realm_without_query(&uri)?, challenge, scopes, refresh_token));
+    }
     // The URI is already parsed, so building the request cannot fail.
     let mut request = http::Request::get(uri).body(Vec::new()).map_err(|_| not_http())?;
     if let Some(credential) = credential {
@@ -73,6 +80,51 @@ pub fn token_request(
         }
     }
     Ok(request)
+}
+
+/// The client ferry names itself as in OAuth2 requests.
+const CLIENT_ID: &str = "ferry";
+
+/// The realm with the query this function added taken off again: the form carries it.
+fn realm_without_query(uri: &http::Uri) -> Result<http::Uri, AuthError> {
+    let mut parts = uri.clone().into_parts();
+    let path = uri.path().to_owned();
+    parts.path_and_query =
+        Some(path.parse().map_err(|_| AuthError::RealmNotHttp { realm: uri.to_string() })?);
+    http::Uri::from_parts(parts).map_err(|_| AuthError::RealmNotHttp { realm: uri.to_string() })
+}
+
+/// `POST {realm}` with the OAuth2 refresh-token form.
+fn refresh_request(
+    realm: http::Uri,
+    challenge: &Challenge,
+    scopes: &[Scope],
+    refresh_token: &str,
+) -> http::Request<Vec<u8>> {
+    let scope = scopes.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ");
+    let fields = [
+        ("grant_type", "refresh_token"),
+        ("service", challenge.service().unwrap_or_default()),
+        ("client_id", CLIENT_ID),
+        ("refresh_token", refresh_token),
+        ("scope", &scope),
+    ];
+    let mut body = String::new();
+    for (name, value) in fields.into_iter().filter(|(_, v)| !v.is_empty()) {
+        if !body.is_empty() {
+            body.push('&');
+        }
+        body.push_str(name);
+        body.push('=');
+        push_percent_encoded(&mut body, value);
+    }
+    let mut request = http::Request::new(body.into_bytes());
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = realm;
+    request
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+    request
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters, as Go's
@@ -365,6 +417,23 @@ mod tests {
         let value = &request.headers()[AUTHORIZATION];
         assert_eq!(value, "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
         assert!(value.is_sensitive());
+    }
+
+    #[test]
+    fn an_identity_token_is_exchanged_by_the_oauth2_form() {
+        let challenge = bearer(&[("realm", "https://a/oauth2/token?x=1"), ("service", "reg.test")]);
+        let credential = Credential::identity_token("r3fresh/+");
+        let scopes = [Scope::pull("x"), Scope::push_pull("y")];
+        let request = token_request(&challenge, &scopes, Some(&credential)).unwrap();
+        assert_eq!(request.method(), http::Method::POST);
+        assert_eq!(request.uri().to_string(), "https://a/oauth2/token");
+        assert_eq!(request.headers()[http::header::CONTENT_TYPE], "application/x-www-form-urlencoded");
+        assert!(request.headers().get(AUTHORIZATION).is_none(), "the token travels in the form only");
+        assert_eq!(
+            String::from_utf8(request.body().clone()).unwrap(),
+            "grant_type=refresh_token&service=reg.test&client_id=ferry&refresh_token=r3fresh%2F%2B\
+             &scope=repository%3Ax%3Apull%20repository%3Ay%3Apull%2Cpush"
+        );
     }
 
     #[test]

@@ -3,13 +3,14 @@
 //! image-syncer's `Auth` struct (`pkg/utils/auth.go`) has `username`, `password`,
 //! `identityToken` and `insecure`; every field is optional. Its README: "if an url match
 //! multiple objects, the \"registry/namespace\" string will actually be used" — the
-//! longest matching key wins ([`AuthConfig::find`]).
+//! longest matching key wins ([`AuthConfig::credentials`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use super::node::Node;
 use super::{ConfigError, Doc};
+use crate::auth::{AuthError, Credential, CredentialStore};
 use crate::reference::{normalize_registry, validate_registry, validate_repository};
 
 /// The fields of an auth entry, as image-syncer spells them.
@@ -46,19 +47,22 @@ pub struct AuthConfig {
 }
 
 impl AuthConfig {
-    /// The login for `registry/repository`: the longest key equal to it or a prefix of it
-    /// ending at a `/`. `registry` must be normalised (as [`crate::reference::Reference`]
-    /// does). image-syncer documents longest-match but its loop keeps whichever match Go's
-    /// map order yields last; ferry does what the README says.
-    pub fn find(&self, registry: &str, repository: &str) -> Option<&AuthEntry> {
-        let full = format!("{registry}/{repository}");
-        self.entries
-            .iter()
-            .filter(|(key, _)| {
-                full.strip_prefix(key.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-            })
-            .max_by_key(|(key, _)| key.len())
-            .map(|(_, entry)| entry)
+    /// The logins as a credential store, which picks the longest key equal to
+    /// `registry/repository` or a prefix of it ending at a `/` (image-syncer documents
+    /// longest-match, though its loop keeps whichever match Go's map order yields last;
+    /// ferry does what its README says). An `identityToken` wins over a username and
+    /// password, as containers/image sends it: as an OAuth2 refresh token. Entries with
+    /// neither stay anonymous.
+    pub fn credentials(&self) -> Result<CredentialStore, AuthError> {
+        let pairs = self.entries.iter().filter_map(|(key, entry)| {
+            let credential = match (&entry.identity_token, &entry.username, &entry.password) {
+                (Some(token), _, _) => Credential::identity_token(token),
+                (None, Some(user), Some(password)) => Credential::new(user, password),
+                _ => return None,
+            };
+            Some((key, credential))
+        });
+        CredentialStore::new(pairs)
     }
 }
 

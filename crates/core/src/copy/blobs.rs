@@ -6,18 +6,23 @@
 //! registry); else transfer it. Images that need a blob while an operation on it is under
 //! way wait for that operation, then find it present (same repository) or mount it. So a
 //! blob shared by several images crosses the network once.
+//!
+//! The [`BlobTable`] takes requests and call outcomes and returns [`BlobEffect`]s; it
+//! never looks inside an image.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use http::{Method, Request, StatusCode};
+use http::{Method, StatusCode};
 
-use super::{registry_error, SyncMachine, Tag};
-use crate::auth::Scope;
+use super::image::ImageId;
+use super::{refused, Context};
+use crate::api::{request, UrlError};
+use crate::auth::{scopes_for_mount, Scope};
 use crate::digest::Digest;
-use crate::plan::Endpoints;
-use crate::progress::{BlobOutcome, Event};
+use crate::error::{Error, ErrorKind};
+use crate::progress::BlobOutcome;
+use crate::reference::Reference;
 use crate::session::{AuthNeed, Call, Outcome};
-use crate::time::Instant;
 use crate::transport::Transfer;
 
 /// A blob at one destination registry.
@@ -26,6 +31,32 @@ pub(crate) struct BlobKey {
     pub registry: String,
     pub digest: Digest,
 }
+
+/// One image's need for one blob.
+#[derive(Debug, Clone)]
+pub(crate) struct BlobWant {
+    pub image: ImageId,
+    pub source: Reference,
+    pub destination: Reference,
+    pub digest: Digest,
+    /// The size the image's manifest gives the blob.
+    pub size: u64,
+}
+
+/// What the blob table asks of the job.
+#[derive(Debug)]
+pub(crate) enum BlobEffect {
+    /// Send `call` and feed its outcome back to [`BlobTable::on_outcome`] under the key.
+    Send(BlobKey, Box<Call>),
+    /// The image has the blob at the destination now.
+    Ready { image: ImageId, digest: Digest, outcome: BlobOutcome },
+    /// The image cannot have the blob.
+    Failed { image: ImageId, error: Error },
+    /// The image waited for an operation on the blob, which has ended: ask again.
+    Wake { image: ImageId, digest: Digest },
+}
+
+type Effects = Vec<BlobEffect>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -36,8 +67,7 @@ enum Stage {
 }
 
 struct Operation {
-    image: usize,
-    repository: String,
+    want: BlobWant,
     stage: Stage,
 }
 
@@ -45,7 +75,7 @@ struct Operation {
 struct Entry {
     present_in: BTreeSet<String>,
     busy: Option<Operation>,
-    waiters: Vec<(usize, String)>,
+    waiters: Vec<ImageId>,
 }
 
 pub(crate) struct BlobTable {
@@ -59,88 +89,93 @@ impl BlobTable {
     pub fn new(max_transfers: usize) -> Self {
         BlobTable { entries: BTreeMap::new(), queue: VecDeque::new(), transfers: 0, max_transfers }
     }
-}
 
-impl SyncMachine {
-    /// Asks for every blob an image still needs.
-    pub(super) fn request_blobs(&mut self, id: usize, now: Instant) {
-        let digests: Vec<Digest> =
-            self.images[id].blobs.iter().filter(|(_, need)| !need.done).map(|(d, _)| d.clone()).collect();
-        for digest in digests {
-            self.request_blob(id, digest, now);
-        }
-    }
-
-    fn request_blob(&mut self, id: usize, digest: Digest, now: Instant) {
-        let destination = &self.images[id].task.destination;
-        let key = BlobKey { registry: destination.registry().to_owned(), digest: digest.clone() };
-        let repository = destination.repository().to_owned();
-        let entry = self.blobs.entries.entry(key.clone()).or_default();
+    /// An image needs a blob at its destination.
+    pub fn request(&mut self, want: BlobWant, ctx: &Context, out: &mut Effects) {
+        let key = BlobKey { registry: want.destination.registry().to_owned(), digest: want.digest.clone() };
+        let repository = want.destination.repository().to_owned();
+        let entry = self.entries.entry(key.clone()).or_default();
         if entry.present_in.contains(&repository) {
-            return self.blob_ready(id, &digest, BlobOutcome::Present, now);
+            return out.push(BlobEffect::Ready {
+                image: want.image,
+                digest: want.digest,
+                outcome: BlobOutcome::Present,
+            });
         }
         if entry.busy.is_some() {
-            entry.waiters.push((id, repository));
-            return;
+            return entry.waiters.push(want.image);
         }
-        entry.busy = Some(Operation { image: id, repository: repository.clone(), stage: Stage::Head });
-        let url = self.endpoints.endpoint(&key.registry).blob(&repository, &digest);
-        let request = Request::builder().method(Method::HEAD).uri(url).body(Vec::new()).unwrap_or_default();
-        let auth = self.destination_auth(id);
-        self.session.submit(Tag::Blob(key), Call::Send { request, auth }, now);
+        let uri = ctx.endpoints.endpoint(&key.registry).blob(&repository, &key.digest);
+        let auth = destination_auth(&want, ctx);
+        entry.busy = Some(Operation { want, stage: Stage::Head });
+        match uri {
+            Ok(uri) => out.push(BlobEffect::Send(
+                key,
+                Box::new(Call::Send { request: request(Method::HEAD, uri), auth }),
+            )),
+            Err(e) => self.fail(&key, e, out),
+        }
     }
 
-    pub(super) fn blob_outcome(&mut self, key: BlobKey, outcome: Outcome, now: Instant) {
-        let Some(op) = self.blobs.entries.get(&key).and_then(|e| e.busy.as_ref()) else { return };
-        let (id, repository, stage) = (op.image, op.repository.clone(), op.stage);
+    /// The image and size of the operation on `key`, for progress.
+    pub fn progress_of(&self, key: &BlobKey) -> Option<(ImageId, u64)> {
+        let op = self.entries.get(key)?.busy.as_ref()?;
+        Some((op.want.image, op.want.size))
+    }
+
+    /// The outcome of a call the table sent for `key`.
+    pub fn on_outcome(&mut self, key: BlobKey, outcome: Outcome, ctx: &Context, out: &mut Effects) {
+        let Some(op) = self.entries.get(&key).and_then(|e| e.busy.as_ref()) else { return };
+        let (want, stage) = (op.want.clone(), op.stage);
+        let repository = want.destination.repository().to_owned();
         if stage == Stage::Transfer {
-            self.blobs.transfers -= 1;
-            self.start_queued_transfers(now);
+            self.transfers -= 1;
+            self.start_queued_transfers(ctx, out);
         }
         let response = match outcome {
             Outcome::Transferred => {
                 self.mark_present(&key, &repository);
-                return self.blob_settled(&key, Some(BlobOutcome::Transferred), now);
+                return self.settle(&key, Some(BlobOutcome::Transferred), out);
             }
             Outcome::Response(response) => response,
             Outcome::Failed(e) => {
                 // A transport failure's message already names the blob and its URL.
-                let reason = match stage {
-                    Stage::Transfer if e.transport.is_none() => {
-                        format!("blob {} from {}: {}", key.digest, self.images[id].task.source, e.message)
+                let error = match stage {
+                    Stage::Transfer if !e.from_transport => {
+                        e.error.context(format!("blob {} from {}", key.digest, want.source))
                     }
-                    _ => e.message,
+                    _ => e.error,
                 };
-                self.fail(id, reason, e.retryable, now);
-                return self.blob_settled(&key, None, now);
+                out.push(BlobEffect::Failed { image: want.image, error });
+                return self.settle(&key, None, out);
             }
         };
         let status = response.status();
         match (stage, status) {
             (Stage::Head, s) if s.is_success() => {
-                let expected = self.images[id].blobs.get(&key.digest).map(|b| b.size);
                 let length = response
                     .headers()
                     .get(http::header::CONTENT_LENGTH)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u64>().ok());
-                if let (Some(expected), Some(length)) = (expected, length) {
-                    if expected != length {
-                        let reason = format!(
-                            "blob {} at the destination {} is {length} bytes; the manifest says {expected}",
-                            key.digest, key.registry
-                        );
-                        self.fail(id, reason, false, now);
-                        return self.blob_settled(&key, None, now);
-                    }
+                if let Some(length) = length.filter(|l| *l != want.size) {
+                    let message = format!(
+                        "blob {} at the destination {} is {length} bytes; the manifest says {}",
+                        key.digest, key.registry, want.size
+                    );
+                    out.push(BlobEffect::Failed {
+                        image: want.image,
+                        error: Error::new(ErrorKind::Integrity, message),
+                    });
+                    return self.settle(&key, None, out);
                 }
                 self.mark_present(&key, &repository);
-                self.blob_settled(&key, Some(BlobOutcome::Present), now)
+                self.settle(&key, Some(BlobOutcome::Present), out)
             }
-            (Stage::Head, StatusCode::NOT_FOUND) => self.blob_missing(key, id, repository, now),
+            (Stage::Head, StatusCode::NOT_FOUND) => self.missing(key, want, ctx, out),
             (Stage::Mount, StatusCode::CREATED) => {
                 self.mark_present(&key, &repository);
-                self.blob_settled(&key, Some(BlobOutcome::Mounted), now)
+                self.settle(&key, Some(BlobOutcome::Mounted), out)
             }
             (Stage::Mount, StatusCode::ACCEPTED) => {
                 // The registry could not mount and opened an upload instead: use it.
@@ -148,122 +183,154 @@ impl SyncMachine {
                     .headers()
                     .get(http::header::LOCATION)
                     .and_then(|v| v.to_str().ok())
-                    .map(|l| self.endpoints.endpoint(&key.registry).resolve(l));
-                self.queue_transfer(key, location, now)
+                    .and_then(|l| ctx.endpoints.endpoint(&key.registry).resolve(l).ok())
+                    .map(|uri| uri.to_string());
+                self.queue_transfer(key, location, ctx, out)
             }
-            (Stage::Mount, _) => self.queue_transfer(key, None, now),
+            (Stage::Mount, _) => self.queue_transfer(key, None, ctx, out),
             _ => {
-                let reason = format!(
-                    "blob {} at {}/{repository}: {}",
-                    key.digest,
-                    key.registry,
-                    registry_error(&response)
-                );
-                self.fail(id, reason, status.is_server_error(), now);
-                self.blob_settled(&key, None, now)
+                let error =
+                    refused(&response, format!("blob {} at {}/{repository}", key.digest, key.registry));
+                out.push(BlobEffect::Failed { image: want.image, error });
+                self.settle(&key, None, out)
             }
         }
     }
 
     /// The blob is not in the wanted repository: mount it if we can, else transfer it.
-    fn blob_missing(&mut self, key: BlobKey, id: usize, repository: String, now: Instant) {
-        let source = &self.images[id].task.source;
-        let entry = self.blobs.entries.entry(key.clone()).or_default();
+    fn missing(&mut self, key: BlobKey, want: BlobWant, ctx: &Context, out: &mut Effects) {
+        let repository = want.destination.repository().to_owned();
+        let source = &want.source;
+        let entry = self.entries.entry(key.clone()).or_default();
         let mut from = entry.present_in.iter().next().cloned();
         if from.is_none() && source.registry() == key.registry && source.repository() != repository {
             from = Some(source.repository().to_owned());
         }
-        if self.options.dry_run {
+        if ctx.options.dry_run {
             // Nothing is written in a dry run; later images may count it as mountable.
             let outcome = if from.is_some() { BlobOutcome::Mounted } else { BlobOutcome::Transferred };
             self.mark_present(&key, &repository);
-            return self.blob_settled(&key, Some(outcome), now);
+            return self.settle(&key, Some(outcome), out);
         }
-        let Some(from) = from else { return self.queue_transfer(key, None, now) };
-        if let Some(op) = self.blobs.entries.get_mut(&key).and_then(|e| e.busy.as_mut()) {
+        let Some(from) = from else { return self.queue_transfer(key, None, ctx, out) };
+        if let Some(op) = entry.busy.as_mut() {
             op.stage = Stage::Mount;
         }
-        let url = self.endpoints.endpoint(&key.registry).mount(&repository, &key.digest, &from);
-        let request = Request::builder().method(Method::POST).uri(url).body(Vec::new()).unwrap_or_default();
-        let auth = AuthNeed {
-            registry: key.registry.clone(),
-            repository: repository.clone(),
-            scopes: vec![Scope::push_pull(&repository), Scope::pull(&from)],
-        };
-        self.session.submit(Tag::Blob(key), Call::Send { request, auth }, now);
+        match ctx.endpoints.endpoint(&key.registry).mount(&repository, &key.digest, &from) {
+            Ok(uri) => {
+                let auth = AuthNeed {
+                    registry: key.registry.clone(),
+                    repository: repository.clone(),
+                    scopes: scopes_for_mount(&repository, &from),
+                };
+                out.push(BlobEffect::Send(
+                    key,
+                    Box::new(Call::Send { request: request(Method::POST, uri), auth }),
+                ));
+            }
+            Err(e) => self.fail(&key, e, out),
+        }
     }
 
-    fn queue_transfer(&mut self, key: BlobKey, location: Option<String>, now: Instant) {
-        if let Some(op) = self.blobs.entries.get_mut(&key).and_then(|e| e.busy.as_mut()) {
+    fn queue_transfer(&mut self, key: BlobKey, location: Option<String>, ctx: &Context, out: &mut Effects) {
+        if let Some(op) = self.entries.get_mut(&key).and_then(|e| e.busy.as_mut()) {
             op.stage = Stage::Queued;
         }
-        self.blobs.queue.push_back((key, location));
-        self.start_queued_transfers(now);
+        self.queue.push_back((key, location));
+        self.start_queued_transfers(ctx, out);
     }
 
-    fn start_queued_transfers(&mut self, now: Instant) {
-        while self.blobs.transfers < self.blobs.max_transfers {
-            let Some((key, location)) = self.blobs.queue.pop_front() else { break };
-            let Some(op) = self.blobs.entries.get_mut(&key).and_then(|e| e.busy.as_mut()) else { continue };
+    fn start_queued_transfers(&mut self, ctx: &Context, out: &mut Effects) {
+        while self.transfers < self.max_transfers {
+            let Some((key, location)) = self.queue.pop_front() else { break };
+            let Some(op) = self.entries.get_mut(&key).and_then(|e| e.busy.as_mut()) else { continue };
             op.stage = Stage::Transfer;
-            let (id, repository) = (op.image, op.repository.clone());
-            self.blobs.transfers += 1;
-            let image = &self.images[id];
-            let source = &image.task.source;
-            let size = image.blobs.get(&key.digest).map(|b| b.size).unwrap_or_default();
-            let source_url =
-                self.endpoints.endpoint(source.registry()).blob(source.repository(), &key.digest);
-            let transfer = Transfer {
-                source: Request::builder().method(Method::GET).uri(source_url).body(()).unwrap_or_default(),
-                upload_start: self.endpoints.endpoint(&key.registry).upload_start(&repository),
-                upload_location: location,
-                upload_headers: http::HeaderMap::new(),
-                digest: key.digest.clone(),
-                size,
-            };
-            let source_auth = AuthNeed {
-                registry: source.registry().to_owned(),
-                repository: source.repository().to_owned(),
-                scopes: vec![Scope::pull(source.repository())],
-            };
-            let destination_auth = self.destination_auth(id);
-            let call = Call::Transfer {
-                transfer: Box::new(transfer),
-                source: source_auth,
-                destination: destination_auth,
-            };
-            self.session.submit(Tag::Blob(key), call, now);
-        }
-    }
-
-    fn mark_present(&mut self, key: &BlobKey, repository: &str) {
-        self.blobs.entries.entry(key.clone()).or_default().present_in.insert(repository.to_owned());
-    }
-
-    /// Ends the operation on `key`. With an outcome, its image has the blob; either way the
-    /// images waiting on the blob look again (and find it, mount it, or try themselves).
-    fn blob_settled(&mut self, key: &BlobKey, outcome: Option<BlobOutcome>, now: Instant) {
-        let Some(entry) = self.blobs.entries.get_mut(key) else { return };
-        let op = entry.busy.take();
-        let waiters = std::mem::take(&mut entry.waiters);
-        if let (Some(op), Some(outcome)) = (op, outcome) {
-            self.blob_ready(op.image, &key.digest, outcome, now);
-        }
-        for (id, _) in waiters {
-            if self.images[id].is_live() {
-                self.request_blob(id, key.digest.clone(), now);
+            let want = op.want.clone();
+            self.transfers += 1;
+            match transfer(&key, &want, location, ctx) {
+                Ok(call) => out.push(BlobEffect::Send(key, Box::new(call))),
+                Err(e) => {
+                    self.transfers -= 1;
+                    self.fail(&key, e, out);
+                }
             }
         }
     }
 
-    pub(super) fn blob_progress(&mut self, key: &BlobKey, bytes: u64) {
-        let Some(op) = self.blobs.entries.get(key).and_then(|e| e.busy.as_ref()) else { return };
-        let total = self.images[op.image].blobs.get(&key.digest).map(|b| b.size).unwrap_or_default();
-        self.events.push_back(Event::BlobProgress {
-            image: op.image,
-            digest: key.digest.clone(),
-            bytes,
-            total,
-        });
+    fn mark_present(&mut self, key: &BlobKey, repository: &str) {
+        self.entries.entry(key.clone()).or_default().present_in.insert(repository.to_owned());
     }
+
+    /// A blob that cannot be addressed fails the image that wanted it.
+    fn fail(&mut self, key: &BlobKey, error: UrlError, out: &mut Effects) {
+        if let Some(op) = self.entries.get(key).and_then(|e| e.busy.as_ref()) {
+            let error = Error::new(ErrorKind::InvalidName, error.to_string());
+            out.push(BlobEffect::Failed { image: op.want.image, error });
+        }
+        self.settle(key, None, out);
+    }
+
+    /// Ends the operation on `key`. With an outcome, its image has the blob; either way the
+    /// images waiting on the blob look again (and find it, mount it, or try themselves).
+    fn settle(&mut self, key: &BlobKey, outcome: Option<BlobOutcome>, out: &mut Effects) {
+        let Some(entry) = self.entries.get_mut(key) else { return };
+        let op = entry.busy.take();
+        let waiters = std::mem::take(&mut entry.waiters);
+        if let (Some(op), Some(outcome)) = (op, outcome) {
+            out.push(BlobEffect::Ready { image: op.want.image, digest: key.digest.clone(), outcome });
+        }
+        out.extend(waiters.into_iter().map(|image| BlobEffect::Wake { image, digest: key.digest.clone() }));
+    }
+}
+
+fn destination_auth(want: &BlobWant, ctx: &Context) -> AuthNeed {
+    let repository = want.destination.repository();
+    let scope = if ctx.options.dry_run { Scope::pull(repository) } else { Scope::push_pull(repository) };
+    AuthNeed {
+        registry: want.destination.registry().to_owned(),
+        repository: repository.to_owned(),
+        scopes: vec![scope],
+    }
+}
+
+/// The call that streams a blob from the source into an upload at the destination.
+fn transfer(
+    key: &BlobKey,
+    want: &BlobWant,
+    location: Option<String>,
+    ctx: &Context,
+) -> Result<Call, UrlError> {
+    let source = &want.source;
+    let source_uri = ctx.endpoints.endpoint(source.registry()).blob(source.repository(), &key.digest)?;
+    let upload_start = ctx.endpoints.endpoint(&key.registry).upload_start(want.destination.repository())?;
+    let mut source_request = http::Request::new(());
+    *source_request.uri_mut() = source_uri;
+    let transfer = Transfer {
+        source: source_request,
+        upload_start: upload_start.to_string(),
+        upload_location: location,
+        upload_headers: http::HeaderMap::new(),
+        digest: key.digest.clone(),
+        size: want.size,
+        retry: ctx.options.retry,
+        seed: upload_seed(ctx.options.seed, &key.digest),
+    };
+    let source_auth = AuthNeed {
+        registry: source.registry().to_owned(),
+        repository: source.repository().to_owned(),
+        scopes: vec![Scope::pull(source.repository())],
+    };
+    Ok(Call::Transfer {
+        transfer: Box::new(transfer),
+        source: source_auth,
+        destination: destination_auth(want, ctx),
+    })
+}
+
+/// A seed for one blob's upload jitter: the job's seed, told apart per blob so that
+/// uploads running together do not retry in step, and the same on every run.
+fn upload_seed(seed: u64, digest: &crate::digest::Digest) -> u64 {
+    let hex = digest.hex();
+    let prefix = u64::from_str_radix(hex.get(..16).unwrap_or("0"), 16).unwrap_or(0);
+    seed ^ prefix
 }

@@ -1,20 +1,27 @@
 //! One image's copy: check, fetch, blobs, children, manifest.
+//!
+//! An [`ImageTask`] takes the outcomes of its own calls and returns [`ImageEffect`]s: calls
+//! to send, blobs to ask the job's blob table for, events. It knows nothing of other
+//! images; the job routes effects and keeps the totals.
 
 use std::collections::BTreeMap;
 
-use http::header::{ACCEPT, CONTENT_TYPE};
-use http::{Method, Request, StatusCode};
+use http::header::CONTENT_TYPE;
+use http::{Method, StatusCode};
 
-use super::{content_digest, registry_error, SyncMachine, Tag};
+use super::{content_digest, refused, Context};
+use crate::api::{manifest_request, put_manifest};
 use crate::auth::Scope;
 use crate::digest::Digest;
-use crate::manifest::{
-    media_type::MANIFEST_ACCEPT, select, Descriptor, ImageManifest, Manifest, RawManifest,
-};
-use crate::plan::{CopyTask, Endpoints};
+use crate::error::{Error, ErrorKind};
+use crate::manifest::{select, Descriptor, ImageManifest, Manifest, ManifestError, RawManifest};
+use crate::plan::CopyTask;
 use crate::progress::{BlobOutcome, Event, Failure, ImageOutcome, ImageReport};
 use crate::session::{AuthNeed, Call, Outcome};
-use crate::time::Instant;
+
+/// An image of the job, by its place in the plan; events name images by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct ImageId(pub usize);
 
 /// The request an image is waiting for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +33,25 @@ pub(crate) enum Step {
     ChildGet(usize),
     PushChild(usize),
     PushRoot,
+}
+
+/// What an image asks of the job.
+#[derive(Debug)]
+pub(crate) enum ImageEffect {
+    /// Send `call` and feed its outcome back to [`ImageTask::on_outcome`] with the step.
+    Send(Step, Call),
+    /// Ask the blob table for every blob in [`ImageTask::missing_blobs`], then call
+    /// [`ImageTask::advance`].
+    NeedBlobs,
+    /// A blob this image needs is at the destination now.
+    BlobDone {
+        digest: Digest,
+        size: u64,
+        outcome: BlobOutcome,
+    },
+    Emit(Event),
+    /// The image has finished, one way or another ([`ImageTask::outcome`] says which).
+    Ended,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,28 +71,30 @@ struct Child {
     manifest: Option<RawManifest>,
 }
 
-pub(crate) struct BlobNeed {
-    pub size: u64,
-    pub done: bool,
+struct BlobNeed {
+    size: u64,
+    done: bool,
 }
 
+type Effects = Vec<ImageEffect>;
+
 pub(crate) struct ImageTask {
-    id: usize,
-    pub task: CopyTask,
+    id: ImageId,
+    task: CopyTask,
     phase: Phase,
     source_digest: Option<Digest>,
     destination_digest: Option<Option<Digest>>,
     root: Option<RawManifest>,
     rewritten_from: Option<Digest>,
     children: Vec<Child>,
-    pub blobs: BTreeMap<Digest, BlobNeed>,
+    blobs: BTreeMap<Digest, BlobNeed>,
     outstanding: usize,
-    pub bytes: u64,
-    failure: Option<(String, bool)>,
+    bytes: u64,
+    failure: Option<Error>,
 }
 
 impl ImageTask {
-    pub fn new(id: usize, task: CopyTask) -> Self {
+    pub fn new(id: ImageId, task: CopyTask) -> Self {
         ImageTask {
             id,
             task,
@@ -83,12 +111,8 @@ impl ImageTask {
         }
     }
 
-    /// Adds the blobs of an image manifest this image must have at the destination.
-    /// Non-distributable (foreign) layers are not copied.
-    fn need_blobs(&mut self, manifest: &ImageManifest) {
-        for blob in manifest.blobs().filter(|b| !ImageManifest::is_foreign(b)) {
-            self.blobs.entry(blob.digest.clone()).or_insert(BlobNeed { size: blob.size, done: false });
-        }
+    pub fn task(&self) -> &CopyTask {
+        &self.task
     }
 
     pub fn is_live(&self) -> bool {
@@ -102,20 +126,24 @@ impl ImageTask {
         }
     }
 
+    /// The size the manifest gives a blob this image needs.
+    pub fn blob_size(&self, digest: &Digest) -> Option<u64> {
+        self.blobs.get(digest).map(|b| b.size)
+    }
+
+    /// The blobs this image still waits for, with their sizes.
+    pub fn missing_blobs(&self) -> Vec<(Digest, u64)> {
+        self.blobs.iter().filter(|(_, need)| !need.done).map(|(d, need)| (d.clone(), need.size)).collect()
+    }
+
     fn names(&self) -> (String, String) {
         (self.task.source.to_string(), self.task.destination.to_string())
     }
 
     pub fn failure(&self) -> Option<Failure> {
-        let (reason, retryable) = self.failure.clone()?;
+        let error = self.failure.clone()?;
         let (source, destination) = self.names();
-        Some(Failure { source, destination, reason, retryable })
-    }
-
-    pub fn failed_event(&self) -> Event {
-        let (source, destination) = self.names();
-        let (reason, retryable) = self.failure.clone().unwrap_or_default();
-        Event::ImageFailed { image: self.id, source, destination, reason, retryable }
+        Some(Failure::new(source, destination, error))
     }
 
     pub fn report(&self) -> ImageReport {
@@ -127,33 +155,21 @@ impl ImageTask {
             digest: self.root.as_ref().map(|r| r.digest().clone()).or_else(|| self.source_digest.clone()),
             rewritten_from: self.rewritten_from.clone(),
             bytes: self.bytes,
-            reason: self.failure.as_ref().map(|(r, _)| r.clone()),
+            reason: self.failure.as_ref().map(|e| e.message().to_owned()),
+            kind: self.failure.as_ref().map(Error::kind),
         }
     }
-}
 
-/// A GET or HEAD for a manifest, accepting every manifest type ferry copies.
-fn manifest_request(method: Method, url: String) -> Request<Vec<u8>> {
-    Request::builder()
-        .method(method)
-        .uri(url)
-        .header(ACCEPT, MANIFEST_ACCEPT)
-        .body(Vec::new())
-        .unwrap_or_default()
-}
+    /// Adds the blobs of an image manifest this image must have at the destination.
+    /// Non-distributable (foreign) layers are not copied.
+    fn need_blobs(&mut self, manifest: &ImageManifest) {
+        for blob in manifest.blobs().filter(|b| !ImageManifest::is_foreign(b)) {
+            self.blobs.entry(blob.digest.clone()).or_insert(BlobNeed { size: blob.size, done: false });
+        }
+    }
 
-fn put_manifest(url: String, manifest: &RawManifest) -> Request<Vec<u8>> {
-    Request::builder()
-        .method(Method::PUT)
-        .uri(url)
-        .header(CONTENT_TYPE, manifest.media_type())
-        .body(manifest.bytes().to_vec())
-        .unwrap_or_default()
-}
-
-impl SyncMachine {
-    fn source_auth(&self, id: usize) -> AuthNeed {
-        let source = &self.images[id].task.source;
+    fn source_auth(&self) -> AuthNeed {
+        let source = &self.task.source;
         AuthNeed {
             registry: source.registry().to_owned(),
             repository: source.repository().to_owned(),
@@ -161,162 +177,179 @@ impl SyncMachine {
         }
     }
 
-    pub(super) fn destination_auth(&self, id: usize) -> AuthNeed {
-        let destination = &self.images[id].task.destination;
+    /// What a call to the destination must be authorised for: pull in a dry run (which
+    /// writes nothing), push and pull otherwise.
+    pub fn destination_auth(&self, dry_run: bool) -> AuthNeed {
+        let destination = &self.task.destination;
+        let scope = if dry_run {
+            Scope::pull(destination.repository())
+        } else {
+            Scope::push_pull(destination.repository())
+        };
         AuthNeed {
             registry: destination.registry().to_owned(),
             repository: destination.repository().to_owned(),
-            scopes: vec![if self.options.dry_run {
-                Scope::pull(destination.repository())
-            } else {
-                Scope::push_pull(destination.repository())
-            }],
+            scopes: vec![scope],
         }
     }
 
-    fn send(&mut self, id: usize, step: Step, request: Request<Vec<u8>>, auth: AuthNeed, now: Instant) {
-        self.images[id].outstanding += 1;
-        self.session.submit(Tag::Image(id, step), Call::Send { request, auth }, now);
+    fn send(&mut self, step: Step, request: http::Request<Vec<u8>>, auth: AuthNeed, out: &mut Effects) {
+        self.outstanding += 1;
+        out.push(ImageEffect::Send(step, Call::Send { request, auth }));
     }
 
-    fn source_manifest(&mut self, id: usize, method: Method, reference: &str, step: Step, now: Instant) {
-        let source = &self.images[id].task.source;
-        let url = self.endpoints.endpoint(source.registry()).manifest(source.repository(), reference);
-        let auth = self.source_auth(id);
-        self.send(id, step, manifest_request(method, url), auth, now);
+    fn source_manifest(
+        &mut self,
+        ctx: &Context,
+        method: Method,
+        reference: &str,
+        step: Step,
+        out: &mut Effects,
+    ) -> Result<(), Error> {
+        let source = &self.task.source;
+        let uri = ctx.endpoints.endpoint(source.registry()).manifest(source.repository(), reference);
+        let uri = uri.map_err(|e| Error::new(ErrorKind::InvalidName, e.to_string()))?;
+        let auth = self.source_auth();
+        self.send(step, manifest_request(method, uri), auth, out);
+        Ok(())
     }
 
-    fn destination_manifest(&mut self, id: usize, method: Method, reference: &str, step: Step, now: Instant) {
-        let destination = &self.images[id].task.destination;
-        let url =
-            self.endpoints.endpoint(destination.registry()).manifest(destination.repository(), reference);
-        let auth = self.destination_auth(id);
-        self.send(id, step, manifest_request(method, url), auth, now);
+    fn destination_manifest(
+        &mut self,
+        ctx: &Context,
+        method: Method,
+        reference: &str,
+        step: Step,
+        out: &mut Effects,
+    ) -> Result<(), Error> {
+        let destination = &self.task.destination;
+        let uri =
+            ctx.endpoints.endpoint(destination.registry()).manifest(destination.repository(), reference);
+        let uri = uri.map_err(|e| Error::new(ErrorKind::InvalidName, e.to_string()))?;
+        let auth = self.destination_auth(ctx.options.dry_run);
+        self.send(step, manifest_request(method, uri), auth, out);
+        Ok(())
     }
 
     /// Check: one HEAD on each side. A source named by digest needs no HEAD; `force`
     /// skips the destination's.
-    pub(super) fn start_image(&mut self, id: usize, now: Instant) {
-        let image = &mut self.images[id];
-        image.phase = Phase::Checking;
-        image.source_digest = image.task.source.digest().cloned();
-        let source_reference = image.task.source.manifest_reference();
-        let destination_reference = image.task.destination.manifest_reference();
-        let needs_source_head = image.source_digest.is_none();
-        self.events.push_back(Event::ImageStarted {
-            image: id,
-            source: image.task.source.to_string(),
-            destination: image.task.destination.to_string(),
-        });
-        if needs_source_head {
-            self.source_manifest(id, Method::HEAD, &source_reference, Step::SourceHead, now);
-        }
-        if !self.options.force {
-            self.destination_manifest(id, Method::HEAD, &destination_reference, Step::DestinationHead, now);
-        }
-        self.advance(id, now);
+    pub fn start(&mut self, ctx: &Context, out: &mut Effects) {
+        self.phase = Phase::Checking;
+        self.source_digest = self.task.source.digest().cloned();
+        let (source, destination) = self.names();
+        out.push(ImageEffect::Emit(Event::ImageStarted { image: self.id.0, source, destination }));
+        let checked = self.check(ctx, out);
+        self.settle(checked, ctx, out);
     }
 
-    pub(super) fn image_outcome(&mut self, id: usize, step: Step, outcome: Outcome, now: Instant) {
-        let Some(image) = self.images.get_mut(id) else { return };
-        image.outstanding = image.outstanding.saturating_sub(1);
-        if !image.is_live() {
+    fn check(&mut self, ctx: &Context, out: &mut Effects) -> Result<(), Error> {
+        if self.source_digest.is_none() {
+            let reference = self.task.source.manifest_reference();
+            self.source_manifest(ctx, Method::HEAD, &reference, Step::SourceHead, out)?;
+        }
+        if !ctx.options.force {
+            let reference = self.task.destination.manifest_reference();
+            self.destination_manifest(ctx, Method::HEAD, &reference, Step::DestinationHead, out)?;
+        }
+        Ok(())
+    }
+
+    /// Moves on after a step: advance when it went well, fail the image when not.
+    fn settle(&mut self, result: Result<(), Error>, ctx: &Context, out: &mut Effects) {
+        match result {
+            Ok(()) => self.advance(ctx, out),
+            Err(error) => self.fail(error, out),
+        }
+    }
+
+    /// The outcome of a call this image sent.
+    pub fn on_outcome(&mut self, step: Step, outcome: Outcome, ctx: &Context, out: &mut Effects) {
+        self.outstanding = self.outstanding.saturating_sub(1);
+        if !self.is_live() {
             return;
         }
         let response = match outcome {
             Outcome::Response(response) => response,
-            Outcome::Failed(e) => return self.fail(id, e.message, e.retryable, now),
+            Outcome::Failed(e) => return self.fail(e.error, out),
             Outcome::Transferred => return,
         };
-        let status = response.status();
         let result = match step {
-            Step::SourceHead => self.on_source_head(id, &response),
-            Step::DestinationHead => self.on_destination_head(id, &response),
-            Step::Root => self.on_root(id, response),
-            Step::ChildHead(child) => self.on_child_head(id, child, &response, now),
-            Step::ChildGet(child) => self.on_child(id, child, response),
-            Step::PushChild(_) | Step::PushRoot => self.on_pushed(id, step, &response),
+            Step::SourceHead => self.on_source_head(&response),
+            Step::DestinationHead => self.on_destination_head(&response),
+            Step::Root => self.on_root(response, ctx),
+            Step::ChildHead(child) => self.on_child_head(child, &response, ctx, out),
+            Step::ChildGet(child) => self.on_child(child, response),
+            Step::PushChild(_) | Step::PushRoot => self.on_pushed(step, &response),
         };
-        match result {
-            Ok(()) => self.advance(id, now),
-            Err(reason) => {
-                let retryable = status.is_server_error();
-                self.fail(id, reason, retryable, now)
-            }
-        }
+        self.settle(result, ctx, out);
     }
 
-    fn on_source_head(&mut self, id: usize, response: &http::Response<Vec<u8>>) -> Result<(), String> {
-        let image = &mut self.images[id];
+    fn on_source_head(&mut self, response: &http::Response<Vec<u8>>) -> Result<(), Error> {
         match response.status() {
             s if s.is_success() => {
-                image.source_digest = content_digest(response);
+                self.source_digest = content_digest(response);
                 Ok(())
             }
-            StatusCode::NOT_FOUND => Err(format!(
-                "{} does not exist at the source: check the tag, or list the tags with `ferry ls`",
-                image.task.source
+            StatusCode::NOT_FOUND => Err(Error::new(
+                ErrorKind::NotFound,
+                format!("{} does not exist at the source", self.task.source),
             )),
-            _ => Err(format!("source manifest {}: {}", image.task.source, registry_error(response))),
+            _ => Err(refused(response, format!("source manifest {}", self.task.source))),
         }
     }
 
-    fn on_destination_head(&mut self, id: usize, response: &http::Response<Vec<u8>>) -> Result<(), String> {
-        let image = &mut self.images[id];
+    fn on_destination_head(&mut self, response: &http::Response<Vec<u8>>) -> Result<(), Error> {
         match response.status() {
             s if s.is_success() => {
-                image.destination_digest = Some(content_digest(response));
+                self.destination_digest = Some(content_digest(response));
                 Ok(())
             }
             StatusCode::NOT_FOUND => {
-                image.destination_digest = Some(None);
+                self.destination_digest = Some(None);
                 Ok(())
             }
-            _ => {
-                Err(format!("destination manifest {}: {}", image.task.destination, registry_error(response)))
-            }
+            _ => Err(refused(response, format!("destination manifest {}", self.task.destination))),
         }
     }
 
     /// The source's root manifest: verified against the digest we were promised, parsed,
     /// and, for an index, narrowed to the wanted platforms.
-    fn on_root(&mut self, id: usize, response: http::Response<Vec<u8>>) -> Result<(), String> {
-        let force = self.options.force;
-        let image = &mut self.images[id];
-        let source = image.task.source.to_string();
+    fn on_root(&mut self, response: http::Response<Vec<u8>>, ctx: &Context) -> Result<(), Error> {
+        let source = self.task.source.to_string();
         if !response.status().is_success() {
-            return Err(format!("source manifest {source}: {}", registry_error(&response)));
+            return Err(refused(&response, format!("source manifest {source}")));
         }
         let content_type =
             response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let raw = RawManifest::parse(response.into_body(), content_type.as_deref())
-            .map_err(|e| format!("source manifest {source}: {e}"))?;
-        if let Some(expected) = &image.source_digest {
-            raw.verify(expected).map_err(|e| format!("source manifest {source}: {e}"))?;
+            .map_err(|e| manifest_error(e, format!("source manifest {source}")))?;
+        if let Some(expected) = &self.source_digest {
+            raw.verify(expected).map_err(|e| manifest_error(e, format!("source manifest {source}")))?;
         }
-        image.source_digest = Some(raw.digest().clone());
+        self.source_digest = Some(raw.digest().clone());
         match raw.manifest() {
             Manifest::Image(manifest) => {
-                image.need_blobs(manifest);
-                image.root = Some(raw);
+                self.need_blobs(manifest);
+                self.root = Some(raw);
             }
             Manifest::Index(_) => {
-                let selection = select(&raw, &image.task.platforms).map_err(|e| format!("{source}: {e}"))?;
-                image.children = selection
+                let selection = select(&raw, &self.task.platforms).map_err(|e| manifest_error(e, &source))?;
+                self.children = selection
                     .children
                     .into_iter()
                     .map(|descriptor| Child { descriptor, at_destination: false, manifest: None })
                     .collect();
                 match selection.rewritten {
                     Some(rewritten) => {
-                        image.rewritten_from = Some(raw.digest().clone());
-                        image.root = Some(rewritten);
+                        self.rewritten_from = Some(raw.digest().clone());
+                        self.root = Some(rewritten);
                     }
-                    None => image.root = Some(raw),
+                    None => self.root = Some(raw),
                 }
-                let pushed = image.root.as_ref().map(|r| r.digest().clone());
-                if !force && image.destination_digest.as_ref().and_then(|d| d.as_ref()) == pushed.as_ref() {
-                    image.phase = Phase::Checking; // advance() will see the match and skip
+                let pushed = self.root.as_ref().map(|r| r.digest().clone());
+                let held = self.destination_digest.as_ref().and_then(|d| d.as_ref());
+                if !ctx.options.force && held == pushed.as_ref() {
+                    self.phase = Phase::Checking; // advance() will see the match and skip
                 }
             }
         }
@@ -325,42 +358,38 @@ impl SyncMachine {
 
     fn on_child_head(
         &mut self,
-        id: usize,
         child: usize,
         response: &http::Response<Vec<u8>>,
-        now: Instant,
-    ) -> Result<(), String> {
+        ctx: &Context,
+        out: &mut Effects,
+    ) -> Result<(), Error> {
+        let digest = self.children[child].descriptor.digest.to_string();
         match response.status() {
             s if s.is_success() => {
-                self.images[id].children[child].at_destination = true;
+                self.children[child].at_destination = true;
                 Ok(())
             }
             StatusCode::NOT_FOUND => {
-                let digest = self.images[id].children[child].descriptor.digest.to_string();
-                self.source_manifest(id, Method::GET, &digest, Step::ChildGet(child), now);
-                Ok(())
+                self.source_manifest(ctx, Method::GET, &digest, Step::ChildGet(child), out)
             }
-            _ => Err(format!(
-                "destination manifest {}@{}: {}",
-                self.images[id].task.destination,
-                self.images[id].children[child].descriptor.digest,
-                registry_error(response)
-            )),
+            _ => Err(refused(response, format!("destination manifest {}@{digest}", self.task.destination))),
         }
     }
 
-    fn on_child(&mut self, id: usize, child: usize, response: http::Response<Vec<u8>>) -> Result<(), String> {
-        let image = &mut self.images[id];
-        let descriptor = image.children[child].descriptor.clone();
-        let name = format!("{}@{}", image.task.source.repository(), descriptor.digest);
+    fn on_child(&mut self, child: usize, response: http::Response<Vec<u8>>) -> Result<(), Error> {
+        let descriptor = self.children[child].descriptor.clone();
+        let name = format!("{}@{}", self.task.source.repository(), descriptor.digest);
         if !response.status().is_success() {
-            return Err(format!("source manifest {name}: {}", registry_error(&response)));
+            return Err(refused(&response, format!("source manifest {name}")));
         }
         if response.body().len() as u64 != descriptor.size {
-            return Err(format!(
-                "source manifest {name} is {} bytes; the index says {}",
-                response.body().len(),
-                descriptor.size
+            return Err(Error::new(
+                ErrorKind::Integrity,
+                format!(
+                    "source manifest {name} is {} bytes; the index says {}",
+                    response.body().len(),
+                    descriptor.size
+                ),
             ));
         }
         let content_type =
@@ -369,238 +398,228 @@ impl SyncMachine {
             response.into_body(),
             content_type.as_deref().or(Some(descriptor.media_type.as_str())),
         )
-        .map_err(|e| format!("source manifest {name}: {e}"))?;
-        raw.verify(&descriptor.digest).map_err(|e| format!("source manifest {name}: {e}"))?;
+        .map_err(|e| manifest_error(e, format!("source manifest {name}")))?;
+        raw.verify(&descriptor.digest).map_err(|e| manifest_error(e, format!("source manifest {name}")))?;
         match raw.manifest() {
-            Manifest::Image(manifest) => {
-                image.need_blobs(manifest);
-            }
+            Manifest::Image(manifest) => self.need_blobs(manifest),
             Manifest::Index(_) => {
-                return Err(format!(
-                    "source manifest {name} is an index inside an index; ferry copies one level"
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    format!("source manifest {name} is an index inside an index; ferry copies one level"),
                 ))
             }
         }
-        image.children[child].manifest = Some(raw);
+        self.children[child].manifest = Some(raw);
         Ok(())
     }
 
-    fn on_pushed(&mut self, id: usize, step: Step, response: &http::Response<Vec<u8>>) -> Result<(), String> {
-        let image = &self.images[id];
+    fn on_pushed(&mut self, step: Step, response: &http::Response<Vec<u8>>) -> Result<(), Error> {
         let (what, expected) = match step {
             Step::PushChild(child) => {
-                let d = &image.children[child].descriptor.digest;
-                (format!("{}@{d}", image.task.destination.repository()), Some(d.clone()))
+                let d = &self.children[child].descriptor.digest;
+                (format!("{}@{d}", self.task.destination.repository()), Some(d.clone()))
             }
-            _ => (image.task.destination.to_string(), image.root.as_ref().map(|r| r.digest().clone())),
+            _ => (self.task.destination.to_string(), self.root.as_ref().map(|r| r.digest().clone())),
         };
         if !response.status().is_success() {
-            return Err(format!("pushing manifest {what}: {}", registry_error(response)));
+            return Err(refused(response, format!("pushing manifest {what}")));
         }
         if let (Some(got), Some(expected)) = (content_digest(response), expected) {
             if got != expected {
-                return Err(format!(
-                    "the destination stored manifest {what} as {got}, but ferry pushed {expected}: the registry altered the bytes"
+                return Err(Error::new(
+                    ErrorKind::Integrity,
+                    format!(
+                        "the destination stored manifest {what} as {got}, but ferry pushed {expected}: the registry altered the bytes"
+                    ),
                 ));
             }
         }
         Ok(())
     }
 
-    /// Moves an image on once everything its phase waits for has arrived.
-    pub(super) fn advance(&mut self, id: usize, now: Instant) {
-        let force = self.options.force;
-        let image = &self.images[id];
-        if image.outstanding > 0 || !image.is_live() {
+    /// Moves the image on once everything its phase waits for has arrived.
+    pub fn advance(&mut self, ctx: &Context, out: &mut Effects) {
+        if self.outstanding > 0 || !self.is_live() {
             return;
         }
-        match image.phase {
+        match self.phase {
             Phase::Checking => {
                 // The digest the destination would hold: the source's, or the rewritten index's.
-                let wanted = match &image.root {
+                let wanted = match &self.root {
                     Some(root) => Some(root.digest()),
-                    None => image.source_digest.as_ref(),
+                    None => self.source_digest.as_ref(),
                 };
-                let held = image.destination_digest.as_ref().and_then(Option::as_ref);
-                let in_sync = !force && wanted.is_some() && held == wanted;
-                if in_sync {
-                    return self.finish(id, ImageOutcome::Skipped, now);
+                let held = self.destination_digest.as_ref().and_then(Option::as_ref);
+                if !ctx.options.force && wanted.is_some() && held == wanted {
+                    return self.finish(ImageOutcome::Skipped, out);
                 }
-                let reference = match &image.source_digest {
+                let reference = match &self.source_digest {
                     Some(d) => d.to_string(),
-                    None => image.task.source.manifest_reference(),
+                    None => self.task.source.manifest_reference(),
                 };
-                self.images[id].phase = Phase::Fetching;
-                self.source_manifest(id, Method::GET, &reference, Step::Root, now);
+                self.phase = Phase::Fetching;
+                let sent = self.source_manifest(ctx, Method::GET, &reference, Step::Root, out);
+                if let Err(error) = sent {
+                    self.fail(error, out);
+                }
             }
             Phase::Fetching => {
-                if self.images[id].children.is_empty() || self.children_fetched(id) {
-                    self.images[id].phase = Phase::Blobs;
-                    self.request_blobs(id, now);
-                    self.advance_blobs(id, now);
+                if self.children.iter().all(|c| c.at_destination || c.manifest.is_some()) {
+                    self.phase = Phase::Blobs;
+                    out.push(ImageEffect::NeedBlobs);
                 } else {
-                    self.fetch_children(id, now);
+                    self.fetch_children(ctx, out);
                 }
             }
-            Phase::Blobs => self.advance_blobs(id, now),
+            Phase::Blobs => self.push_children(ctx, out),
             Phase::PushingChildren => {
-                self.images[id].phase = Phase::PushingRoot;
-                let image = &self.images[id];
-                let Some(root) = &image.root else { return };
-                let url = self.endpoints.endpoint(image.task.destination.registry()).manifest(
-                    image.task.destination.repository(),
-                    &image.task.destination.manifest_reference(),
-                );
-                let request = put_manifest(url, root);
-                let auth = self.destination_auth(id);
-                self.send(id, Step::PushRoot, request, auth, now);
+                self.phase = Phase::PushingRoot;
+                let destination = &self.task.destination;
+                let uri = ctx
+                    .endpoints
+                    .endpoint(destination.registry())
+                    .manifest(destination.repository(), &destination.manifest_reference());
+                match (uri, &self.root) {
+                    (Ok(uri), Some(root)) => {
+                        let request = put_manifest(uri, root);
+                        let auth = self.destination_auth(ctx.options.dry_run);
+                        self.send(Step::PushRoot, request, auth, out);
+                    }
+                    (Err(e), _) => self.fail(Error::new(ErrorKind::InvalidName, e.to_string()), out),
+                    (Ok(_), None) => {}
+                }
             }
-            Phase::PushingRoot => self.finish(id, ImageOutcome::Copied, now),
+            Phase::PushingRoot => self.finish(ImageOutcome::Copied, out),
             Phase::Queued | Phase::Finished(_) => {}
         }
     }
 
-    fn children_fetched(&self, id: usize) -> bool {
-        self.images[id].children.iter().all(|c| c.at_destination || c.manifest.is_some())
-    }
-
     /// For each child of an index: HEAD it at the destination (unless forced), then GET
     /// the missing ones from the source.
-    fn fetch_children(&mut self, id: usize, now: Instant) {
-        let force = self.options.force;
-        let children: Vec<(usize, String)> = self.images[id]
-            .children
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (i, c.descriptor.digest.to_string()))
-            .collect();
-        for (child, digest) in children {
-            if force {
-                self.source_manifest(id, Method::GET, &digest, Step::ChildGet(child), now);
+    fn fetch_children(&mut self, ctx: &Context, out: &mut Effects) {
+        let digests: Vec<String> = self.children.iter().map(|c| c.descriptor.digest.to_string()).collect();
+        for (child, digest) in digests.iter().enumerate() {
+            let sent = if ctx.options.force {
+                self.source_manifest(ctx, Method::GET, digest, Step::ChildGet(child), out)
             } else {
-                self.destination_manifest(id, Method::HEAD, &digest, Step::ChildHead(child), now);
+                self.destination_manifest(ctx, Method::HEAD, digest, Step::ChildHead(child), out)
+            };
+            if let Err(error) = sent {
+                return self.fail(error, out);
             }
         }
-        self.images[id].phase = Phase::Fetching;
-        if self.images[id].outstanding == 0 {
-            self.advance(id, now);
+        if self.outstanding == 0 {
+            self.advance(ctx, out);
         }
     }
 
-    fn advance_blobs(&mut self, id: usize, now: Instant) {
-        let image = &self.images[id];
-        if image.phase != Phase::Blobs || image.blobs.values().any(|b| !b.done) {
+    /// Every blob is at the destination: push the children that are missing there.
+    fn push_children(&mut self, ctx: &Context, out: &mut Effects) {
+        if self.blobs.values().any(|b| !b.done) {
             return;
         }
-        if self.options.dry_run {
-            return self.finish(id, ImageOutcome::WouldCopy, now);
+        if ctx.options.dry_run {
+            return self.finish(ImageOutcome::WouldCopy, out);
         }
-        self.images[id].phase = Phase::PushingChildren;
-        let image = &self.images[id];
-        let endpoint = self.endpoints.endpoint(image.task.destination.registry());
-        let pushes: Vec<(usize, Request<Vec<u8>>)> = image
-            .children
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                let manifest = c.manifest.as_ref()?;
-                let url =
-                    endpoint.manifest(image.task.destination.repository(), &c.descriptor.digest.to_string());
-                Some((i, put_manifest(url, manifest)))
-            })
-            .collect();
+        self.phase = Phase::PushingChildren;
+        let destination = &self.task.destination;
+        let endpoint = ctx.endpoints.endpoint(destination.registry());
+        let mut pushes = Vec::new();
+        for (i, child) in self.children.iter().enumerate() {
+            let Some(manifest) = &child.manifest else { continue };
+            match endpoint.manifest(destination.repository(), &child.descriptor.digest.to_string()) {
+                Ok(uri) => pushes.push((i, put_manifest(uri, manifest))),
+                Err(e) => return self.fail(Error::new(ErrorKind::InvalidName, e.to_string()), out),
+            }
+        }
         for (child, request) in pushes {
-            let auth = self.destination_auth(id);
-            self.send(id, Step::PushChild(child), request, auth, now);
+            let auth = self.destination_auth(ctx.options.dry_run);
+            self.send(Step::PushChild(child), request, auth, out);
         }
-        self.advance(id, now);
+        self.advance(ctx, out);
     }
 
     /// A blob this image needed is at the destination now.
-    pub(super) fn blob_ready(&mut self, id: usize, digest: &Digest, outcome: BlobOutcome, now: Instant) {
-        let Some(image) = self.images.get_mut(id) else { return };
-        if !image.is_live() {
+    pub fn blob_ready(&mut self, digest: &Digest, outcome: BlobOutcome, ctx: &Context, out: &mut Effects) {
+        if !self.is_live() {
             return;
         }
-        let Some(need) = image.blobs.get_mut(digest) else { return };
+        let Some(need) = self.blobs.get_mut(digest) else { return };
         if need.done {
             return;
         }
         need.done = true;
         let size = need.size;
-        match outcome {
-            BlobOutcome::Present => self.summary.blobs_present += 1,
-            BlobOutcome::Mounted => self.summary.blobs_mounted += 1,
-            BlobOutcome::Transferred => {
-                self.summary.blobs_transferred += 1;
-                self.images[id].bytes += size;
-                if self.options.dry_run {
-                    self.summary.bytes_to_copy += size;
-                } else {
-                    self.summary.bytes_transferred += size;
-                }
-            }
+        if outcome == BlobOutcome::Transferred {
+            self.bytes += size;
         }
-        self.events.push_back(Event::BlobDone { image: id, digest: digest.clone(), size, outcome });
-        self.advance(id, now);
+        out.push(ImageEffect::BlobDone { digest: digest.clone(), size, outcome });
+        self.advance(ctx, out);
     }
 
-    fn finish(&mut self, id: usize, outcome: ImageOutcome, now: Instant) {
-        let image = &mut self.images[id];
-        if !image.is_live() {
+    fn finish(&mut self, outcome: ImageOutcome, out: &mut Effects) {
+        if !self.is_live() {
             return;
         }
-        image.phase = Phase::Finished(outcome);
-        let (source, destination) = image.names();
+        self.phase = Phase::Finished(outcome);
+        let (source, destination) = self.names();
+        let image = self.id.0;
         let event = match outcome {
             ImageOutcome::Skipped => {
-                self.summary.skipped += 1;
                 let digest =
-                    image.source_digest.clone().or_else(|| image.root.as_ref().map(|r| r.digest().clone()));
+                    self.source_digest.clone().or_else(|| self.root.as_ref().map(|r| r.digest().clone()));
                 Event::ImageSkipped {
-                    image: id,
+                    image,
                     source,
                     destination,
                     digest: digest.unwrap_or_else(|| Digest::sha256(b"")),
                 }
             }
-            _ => {
-                self.summary.copied += usize::from(outcome == ImageOutcome::Copied);
-                Event::ImageDone {
-                    image: id,
-                    source,
-                    destination,
-                    digest: image
-                        .root
-                        .as_ref()
-                        .map(|r| r.digest().clone())
-                        .unwrap_or_else(|| Digest::sha256(b"")),
-                    bytes: image.bytes,
-                    rewritten_from: image.rewritten_from.clone(),
-                    dry_run: outcome == ImageOutcome::WouldCopy,
-                }
-            }
+            _ => Event::ImageDone {
+                image,
+                source,
+                destination,
+                digest: self.root.as_ref().map(|r| r.digest().clone()).unwrap_or_else(|| Digest::sha256(b"")),
+                bytes: self.bytes,
+                rewritten_from: self.rewritten_from.clone(),
+                dry_run: outcome == ImageOutcome::WouldCopy,
+            },
         };
-        self.events.push_back(event);
-        self.active -= 1;
-        self.fill(now);
+        out.push(ImageEffect::Emit(event));
+        out.push(ImageEffect::Ended);
     }
 
-    /// Fails an image: it pushes nothing more, and its manifest never reaches the
+    /// Fails the image: it pushes nothing more, and its manifest never reaches the
     /// destination. Blob moves already under way finish for the images that share them.
-    pub(super) fn fail(&mut self, id: usize, reason: String, retryable: bool, now: Instant) {
-        let image = &mut self.images[id];
-        if !image.is_live() {
+    pub fn fail(&mut self, error: Error, out: &mut Effects) {
+        if !self.is_live() {
             return;
         }
-        image.phase = Phase::Finished(ImageOutcome::Failed);
-        image.failure = Some((reason, retryable));
-        self.summary.failed += 1;
-        if let Some(failure) = image.failure() {
-            self.summary.failures.push(failure);
-        }
-        self.events.push_back(image.failed_event());
-        self.active -= 1;
-        self.fill(now);
+        self.phase = Phase::Finished(ImageOutcome::Failed);
+        let (source, destination) = self.names();
+        out.push(ImageEffect::Emit(Event::ImageFailed {
+            image: self.id.0,
+            source,
+            destination,
+            reason: error.message().to_owned(),
+            kind: error.kind(),
+            retryable: error.is_retryable(),
+        }));
+        self.failure = Some(error);
+        out.push(ImageEffect::Ended);
     }
+}
+
+/// A manifest that cannot be used: its bytes lie, ferry does not copy its kind, or it is
+/// malformed.
+fn manifest_error(error: ManifestError, what: impl std::fmt::Display) -> Error {
+    let kind = match &error {
+        ManifestError::DigestMismatch { .. } => ErrorKind::Integrity,
+        ManifestError::Schema1Unsupported | ManifestError::UnsupportedMediaType { .. } => {
+            ErrorKind::Unsupported
+        }
+        ManifestError::NoMatchingPlatform { .. } => ErrorKind::NotFound,
+        _ => ErrorKind::InvalidAnswer,
+    };
+    Error::new(kind, format!("{what}: {error}"))
 }

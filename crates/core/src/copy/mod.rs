@@ -7,12 +7,11 @@
 //!     while let Some(event) = m.poll_event() { /* show it */ }
 //!     if m.is_finished() { break }
 //!     // wait for the first finished action or m.poll_timeout(), then feed it back:
-//!     m.handle_response(id, response, now)?;  // or handle_transfer / handle_failure / handle_timeout
+//!     m.handle(id, completion, now)?;  // or m.handle_timeout(now)
 //! }
 //! ```
 //!
-//! Drain, then wait: after every `handle_*` call, drain `poll_action` and `poll_event`
-//! before waiting again. The machine plans first (catalogs, tag lists), then copies at
+//! Drain, then wait, as [`Machine`](crate::machine::Machine) documents. The machine plans first (catalogs, tag lists), then copies at
 //! most `proc` images at once. Each image: one HEAD on each side and a skip when the
 //! digests agree; otherwise the source manifest (and an index's children), every blob
 //! HEAD -> mount -> transfer, the children, and the manifest last. A blob that several
@@ -21,48 +20,43 @@
 mod blobs;
 mod image;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
-use crate::api::Endpoint;
-use crate::auth::{AuthError, Credential, CredentialStore};
+use crate::api::EndpointMap;
+use crate::auth::{AuthError, CredentialStore};
 use crate::config::{JobConfig, Rule};
 use crate::digest::Digest;
-use crate::driver::{Machine, Misuse};
+use crate::error::{Error, ErrorKind};
+use crate::error_body::ErrorBody;
+use crate::machine::SessionMachine;
 use crate::manifest::PlatformFilter;
-use crate::plan::{CopyTask, Endpoints, Planner};
-use crate::progress::{Event, Failure, ImageOutcome, ImageReport, Report, Summary};
+use crate::plan::{CopyTask, Planner};
+use crate::progress::{BlobOutcome, Event, Failure, ImageOutcome, ImageReport, Report, Summary};
 use crate::reference::normalize_registry;
 use crate::retry::RetryPolicy;
 use crate::session::{Call, Outcome, Session};
 use crate::time::{Instant, UnixTime, WallClock};
-use crate::transport::{Action, ActionId, TransferReport, TransportError};
 
-use blobs::{BlobKey, BlobTable};
-use image::{ImageTask, Step};
+use blobs::{BlobEffect, BlobKey, BlobTable, BlobWant};
+use image::{ImageEffect, ImageId, ImageTask, Step};
 
-/// Where each registry lives. By default `https://<registry>` (Docker Hub's API host for
-/// `docker.io`), plain HTTP for registries marked insecure and for loopback ones; an
-/// explicit base URL wins.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EndpointMap {
-    pub insecure: BTreeSet<String>,
-    pub bases: BTreeMap<String, String>,
-}
-
-impl Endpoints for EndpointMap {
-    fn endpoint(&self, registry: &str) -> Endpoint {
-        match self.bases.get(registry) {
-            Some(base) => Endpoint::from_base(base),
-            None => Endpoint::new(registry, self.insecure.contains(registry)),
-        }
-    }
+/// What a job starts from.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// Rules to expand by listing catalogs and tags first (`ferry sync`).
+    Rules(Vec<Rule>),
+    /// Images already named, copied as they are (`ferry copy`).
+    Tasks(Vec<CopyTask>),
 }
 
 /// What to copy and with which credentials.
 #[derive(Debug, Clone)]
 pub struct Job {
-    pub rules: Vec<Rule>,
+    /// The rules to expand, or the images to copy.
+    pub plan: Plan,
+    /// Credentials for both sides, looked up by registry and repository.
     pub credentials: CredentialStore,
+    /// How to reach each registry (plain HTTP, explicit base URLs).
     pub endpoints: EndpointMap,
 }
 
@@ -71,17 +65,16 @@ impl Job {
     /// registries.
     pub fn from_config(config: &JobConfig) -> Result<Job, AuthError> {
         let mut endpoints = EndpointMap::default();
-        let mut pairs = Vec::new();
         for (key, entry) in &config.auth.entries {
-            let registry = normalize_registry(key.split('/').next().unwrap_or(key));
             if entry.insecure {
-                endpoints.insecure.insert(registry);
-            }
-            if let (Some(user), Some(password)) = (&entry.username, &entry.password) {
-                pairs.push((key.clone(), Credential::new(user, password)));
+                endpoints.insecure.insert(normalize_registry(key.split('/').next().unwrap_or(key)));
             }
         }
-        Ok(Job { rules: config.rules.clone(), credentials: CredentialStore::new(pairs)?, endpoints })
+        Ok(Job {
+            plan: Plan::Rules(config.rules.clone()),
+            credentials: config.auth.credentials()?,
+            endpoints,
+        })
     }
 }
 
@@ -92,6 +85,7 @@ pub struct SyncOptions {
     pub proc: usize,
     /// Blob transfers in flight at once, across all images.
     pub max_transfers: usize,
+    /// How often and how long transient failures are retried.
     pub retry: RetryPolicy,
     /// Re-push manifests even when the destination already has the same digest.
     pub force: bool,
@@ -117,73 +111,66 @@ impl Default for SyncOptions {
     }
 }
 
+/// What the images and the blob table read of the job.
+pub(crate) struct Context {
+    pub endpoints: EndpointMap,
+    pub options: SyncOptions,
+}
+
 /// What a session call was for.
 #[derive(Debug, Clone)]
-pub(crate) enum Tag {
+pub(crate) enum Purpose {
     Plan(u64),
-    Image(usize, Step),
+    Image(ImageId, Step),
     Blob(BlobKey),
 }
 
 /// The sync job. See the module docs for the run loop.
 pub struct SyncMachine {
-    options: SyncOptions,
-    endpoints: EndpointMap,
-    session: Session<Tag>,
-    planner: Planner,
-    planning: bool,
+    ctx: Context,
+    session: Session<Purpose>,
+    /// Present while the rules are being expanded.
+    planner: Option<Planner>,
     images: Vec<ImageTask>,
     /// Rules that failed before they became images (a listing that failed).
     plan_failures: Vec<Failure>,
-    queue: VecDeque<usize>,
+    queue: VecDeque<ImageId>,
     active: usize,
     blobs: BlobTable,
-    events: VecDeque<Event>,
     summary: Summary,
     started: Instant,
     finished: bool,
 }
 
 impl SyncMachine {
+    /// A job on the injected clock: `now` is the driver's monotonic time, `wall` the Unix
+    /// time at that moment (for `Retry-After` dates).
     pub fn new(job: Job, options: SyncOptions, now: Instant, wall: UnixTime) -> Self {
         let session = Session::new(job.credentials, options.retry, options.seed, WallClock::new(now, wall));
-        let planner = Planner::new(job.rules, options.platforms.clone());
         let max_transfers = options.max_transfers.max(1);
         let mut machine = SyncMachine {
             summary: Summary { dry_run: options.dry_run, ..Summary::default() },
-            options,
-            endpoints: job.endpoints,
             session,
-            planner,
-            planning: true,
+            planner: None,
             images: Vec::new(),
             plan_failures: Vec::new(),
             queue: VecDeque::new(),
             active: 0,
             blobs: BlobTable::new(max_transfers),
-            events: VecDeque::new(),
             started: now,
             finished: false,
+            ctx: Context { endpoints: job.endpoints, options },
         };
-        let calls = machine.planner.start(&machine.endpoints);
-        machine.submit_plan_calls(calls, now);
-        machine.advance_planning(now);
-        machine
-    }
-
-    /// A machine for tasks already planned (`ferry copy`).
-    pub fn with_tasks(
-        tasks: Vec<CopyTask>,
-        job: Job,
-        options: SyncOptions,
-        now: Instant,
-        wall: UnixTime,
-    ) -> Self {
-        let mut machine = SyncMachine::new(Job { rules: Vec::new(), ..job }, options, now, wall);
-        // An empty plan finishes at once; start over with the given tasks.
-        machine.events.clear();
-        machine.finished = false;
-        machine.start_copying(tasks, now);
+        match job.plan {
+            Plan::Rules(rules) => {
+                let mut planner = Planner::new(rules, machine.ctx.options.platforms.clone());
+                let calls = planner.start(&machine.ctx.endpoints);
+                machine.planner = Some(planner);
+                machine.submit_plan_calls(calls, now);
+                machine.advance_planning(now);
+            }
+            Plan::Tasks(tasks) => machine.start_copying(tasks, Vec::new(), 0, now),
+        }
         machine
     }
 
@@ -197,8 +184,9 @@ impl SyncMachine {
             rewritten_from: None,
             bytes: 0,
             reason: Some(f.reason.clone()),
+            kind: Some(f.kind),
         });
-        let images = planning.chain(self.images.iter().map(|i| i.report())).collect();
+        let images = planning.chain(self.images.iter().map(ImageTask::report)).collect();
         let mut summary = self.summary.clone();
         summary.requests = self.session.stats.requests;
         summary.transfers = self.session.stats.transfers;
@@ -208,57 +196,61 @@ impl SyncMachine {
 
     fn submit_plan_calls(&mut self, calls: Vec<(u64, Call)>, now: Instant) {
         for (id, call) in calls {
-            self.session.submit(Tag::Plan(id), call, now);
+            self.session.submit(Purpose::Plan(id), call, now);
         }
     }
 
     fn advance_planning(&mut self, now: Instant) {
-        if !self.planning || !self.planner.is_done() {
-            return;
-        }
-        let tasks = self.planner.take_tasks();
-        self.start_copying(tasks, now);
+        let Some(planner) = self.planner.take_if(|p| p.is_done()) else { return };
+        let repositories = planner.repositories();
+        let (tasks, failures) = planner.finish();
+        self.start_copying(tasks, failures, repositories, now);
     }
 
-    fn start_copying(&mut self, tasks: Vec<CopyTask>, now: Instant) {
-        self.planning = false;
-        self.plan_failures = std::mem::take(&mut self.planner.failures);
+    fn start_copying(
+        &mut self,
+        tasks: Vec<CopyTask>,
+        failures: Vec<Failure>,
+        repositories: usize,
+        now: Instant,
+    ) {
         for task in tasks {
-            let id = self.images.len();
+            let id = ImageId(self.images.len());
             self.images.push(ImageTask::new(id, task));
             self.queue.push_back(id);
         }
-        self.summary.images = self.images.len() + self.plan_failures.len();
-        self.summary.failed = self.plan_failures.len();
-        self.summary.failures = self.plan_failures.clone();
-        self.events.push_back(Event::PlanReady {
-            images: self.images.len(),
-            repositories: self.planner.repositories(),
-        });
-        for failure in &self.plan_failures {
-            self.events.push_back(Event::PlanFailed {
+        self.summary.images = self.images.len() + failures.len();
+        self.summary.failed = failures.len();
+        self.summary.failures = failures.clone();
+        self.session.emit(Event::PlanReady { images: self.images.len(), repositories });
+        for failure in &failures {
+            self.session.emit(Event::PlanFailed {
                 source: failure.source.clone(),
                 destination: failure.destination.clone(),
                 reason: failure.reason.clone(),
+                kind: failure.kind,
                 retryable: failure.retryable,
             });
         }
+        self.plan_failures = failures;
         self.fill(now);
     }
 
     /// Starts queued images while fewer than `proc` are active.
     fn fill(&mut self, now: Instant) {
-        while self.active < self.options.proc.max(1) {
+        while self.active < self.ctx.options.proc.max(1) {
             let Some(id) = self.queue.pop_front() else { break };
             self.active += 1;
-            self.start_image(id, now);
+            let mut effects = Vec::new();
+            self.images[id.0].start(&self.ctx, &mut effects);
+            self.apply_image(id, effects, now);
         }
         self.check_finished(now);
     }
 
     fn check_finished(&mut self, now: Instant) {
         if self.finished
-            || self.planning
+            || self.planner.is_some()
             || self.active > 0
             || !self.queue.is_empty()
             || !self.session.is_idle()
@@ -268,92 +260,156 @@ impl SyncMachine {
         self.finished = true;
         self.summary.elapsed_ms = now.saturating_since(self.started).as_millis() as u64;
         let report = self.report();
-        self.events.push_back(Event::JobFinished { status: report.status, summary: report.summary });
+        self.session.emit(Event::JobFinished { status: report.status, summary: report.summary });
     }
 
-    fn route(&mut self, tag: Tag, outcome: Outcome, now: Instant) {
-        match tag {
-            Tag::Plan(id) => {
-                let calls = self.planner.on_outcome(id, outcome, &self.endpoints);
-                self.submit_plan_calls(calls, now);
-                self.advance_planning(now);
+    /// Carries out what an image asked for, in order.
+    fn apply_image(&mut self, id: ImageId, effects: Vec<ImageEffect>, now: Instant) {
+        for effect in effects {
+            match effect {
+                ImageEffect::Send(step, call) => self.session.submit(Purpose::Image(id, step), call, now),
+                ImageEffect::NeedBlobs => {
+                    let image = &self.images[id.0];
+                    let task = image.task();
+                    let wants: Vec<BlobWant> = image
+                        .missing_blobs()
+                        .into_iter()
+                        .map(|(digest, size)| BlobWant {
+                            image: id,
+                            source: task.source.clone(),
+                            destination: task.destination.clone(),
+                            digest,
+                            size,
+                        })
+                        .collect();
+                    for want in wants {
+                        let mut effects = Vec::new();
+                        self.blobs.request(want, &self.ctx, &mut effects);
+                        self.apply_blobs(effects, now);
+                    }
+                    let mut effects = Vec::new();
+                    self.images[id.0].advance(&self.ctx, &mut effects);
+                    self.apply_image(id, effects, now);
+                }
+                ImageEffect::BlobDone { digest, size, outcome } => {
+                    match outcome {
+                        BlobOutcome::Present => self.summary.blobs_present += 1,
+                        BlobOutcome::Mounted => self.summary.blobs_mounted += 1,
+                        BlobOutcome::Transferred if self.ctx.options.dry_run => {
+                            self.summary.blobs_transferred += 1;
+                            self.summary.bytes_to_copy += size;
+                        }
+                        BlobOutcome::Transferred => {
+                            self.summary.blobs_transferred += 1;
+                            self.summary.bytes_transferred += size;
+                        }
+                    }
+                    self.session.emit(Event::BlobDone { image: id.0, digest, size, outcome });
+                }
+                ImageEffect::Emit(event) => self.session.emit(event),
+                ImageEffect::Ended => {
+                    let image = &self.images[id.0];
+                    match image.outcome() {
+                        ImageOutcome::Skipped => self.summary.skipped += 1,
+                        ImageOutcome::Copied => self.summary.copied += 1,
+                        ImageOutcome::Failed => {
+                            self.summary.failed += 1;
+                            self.summary.failures.extend(image.failure());
+                        }
+                        ImageOutcome::WouldCopy | ImageOutcome::Pending => {}
+                    }
+                    self.active -= 1;
+                    self.fill(now);
+                }
             }
-            Tag::Image(id, step) => self.image_outcome(id, step, outcome, now),
-            Tag::Blob(key) => self.blob_outcome(key, outcome, now),
         }
     }
 
-    fn pump(&mut self, now: Instant) {
-        while let Some((tag, outcome)) = self.session.poll_done() {
-            self.route(tag, outcome, now);
+    /// Carries out what the blob table asked for, in order.
+    fn apply_blobs(&mut self, effects: Vec<BlobEffect>, now: Instant) {
+        for effect in effects {
+            let (id, image_effects) = match effect {
+                BlobEffect::Send(key, call) => {
+                    self.session.submit(Purpose::Blob(key), *call, now);
+                    continue;
+                }
+                BlobEffect::Ready { image, digest, outcome } => {
+                    let mut effects = Vec::new();
+                    self.images[image.0].blob_ready(&digest, outcome, &self.ctx, &mut effects);
+                    (image, effects)
+                }
+                BlobEffect::Failed { image, error } => {
+                    let mut effects = Vec::new();
+                    self.images[image.0].fail(error, &mut effects);
+                    (image, effects)
+                }
+                BlobEffect::Wake { image, digest } => {
+                    let task = &self.images[image.0];
+                    if !task.is_live() {
+                        continue;
+                    }
+                    let Some(size) = task.blob_size(&digest) else { continue };
+                    let want = BlobWant {
+                        image,
+                        source: task.task().source.clone(),
+                        destination: task.task().destination.clone(),
+                        digest,
+                        size,
+                    };
+                    let mut effects = Vec::new();
+                    self.blobs.request(want, &self.ctx, &mut effects);
+                    self.apply_blobs(effects, now);
+                    continue;
+                }
+            };
+            self.apply_image(id, image_effects, now);
         }
-        while let Some(event) = self.session.poll_event() {
-            self.events.push_back(event);
-        }
-        self.check_finished(now);
     }
 }
 
-impl Machine for SyncMachine {
-    fn poll_action(&mut self) -> Option<Action> {
-        self.session.poll_action()
+impl SessionMachine for SyncMachine {
+    type Purpose = Purpose;
+
+    fn session(&self) -> &Session<Purpose> {
+        &self.session
     }
 
-    fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+    fn session_mut(&mut self) -> &mut Session<Purpose> {
+        &mut self.session
     }
 
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.session.poll_timeout()
-    }
-
-    fn handle_response(
-        &mut self,
-        id: ActionId,
-        response: http::Response<Vec<u8>>,
-        now: Instant,
-    ) -> Result<(), Misuse> {
-        self.session.expect(id)?;
-        self.session.handle_response(id, response, now);
-        self.pump(now);
-        Ok(())
-    }
-
-    fn handle_failure(&mut self, id: ActionId, error: TransportError, now: Instant) -> Result<(), Misuse> {
-        self.session.expect(id)?;
-        self.session.handle_failure(id, error, now);
-        self.pump(now);
-        Ok(())
-    }
-
-    fn handle_transfer(
-        &mut self,
-        id: ActionId,
-        result: Result<TransferReport, TransportError>,
-        now: Instant,
-    ) -> Result<(), Misuse> {
-        self.session.expect(id)?;
-        match result {
-            Ok(_) => self.session.handle_transfer(id),
-            Err(error) => self.session.handle_failure(id, error, now),
-        }
-        self.pump(now);
-        Ok(())
-    }
-
-    fn handle_progress(&mut self, id: ActionId, bytes: u64) {
-        if let Some(Tag::Blob(key)) = self.session.tag_of(id) {
-            let key = key.clone();
-            self.blob_progress(&key, bytes);
+    fn on_outcome(&mut self, purpose: Purpose, outcome: Outcome, now: Instant) {
+        match purpose {
+            Purpose::Plan(id) => {
+                let Some(planner) = self.planner.as_mut() else { return };
+                let calls = planner.on_outcome(id, outcome, &self.ctx.endpoints);
+                self.submit_plan_calls(calls, now);
+                self.advance_planning(now);
+            }
+            Purpose::Image(id, step) => {
+                let mut effects = Vec::new();
+                self.images[id.0].on_outcome(step, outcome, &self.ctx, &mut effects);
+                self.apply_image(id, effects, now);
+            }
+            Purpose::Blob(key) => {
+                let mut effects = Vec::new();
+                self.blobs.on_outcome(key, outcome, &self.ctx, &mut effects);
+                self.apply_blobs(effects, now);
+            }
         }
     }
 
-    fn handle_timeout(&mut self, now: Instant) {
-        self.session.handle_timeout(now);
-        self.pump(now);
+    fn on_progress(&mut self, purpose: Purpose, bytes: u64) {
+        let Purpose::Blob(key) = purpose else { return };
+        let Some((image, total)) = self.blobs.progress_of(&key) else { return };
+        self.session.emit(Event::BlobProgress { image: image.0, digest: key.digest, bytes, total });
     }
 
-    fn is_finished(&self) -> bool {
+    fn settle(&mut self, now: Instant) {
+        self.check_finished(now);
+    }
+
+    fn finished(&self) -> bool {
         self.finished
     }
 }
@@ -363,26 +419,23 @@ pub(crate) fn content_digest(response: &http::Response<Vec<u8>>) -> Option<Diges
     response.headers().get("docker-content-digest")?.to_str().ok()?.trim().parse().ok()
 }
 
+/// A refusal by a registry: its kind from the status, its words from the body.
+pub(crate) fn refused(response: &http::Response<Vec<u8>>, what: impl std::fmt::Display) -> Error {
+    Error::new(
+        ErrorKind::of_status(response.status().as_u16()),
+        format!("{what}: {}", registry_error(response)),
+    )
+}
+
 /// The registry's own words from an error body (`{"errors":[{"code","message"}]}`), if any.
-pub(crate) fn registry_error(response: &http::Response<Vec<u8>>) -> String {
-    #[derive(serde::Deserialize)]
-    struct Errors {
-        errors: Vec<ErrorItem>,
-    }
-    #[derive(serde::Deserialize)]
-    struct ErrorItem {
-        #[serde(default)]
-        code: String,
-        #[serde(default)]
-        message: String,
-    }
+fn registry_error(response: &http::Response<Vec<u8>>) -> String {
     let status = response.status();
-    match serde_json::from_slice::<Errors>(response.body()) {
-        Ok(e) if !e.errors.is_empty() => {
+    match ErrorBody::parse(response.body()) {
+        Some(body) => {
             let items: Vec<String> =
-                e.errors.iter().map(|i| format!("{} {}", i.code, i.message).trim().to_owned()).collect();
+                body.errors.iter().map(|i| format!("{} {}", i.code, i.message).trim().to_owned()).collect();
             format!("HTTP {status} ({})", items.join("; "))
         }
-        _ => format!("HTTP {status}"),
+        None => format!("HTTP {status}"),
     }
 }

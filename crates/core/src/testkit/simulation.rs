@@ -6,17 +6,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::network::Network;
-use crate::driver::{Machine, Misuse};
+use crate::machine::{Completion, Machine, Misuse};
 use crate::progress::Event;
 use crate::time::Instant;
 use crate::transport::{
     Action, ActionId, BoxFuture, Clock, ProgressCounter, Transfer, TransferReport, Transport, TransportError,
 };
-
-enum Completion {
-    Sent(Result<http::Response<Vec<u8>>, TransportError>),
-    Transferred(Result<TransferReport, TransportError>),
-}
 
 /// A whole job on a virtual clock: every request takes `latency`, every transfer
 /// `latency` plus its size over `bandwidth`; the clock jumps to the next completion or
@@ -27,7 +22,8 @@ pub struct Simulation {
     pub latency: Duration,
     /// Bytes per second for transfers.
     pub bandwidth: u64,
-    pending: BTreeMap<(Instant, u64), (ActionId, Completion)>,
+    /// Completions by when they arrive; `true` marks a transfer's.
+    pending: BTreeMap<(Instant, u64), (ActionId, Completion, bool)>,
     seq: u64,
     /// Every event with the virtual time it was emitted at.
     pub events: Vec<(Instant, Event)>,
@@ -77,18 +73,14 @@ impl Simulation {
             };
             self.now = self.now.max(next);
             if completion == Some(next) {
-                let Some((_, (id, done))) = self.pending.pop_first() else { continue };
-                match done {
-                    Completion::Sent(Ok(response)) => machine.handle_response(id, response, self.now)?,
-                    Completion::Sent(Err(error)) => machine.handle_failure(id, error, self.now)?,
-                    Completion::Transferred(result) => {
-                        self.transfers -= 1;
-                        if let Ok(report) = &result {
-                            machine.handle_progress(id, report.bytes);
-                        }
-                        machine.handle_transfer(id, result, self.now)?
-                    }
+                let Some((_, (id, done, transfer))) = self.pending.pop_first() else { continue };
+                if let Completion::Transfer(report) = &done {
+                    machine.handle_progress(id, report.bytes);
                 }
+                if transfer {
+                    self.transfers -= 1;
+                }
+                machine.handle(id, done, self.now)?;
             }
             if machine.poll_timeout().is_some_and(|at| at <= self.now) {
                 machine.handle_timeout(self.now);
@@ -97,20 +89,20 @@ impl Simulation {
     }
 
     fn start(&mut self, action: Action) {
-        let (id, done, duration) = match action {
+        let (id, done, duration, transfer) = match action {
             Action::Send { id, request } => {
-                (id, Completion::Sent(self.network.send(&request, self.now)), self.latency)
+                (id, Completion::of_send(self.network.send(&request, self.now)), self.latency, false)
             }
             Action::Transfer { id, transfer } => {
                 self.transfers += 1;
                 self.max_transfers = self.max_transfers.max(self.transfers);
                 let time =
                     self.latency + Duration::from_secs_f64(transfer.size as f64 / self.bandwidth as f64);
-                (id, Completion::Transferred(self.network.transfer(&transfer, self.now)), time)
+                (id, Completion::of_transfer(self.network.transfer(&transfer, self.now)), time, true)
             }
         };
         self.seq += 1;
-        self.pending.insert((self.now + duration, self.seq), (id, done));
+        self.pending.insert((self.now + duration, self.seq), (id, done, transfer));
     }
 
     fn observe(&mut self, event: &Event) {
@@ -168,6 +160,7 @@ impl Transport for SimTransport<'_> {
         &self,
         transfer: Transfer,
         progress: ProgressCounter,
+        _clock: &dyn Clock,
     ) -> Result<TransferReport, TransportError> {
         let now = self.clock.now();
         let result = self.network.lock().unwrap_or_else(|e| e.into_inner()).transfer(&transfer, now);

@@ -16,8 +16,6 @@ use ferry_core::auth::Credential;
 const MAX_OUTPUT: u64 = 1024 * 1024;
 /// How often a running helper is checked on.
 const POLL: Duration = Duration::from_millis(10);
-/// The `Username` a helper answers with when the secret is an identity token.
-const IDENTITY_TOKEN_USERNAME: &str = "<token>";
 
 /// Where helper programs are found.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -42,9 +40,9 @@ impl HelperLookup {
 /// What a helper said about one server.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Answer {
+    /// A login, or an identity token (the user name `<token>`, as the helper protocol
+    /// marks it), which the core exchanges by OAuth2.
     Credential(Credential),
-    /// An OAuth identity (refresh) token, which ferry cannot use.
-    IdentityToken,
     None,
 }
 
@@ -112,9 +110,6 @@ pub(crate) fn get(
     }
     let output: Output = serde_json::from_slice(&out)
         .map_err(|_| "answered with something other than the protocol's JSON object".to_owned())?;
-    if output.username == IDENTITY_TOKEN_USERNAME {
-        return Ok(Answer::IdentityToken);
-    }
     if output.secret.is_empty() {
         return Ok(Answer::None);
     }

@@ -8,9 +8,9 @@
 //! 3. `credsStore`: `"<name>"` asks `docker-credential-<name>` for every `auths` entry
 //!    that has no inline credential (`docker login` leaves `{}` there).
 //!
-//! `identitytoken` entries (OAuth refresh tokens, as `az acr login` writes) are not
-//! supported: they are reported in [`DockerCredentials::skipped`] rather than failing the
-//! whole file. The result feeds [`ferry_core::auth::CredentialStore::new`], which accepts
+//! `identitytoken` entries (OAuth2 refresh tokens, as `az acr login` writes) become
+//! [`Credential::identity_token`]s, which the core exchanges at the token service with
+//! distribution's OAuth2 form, as docker does. The result feeds [`ferry_core::auth::CredentialStore::new`], which accepts
 //! docker's keys such as `https://index.docker.io/v1/`.
 //!
 //! Errors name the file and the key; no secret is ever part of an error or a log line.
@@ -18,7 +18,6 @@
 mod helper;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -49,9 +48,6 @@ pub fn load_docker_config(path: Option<&Path>) -> Result<Vec<(String, Credential
         Some(path) => loader.load(path)?,
         None => loader.load_default()?,
     };
-    for skipped in &loaded.skipped {
-        tracing::warn!("{skipped}");
-    }
     Ok(loaded.credentials)
 }
 
@@ -60,22 +56,6 @@ pub fn load_docker_config(path: Option<&Path>) -> Result<Vec<(String, Credential
 pub struct DockerCredentials {
     /// `(key, credential)` in precedence order, for `CredentialStore::new`.
     pub credentials: Vec<(String, Credential)>,
-    /// Entries that hold something ferry cannot use, and why.
-    pub skipped: Vec<Skipped>,
-}
-
-/// An entry of a docker config that yielded no credential.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Skipped {
-    pub path: PathBuf,
-    pub key: String,
-    pub reason: String,
-}
-
-impl fmt::Display for Skipped {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "docker config {}: ignoring {:?}: {}", self.path.display(), self.key, self.reason)
-    }
 }
 
 /// Why a docker config could not be read.
@@ -92,10 +72,6 @@ pub enum CredentialError {
     #[error("docker config {}: credential helper `docker-credential-{helper}` (for {key:?}) {problem}", path.display())]
     Helper { path: PathBuf, key: String, helper: String, problem: String },
 }
-
-const IDENTITY_TOKEN: &str =
-    "it holds an identity token (an OAuth refresh token), which ferry does not support; \
-     log in with a username and password or access token, or give ferry the credentials in its own config";
 
 /// Reads docker configs, with helpers found where [`HelperLookup`] says.
 #[derive(Debug, Clone)]
@@ -150,9 +126,7 @@ impl DockerConfigLoader {
             if config.cred_helpers.keys().any(|registry| host_of_key(registry) == host_of_key(key)) {
                 continue;
             }
-            if entry.identity_token {
-                out.skipped.push(config.skip(key, IDENTITY_TOKEN));
-            } else if let Some(credential) = &entry.credential {
+            if let Some(credential) = &entry.credential {
                 out.credentials.push((key.clone(), credential.clone()));
             } else if let Some(store) = &config.creds_store {
                 self.ask(&config, &mut out, store, key)?;
@@ -178,7 +152,6 @@ impl DockerConfigLoader {
         })?;
         match answer {
             helper::Answer::Credential(credential) => out.credentials.push((key.to_owned(), credential)),
-            helper::Answer::IdentityToken => out.skipped.push(config.skip(key, IDENTITY_TOKEN)),
             helper::Answer::None => {}
         }
         Ok(())
@@ -200,7 +173,6 @@ struct Config {
 
 struct Entry {
     credential: Option<Credential>,
-    identity_token: bool,
 }
 
 impl Config {
@@ -266,10 +238,6 @@ impl Config {
         }
         Ok(config)
     }
-
-    fn skip(&self, key: &str, reason: &str) -> Skipped {
-        Skipped { path: self.path.clone(), key: key.to_owned(), reason: reason.to_owned() }
-    }
 }
 
 impl Entry {
@@ -282,15 +250,16 @@ impl Entry {
                 Some(_) => Err("has a field that is not a string (`auth`, `username`, `password` and `identitytoken` are strings)"),
             }
         };
-        let identity_token = text("identitytoken")?.is_some();
-        let credential = match (text("auth")?, text("username")?, text("password")?) {
-            (Some(auth), _, _) => Some(decode_auth(auth)?),
-            (None, Some(username), Some(password)) => Some(Credential::new(username, password)),
-            (None, Some(_), None) => return Err("has a `username` but no `password`"),
-            (None, None, Some(_)) => return Err("has a `password` but no `username`"),
-            (None, None, None) => None,
+        // docker keeps the identity token beside an `auth` it no longer uses: the token wins.
+        let credential = match (text("identitytoken")?, text("auth")?, text("username")?, text("password")?) {
+            (Some(token), ..) => Some(Credential::identity_token(token)),
+            (None, Some(auth), _, _) => Some(decode_auth(auth)?),
+            (None, None, Some(username), Some(password)) => Some(Credential::new(username, password)),
+            (None, None, Some(_), None) => return Err("has a `username` but no `password`"),
+            (None, None, None, Some(_)) => return Err("has a `password` but no `username`"),
+            (None, None, None, None) => None,
         };
-        Ok(Entry { credential, identity_token })
+        Ok(Entry { credential })
     }
 }
 

@@ -5,12 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
 use ferry_core::digest::{Algorithm, Digest, Hasher};
+use ferry_core::retry::RetryPolicy;
 use ferry_core::transport::Transfer;
 use futures_util::StreamExt as _;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, LOCATION, RANGE, RETRY_AFTER};
@@ -219,6 +221,14 @@ pub fn transfer(source: &Server, destination: &Server, digest: &Digest, size: u6
         upload_headers,
         digest: digest.clone(),
         size,
+        // Three resumes after the first try, 10 ms apart at most.
+        retry: RetryPolicy {
+            retries: 3,
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(10),
+            ..RetryPolicy::default()
+        },
+        seed: 1,
     }
 }
 

@@ -265,23 +265,31 @@ fn auth_entry_debug_redacts_secrets() {
 }
 
 #[test]
-fn auth_find_prefers_the_longest_key() {
+fn auth_credentials_prefer_the_longest_key_and_identity_tokens() {
     let config = parse_auth_file(
         "auth.yaml",
-        "quay.io: {username: registry}\nquay.io/coreos: {username: namespace}\nquay.io/coreos/etcd: {username: repo}",
+        "quay.io: {username: registry, password: p}\n\
+         quay.io/coreos: {username: namespace, password: p}\n\
+         quay.io/coreos/etcd: {username: repo, password: p}\n\
+         quay.io/anon: {insecure: true}\n\
+         acr.test: {username: ignored, password: p, identityToken: refresh}",
         &env,
     )
     .unwrap();
+    let store = config.credentials().unwrap();
     let cases = [
         (("quay.io", "coreos/etcd"), Some("repo")),
         (("quay.io", "coreos/etcd/sub"), Some("repo")),
         (("quay.io", "coreos/etcdx"), Some("namespace")),
         (("quay.io", "other/app"), Some("registry")),
+        (("quay.io", "anon/app"), Some("registry")),
         (("quay.iox", "a"), None),
         (("ghcr.io", "coreos/etcd"), None),
+        (("acr.test", "app"), Some("<token>")),
     ];
     for ((registry, repository), want) in cases {
-        let got = config.find(registry, repository).and_then(|e| e.username.as_deref());
+        let got = store.lookup(registry, repository).map(|c| c.username.as_str());
         assert_eq!(got, want, "{registry}/{repository}");
     }
+    assert_eq!(store.lookup("acr.test", "app").and_then(|c| c.refresh_token()), Some("refresh"));
 }

@@ -1,8 +1,8 @@
 //! The request engine under every machine: authorisation and retries.
 //!
 //! A machine submits a [`Call`] (a request or a transfer, plus the registries and scopes
-//! it must be authorised for) with a tag of its own, and later receives the outcome
-//! under that tag. In between, the session:
+//! it must be authorised for) with a purpose of its own, and later receives the outcome
+//! under that purpose. In between, the session:
 //! - learns each registry's challenge from its first `401` (RFC 7235), then authorises
 //!   calls up front: Basic from the credential store, or a Bearer token fetched once per
 //!   scope set and cached until it expires on the injected clock;
@@ -18,7 +18,8 @@ use http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Request, Response, StatusCode};
 
 use crate::auth::{self, Challenge, CredentialStore, Scheme, Scope, Token};
-use crate::driver::Misuse;
+use crate::error::{Error, ErrorKind};
+use crate::machine::{Completion, Misuse};
 use crate::progress::Event;
 use crate::retry::{parse_retry_after, FailureClass, RetryPolicy, Rng};
 use crate::time::{Instant, WallClock};
@@ -82,23 +83,22 @@ pub(crate) enum Outcome {
 /// A call that could not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CallError {
-    pub message: String,
-    /// Whether a later run may succeed (the failure was transient when we gave up).
-    pub retryable: bool,
-    /// The underlying transport error, when there was one.
-    pub transport: Option<TransportError>,
+    pub error: Error,
+    /// Whether a transport failure ended the call (its message names the URL), rather
+    /// than an answer or the authorisation.
+    pub from_transport: bool,
 }
 
 impl CallError {
-    fn new(message: String, retryable: bool) -> Self {
-        CallError { message, retryable, transport: None }
+    fn new(kind: ErrorKind, message: String) -> Self {
+        CallError { error: Error::new(kind, message), from_transport: false }
     }
 }
 
 type CallId = u64;
 
-struct CallState<T> {
-    tag: T,
+struct CallState<P> {
+    purpose: P,
     call: Call,
     retries: u32,
     reauthorised: bool,
@@ -134,16 +134,16 @@ pub(crate) struct SessionStats {
     pub retries: u64,
 }
 
-pub(crate) struct Session<T> {
+pub(crate) struct Session<P> {
     credentials: CredentialStore,
     challenges: BTreeMap<String, Challenge>,
     tokens: Vec<CachedToken>,
     fetches: BTreeMap<u64, TokenFetch>,
-    calls: BTreeMap<CallId, CallState<T>>,
+    calls: BTreeMap<CallId, CallState<P>>,
     in_flight: BTreeMap<ActionId, Pending>,
     timers: BTreeSet<(Instant, Pending)>,
     outbox: VecDeque<Action>,
-    done: VecDeque<(T, Outcome)>,
+    done: VecDeque<(P, Outcome)>,
     events: VecDeque<Event>,
     policy: RetryPolicy,
     rng: Rng,
@@ -152,7 +152,7 @@ pub(crate) struct Session<T> {
     pub stats: SessionStats,
 }
 
-impl<T> Session<T> {
+impl<P> Session<P> {
     pub fn new(credentials: CredentialStore, policy: RetryPolicy, seed: u64, wall: WallClock) -> Self {
         Session {
             credentials,
@@ -178,19 +178,24 @@ impl<T> Session<T> {
         self.next_id
     }
 
-    /// Starts a call; its outcome comes out of [`Session::poll_done`] under `tag`.
-    pub fn submit(&mut self, tag: T, call: Call, now: Instant) {
+    /// Starts a call; its outcome comes out of [`Session::poll_done`] under `purpose`.
+    pub fn submit(&mut self, purpose: P, call: Call, now: Instant) {
         let id = self.next();
         self.calls
-            .insert(id, CallState { tag, call, retries: 0, reauthorised: false, sent_with: Vec::new() });
+            .insert(id, CallState { purpose, call, retries: 0, reauthorised: false, sent_with: Vec::new() });
         self.dispatch(id, now);
+    }
+
+    /// Queues an event of the machine's own, after those the session already queued.
+    pub fn emit(&mut self, event: Event) {
+        self.events.push_back(event);
     }
 
     pub fn poll_action(&mut self) -> Option<Action> {
         self.outbox.pop_front()
     }
 
-    pub fn poll_done(&mut self) -> Option<(T, Outcome)> {
+    pub fn poll_done(&mut self) -> Option<(P, Outcome)> {
         self.done.pop_front()
     }
 
@@ -207,20 +212,11 @@ impl<T> Session<T> {
         self.calls.is_empty() && self.fetches.is_empty()
     }
 
-    /// The tag of the call an in-flight action belongs to.
-    pub fn tag_of(&self, id: ActionId) -> Option<&T> {
+    /// The purpose of the call an in-flight action belongs to.
+    pub fn purpose_of(&self, id: ActionId) -> Option<&P> {
         match self.in_flight.get(&id)? {
-            Pending::Call(call) => self.calls.get(call).map(|c| &c.tag),
+            Pending::Call(call) => self.calls.get(call).map(|c| &c.purpose),
             Pending::Token(_) => None,
-        }
-    }
-
-    /// Whether `id` is an action this session handed out and has not seen the end of.
-    pub fn expect(&self, id: ActionId) -> Result<(), Misuse> {
-        if self.in_flight.contains_key(&id) {
-            Ok(())
-        } else {
-            Err(Misuse::UnknownAction(id))
         }
     }
 
@@ -237,32 +233,34 @@ impl<T> Session<T> {
         }
     }
 
-    pub fn handle_response(&mut self, id: ActionId, response: Response<Vec<u8>>, now: Instant) {
-        match self.in_flight.remove(&id) {
-            Some(Pending::Call(call)) => self.call_answered(call, response, now),
-            Some(Pending::Token(key)) => self.token_answered(key, response, now),
-            None => {}
-        }
-    }
-
-    /// A request or transfer failed below HTTP, or a transfer stopped on a status.
-    pub fn handle_failure(&mut self, id: ActionId, error: TransportError, now: Instant) {
-        match self.in_flight.remove(&id) {
-            Some(Pending::Call(call)) => self.call_failed(call, error, now),
-            Some(Pending::Token(key)) => {
-                let class = error.class();
-                self.token_failed(key, class, format!("token request failed: {error}"), now)
+    /// Feeds what became of action `id`: an answer, a finished transfer, or a failure.
+    pub fn handle(&mut self, id: ActionId, completion: Completion, now: Instant) -> Result<(), Misuse> {
+        let pending = *self.in_flight.get(&id).ok_or(Misuse::UnknownAction(id))?;
+        let is_transfer = match pending {
+            Pending::Call(call) => {
+                matches!(self.calls.get(&call).map(|c| &c.call), Some(Call::Transfer { .. }))
             }
-            None => {}
-        }
-    }
-
-    pub fn handle_transfer(&mut self, id: ActionId) {
-        if let Some(Pending::Call(call)) = self.in_flight.remove(&id) {
-            if let Some(state) = self.calls.remove(&call) {
-                self.done.push_back((state.tag, Outcome::Transferred));
+            Pending::Token(_) => false,
+        };
+        match (&completion, is_transfer) {
+            (Completion::Response(_), true) | (Completion::Transfer(_), false) => {
+                return Err(Misuse::WrongCompletion(id))
             }
+            _ => {}
         }
+        self.in_flight.remove(&id);
+        match (pending, completion) {
+            (Pending::Call(call), Completion::Response(response)) => self.call_answered(call, response, now),
+            (Pending::Call(call), Completion::Failure(error)) => self.call_failed(call, error, now),
+            (Pending::Call(call), Completion::Transfer(_)) => self.finish(call, Outcome::Transferred),
+            (Pending::Token(key), Completion::Response(response)) => self.token_answered(key, response, now),
+            (Pending::Token(key), Completion::Failure(error)) => {
+                let (class, kind) = (error.class(), ErrorKind::of_transport(&error));
+                self.token_failed(key, class, kind, format!("token request failed: {error}"), now)
+            }
+            (Pending::Token(_), Completion::Transfer(_)) => {}
+        }
+        Ok(())
     }
 
     /// Looks for what authorises `need` now; `Err` when a token must be fetched first.
@@ -301,7 +299,9 @@ impl<T> Session<T> {
         let action_id = ActionId(self.next_id + 1);
         let action = match build(&state.call, action_id, &headers) {
             Ok(action) => action,
-            Err(message) => return self.finish(id, Outcome::Failed(CallError::new(message, false))),
+            Err(message) => {
+                return self.finish(id, Outcome::Failed(CallError::new(ErrorKind::InvalidAnswer, message)))
+            }
         };
         state.sent_with = headers;
         self.next_id += 1;
@@ -337,7 +337,8 @@ impl<T> Session<T> {
     fn send_token_request(&mut self, key: u64, now: Instant) {
         let Some(fetch) = self.fetches.get(&key) else { return };
         let Some(challenge) = self.challenges.get(&fetch.registry) else {
-            return self.token_failed(key, FailureClass::Permanent, "no challenge to answer".into(), now);
+            let message = format!("{} asked for no credentials it can be given", fetch.registry);
+            return self.token_failed(key, FailureClass::Permanent, ErrorKind::Unauthorized, message, now);
         };
         let credential = self.credentials.lookup(&fetch.registry, &fetch.repository);
         match auth::token_request(challenge, &fetch.scopes, credential) {
@@ -347,7 +348,9 @@ impl<T> Session<T> {
                 self.in_flight.insert(action_id, Pending::Token(key));
                 self.outbox.push_back(Action::Send { id: action_id, request });
             }
-            Err(e) => self.token_failed(key, FailureClass::Permanent, e.to_string(), now),
+            Err(e) => {
+                self.token_failed(key, FailureClass::Permanent, ErrorKind::InvalidAnswer, e.to_string(), now)
+            }
         }
     }
 
@@ -362,21 +365,35 @@ impl<T> Session<T> {
                         self.dispatch(call, now);
                     }
                 }
-                Err(e) => self.token_failed(key, FailureClass::Permanent, e.to_string(), now),
+                Err(e) => self.token_failed(
+                    key,
+                    FailureClass::Permanent,
+                    ErrorKind::InvalidAnswer,
+                    e.to_string(),
+                    now,
+                ),
             }
             return;
         }
         let Some(fetch) = self.fetches.get(&key) else { return };
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             let message = rejected(&self.credentials, &fetch.registry, &fetch.repository);
-            return self.token_failed(key, FailureClass::Permanent, message, now);
+            return self.token_failed(key, FailureClass::Permanent, ErrorKind::Unauthorized, message, now);
         }
         let class = FailureClass::of_status(status, self.retry_after(&response, now));
+        let kind = ErrorKind::of_status(status.as_u16());
         let message = format!("token service for {} answered HTTP {status}", fetch.registry);
-        self.token_failed(key, class, message, now);
+        self.token_failed(key, class, kind, message, now);
     }
 
-    fn token_failed(&mut self, key: u64, class: FailureClass, message: String, now: Instant) {
+    fn token_failed(
+        &mut self,
+        key: u64,
+        class: FailureClass,
+        kind: ErrorKind,
+        message: String,
+        now: Instant,
+    ) {
         let Some(fetch) = self.fetches.get_mut(&key) else { return };
         if let Some(delay) = self.policy.next_delay(fetch.retries, &class, &mut self.rng) {
             fetch.retries += 1;
@@ -393,8 +410,7 @@ impl<T> Session<T> {
         }
         let Some(fetch) = self.fetches.remove(&key) else { return };
         for call in fetch.waiting {
-            let error = CallError::new(message.clone(), class.is_transient());
-            self.finish(call, Outcome::Failed(error));
+            self.finish(call, Outcome::Failed(CallError::new(kind, message.clone())));
         }
     }
 
@@ -411,7 +427,7 @@ impl<T> Session<T> {
         let class = FailureClass::of_status(status, self.retry_after(&response, now));
         if class.is_transient() {
             let reason = format!("HTTP {status}");
-            return self.retry_or_fail(id, class, reason, None, now);
+            return self.retry_or_fail(id, class, ErrorKind::of_status(status.as_u16()), reason, false, now);
         }
         self.finish(id, Outcome::Response(response));
     }
@@ -430,9 +446,8 @@ impl<T> Session<T> {
             let challenge = fresh.or_else(|| self.challenges.get(&need.registry).cloned());
             return self.unauthorised(id, need, challenge, now);
         }
-        let class = error.class();
-        let reason = error.to_string();
-        self.retry_or_fail(id, class, reason, Some(error), now);
+        let (class, kind) = (error.class(), ErrorKind::of_transport(&error));
+        self.retry_or_fail(id, class, kind, error.to_string(), true, now);
     }
 
     /// A `401` from the registry `need` is for: learn its challenge and try once more with
@@ -455,15 +470,16 @@ impl<T> Session<T> {
             return self.dispatch(id, now);
         }
         let message = rejected(&self.credentials, &need.registry, &need.repository);
-        self.finish(id, Outcome::Failed(CallError::new(message, false)));
+        self.finish(id, Outcome::Failed(CallError::new(ErrorKind::Unauthorized, message)));
     }
 
     fn retry_or_fail(
         &mut self,
         id: CallId,
         class: FailureClass,
+        kind: ErrorKind,
         reason: String,
-        transport: Option<TransportError>,
+        from_transport: bool,
         now: Instant,
     ) {
         let Some(state) = self.calls.get_mut(&id) else { return };
@@ -493,13 +509,13 @@ impl<T> Session<T> {
             }
             (FailureClass::Permanent, _) => format!("{}: {reason}", state.call.describe()),
         };
-        let error = CallError { message, retryable: class.is_transient(), transport };
+        let error = CallError { error: Error::new(kind, message), from_transport };
         self.finish(id, Outcome::Failed(error));
     }
 
     fn finish(&mut self, id: CallId, outcome: Outcome) {
         if let Some(state) = self.calls.remove(&id) {
-            self.done.push_back((state.tag, outcome));
+            self.done.push_back((state.purpose, outcome));
         }
     }
 
@@ -547,3 +563,6 @@ fn build(call: &Call, id: ActionId, headers: &[Option<String>]) -> Result<Action
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
