@@ -106,7 +106,7 @@ impl Activity {
     /// When to look again, and whether a timeout has already passed.
     pub(crate) fn check(&self, config: &HttpConfig) -> (Option<Instant>, Option<Expired>) {
         let now = self.now_ms();
-        let limit = |secs: f64| (secs > 0.0).then(|| (secs * 1000.0) as u64);
+        let limit = |secs: f64| (secs > 0.0).then_some((secs * 1000.0) as u64);
         let write_blocked = self.write_blocked_since.load(Ordering::Acquire);
         let body = limit(config.body_timeout_secs);
         if write_blocked != NONE {
