@@ -23,7 +23,7 @@ Examples:
 /// Options of `ferry serve`. Every option is also a key of the YAML config file.
 #[derive(Debug, Args)]
 #[command(after_help = AFTER_HELP)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// YAML config file (keys: addr, public_url, storage, read_only, delete, cors, auth,
     /// limits, http, log, ui); flags given here override its values
     #[arg(short, long, value_name = "FILE", env = "FERRY_CONFIG")]
@@ -222,14 +222,14 @@ fn init_logging(config: &Config) {
     }
 }
 
-pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (config, print_config) = args.config()?;
     if print_config {
         let mut shown = config.clone();
         if shown.auth.token.key.is_some() {
             shown.auth.token.key = Some("<hidden>".into());
         }
-        print!("{}", serde_yaml_string(&shown)?);
+        print!("{}", config_yaml(&shown)?);
         return Ok(());
     }
     init_logging(&config);
@@ -260,10 +260,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 /// Hands freed memory back to the OS once a burst of requests is over.
 ///
-/// Hundreds of concurrent transfers each hold a few 64 KiB buffers; glibc keeps the freed
-/// ones in its per-thread arenas, so without this the process stays at its peak RSS long
-/// after the load is gone (214 MiB idle after 200 concurrent 1 GiB pushes). Checked every
-/// 2 s; trims once per quiet period. Never returns.
+/// Hundreds of concurrent transfers each hold a few 32 KiB buffers; glibc keeps the freed
+/// ones in its per-thread arenas, so without this the process stays near its peak RSS
+/// long after the load is gone (193 MiB idle after 200 concurrent pushes and pulls,
+/// 12 MiB with it: bench/registry_load.py). Checked every 2 s; trims once per quiet
+/// period. Never returns.
 async fn release_memory_when_idle(running: &ferry_registry::RunningRegistry) {
     let mut busy = false;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
@@ -279,6 +280,7 @@ async fn release_memory_when_idle(running: &ferry_registry::RunningRegistry) {
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
 fn trim_free_memory() {
     // SAFETY: malloc_trim takes no pointers and has no preconditions; it only returns
     // free pages of the allocator's arenas to the kernel.
@@ -290,7 +292,7 @@ fn trim_free_memory() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn trim_free_memory() {}
 
-fn serde_yaml_string(config: &Config) -> anyhow::Result<String> {
+fn config_yaml(config: &Config) -> anyhow::Result<String> {
     config.to_yaml().context("printing the configuration")
 }
 

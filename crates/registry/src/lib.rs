@@ -35,7 +35,6 @@
 //!
 //! Or build the [`axum::Router`] yourself with [`Registry::builder`] and serve it where
 //! you like.
-#![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -50,6 +49,7 @@ pub mod driver;
 pub mod error;
 pub mod middleware;
 pub mod random;
+#[expect(unreachable_pub, reason = "lint sweep pending, with the registry rework")]
 pub mod routes;
 mod server;
 pub mod state;
