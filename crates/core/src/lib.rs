@@ -11,32 +11,26 @@
 pub mod api;
 pub mod auth;
 pub mod config;
-#[expect(unreachable_pub, reason = "lint sweep pending")]
 pub mod copy;
 pub mod diff;
 pub mod digest;
 pub mod driver;
 pub mod error;
 pub mod error_body;
-#[expect(unreachable_pub, reason = "lint sweep pending")]
 mod listing;
 pub mod machine;
 pub mod manifest;
-#[expect(unreachable_pub, reason = "lint sweep pending")]
 pub mod plan;
 pub mod progress;
 pub mod reference;
 pub mod retry;
 pub mod scheme;
-#[expect(unreachable_pub, reason = "lint sweep pending")]
 mod session;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod time;
 pub mod tls;
-#[expect(missing_docs, reason = "lint sweep pending")]
 pub mod transport;
-#[expect(missing_docs, reason = "lint sweep pending")]
 pub mod upload;
 
 /// The README's code blocks run as doctests, so its examples work as written.

@@ -46,7 +46,7 @@ pub(crate) struct Planner {
 }
 
 impl Planner {
-    pub fn new(rules: Vec<Rule>, global_platforms: PlatformFilter) -> Self {
+    pub(crate) fn new(rules: Vec<Rule>, global_platforms: PlatformFilter) -> Self {
         Planner {
             rules,
             global_platforms,
@@ -60,7 +60,7 @@ impl Planner {
     }
 
     /// The first calls: catalogs and tag lists; rules that name their tags plan at once.
-    pub fn start(&mut self, endpoints: &EndpointMap) -> Vec<(u64, Call)> {
+    pub(crate) fn start(&mut self, endpoints: &EndpointMap) -> Vec<(u64, Call)> {
         let mut calls = Vec::new();
         for rule in 0..self.rules.len() {
             let source = &self.rules[rule].source;
@@ -75,21 +75,26 @@ impl Planner {
         calls
     }
 
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.listings.is_empty()
     }
 
     /// The copy tasks and the rules that failed, once planning is done.
-    pub fn finish(self) -> (Vec<CopyTask>, Vec<Failure>) {
+    pub(crate) fn finish(self) -> (Vec<CopyTask>, Vec<Failure>) {
         (self.tasks, self.failures)
     }
 
-    pub fn repositories(&self) -> usize {
+    pub(crate) fn repositories(&self) -> usize {
         self.repositories.len()
     }
 
     /// Feeds a listing's outcome; returns follow-up calls (next pages, tag lists).
-    pub fn on_outcome(&mut self, id: u64, outcome: Outcome, endpoints: &EndpointMap) -> Vec<(u64, Call)> {
+    pub(crate) fn on_outcome(
+        &mut self,
+        id: u64,
+        outcome: Outcome,
+        endpoints: &EndpointMap,
+    ) -> Vec<(u64, Call)> {
         let Some(RuleListing { rule, listing }) = self.listings.remove(&id) else { return Vec::new() };
         let what = listing.describe();
         let response = match outcome {

@@ -170,7 +170,14 @@ pub enum TransportError {
     /// A TLS handshake failed for a reason that another attempt cannot change. `message`
     /// names the registry, what was wrong and which file or flag fixes it.
     #[error("{message}")]
-    Tls { side: Side, failure: TlsFailure, message: String },
+    Tls {
+        /// Which side's handshake failed.
+        side: Side,
+        /// What was wrong.
+        failure: TlsFailure,
+        /// One line: the registry, the problem and the fix.
+        message: String,
+    },
 }
 
 impl TransportError {
@@ -274,12 +281,14 @@ pub trait Clock: ClockBounds {
 /// as `&dyn Clock` whatever its type.
 #[cfg(not(target_arch = "wasm32"))]
 pub trait ClockBounds: Send + Sync {
+    /// This clock as a trait object, to lend to a transport.
     fn as_dyn(&self) -> &dyn Clock;
 }
 
 /// What every [`Clock`] is: viewable as `&dyn Clock` whatever its type.
 #[cfg(target_arch = "wasm32")]
 pub trait ClockBounds {
+    /// This clock as a trait object, to lend to a transport.
     fn as_dyn(&self) -> &dyn Clock;
 }
 

@@ -1,5 +1,7 @@
 //! HTTPS for `ferry serve`: rustls over tokio, HTTP/2 or HTTP/1.1 by ALPN, an optional
 //! client-certificate requirement, and certificates that can be reloaded while serving.
+//! The handshake runs in [`crate::server`]'s connection task; an HTTP/1.1 connection is
+//! then served as a plain one is (caps, timeouts), an HTTP/2 one by [`serve_h2`].
 //!
 //! A reload ([`ServerTls::reload`], which `ferry serve` calls on `SIGHUP`) reads the files
 //! again and swaps the configuration that *new* handshakes use; connections already open
@@ -7,22 +9,16 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-
-/// How long a client may take to complete its handshake.
-const HANDSHAKE_WAIT: Duration = Duration::from_secs(10);
+use tokio::net::TcpStream;
+use tokio::sync::{watch, OwnedSemaphorePermit};
 
 /// The `tls` key of the registry's configuration. Unset `cert` and `key`: plain HTTP.
 ///
@@ -89,7 +85,7 @@ impl ServerTls {
         Ok(())
     }
 
-    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+    pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(self.current.read().unwrap_or_else(PoisonError::into_inner).clone())
     }
 }
@@ -139,6 +135,11 @@ fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'sta
     Ok(certs)
 }
 
+/// Whether the client chose HTTP/2 by ALPN.
+pub(crate) fn is_h2(stream: &tokio_rustls::server::TlsStream<TcpStream>) -> bool {
+    stream.get_ref().1.alpn_protocol() == Some(b"h2")
+}
+
 /// HTTP/2 has no `Host` header: the authority is part of the request's URI. The routes
 /// build absolute URLs (the token realm) from `Host`, so it is filled in from there.
 async fn host_from_authority(mut request: axum::extract::Request) -> axum::extract::Request {
@@ -151,47 +152,27 @@ async fn host_from_authority(mut request: axum::extract::Request) -> axum::extra
     request
 }
 
-/// Serves `app` over TLS on `listener` until `shutdown` fires, then lets the requests in
-/// flight finish.
-pub(crate) async fn serve(
-    listener: TcpListener,
+/// Serves one HTTP/2 connection (the client chose `h2` by ALPN) until it ends or `stop`
+/// turns true, then lets its streams finish. `slot` is the connection's place under
+/// `http.max_connections`, held until it closes.
+pub(crate) async fn serve_h2(
+    stream: tokio_rustls::server::TlsStream<TcpStream>,
     app: axum::Router,
-    tls: Arc<ServerTls>,
-    mut shutdown: oneshot::Receiver<()>,
-) -> std::io::Result<()> {
-    let graceful = GracefulShutdown::new();
+    mut stop: watch::Receiver<bool>,
+    _slot: OwnedSemaphorePermit,
+) {
     let app = app.layer(axum::middleware::map_request(host_from_authority));
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: pause rather than spin.
-                    tracing::warn!(%error, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let acceptor = tls.acceptor();
-        let app = app.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_WAIT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => return tracing::debug!(%peer, %error, "TLS handshake failed"),
-                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-            };
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let service = TowerToHyperService::new(app);
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(error) = watcher.watch(connection).await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
+    let builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(error) = result {
+                tracing::debug!(%error, "HTTP/2 connection ended with an error");
             }
-        });
+            return;
+        }
+        _ = stop.changed() => connection.as_mut().graceful_shutdown(),
     }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
+    let _ = connection.await;
 }
