@@ -267,15 +267,16 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let has_ui = config.ui.is_some();
         let running = ferry_registry::serve(config).await.context("starting the registry")?;
+        let (mut interrupt, mut terminate, mut hangup) = hooks();
         // The one line on stdout: scripts and tests read the URL from it.
         println!("ferry registry listening on {}", running.url());
         if has_ui {
             tracing::info!("web page at {}{}", running.url(), ferry_registry::ui::PREFIX);
         }
         tokio::select! {
-            () = shutdown_signal() => {}
+            () = shutdown_signal(&mut interrupt, &mut terminate) => {}
             () = release_memory_when_idle(&running) => {}
-            () = reload_on_hangup(&running) => {}
+            () = reload_on_hangup(&running, &mut hangup) => {}
         }
         tracing::info!("shutting down: finishing requests in flight");
         running.shutdown().await.context("serving")?;
@@ -321,42 +322,62 @@ fn config_yaml(config: &Config) -> anyhow::Result<String> {
     config.to_yaml().context("printing the configuration")
 }
 
-/// Reloads the TLS files on every SIGHUP; never returns (pending without TLS or on other
-/// platforms).
-async fn reload_on_hangup(running: &ferry_registry::RunningRegistry) {
+/// A signal handler, registered before `ferry serve` announces its URL: a SIGTERM or
+/// SIGHUP that arrived before its handler existed would end the process at once.
+#[cfg(unix)]
+type Hook = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hook = ();
+
+/// SIGINT, SIGTERM and SIGHUP handlers.
+fn hooks() -> (Hook, Hook, Hook) {
     #[cfg(unix)]
-    if let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        while hangup.recv().await.is_some() {
-            match running.reload_tls() {
-                Ok(true) => tracing::info!("SIGHUP: reloaded the TLS certificate"),
-                Ok(false) => tracing::info!("SIGHUP: no TLS to reload"),
-                Err(error) => tracing::error!("SIGHUP: {error}; still serving the previous certificate"),
-            }
-        }
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::hangup()).ok(),
+        )
     }
     #[cfg(not(unix))]
-    let _ = running;
+    ((), (), ())
+}
+
+/// Waits for the hooked signal; forever when it could not be registered.
+async fn received(hook: &mut Hook) {
+    #[cfg(unix)]
+    if let Some(signal) = hook {
+        signal.recv().await;
+        return;
+    }
+    #[cfg(not(unix))]
+    let _ = hook;
     std::future::pending::<()>().await
 }
 
-/// SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Reloads the TLS files on every SIGHUP; never returns.
+async fn reload_on_hangup(running: &ferry_registry::RunningRegistry, hangup: &mut Hook) {
+    loop {
+        received(hangup).await;
+        match running.reload_tls() {
+            Ok(true) => tracing::info!("SIGHUP: reloaded the TLS certificate"),
+            Ok(false) => tracing::info!("SIGHUP: no TLS to reload"),
+            Err(error) => tracing::error!("SIGHUP: {error}; still serving the previous certificate"),
         }
-    };
+    }
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal(interrupt: &mut Hook, terminate: &mut Hook) {
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
+    {
+        let _ = (interrupt, terminate);
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    #[cfg(unix)]
     tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+        () = received(interrupt) => {},
+        () = received(terminate) => {},
     }
 }
