@@ -4,6 +4,10 @@
 //! wants every tag, or tags matching a pattern, lists `tags/list`. Both follow `Link:
 //! <...>; rel="next"` pagination to the end. Tag filters (include, exclude, semver) apply
 //! to listed tags; the platform filter travels with each task.
+//!
+//! A listing that fails transiently (rate limited, unavailable) can be run again in a
+//! later round of the job ([`Planner::retry`]): its failing page is asked again, and the
+//! tasks it yields join those already planned, each pair once.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -34,15 +38,26 @@ struct RuleListing {
     listing: Listing,
 }
 
+/// A failed listing, and the call for its failing page when running it again may help.
+struct PlanFailure {
+    failure: Failure,
+    retry: Option<(RuleListing, Call)>,
+}
+
 pub(crate) struct Planner {
     rules: Vec<Rule>,
     global_platforms: PlatformFilter,
     listings: BTreeMap<u64, RuleListing>,
+    /// The call each listing in flight is waiting for, to ask again after a failure.
+    pages: BTreeMap<u64, Call>,
     next_id: u64,
+    /// Tasks planned since [`Planner::take_tasks`] last took them.
     tasks: Vec<CopyTask>,
     seen: BTreeSet<(String, String)>,
+    /// Source repositories, by registry, each expanded once per rule.
     repositories: BTreeSet<(String, String)>,
-    failures: Vec<Failure>,
+    expanded: BTreeSet<(usize, String)>,
+    failures: Vec<PlanFailure>,
 }
 
 impl Planner {
@@ -51,10 +66,12 @@ impl Planner {
             rules,
             global_platforms,
             listings: BTreeMap::new(),
+            pages: BTreeMap::new(),
             next_id: 0,
             tasks: Vec::new(),
             seen: BTreeSet::new(),
             repositories: BTreeSet::new(),
+            expanded: BTreeSet::new(),
             failures: Vec::new(),
         }
     }
@@ -79,9 +96,32 @@ impl Planner {
         self.listings.is_empty()
     }
 
-    /// The copy tasks and the rules that failed, once planning is done.
-    pub fn finish(self) -> (Vec<CopyTask>, Vec<Failure>) {
-        (self.tasks, self.failures)
+    /// The copy tasks planned since the last call, in plan order.
+    pub fn take_tasks(&mut self) -> Vec<CopyTask> {
+        std::mem::take(&mut self.tasks)
+    }
+
+    /// The rules and names that failed, in the order they failed.
+    pub fn failures(&self) -> impl Iterator<Item = &Failure> {
+        self.failures.iter().map(|f| &f.failure)
+    }
+
+    /// Failed listings that running again may help (rate limited, unavailable).
+    pub fn retryable(&self) -> usize {
+        self.failures.iter().filter(|f| f.retry.is_some()).count()
+    }
+
+    /// Runs every retryable failed listing again from its failing page; their failures
+    /// are forgotten until they fail again.
+    pub fn retry(&mut self) -> Vec<(u64, Call)> {
+        let (again, kept): (Vec<PlanFailure>, Vec<PlanFailure>) =
+            std::mem::take(&mut self.failures).into_iter().partition(|f| f.retry.is_some());
+        self.failures = kept;
+        again
+            .into_iter()
+            .filter_map(|f| f.retry)
+            .map(|(RuleListing { rule, listing }, call)| self.track(rule, listing, call))
+            .collect()
     }
 
     pub fn repositories(&self) -> usize {
@@ -91,6 +131,7 @@ impl Planner {
     /// Feeds a listing's outcome; returns follow-up calls (next pages, tag lists).
     pub fn on_outcome(&mut self, id: u64, outcome: Outcome, endpoints: &EndpointMap) -> Vec<(u64, Call)> {
         let Some(RuleListing { rule, listing }) = self.listings.remove(&id) else { return Vec::new() };
+        let Some(page_call) = self.pages.remove(&id) else { return Vec::new() };
         let what = listing.describe();
         let response = match outcome {
             Outcome::Response(r) if r.status().is_success() => r,
@@ -102,11 +143,13 @@ impl Planner {
                     _ => "the source registry refused the listing",
                 };
                 let message = format!("listing {what}: HTTP {}: {hint}", r.status());
-                self.fail_rule(rule, &listing, Error::new(ErrorKind::of_status(status), message));
+                let error = Error::new(ErrorKind::of_status(status), message);
+                self.fail_rule(rule, listing, Some(page_call), error);
                 return Vec::new();
             }
             Outcome::Failed(e) => {
-                self.fail_rule(rule, &listing, e.error.context(format!("listing {what}")));
+                let error = e.error.context(format!("listing {what}"));
+                self.fail_rule(rule, listing, Some(page_call), error);
                 return Vec::new();
             }
             Outcome::Transferred => return Vec::new(),
@@ -114,7 +157,7 @@ impl Planner {
         let page = match listing.read(&response, endpoints) {
             Ok(page) => page,
             Err(e) => {
-                self.fail_rule(rule, &listing, e.context(format!("listing {what}")));
+                self.fail_rule(rule, listing, None, e.context(format!("listing {what}")));
                 return Vec::new();
             }
         };
@@ -142,6 +185,9 @@ impl Planner {
         repository: &str,
         endpoints: &EndpointMap,
     ) -> Vec<(u64, Call)> {
+        if !self.expanded.insert((rule, repository.to_owned())) {
+            return Vec::new(); // a catalog listed again in a later round
+        }
         let registry = self.rules[rule].source.registry.clone();
         self.repositories.insert((registry.clone(), repository.to_owned()));
         match self.rules[rule].source.selector.clone() {
@@ -168,7 +214,7 @@ impl Planner {
             Ok(call) => Some(self.track(rule, listing, call)),
             Err(e) => {
                 let what = listing.describe();
-                self.fail_rule(rule, &listing, e.context(format!("listing {what}")));
+                self.fail_rule(rule, listing, None, e.context(format!("listing {what}")));
                 None
             }
         }
@@ -177,6 +223,7 @@ impl Planner {
     fn track(&mut self, rule: usize, listing: Listing, call: Call) -> (u64, Call) {
         self.next_id += 1;
         self.listings.insert(self.next_id, RuleListing { rule, listing });
+        self.pages.insert(self.next_id, call.clone());
         (self.next_id, call)
     }
 
@@ -196,7 +243,8 @@ impl Planner {
             Err(e) => {
                 let source = format!("{}/{repository}:{}", rule_ref.source.registry, tag.unwrap_or("?"));
                 let error = Error::new(ErrorKind::InvalidName, e.to_string());
-                self.failures.push(Failure::new(source, String::new(), error));
+                let failure = Failure::new(source, String::new(), error);
+                self.failures.push(PlanFailure { failure, retry: None });
                 return;
             }
         };
@@ -215,7 +263,8 @@ impl Planner {
                 Ok(d) => d,
                 Err(e) => {
                     let error = Error::new(ErrorKind::InvalidName, e.to_string());
-                    self.failures.push(Failure::new(source.to_string(), String::new(), error));
+                    let failure = Failure::new(source.to_string(), String::new(), error);
+                    self.failures.push(PlanFailure { failure, retry: None });
                     continue;
                 }
             };
@@ -229,8 +278,10 @@ impl Planner {
         }
     }
 
-    fn fail_rule(&mut self, rule: usize, listing: &Listing, error: Error) {
-        let what = match listing {
+    /// Records a failed listing; `page` is the call that failed, kept to ask again when
+    /// the failure is transient.
+    fn fail_rule(&mut self, rule: usize, listing: Listing, page: Option<Call>, error: Error) {
+        let what = match &listing {
             Listing::Catalog { registry } => registry.clone(),
             Listing::Tags { registry, repository } => format!("{registry}/{repository}"),
         };
@@ -243,7 +294,8 @@ impl Planner {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        self.failures.push(Failure::new(what, destination, error));
+        let retry = page.filter(|_| error.is_retryable()).map(|call| (RuleListing { rule, listing }, call));
+        self.failures.push(PlanFailure { failure: Failure::new(what, destination, error), retry });
     }
 }
 

@@ -37,7 +37,9 @@ pub struct JobConfig {
     pub rules: Vec<Rule>,
     /// How many images to copy at once (image-syncer's `--proc`, default 5 there).
     pub proc: Option<usize>,
-    /// How many times to retry a failed image (image-syncer's `--retries`, default 2 there).
+    /// How many times to retry a failed request or transfer, and how many rounds run the
+    /// images that still failed transiently again (image-syncer's `--retries`, default 2
+    /// there).
     pub retries: Option<u32>,
     /// Only copy these operating systems from multi-platform images (`--os`); empty: all.
     pub os: Vec<String>,

@@ -81,6 +81,8 @@ type Effects = Vec<ImageEffect>;
 pub(crate) struct ImageTask {
     id: ImageId,
     task: CopyTask,
+    /// The job's round this attempt runs in, from 1.
+    round: u32,
     phase: Phase,
     source_digest: Option<Digest>,
     destination_digest: Option<Option<Digest>>,
@@ -94,10 +96,12 @@ pub(crate) struct ImageTask {
 }
 
 impl ImageTask {
-    pub fn new(id: ImageId, task: CopyTask) -> Self {
+    /// A first attempt at `task` in `round`; a later round starts a fresh one.
+    pub fn new(id: ImageId, task: CopyTask, round: u32) -> Self {
         ImageTask {
             id,
             task,
+            round,
             phase: Phase::Queued,
             source_digest: None,
             destination_digest: None,
@@ -140,6 +144,11 @@ impl ImageTask {
         (self.task.source.to_string(), self.task.destination.to_string())
     }
 
+    /// Whether the image failed in a way that running it again may mend.
+    pub fn failed_transiently(&self) -> bool {
+        self.failure.as_ref().is_some_and(Error::is_retryable)
+    }
+
     pub fn failure(&self) -> Option<Failure> {
         let error = self.failure.clone()?;
         let (source, destination) = self.names();
@@ -152,6 +161,7 @@ impl ImageTask {
             source,
             destination,
             outcome: self.outcome(),
+            round: self.round,
             digest: self.root.as_ref().map(|r| r.digest().clone()).or_else(|| self.source_digest.clone()),
             rewritten_from: self.rewritten_from.clone(),
             bytes: self.bytes,
