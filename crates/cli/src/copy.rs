@@ -72,7 +72,8 @@ pub struct CopyArgs {
     #[arg(long)]
     dry_run: bool,
 
-    /// Retries of a failed request or transfer
+    /// Retries of a failed request or transfer, and rounds that run the image again if
+    /// it still failed transiently (rate limited, unavailable)
     #[arg(long, value_name = "N", default_value_t = 2)]
     retries: u32,
 
@@ -107,6 +108,7 @@ pub fn run(args: CopyArgs) -> anyhow::Result<ExitCode> {
         force: args.force,
         dry_run: args.dry_run,
         retry: RetryPolicy { retries: args.retries, ..RetryPolicy::default() },
+        rounds: args.retries,
         seed: common::jitter_seed(),
         ..SyncOptions::default()
     };

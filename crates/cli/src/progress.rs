@@ -122,6 +122,12 @@ fn plain_line(event: &Event, dry_run: bool) -> Option<String> {
         Event::ImageFailed { source, destination, reason, .. } => {
             format!("failed {source} -> {destination}: {reason}")
         }
+        Event::RoundStarted { round, images, listings: 0 } => {
+            format!("round {round}: running {images} image(s) again that failed transiently")
+        }
+        Event::RoundStarted { round, images, listings } => format!(
+            "round {round}: running {images} image(s) and {listings} listing(s) again that failed transiently"
+        ),
         Event::RetryScheduled { target, retry, delay_ms, reason } => {
             format!("retrying {target} in {delay_ms} ms (retry {retry}): {reason}")
         }
@@ -201,6 +207,14 @@ impl Bars {
                     self.settled.1 += total;
                 }
                 self.finished += 1;
+                if let Some(line) = plain_line(event, self.dry_run) {
+                    let _ = self.multi.println(line);
+                }
+                self.update_overall();
+            }
+            Event::RoundStarted { images, .. } => {
+                // The images run again: they are not finished any more.
+                self.finished = self.finished.saturating_sub(*images);
                 if let Some(line) = plain_line(event, self.dry_run) {
                     let _ = self.multi.println(line);
                 }
@@ -304,10 +318,11 @@ pub fn summary_text(report: &Report) -> String {
         ));
     }
     out.push_str(&format!(
-        "requests: {}, transfers: {}, retries: {}, time: {:.2}s\n",
+        "requests: {}, transfers: {}, retries: {}, rounds: {}, time: {:.2}s\n",
         s.requests,
         s.transfers,
         s.retries,
+        s.rounds,
         s.elapsed_ms as f64 / 1000.0
     ));
     if !s.failures.is_empty() {

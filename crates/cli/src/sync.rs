@@ -29,6 +29,13 @@ Files are JSON or YAML by their extension (.json, .yaml, .yml), as image-syncer 
 ${VAR} in usernames, passwords and destinations comes from the environment.
 Flags override the config file's proc, retries, os and arch.
 
+Retries, as image-syncer counts them: --retries N (or the config file's `retries`) lets
+each request and blob transfer try N more times, and then runs the images and listings
+that still failed transiently (rate limited, unavailable) again, as fresh attempts, in up
+to N more rounds; blobs already moved are not moved again. A permanent failure (not found,
+rejected credentials, a digest mismatch) is never run again. The summary says how many
+rounds ran.
+
 Credentials from docker's config (~/.docker/config.json, or --docker-config, with its
 credsStore and credHelpers) are used for registries the auth file does not name.
 
@@ -63,7 +70,8 @@ pub struct SyncArgs {
     #[arg(long, value_name = "N", value_parser = common::at_least_one)]
     pub proc: Option<usize>,
 
-    /// Retries of a failed request or transfer [default: 2, or the config file's `retries`]
+    /// Retries of a failed request or transfer, and rounds that run transiently failed
+    /// images and listings again [default: 2, or the config file's `retries`]
     #[arg(long, value_name = "N")]
     pub retries: Option<u32>,
 
@@ -139,17 +147,17 @@ pub async fn sync(args: &SyncArgs) -> anyhow::Result<Report> {
         &[],
     )
     .map_err(|e| bad_input(format!("--os/--arch: {e}")))?;
+    // One number, as image-syncer's --retries: retries of each request, and rounds.
+    let retries = args.retries.or(config.retries).unwrap_or(2);
     let options = SyncOptions {
         proc: args.proc.or(config.proc).unwrap_or(5),
         max_transfers: args.max_transfers,
-        retry: RetryPolicy {
-            retries: args.retries.or(config.retries).unwrap_or(2),
-            ..RetryPolicy::default()
-        },
+        retry: RetryPolicy { retries, ..RetryPolicy::default() },
         force: args.force,
         dry_run: args.dry_run,
         seed: common::jitter_seed(),
         platforms,
+        rounds: retries,
     };
     let mut job = Job::from_config(&config).map_err(bad_input)?;
     job.credentials = credentials(&config, args)?;
