@@ -4,7 +4,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-#[path = "cli_support.rs"]
+#[path = "support/cli.rs"]
 mod cli;
 
 use cli::ferry;

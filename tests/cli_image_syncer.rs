@@ -11,7 +11,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-#[path = "cli_support.rs"]
+#[path = "support/cli.rs"]
 mod cli;
 
 use cli::{ferry, has_blob, head_digest, Sample, OCI_INDEX, OCI_MANIFEST};

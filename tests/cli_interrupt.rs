@@ -13,7 +13,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-#[path = "cli_support.rs"]
+#[path = "support/cli.rs"]
 mod cli;
 
 #[path = "support/fault_proxy.rs"]

@@ -10,7 +10,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-#[path = "cli_support.rs"]
+#[path = "support/cli.rs"]
 mod cli;
 
 use cli::{ferry, has_blob, head_digest, push_image};

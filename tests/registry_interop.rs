@@ -3,8 +3,9 @@
 //! distribution registry into ferry; skopeo authenticates with Basic and with the token
 //! flow.
 //!
-//! Needs `skopeo` (and `docker-registry` for the distribution tests). With `CI` set a
-//! missing tool fails the test; otherwise the test is skipped with a message.
+//! Needs `skopeo` (and `docker-registry` for the distribution tests). With
+//! `FERRY_REQUIRE_PEERS=1` (as `scripts/test-all.sh` runs it) or `CI` set a missing tool
+//! fails the test; otherwise the test is skipped with a message.
 
 #[path = "support/mod.rs"]
 mod support;

@@ -15,6 +15,9 @@
 //! No key (a blob digest, or method and path) is faulted more than `per_key` times, so a
 //! client that retries enough always gets through. Bodies can be throttled, to make a
 //! job slow enough to interrupt. Every request is logged with what was done to it.
+// Each test file compiles these helpers as a private module of its own: `pub` marks what
+// test files call.
+#![allow(unreachable_pub)]
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;

@@ -3,7 +3,9 @@
 //! distribution (`docker-registry`) processes, and skopeo.
 //!
 //! Use from a test file with `#[path = "support/mod.rs"] mod support;`.
-#![allow(dead_code)]
+// Each test file compiles these helpers as a private module of its own and uses some of
+// them: `pub` marks what test files call.
+#![allow(dead_code, unreachable_pub)]
 
 pub mod oci;
 
@@ -68,8 +70,9 @@ pub fn sha256(bytes: &[u8]) -> String {
     ferry_core::digest::Digest::sha256(bytes).to_string()
 }
 
-/// Whether an external tool is on PATH. With `CI` set a missing tool fails the test;
-/// otherwise the test prints why it skips and returns early.
+/// Whether an external tool is on PATH. When peers are required (`FERRY_REQUIRE_PEERS=1`,
+/// which `scripts/test-all.sh` sets, or `CI` set) a missing tool fails the test; otherwise
+/// the test prints why it skips and returns early.
 pub fn require(tool: &str) -> bool {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
@@ -78,12 +81,22 @@ pub fn require(tool: &str) -> bool {
         .map(|s| s.success())
         .unwrap_or(false);
     if !found {
-        if std::env::var_os("CI").is_some() {
-            panic!("{tool} is required when CI is set: apt-get install -y {}", apt_package(tool));
+        if peers_required() {
+            panic!(
+                "{tool} is required (FERRY_REQUIRE_PEERS or CI is set): apt-get install -y {}, \
+                 or run scripts/test-all.sh, which installs it",
+                apt_package(tool)
+            );
         }
         eprintln!("SKIP: {tool} not found on PATH (apt-get install -y {})", apt_package(tool));
     }
     found
+}
+
+/// Whether a missing peer fails the test instead of skipping it.
+fn peers_required() -> bool {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0");
+    set("FERRY_REQUIRE_PEERS") || set("CI")
 }
 
 fn apt_package(tool: &str) -> &str {

@@ -13,7 +13,7 @@ use ferry_native::{NativeOptions, NativeTransport};
 
 /// Marks an error as the user's input (a file, a flag, a reference): exit code 2.
 #[derive(Debug)]
-pub struct BadInput(pub String);
+pub(crate) struct BadInput(pub String);
 
 impl fmt::Display for BadInput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -24,12 +24,12 @@ impl fmt::Display for BadInput {
 impl std::error::Error for BadInput {}
 
 /// An error about the user's input.
-pub fn bad_input(message: impl fmt::Display) -> anyhow::Error {
+pub(crate) fn bad_input(message: impl fmt::Display) -> anyhow::Error {
     anyhow::Error::new(BadInput(message.to_string()))
 }
 
 /// 2 for bad input, 1 for everything else.
-pub fn exit_code(err: &anyhow::Error) -> u8 {
+pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
     if err.chain().any(|e| e.is::<BadInput>()) {
         2
     } else {
@@ -38,7 +38,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 }
 
 /// 0 when `ok`, else 1.
-pub fn exit(ok: bool) -> ExitCode {
+pub(crate) fn exit(ok: bool) -> ExitCode {
     if ok {
         ExitCode::SUCCESS
     } else {
@@ -47,7 +47,7 @@ pub fn exit(ok: bool) -> ExitCode {
 }
 
 /// 0 when every image was copied or skipped; else 1, after one line on stderr.
-pub fn job_exit(report: &ferry_core::progress::Report) -> ExitCode {
+pub(crate) fn job_exit(report: &ferry_core::progress::Report) -> ExitCode {
     let s = &report.summary;
     if s.failed == 0 {
         return ExitCode::SUCCESS;
@@ -57,7 +57,7 @@ pub fn job_exit(report: &ferry_core::progress::Report) -> ExitCode {
 }
 
 /// clap's parser for counts that must be at least 1.
-pub fn at_least_one(value: &str) -> Result<usize, String> {
+pub(crate) fn at_least_one(value: &str) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err("expected a whole number of at least 1".to_owned()),
@@ -65,7 +65,7 @@ pub fn at_least_one(value: &str) -> Result<usize, String> {
 }
 
 /// Logs on stderr at the level in `FERRY_LOG` (default warn), without timestamps.
-pub fn init_logging() {
+pub(crate) fn init_logging() {
     let level = std::env::var("FERRY_LOG").ok().and_then(|l| l.parse().ok()).unwrap_or(tracing::Level::WARN);
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
@@ -77,29 +77,31 @@ pub fn init_logging() {
         .init();
 }
 
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")
 }
 
 /// The process environment, for `${VAR}` in configuration files.
-pub fn env(name: &str) -> Option<String> {
+pub(crate) fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
 /// The native transport; `insecure` hosts may present invalid TLS certificates.
-pub fn transport<'a>(insecure: impl IntoIterator<Item = &'a String>) -> anyhow::Result<NativeTransport> {
+pub(crate) fn transport<'a>(
+    insecure: impl IntoIterator<Item = &'a String>,
+) -> anyhow::Result<NativeTransport> {
     let options = insecure.into_iter().fold(NativeOptions::default(), |o, host| o.with_insecure_host(host));
     NativeTransport::with_options(options).context("setting up the HTTP client")
 }
 
 /// A whole text file; a missing or unreadable file is bad input naming the file.
-pub fn read_text(path: &Path, what: &str) -> anyhow::Result<String> {
+pub(crate) fn read_text(path: &Path, what: &str) -> anyhow::Result<String> {
     std::fs::read_to_string(path)
         .map_err(|e| bad_input(format!("cannot read {what} {}: {e}", path.display())))
 }
 
 /// `USER:PASSWORD` from a flag. The value is never part of an error.
-pub fn parse_creds(flag: &str, value: &str) -> anyhow::Result<Credential> {
+pub(crate) fn parse_creds(flag: &str, value: &str) -> anyhow::Result<Credential> {
     match value.split_once(':') {
         Some((user, password)) if !user.is_empty() => Ok(Credential::new(user, password)),
         _ => Err(bad_input(format!("{flag} must be USER:PASSWORD (the value given is not shown)"))),
@@ -108,7 +110,7 @@ pub fn parse_creds(flag: &str, value: &str) -> anyhow::Result<Credential> {
 
 /// Credentials from docker's config: `path`, or the default one when it exists. A broken
 /// default config is reported and skipped; a broken explicit one is an error.
-pub fn docker_credentials(path: Option<&Path>) -> anyhow::Result<Vec<(String, Credential)>> {
+pub(crate) fn docker_credentials(path: Option<&Path>) -> anyhow::Result<Vec<(String, Credential)>> {
     match path {
         Some(path) => ferry_native::credentials::load_docker_config(Some(path)).map_err(bad_input),
         None => Ok(ferry_native::credentials::load_docker_config(None).unwrap_or_else(|e| {
@@ -120,7 +122,7 @@ pub fn docker_credentials(path: Option<&Path>) -> anyhow::Result<Vec<(String, Cr
 
 /// Endpoints for `registries`, all spoken to over plain HTTP when `insecure` (loopback
 /// ones always are).
-pub fn endpoints<'a>(registries: impl IntoIterator<Item = &'a str>, insecure: bool) -> EndpointMap {
+pub(crate) fn endpoints<'a>(registries: impl IntoIterator<Item = &'a str>, insecure: bool) -> EndpointMap {
     let mut map = EndpointMap::default();
     if insecure {
         map.insecure.extend(registries.into_iter().map(str::to_owned));
@@ -130,7 +132,7 @@ pub fn endpoints<'a>(registries: impl IntoIterator<Item = &'a str>, insecure: bo
 
 /// A repository argument, `host/repository` (docker.io when the first component is not a
 /// host, as in references): registry and repository, normalised.
-pub fn parse_repository(arg: &str) -> anyhow::Result<(String, String)> {
+pub(crate) fn parse_repository(arg: &str) -> anyhow::Result<(String, String)> {
     let reference = Reference::parse(arg).map_err(|e| bad_input(format!("{arg:?}: {e}")))?;
     if reference.tag().is_some() || reference.digest().is_some() {
         return Err(bad_input(format!(
@@ -143,18 +145,18 @@ pub fn parse_repository(arg: &str) -> anyhow::Result<(String, String)> {
 }
 
 /// A registry host argument (`host[:port]`), normalised.
-pub fn parse_registry(arg: &str) -> anyhow::Result<String> {
+pub(crate) fn parse_registry(arg: &str) -> anyhow::Result<String> {
     validate_registry(arg).map_err(|e| bad_input(format!("{arg:?}: {e}")))?;
     Ok(normalize_registry(arg))
 }
 
 /// An image reference argument.
-pub fn parse_reference(arg: &str) -> anyhow::Result<Reference> {
+pub(crate) fn parse_reference(arg: &str) -> anyhow::Result<Reference> {
     Reference::parse(arg).map_err(|e| bad_input(format!("invalid image reference {arg:?}: {e}")))
 }
 
 /// `sha256:0123456789ab`: enough of a digest to tell images apart in a table.
-pub fn short_digest(digest: Option<&ferry_core::digest::Digest>) -> String {
+pub(crate) fn short_digest(digest: Option<&ferry_core::digest::Digest>) -> String {
     match digest {
         Some(d) => {
             let text = d.to_string();
@@ -166,13 +168,13 @@ pub fn short_digest(digest: Option<&ferry_core::digest::Digest>) -> String {
 }
 
 /// Bytes in binary units: `1.50 MiB`.
-pub fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
 }
 
 /// A jitter seed that differs between runs, so that many ferry processes retrying the
 /// same registry spread out.
-pub fn jitter_seed() -> u64 {
+pub(crate) fn jitter_seed() -> u64 {
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     nanos ^ (u64::from(std::process::id()) << 32)

@@ -29,7 +29,7 @@ Examples:
 /// Options of `ferry copy`.
 #[derive(Debug, Clone, Args)]
 #[command(after_help = AFTER_HELP)]
-pub struct CopyArgs {
+pub(crate) struct CopyArgs {
     /// Source image
     #[arg(value_name = "SRC")]
     source: String,
@@ -81,7 +81,7 @@ pub struct CopyArgs {
     output: ProgressArgs,
 }
 
-pub fn run(args: CopyArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: CopyArgs) -> anyhow::Result<ExitCode> {
     let source = common::parse_reference(&args.source)?;
     let destination = destination(&source, common::parse_reference(&args.destination)?);
     let platforms =

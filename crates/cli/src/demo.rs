@@ -25,7 +25,7 @@ const MIB: usize = 1024 * KIB;
 
 /// Options of `ferry demo`.
 #[derive(Debug, Clone, Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// How to show the sync's progress
     #[arg(long, value_enum, value_name = "MODE", default_value = "auto")]
     progress: Mode,
@@ -41,7 +41,7 @@ pub struct DemoArgs {
     ui: Option<PathBuf>,
 }
 
-pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let runtime = common::runtime()?;
     if args.serve {
         return runtime.block_on(crate::demo_web::serve(args.ui.as_deref()));

@@ -16,7 +16,7 @@ use crate::sample::{bytes, Pusher};
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
 /// The repository the page opens on.
-pub const REPOSITORY: &str = "library/app";
+pub(crate) const REPOSITORY: &str = "library/app";
 
 /// A loopback port that was free a moment ago: the source's origin must be known before it
 /// starts, since its CORS configuration names it.
@@ -52,7 +52,7 @@ async fn fill(source: &str, destination: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn serve(ui: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub(crate) async fn serve(ui: Option<&Path>) -> anyhow::Result<ExitCode> {
     let port = free_port()?;
     // The page may be opened by either name of the loopback host.
     let origins = [format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")];

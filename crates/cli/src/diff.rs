@@ -32,7 +32,7 @@ Examples:
 /// Options of `ferry diff`.
 #[derive(Debug, Clone, Args)]
 #[command(after_help = AFTER_HELP)]
-pub struct DiffArgs {
+pub(crate) struct DiffArgs {
     /// Source: host/repository, or a registry host
     #[arg(value_name = "SRC")]
     source: String,
@@ -55,7 +55,7 @@ pub struct DiffArgs {
 
 /// How to reach the registries of a read-only command.
 #[derive(Debug, Clone, Args)]
-pub struct AccessArgs {
+pub(crate) struct AccessArgs {
     /// Credentials for the source registry
     #[arg(long, value_name = "USER:PASS")]
     pub src_creds: Option<String>,
@@ -77,7 +77,7 @@ pub struct AccessArgs {
 impl AccessArgs {
     /// A diff job between two sides with these credentials; without a destination, a
     /// reading of the source alone (of one `reference`, or of every tag).
-    pub fn job(
+    pub(crate) fn job(
         &self,
         source: Target,
         destination: Option<Target>,
@@ -111,7 +111,7 @@ impl AccessArgs {
     }
 }
 
-pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
     let (source, destination) = sides(&args.source, &args.destination)?;
     let job = args.access.job(source, Some(destination), None, args.details)?;
     let runtime = common::runtime()?;
@@ -125,7 +125,7 @@ pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// 0 in sync, 1 different, 2 errors (printed on stderr, one line each).
-pub fn exit_code(report: &DiffReport, print_errors: bool) -> ExitCode {
+pub(crate) fn exit_code(report: &DiffReport, print_errors: bool) -> ExitCode {
     if !report.errors.is_empty() {
         if print_errors {
             for error in &report.errors {
@@ -140,7 +140,7 @@ pub fn exit_code(report: &DiffReport, print_errors: bool) -> ExitCode {
 
 /// Both sides from the arguments: repository against repository, or registry against
 /// registry (with an optional prefix on the destination).
-pub fn sides(source: &str, destination: &str) -> anyhow::Result<(Target, Target)> {
+pub(crate) fn sides(source: &str, destination: &str) -> anyhow::Result<(Target, Target)> {
     if source.contains('/') {
         if !destination.contains('/') {
             return Err(bad_input(format!(
@@ -165,7 +165,7 @@ pub fn sides(source: &str, destination: &str) -> anyhow::Result<(Target, Target)
 }
 
 /// Runs a diff to the end over the native transport.
-pub async fn compare(job: DiffJob) -> anyhow::Result<DiffReport> {
+pub(crate) async fn compare(job: DiffJob) -> anyhow::Result<DiffReport> {
     let transport = common::transport(&job.endpoints.insecure)?;
     let clock = TokioClock::new();
     let mut machine = DiffMachine::new(job, clock.now(), clock.wall_now());
@@ -173,7 +173,7 @@ pub async fn compare(job: DiffJob) -> anyhow::Result<DiffReport> {
     Ok(machine.report())
 }
 
-pub fn status_name(status: TagStatus) -> &'static str {
+pub(crate) fn status_name(status: TagStatus) -> &'static str {
     match status {
         TagStatus::InSync => "in-sync",
         TagStatus::Missing => "missing",
@@ -184,7 +184,7 @@ pub fn status_name(status: TagStatus) -> &'static str {
 }
 
 /// Counts on top, then one row per tag.
-pub fn table(report: &DiffReport, details: bool) -> String {
+pub(crate) fn table(report: &DiffReport, details: bool) -> String {
     let mut out = format!(
         "{} in sync, {} missing, {} different, {} extra\n",
         report.in_sync, report.missing, report.different, report.extra
@@ -218,7 +218,7 @@ pub fn table(report: &DiffReport, details: bool) -> String {
 }
 
 /// Left-aligned columns two spaces apart.
-pub fn columns(rows: &[Vec<String>]) -> String {
+pub(crate) fn columns(rows: &[Vec<String>]) -> String {
     let width = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..width)
         .map(|i| rows.iter().filter_map(|r| r.get(i)).map(|c| c.chars().count()).max().unwrap_or(0))

@@ -17,7 +17,7 @@ use crate::ls::RepoAccess;
 #[command(
     after_help = "Examples:\n  ferry inspect 127.0.0.1:5000/library/alpine:3.20\n  ferry inspect --json quay.io/coreos/etcd:v3.5.0"
 )]
-pub struct InspectArgs {
+pub(crate) struct InspectArgs {
     /// Image: [registry[:port]/]repository[:tag][@digest] (tag latest when neither is given)
     #[arg(value_name = "REF")]
     reference: String,
@@ -30,7 +30,7 @@ pub struct InspectArgs {
     access: RepoAccess,
 }
 
-pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let reference = common::parse_reference(&args.reference)?;
     let registry = reference.registry().to_owned();
     let repository = reference.repository().to_owned();

@@ -16,7 +16,7 @@ use crate::diff::{columns, compare, AccessArgs};
 /// Options of `ferry ls`.
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "Example:\n  ferry ls 127.0.0.1:5000/library/alpine")]
-pub struct LsArgs {
+pub(crate) struct LsArgs {
     /// Repository: [registry[:port]/]repository
     #[arg(value_name = "REPO")]
     repository: String,
@@ -31,7 +31,7 @@ pub struct LsArgs {
 
 /// How to reach the one registry of `ls` and `inspect`.
 #[derive(Debug, Clone, Args)]
-pub struct RepoAccess {
+pub(crate) struct RepoAccess {
     /// Credentials for the registry
     #[arg(long, value_name = "USER:PASS")]
     creds: Option<String>,
@@ -49,7 +49,7 @@ pub struct RepoAccess {
 impl RepoAccess {
     /// Reads `registry/repository` alone: every tag, or just `reference`, with its digest
     /// (and with `details`, its platforms and size).
-    pub async fn read(
+    pub(crate) async fn read(
         &self,
         registry: String,
         repository: String,
@@ -72,7 +72,7 @@ impl RepoAccess {
     }
 }
 
-pub fn run(args: LsArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: LsArgs) -> anyhow::Result<ExitCode> {
     let (registry, repository) = common::parse_repository(&args.repository)?;
     let runtime = common::runtime()?;
     let report = runtime.block_on(args.access.read(registry.clone(), repository.clone(), None, false))?;

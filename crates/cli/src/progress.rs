@@ -20,7 +20,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::common::{bytes, short_digest};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Bars when stderr is a terminal, plain lines otherwise.
     Auto,
     /// Progress bars on stderr (drawn only when it is a terminal).
@@ -33,7 +33,7 @@ pub enum Mode {
 
 /// How a copy job shows itself: `ferry sync` and `ferry copy` share these.
 #[derive(Debug, Clone, Args)]
-pub struct ProgressArgs {
+pub(crate) struct ProgressArgs {
     /// How to show progress
     #[arg(long, value_enum, value_name = "MODE", default_value = "auto")]
     pub progress: Mode,
@@ -44,7 +44,7 @@ pub struct ProgressArgs {
 }
 
 /// Renders events as they come.
-pub struct Progress {
+pub(crate) struct Progress {
     kind: Kind,
     /// A dry run: lines say what is being checked, not copied.
     dry_run: bool,
@@ -57,7 +57,7 @@ enum Kind {
 }
 
 impl Progress {
-    pub fn new(mode: Mode, dry_run: bool) -> Progress {
+    pub(crate) fn new(mode: Mode, dry_run: bool) -> Progress {
         let kind = match mode {
             Mode::Auto if std::io::stderr().is_terminal() => Kind::Bars(Bars::new(dry_run)),
             Mode::Auto | Mode::Plain => Kind::Plain,
@@ -68,11 +68,11 @@ impl Progress {
     }
 
     /// Whether stdout carries NDJSON (and nothing else may be printed there).
-    pub fn is_json(&self) -> bool {
+    pub(crate) fn is_json(&self) -> bool {
         matches!(self.kind, Kind::Json)
     }
 
-    pub fn on_event(&mut self, event: &Event) {
+    pub(crate) fn on_event(&mut self, event: &Event) {
         match &mut self.kind {
             Kind::Json => {
                 let mut out = std::io::stdout().lock();
@@ -89,7 +89,7 @@ impl Progress {
     }
 
     /// Clears what is left of the bars.
-    pub fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if let Kind::Bars(bars) = &mut self.kind {
             bars.finish();
         }
@@ -274,14 +274,14 @@ fn style(template: &str) -> ProgressStyle {
 }
 
 /// Writes the report as pretty JSON.
-pub fn write_report(path: &Path, report: &Report) -> anyhow::Result<()> {
+pub(crate) fn write_report(path: &Path, report: &Report) -> anyhow::Result<()> {
     let json = serde_json::to_string_pretty(report).context("serialising the report")?;
     std::fs::write(path, json + "\n").with_context(|| format!("writing the report to {}", path.display()))
 }
 
 /// The end-of-job summary: counts, failures with whether a retry could help, bytes,
 /// requests and time. A dry run lists what would move.
-pub fn summary_text(report: &Report) -> String {
+pub(crate) fn summary_text(report: &Report) -> String {
     let s = &report.summary;
     let mut out = String::new();
     if s.dry_run {

@@ -14,7 +14,7 @@ use serde_json::json;
 
 /// Deterministic bytes (xorshift64*), so that the same sample has the same digest in
 /// every run and on both registries.
-pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
+pub(crate) fn bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
@@ -28,7 +28,7 @@ pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
 }
 
 /// Pushes sample images to one registry.
-pub struct Pusher<'a> {
+pub(crate) struct Pusher<'a> {
     transport: &'a NativeTransport,
     endpoint: Endpoint,
 }
@@ -39,7 +39,7 @@ fn descriptor(media_type: &str, bytes: &[u8]) -> serde_json::Value {
 
 impl<'a> Pusher<'a> {
     /// `base` is the registry's URL, e.g. `http://127.0.0.1:5000`.
-    pub fn new(transport: &'a NativeTransport, base: &str) -> Self {
+    pub(crate) fn new(transport: &'a NativeTransport, base: &str) -> Self {
         Pusher { transport, endpoint: Endpoint::from_base(base) }
     }
 
@@ -49,7 +49,7 @@ impl<'a> Pusher<'a> {
     }
 
     /// A monolithic upload: `POST` opens the session, `PUT ?digest=` sends the bytes.
-    pub async fn blob(&self, repository: &str, bytes: &[u8]) -> anyhow::Result<Digest> {
+    pub(crate) async fn blob(&self, repository: &str, bytes: &[u8]) -> anyhow::Result<Digest> {
         let digest = Digest::sha256(bytes);
         let open = Request::builder()
             .method(Method::POST)
@@ -72,7 +72,7 @@ impl<'a> Pusher<'a> {
         Ok(digest)
     }
 
-    pub async fn manifest(
+    pub(crate) async fn manifest(
         &self,
         repository: &str,
         reference: &str,
@@ -94,7 +94,7 @@ impl<'a> Pusher<'a> {
 
     /// An OCI image of `layers` for `platform` (`os/arch`), tagged `tag` or pushed by
     /// digest; returns the manifest's digest and bytes.
-    pub async fn image(
+    pub(crate) async fn image(
         &self,
         repository: &str,
         tag: Option<&str>,
@@ -126,7 +126,7 @@ impl<'a> Pusher<'a> {
 
     /// An OCI index over one image per platform, each with the `shared` layers plus one
     /// of its own.
-    pub async fn index(
+    pub(crate) async fn index(
         &self,
         repository: &str,
         tag: &str,

@@ -22,7 +22,7 @@ Examples:
 /// Options of `ferry serve`. Every option is also a key of the YAML config file.
 #[derive(Debug, Args)]
 #[command(after_help = AFTER_HELP)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// YAML config file (keys: addr, public_url, storage, read_only, delete, cors, auth,
     /// limits, log, ui); flags given here override its values
     #[arg(short, long, value_name = "FILE", env = "FERRY_CONFIG")]
@@ -188,14 +188,14 @@ fn init_logging(config: &Config) {
     }
 }
 
-pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (config, print_config) = args.config()?;
     if print_config {
         let mut shown = config.clone();
         if shown.auth.token.key.is_some() {
             shown.auth.token.key = Some("<hidden>".into());
         }
-        print!("{}", serde_yaml_string(&shown)?);
+        print!("{}", config_yaml(&shown)?);
         return Ok(());
     }
     init_logging(&config);
@@ -216,7 +216,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-fn serde_yaml_string(config: &Config) -> anyhow::Result<String> {
+fn config_yaml(config: &Config) -> anyhow::Result<String> {
     config.to_yaml().context("printing the configuration")
 }
 

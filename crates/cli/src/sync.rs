@@ -51,7 +51,7 @@ Examples:
 /// Options of `ferry sync`.
 #[derive(Debug, Clone, Args)]
 #[command(after_help = AFTER_HELP)]
-pub struct SyncArgs {
+pub(crate) struct SyncArgs {
     /// image-syncer's auth file: registry or registry/namespace -> username, password,
     /// insecure
     #[arg(long, value_name = "FILE", conflicts_with = "config")]
@@ -113,7 +113,7 @@ pub struct SyncArgs {
 
 impl SyncArgs {
     /// The arguments of `ferry sync --images <images>` with everything else at its default.
-    pub fn for_images(images: &Path) -> SyncArgs {
+    pub(crate) fn for_images(images: &Path) -> SyncArgs {
         SyncArgs {
             auth: None,
             images: Some(images.to_owned()),
@@ -132,14 +132,14 @@ impl SyncArgs {
     }
 }
 
-pub fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
     let runtime = common::runtime()?;
     let report = runtime.block_on(sync(&args))?;
     Ok(common::job_exit(&report))
 }
 
 /// Reads the files, runs the job and prints its summary; the report says how it went.
-pub async fn sync(args: &SyncArgs) -> anyhow::Result<Report> {
+pub(crate) async fn sync(args: &SyncArgs) -> anyhow::Result<Report> {
     let config = load(args)?;
     let platforms = PlatformFilter::new(
         if args.os.is_empty() { &config.os } else { &args.os },
@@ -194,7 +194,7 @@ fn credentials(config: &JobConfig, args: &SyncArgs) -> anyhow::Result<Credential
 
 /// Runs a copy job to the end, shows its progress, writes the report if asked, and prints
 /// the summary.
-pub async fn execute(job: Job, options: SyncOptions, output: &ProgressArgs) -> anyhow::Result<Report> {
+pub(crate) async fn execute(job: Job, options: SyncOptions, output: &ProgressArgs) -> anyhow::Result<Report> {
     let transport = common::transport(&job.endpoints.insecure)?;
     let clock = TokioClock::new();
     let (now, wall) = (clock.now(), clock.wall_now());

@@ -39,6 +39,9 @@ pub fn run_probe() -> u32 {
 }
 
 /// The wasm export: images copied by [`run_probe`].
+// A wasm module exports a function only under an unmangled name. `no_mangle` is unsafe
+// when the name clashes with another symbol; `probe_sync` clashes with none.
+#[allow(unsafe_code)]
 #[no_mangle]
 pub extern "C" fn probe_sync() -> u32 {
     run_probe()

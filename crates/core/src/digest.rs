@@ -13,7 +13,9 @@ use sha2::{Digest as _, Sha256, Sha512};
 /// A registered digest algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Algorithm {
+    /// SHA-256, the spec's default: "Implementations MUST implement SHA-256".
     Sha256,
+    /// SHA-512: "Implementations MAY implement SHA-512".
     Sha512,
 }
 
@@ -45,14 +47,33 @@ pub struct Digest {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DigestError {
+    /// No `algorithm:` prefix: a bare hex string is not a digest.
     #[error("digest {0:?} has no algorithm: expected `sha256:<64 hex>` or `sha512:<128 hex>`")]
     MissingAlgorithm(String),
+    /// A well-formed algorithm that is not one of the two registered ones.
     #[error("digest {input:?} uses algorithm {algorithm:?}; ferry supports sha256 and sha512")]
-    UnsupportedAlgorithm { input: String, algorithm: String },
+    UnsupportedAlgorithm {
+        /// The whole text given.
+        input: String,
+        /// The part before the `:`.
+        algorithm: String,
+    },
+    /// The encoded part is not the algorithm's exact length (64 for sha256, 128 for sha512).
     #[error(
         "digest {input:?} must have exactly {expected} hex characters after `{algorithm}:`, found {found}"
     )]
-    WrongLength { input: String, algorithm: &'static str, expected: usize, found: usize },
+    WrongLength {
+        /// The whole text given.
+        input: String,
+        /// The algorithm's name.
+        algorithm: &'static str,
+        /// Hex characters the algorithm needs.
+        expected: usize,
+        /// Characters after the `:`.
+        found: usize,
+    },
+    /// Uppercase or non-hex characters: the spec's regexes allow only `[a-f0-9]`, so two
+    /// spellings of one digest cannot both exist.
     #[error("digest {0:?} must be lowercase hex (0-9, a-f) after the `:`")]
     NotLowercaseHex(String),
 }
@@ -70,6 +91,7 @@ impl Digest {
         hasher.finish()
     }
 
+    /// The algorithm named before the `:`, which also picks the hasher for a [`Verifier`].
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
     }
@@ -148,6 +170,7 @@ enum HasherState {
 }
 
 impl Hasher {
+    /// A hasher for `algorithm`, so content is checked with the digest's own algorithm.
     pub fn new(algorithm: Algorithm) -> Self {
         Hasher(match algorithm {
             Algorithm::Sha256 => HasherState::Sha256(Sha256::new()),
@@ -155,6 +178,7 @@ impl Hasher {
         })
     }
 
+    /// Hashes the next chunk; chunks may have any size.
     pub fn update(&mut self, chunk: &[u8]) {
         match &mut self.0 {
             HasherState::Sha256(h) => h.update(chunk),
@@ -162,6 +186,7 @@ impl Hasher {
         }
     }
 
+    /// The digest of everything fed so far.
     pub fn finish(self) -> Digest {
         let (algorithm, bytes) = match self.0 {
             HasherState::Sha256(h) => (Algorithm::Sha256, h.finalize().to_vec()),
@@ -185,16 +210,47 @@ fn to_hex(bytes: &[u8]) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum VerifyError {
+    /// More bytes than the descriptor's size arrived: refused at once, before the rest is
+    /// read.
     #[error("content for {digest} is longer than the expected {expected} bytes (at least {seen} received)")]
-    TooLong { digest: Digest, expected: u64, seen: u64 },
+    TooLong {
+        /// The content's expected digest.
+        digest: Digest,
+        /// The descriptor's size.
+        expected: u64,
+        /// Bytes received when the overflow was seen.
+        seen: u64,
+    },
+    /// The stream ended before the descriptor's size.
     #[error("content for {digest} ended after {actual} bytes; the descriptor says {expected}")]
-    TooShort { digest: Digest, expected: u64, actual: u64 },
+    TooShort {
+        /// The content's expected digest.
+        digest: Digest,
+        /// The descriptor's size.
+        expected: u64,
+        /// Bytes received in all.
+        actual: u64,
+    },
+    /// The size was right but the bytes were not: the source serves other content under
+    /// this digest.
     #[error("content does not match its digest: expected {expected}, got {actual}")]
-    Mismatch { expected: Digest, actual: Digest },
+    Mismatch {
+        /// The descriptor's digest.
+        expected: Digest,
+        /// The digest of what arrived.
+        actual: Digest,
+    },
     /// The source announced (`Content-Length`) a size other than the descriptor's: its copy
     /// is not this content, whatever its bytes.
     #[error("the source announces {announced} bytes for {digest}; the descriptor says {expected}")]
-    WrongLength { digest: Digest, expected: u64, announced: u64 },
+    WrongLength {
+        /// The content's expected digest.
+        digest: Digest,
+        /// The descriptor's size.
+        expected: u64,
+        /// The source's `Content-Length`.
+        announced: u64,
+    },
 }
 
 /// Hashes content chunk by chunk while it streams and checks digest and size at the end.
@@ -210,6 +266,9 @@ pub struct Verifier {
 }
 
 impl Verifier {
+    /// A verifier for content whose descriptor says `expected_size` bytes with digest
+    /// `expected`. Both are checked: "If the length of the retrieved content does not match
+    /// the specified length, the content SHOULD NOT be trusted" (image-spec, descriptor).
     pub fn new(expected: Digest, expected_size: u64) -> Self {
         let hasher = Hasher::new(expected.algorithm());
         Verifier { expected, expected_size, seen: 0, hasher }
@@ -234,6 +293,7 @@ impl Verifier {
         self.seen
     }
 
+    /// The digest the content must have.
     pub fn expected(&self) -> &Digest {
         &self.expected
     }

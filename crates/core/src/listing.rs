@@ -40,7 +40,7 @@ struct Catalog {
 
 impl Listing {
     /// `catalog of <registry>` or `tags of <registry>/<repository>`, for messages.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Listing::Catalog { registry } => format!("catalog of {registry}"),
             Listing::Tags { registry, repository } => format!("tags of {registry}/{repository}"),
@@ -55,7 +55,7 @@ impl Listing {
 
     /// The call for the first page. A repository name that cannot form a URL (one a
     /// catalog listed, say) fails this listing alone.
-    pub fn first(&self, endpoints: &EndpointMap) -> Result<Call, Error> {
+    pub(crate) fn first(&self, endpoints: &EndpointMap) -> Result<Call, Error> {
         let endpoint = endpoints.endpoint(self.registry());
         let uri = match self {
             Listing::Catalog { .. } => endpoint.catalog(),
@@ -66,7 +66,7 @@ impl Listing {
     }
 
     /// Reads a successful page; its `Link` names the next.
-    pub fn read(&self, response: &Response<Vec<u8>>, endpoints: &EndpointMap) -> Result<Page, Error> {
+    pub(crate) fn read(&self, response: &Response<Vec<u8>>, endpoints: &EndpointMap) -> Result<Page, Error> {
         let invalid = |what: &str, e: serde_json::Error| {
             Error::new(ErrorKind::InvalidAnswer, format!("the answer is not a {what} ({e})"))
         };

@@ -61,7 +61,7 @@ pub(crate) struct Planner {
 }
 
 impl Planner {
-    pub fn new(rules: Vec<Rule>, global_platforms: PlatformFilter) -> Self {
+    pub(crate) fn new(rules: Vec<Rule>, global_platforms: PlatformFilter) -> Self {
         Planner {
             rules,
             global_platforms,
@@ -77,7 +77,7 @@ impl Planner {
     }
 
     /// The first calls: catalogs and tag lists; rules that name their tags plan at once.
-    pub fn start(&mut self, endpoints: &EndpointMap) -> Vec<(u64, Call)> {
+    pub(crate) fn start(&mut self, endpoints: &EndpointMap) -> Vec<(u64, Call)> {
         let mut calls = Vec::new();
         for rule in 0..self.rules.len() {
             let source = &self.rules[rule].source;
@@ -92,28 +92,28 @@ impl Planner {
         calls
     }
 
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.listings.is_empty()
     }
 
     /// The copy tasks planned since the last call, in plan order.
-    pub fn take_tasks(&mut self) -> Vec<CopyTask> {
+    pub(crate) fn take_tasks(&mut self) -> Vec<CopyTask> {
         std::mem::take(&mut self.tasks)
     }
 
     /// The rules and names that failed, in the order they failed.
-    pub fn failures(&self) -> impl Iterator<Item = &Failure> {
+    pub(crate) fn failures(&self) -> impl Iterator<Item = &Failure> {
         self.failures.iter().map(|f| &f.failure)
     }
 
     /// Failed listings that running again may help (rate limited, unavailable).
-    pub fn retryable(&self) -> usize {
+    pub(crate) fn retryable(&self) -> usize {
         self.failures.iter().filter(|f| f.retry.is_some()).count()
     }
 
     /// Runs every retryable failed listing again from its failing page; their failures
     /// are forgotten until they fail again.
-    pub fn retry(&mut self) -> Vec<(u64, Call)> {
+    pub(crate) fn retry(&mut self) -> Vec<(u64, Call)> {
         let (again, kept): (Vec<PlanFailure>, Vec<PlanFailure>) =
             std::mem::take(&mut self.failures).into_iter().partition(|f| f.retry.is_some());
         self.failures = kept;
@@ -124,12 +124,17 @@ impl Planner {
             .collect()
     }
 
-    pub fn repositories(&self) -> usize {
+    pub(crate) fn repositories(&self) -> usize {
         self.repositories.len()
     }
 
     /// Feeds a listing's outcome; returns follow-up calls (next pages, tag lists).
-    pub fn on_outcome(&mut self, id: u64, outcome: Outcome, endpoints: &EndpointMap) -> Vec<(u64, Call)> {
+    pub(crate) fn on_outcome(
+        &mut self,
+        id: u64,
+        outcome: Outcome,
+        endpoints: &EndpointMap,
+    ) -> Vec<(u64, Call)> {
         let Some(RuleListing { rule, listing }) = self.listings.remove(&id) else { return Vec::new() };
         let Some(page_call) = self.pages.remove(&id) else { return Vec::new() };
         let what = listing.describe();

@@ -48,48 +48,96 @@ const DEFAULT_TAG: &str = "latest";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReferenceError {
+    /// Nothing was given.
     #[error(
         "image reference is empty: write [registry[:port]/]repository[:tag][@digest], \
          e.g. docker.io/library/nginx:1.27"
     )]
     Empty,
+    /// Not a host name, IPv4 or bracketed IPv6 address.
     #[error(
         "registry {registry:?} is not a valid host: use dot-separated labels of letters, digits \
          and inner '-', or an IPv6 address in brackets, optionally followed by :port \
          (e.g. registry.example.com:5000 or [::1]:5000)"
     )]
-    InvalidRegistry { registry: String },
+    InvalidRegistry {
+        /// The registry part as given.
+        registry: String,
+    },
+    /// The port is not a number in 1..=65535.
     #[error("registry {registry:?} has an invalid port: write a number from 1 to 65535 after the ':'")]
-    InvalidPort { registry: String },
+    InvalidPort {
+        /// The registry part as given, port included.
+        registry: String,
+    },
+    /// A registry alone names no image.
     #[error(
         "{input:?} has no repository path: name one after the registry, e.g. registry.example.com/team/app"
     )]
-    MissingRepository { input: String },
+    MissingRepository {
+        /// The reference as given.
+        input: String,
+    },
+    /// The spec's name grammar has no uppercase; Docker refuses it too, so say the fix.
     #[error("repository name must be lowercase: {repository:?}; write {lowercase:?}")]
-    RepositoryUppercase { repository: String, lowercase: String },
+    RepositoryUppercase {
+        /// The repository as given.
+        repository: String,
+        /// The same, lowercased: what the user most likely meant.
+        lowercase: String,
+    },
+    /// A path component breaks distribution-spec's `<name>` grammar:
+    /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`.
     #[error(
         "repository {repository:?} has an invalid path component {component:?}: each '/'-separated \
          component must match [a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)* (lowercase letters and digits \
          joined by '.', '_', '__' or dashes)"
     )]
-    InvalidRepository { repository: String, component: String },
+    InvalidRepository {
+        /// The repository as given.
+        repository: String,
+        /// The first component that does not match.
+        component: String,
+    },
+    /// Longer than [`NAME_MAX_LEN`].
     #[error(
         "image name {name:?} is {length} characters long; registry + '/' + repository may be at \
          most 255: shorten the repository path"
     )]
-    NameTooLong { name: String, length: usize },
+    NameTooLong {
+        /// registry + `/` + repository.
+        name: String,
+        /// Its length in characters.
+        length: usize,
+    },
+    /// Breaks the spec's tag grammar `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
     #[error(
         "tag {tag:?} is invalid: a tag starts with a letter, digit or '_' and continues with \
          letters, digits, '_', '.' or '-' ([a-zA-Z0-9_][a-zA-Z0-9._-]{{0,127}})"
     )]
-    InvalidTag { tag: String },
+    InvalidTag {
+        /// The tag as given.
+        tag: String,
+    },
+    /// Longer than [`TAG_MAX_LEN`].
     #[error("tag {tag:?} is {length} characters long; tags may be at most 128 characters")]
-    TagTooLong { tag: String, length: usize },
+    TagTooLong {
+        /// The tag as given.
+        tag: String,
+        /// Its length in characters.
+        length: usize,
+    },
+    /// Docker's reference grammar refuses a 64-hex-character name ("cannot specify
+    /// 64-byte hexadecimal strings"): it would be taken for an image ID.
     #[error(
         "{input:?} is a 64-character hex string, which Docker reserves for image IDs: to name an \
          image by content write repository@sha256:{input}"
     )]
-    LooksLikeImageId { input: String },
+    LooksLikeImageId {
+        /// The reference as given.
+        input: String,
+    },
+    /// The part after `@` is not a digest.
     #[error("invalid digest in image reference: {0}")]
     Digest(#[from] DigestError),
 }
@@ -165,10 +213,14 @@ impl Reference {
         &self.repository
     }
 
+    /// The tag, if the reference names one (`:tag`); [`Reference::manifest_reference`]
+    /// says what to fetch when it does not.
     pub fn tag(&self) -> Option<&str> {
         self.tag.as_deref()
     }
 
+    /// The digest, if the reference pins one (`@sha256:…`): it wins over the tag when
+    /// fetching, as in Docker.
     pub fn digest(&self) -> Option<&Digest> {
         self.digest.as_ref()
     }

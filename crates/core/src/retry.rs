@@ -60,12 +60,17 @@ impl RetryPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureClass {
     /// 5xx, 408, 429, connection errors, timeouts, a body cut short.
-    Transient { retry_after: Option<Duration> },
+    Transient {
+        /// The server's `Retry-After` on a 429 or 503 (RFC 9110, 10.2.3): wait at least
+        /// this long, whatever the backoff says.
+        retry_after: Option<Duration>,
+    },
     /// Any other 4xx, a digest mismatch, a manifest that cannot be parsed.
     Permanent,
 }
 
 impl FailureClass {
+    /// Whether another attempt may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, FailureClass::Transient { .. })
     }
@@ -141,10 +146,12 @@ fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator whose whole sequence follows from `seed`.
     pub fn new(seed: u64) -> Self {
         Rng(seed)
     }
 
+    /// The next number of the sequence.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;

@@ -268,12 +268,14 @@ pub trait Clock: ClockBounds {
 /// as `&dyn Clock` whatever its type.
 #[cfg(not(target_arch = "wasm32"))]
 pub trait ClockBounds: Send + Sync {
+    /// This clock as a trait object, to lend to a transport.
     fn as_dyn(&self) -> &dyn Clock;
 }
 
 /// What every [`Clock`] is: viewable as `&dyn Clock` whatever its type.
 #[cfg(target_arch = "wasm32")]
 pub trait ClockBounds {
+    /// This clock as a trait object, to lend to a transport.
     fn as_dyn(&self) -> &dyn Clock;
 }
 

@@ -11,7 +11,6 @@
 //! 2. Call [`run_sync`]: it drains the machine's actions and events, starts each action on
 //!    the transport, waits for the first to finish or for the machine's next deadline,
 //!    feeds the outcome back, and repeats until the machine has finished.
-#![forbid(unsafe_code)]
 
 mod body;
 mod client;

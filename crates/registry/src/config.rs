@@ -186,7 +186,7 @@ pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path}: {source}")]
-    Parse { path: PathBuf, source: serde_yaml::Error },
+    Parse { path: PathBuf, source: serde_norway::Error },
     #[error("config key `{key}`: {message}")]
     Invalid { key: &'static str, message: String },
 }
@@ -200,15 +200,15 @@ impl Config {
     }
 
     /// The configuration as YAML, in the file format [`Config::from_file`] reads.
-    pub fn to_yaml(&self) -> Result<String, serde_yaml::Error> {
-        serde_yaml::to_string(self)
+    pub fn to_yaml(&self) -> Result<String, serde_norway::Error> {
+        serde_norway::to_string(self)
     }
 
-    pub fn from_yaml(text: &str) -> Result<Config, serde_yaml::Error> {
+    pub fn from_yaml(text: &str) -> Result<Config, serde_norway::Error> {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        serde_yaml::from_str(text)
+        serde_norway::from_str(text)
     }
 
     /// Checks what types cannot: combinations and value ranges.

@@ -20,7 +20,6 @@
 //!
 //! Or build the [`axum::Router`] yourself with [`Registry::builder`] and serve it where
 //! you like.
-#![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -31,6 +30,7 @@ use tokio::task::JoinHandle;
 pub mod config;
 pub mod error;
 pub mod middleware;
+#[expect(unreachable_pub, reason = "lint sweep pending, with the registry rework")]
 pub mod routes;
 pub mod storage;
 pub mod store;

@@ -51,17 +51,17 @@ pub(crate) struct Answer {
 }
 
 impl Answer {
-    pub fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         self.response.status()
     }
 
-    pub fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         self.response.headers().get(name).ok().flatten()
     }
 
     /// The answer's head as the core's vocabulary. Under CORS only the headers the
     /// registry exposes are visible.
-    pub fn head(&self) -> http::response::Builder {
+    pub(crate) fn head(&self) -> http::response::Builder {
         let mut builder = http::Response::builder().status(self.status());
         let entries = js_sys::try_iter(self.response.headers().as_ref()).ok().flatten();
         for entry in entries.into_iter().flatten().flatten() {
@@ -74,7 +74,7 @@ impl Answer {
     }
 
     /// The whole body, refused beyond `limit` bytes.
-    pub async fn read_all(
+    pub(crate) async fn read_all(
         &self,
         side: Side,
         limit: usize,
@@ -101,7 +101,7 @@ impl Answer {
 
     /// The answer in the core's vocabulary: status and the headers CORS exposes, and for
     /// a status that is not a success the start of its body, which explains it.
-    pub async fn into_http(self, side: Side) -> Result<http::Response<Vec<u8>>, TransportError> {
+    pub(crate) async fn into_http(self, side: Side) -> Result<http::Response<Vec<u8>>, TransportError> {
         let mut body = Vec::new();
         if !(200..300).contains(&self.status()) {
             if let Ok(mut reader) = BodyReader::new(&self, side, DETAIL_WAIT) {
@@ -120,7 +120,7 @@ impl Answer {
 
     /// An answer that ended a transfer, as the core's error: its status, `Retry-After`,
     /// challenge, and the registry's own words from the body.
-    pub async fn into_error(self, side: Side) -> TransportError {
+    pub(crate) async fn into_error(self, side: Side) -> TransportError {
         let host = self.host.clone();
         match self.into_http(side).await {
             Ok(answer) => TransportError::from_answer(side, &host, &answer, wall_now()),
@@ -129,7 +129,7 @@ impl Answer {
     }
 
     /// Turns an answer that is not a success into an error.
-    pub async fn success(self, side: Side) -> Result<Answer, TransportError> {
+    pub(crate) async fn success(self, side: Side) -> Result<Answer, TransportError> {
         if (200..300).contains(&self.status()) {
             Ok(self)
         } else {
@@ -147,7 +147,7 @@ pub(crate) struct BodyReader {
 }
 
 impl BodyReader {
-    pub fn new(answer: &Answer, side: Side, idle: Duration) -> Result<Self, TransportError> {
+    pub(crate) fn new(answer: &Answer, side: Side, idle: Duration) -> Result<Self, TransportError> {
         let reader = match answer.response.body() {
             Some(stream) => {
                 Some(ReadableStreamDefaultReader::new(&stream).map_err(|e| TransportError::Connection {
@@ -161,7 +161,7 @@ impl BodyReader {
     }
 
     /// The next piece, or `None` at the end of the body.
-    pub async fn next(&mut self) -> Result<Option<Uint8Array>, TransportError> {
+    pub(crate) async fn next(&mut self) -> Result<Option<Uint8Array>, TransportError> {
         let Some(reader) = &self.reader else { return Ok(None) };
         let read = JsFuture::from(reader.read());
         let result = match select(read, Sleep::new(self.idle)).await {
@@ -196,18 +196,18 @@ pub(crate) struct Http {
 }
 
 impl Http {
-    pub fn new(bases: Vec<String>, tokens: Vec<(String, String)>) -> Self {
+    pub(crate) fn new(bases: Vec<String>, tokens: Vec<(String, String)>) -> Self {
         Http { tokens, bases, unreachable: RefCell::new(BTreeMap::new()) }
     }
 
     /// A registry that `fetch` could not reach, and why: set when a request failed below
     /// HTTP and no later request to that registry got an answer.
-    pub fn unreachable(&self) -> Option<(String, String)> {
+    pub(crate) fn unreachable(&self) -> Option<(String, String)> {
         self.unreachable.borrow().iter().next().map(|(r, m)| (r.clone(), m.clone()))
     }
 
     /// Sends one request and waits up to `wait` for its answer's head.
-    pub async fn fetch(
+    pub(crate) async fn fetch(
         &self,
         side: Side,
         method: &str,

@@ -39,6 +39,8 @@ struct CopyInput {
 
 const COPY_OPTIONS: [&str; 4] = ["tags", "platforms", "onProgress", "signal"];
 
+const DIFF_OPTIONS: [&str; 1] = ["details"];
+
 #[derive(Default, Deserialize)]
 struct DiffInput {
     #[serde(default)]
@@ -116,7 +118,7 @@ pub(crate) async fn copy(
 pub(crate) async fn diff(src: JsValue, dst: JsValue, opts: JsValue) -> Result<JsValue, ApiError> {
     let src = input::repo("src", &src)?;
     let dst = input::repo("dst", &dst)?;
-    let DiffInput { details } = input::options("diff options", &opts, &["details"])?;
+    let DiffInput { details } = input::options("diff options", &opts, &DIFF_OPTIONS)?;
     let destination = Target { registry: dst.name.clone(), repository: Some(dst.repository.clone()) };
     let report = read(&[&src, &dst], Some(destination), None, details).await?;
     Ok(js::to_js(&report)?)

@@ -34,11 +34,14 @@ export function freePort() {
 
 const PACKAGES = { htpasswd: 'apache2-utils' };
 
-/** Whether a command is on PATH. With CI set, a missing one fails instead. */
+/** Whether a missing peer fails the test instead of skipping it (scripts/test-all.sh sets FERRY_REQUIRE_PEERS=1). */
+const PEERS_REQUIRED = ['FERRY_REQUIRE_PEERS', 'CI'].some((name) => (process.env[name] ?? '') !== '' && process.env[name] !== '0');
+
+/** Whether a command is on PATH. When peers are required, a missing one fails instead. */
 export function have(tool) {
   const found = spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
-  if (!found && process.env.CI) {
-    throw new Error(`${tool} is required when CI is set: apt-get install -y ${PACKAGES[tool] ?? tool}`);
+  if (!found && PEERS_REQUIRED) {
+    throw new Error(`${tool} is required (FERRY_REQUIRE_PEERS or CI is set): apt-get install -y ${PACKAGES[tool] ?? tool}, or run scripts/test-all.sh`);
   }
   return found;
 }

@@ -26,7 +26,10 @@ use super::AuthError;
 /// An authentication scheme, compared case-insensitively.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scheme {
+    /// `Basic` (RFC 7617): the credential goes with every request.
     Basic,
+    /// `Bearer` (RFC 6750): credentials buy a token from the `realm`, and the token goes with
+    /// the requests (docker's token authentication specification).
     Bearer,
     /// Any other scheme, lowercased (`digest`, `negotiate`, ...).
     Other(String),
@@ -56,6 +59,7 @@ impl fmt::Display for Scheme {
 /// One challenge from a `WWW-Authenticate` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
+    /// The scheme, compared case-insensitively (RFC 7235, 2.1).
     pub scheme: Scheme,
     /// Parameters by lowercased name, values unquoted and unescaped.
     pub params: BTreeMap<String, String>,
@@ -94,24 +98,58 @@ impl Challenge {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChallengeProblem {
+    /// No challenge at all.
     #[error("the header is empty")]
     Empty,
+    /// RFC 7235: `challenge = auth-scheme [ 1*SP ( token68 / #auth-param ) ]`; a parameter
+    /// cannot come first.
     #[error("expected an auth scheme such as `Bearer` before `{name}=`")]
-    MissingScheme { name: String },
+    MissingScheme {
+        /// The parameter found first.
+        name: String,
+    },
+    /// A character the grammar has no place for here.
     #[error("unexpected {found:?}")]
-    Unexpected { found: char },
+    Unexpected {
+        /// The character.
+        found: char,
+    },
+    /// `auth-param = token BWS "=" BWS ( token / quoted-string )`.
     #[error("parameter `{name}` has no `=`")]
-    MissingEquals { name: String },
+    MissingEquals {
+        /// The parameter's name.
+        name: String,
+    },
+    /// An `=` with nothing after it.
     #[error("parameter `{name}` has no value")]
-    MissingValue { name: String },
+    MissingValue {
+        /// The parameter's name.
+        name: String,
+    },
+    /// The header ended inside a quoted-string.
     #[error("the quoted value of `{name}` has no closing `\"`")]
-    UnterminatedQuote { name: String },
+    UnterminatedQuote {
+        /// The parameter's name.
+        name: String,
+    },
+    /// RFC 9110 `qdtext` excludes control characters (other than tab).
     #[error("the quoted value of `{name}` contains a control character")]
-    ControlCharacter { name: String },
+    ControlCharacter {
+        /// The parameter's name.
+        name: String,
+    },
+    /// RFC 7235, 2.1: "Each parameter name MUST only occur once per challenge."
     #[error("parameter `{name}` appears twice in one challenge")]
-    DuplicateParameter { name: String },
+    DuplicateParameter {
+        /// The parameter's name.
+        name: String,
+    },
+    /// Challenges and parameters are comma-separated lists.
     #[error("expected `,` after parameter `{name}`")]
-    MissingComma { name: String },
+    MissingComma {
+        /// The parameter before the gap.
+        name: String,
+    },
 }
 
 /// Parses every challenge in one `WWW-Authenticate` header value, in order.

@@ -14,16 +14,18 @@ use super::AuthError;
 /// A username and password (or access token used as a password).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credential {
+    /// For a registry whose token stands in for a password, any name it accepts.
     pub username: String,
+    /// Never printed: `Debug` redacts it.
     pub password: String,
 }
 
 /// The user name docker's credential helpers and `config.json` pair with an identity
 /// token (an OAuth2 refresh token), as `docker login` to ACR stores it.
-pub const IDENTITY_TOKEN_USERNAME: &str = "<token>";
+pub(crate) const IDENTITY_TOKEN_USERNAME: &str = "<token>";
 
 impl Credential {
-    /// A user name and password (or access token).
+    /// A username and password exactly as given: a space can be part of a password.
     pub fn new(username: impl Into<String>, password: impl Into<String>) -> Credential {
         Credential { username: username.into(), password: password.into() }
     }

@@ -36,9 +36,14 @@ const NAMES: [(Actions, &str); 4] =
     [(Actions::PULL, "pull"), (Actions::PUSH, "push"), (Actions::DELETE, "delete"), (Actions::ALL, "*")];
 
 impl Actions {
+    /// `pull`: read manifests, blobs and tags.
     pub const PULL: Actions = Actions(1);
+    /// `push`: upload blobs and put manifests. A cross-repository mount also needs `pull` on
+    /// the repository it mounts from.
     pub const PUSH: Actions = Actions(2);
+    /// `delete`: remove manifests, tags and blobs.
     pub const DELETE: Actions = Actions(4);
+    /// `*`: every action, as in `registry:catalog:*`.
     pub const ALL: Actions = Actions(8);
 
     /// Every action in `self` or in `other`; anything with `*` is just `*`.
@@ -52,6 +57,7 @@ impl Actions {
         self.0 == Actions::ALL.0 || self.0 & other.0 == other.0
     }
 
+    /// Whether the set holds no action (the default).
     pub const fn is_empty(self) -> bool {
         self.0 == 0
     }
@@ -80,7 +86,9 @@ impl fmt::Debug for Actions {
 /// One resource scope, such as `repository:library/nginx:pull`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Scope {
+    /// What the actions apply to.
     pub resource: Resource,
+    /// What the token must allow on it.
     pub actions: Actions,
 }
 

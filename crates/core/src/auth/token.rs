@@ -180,6 +180,8 @@ impl Token {
         &self.value
     }
 
+    /// When the token expires, on the injected clock: `expires_in` after it was fetched,
+    /// never less than 60 seconds (docker's token spec).
     pub fn expires_at(&self) -> Instant {
         self.expires_at
     }

@@ -19,7 +19,10 @@ const FIELDS: [&str; 4] = ["username", "password", "identityToken", "insecure"];
 /// The login for one registry or namespace. `Debug` never prints the secrets.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct AuthEntry {
+    /// As in image-syncer's `auth.json`; with no password or identity token the registry is
+    /// reached anonymously.
     pub username: Option<String>,
+    /// Never printed: `Debug` redacts it.
     pub password: Option<String>,
     /// An OAuth2 refresh token, sent instead of a password (image-syncer's `identityToken`).
     pub identity_token: Option<String>,
@@ -43,6 +46,7 @@ impl fmt::Debug for AuthEntry {
 /// Hub's aliases folded into `docker.io`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuthConfig {
+    /// Sorted, so the longest-key lookup and every listing are deterministic.
     pub entries: BTreeMap<String, AuthEntry>,
 }
 

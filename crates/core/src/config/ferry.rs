@@ -33,7 +33,9 @@ const RULE_FIELDS: [&str; 4] = ["source", "destination", "tags", "platforms"];
 /// and the run options.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobConfig {
+    /// The logins: the `auth` key, or image-syncer's separate auth file.
     pub auth: AuthConfig,
+    /// What to copy, in the order the job plans it.
     pub rules: Vec<Rule>,
     /// How many images to copy at once (image-syncer's `--proc`, default 5 there).
     pub proc: Option<usize>,

@@ -16,8 +16,11 @@ const FIELDS: [&str; 3] = ["include", "exclude", "semver"];
 /// image-syncer's `/regex/` sources; anchor them with `^` and `$` to match whole tags.
 #[derive(Debug, Clone, Default)]
 pub struct TagFilter {
+    /// A tag must match one of these (when any are given).
     pub include: Vec<Regex>,
+    /// A tag matching any of these is left out, even if included.
     pub exclude: Vec<Regex>,
+    /// A version range, e.g. `>=1.2, <2`: tags that do not read as a version fail it.
     pub semver: Option<VersionReq>,
 }
 
@@ -40,6 +43,7 @@ impl TagFilter {
         self.include.is_empty() && self.exclude.is_empty() && self.semver.is_none()
     }
 
+    /// Whether `tag` passes the filter, as described on [`TagFilter`].
     pub fn matches(&self, tag: &str) -> bool {
         (self.include.is_empty() || self.include.iter().any(|r| r.is_match(tag)))
             && !self.exclude.iter().any(|r| r.is_match(tag))

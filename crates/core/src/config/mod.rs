@@ -43,11 +43,14 @@ pub use rule::{DestinationSpec, Rule, SourceSpec, TagSelector};
 /// A configuration problem: which file, which key, what is wrong and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The file as the user named it, so the message points at it.
     pub file: String,
     /// The offending key: a rule's source, an auth key, or a field path such as
     /// `rules[2].tags.include[0]`. `None` for problems with the whole file.
     pub key: Option<String>,
+    /// What is wrong, in words.
     pub problem: String,
+    /// What to write instead: every message says how to fix it.
     pub fix: String,
 }
 
@@ -94,7 +97,9 @@ impl Problem {
 /// The syntax of a configuration file, chosen by its extension as image-syncer does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// `.json`.
     Json,
+    /// `.yaml` or `.yml`.
     Yaml,
 }
 

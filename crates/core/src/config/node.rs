@@ -57,8 +57,8 @@ pub(crate) fn parse(file: &str, format: Format, text: &str) -> Result<Node, Conf
     }
     let parsed = match format {
         Format::Json => serde_json::from_str::<Node>(text).map_err(|e| e.to_string()),
-        Format::Yaml => serde_yaml::from_str::<Node>(text).map_err(|e| {
-            // serde_yaml leaves out a position at line 1, column 1; say it anyway.
+        Format::Yaml => serde_norway::from_str::<Node>(text).map_err(|e| {
+            // serde_norway leaves out a position at line 1, column 1; say it anyway.
             match e.location() {
                 Some(at) if !e.to_string().contains(" at line ") => {
                     format!("{e} at line {} column {}", at.line(), at.column())

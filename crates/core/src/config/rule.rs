@@ -83,7 +83,9 @@ impl Eq for TagSelector {}
 pub struct SourceSpec {
     /// Normalised, as in [`Reference::registry`].
     pub registry: String,
+    /// The repository path; `None` for every repository of the registry.
     pub repository: Option<String>,
+    /// Which tags: a list, a pattern, or all of them.
     pub selector: TagSelector,
 }
 
@@ -92,7 +94,9 @@ pub struct SourceSpec {
 /// repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DestinationSpec {
+    /// Normalised, as in [`Reference::registry`].
     pub registry: String,
+    /// The target repository, or the path prefix of a whole-registry rule (see above).
     pub repository: Option<String>,
     /// New tags, one per source tag in order; empty keeps the source's tags (or digest).
     pub tags: Vec<String>,
@@ -103,8 +107,11 @@ pub struct DestinationSpec {
 pub struct Rule {
     /// The source as written in the file, to name the rule in messages.
     pub source_text: String,
+    /// What to copy.
     pub source: SourceSpec,
+    /// Where to copy it: image-syncer lets one source go to a list of destinations.
     pub destinations: Vec<DestinationSpec>,
+    /// Which of the source's tags to copy.
     pub tags: TagFilter,
     /// `os/arch[/variant]` to copy from a multi-platform index; empty copies all.
     pub platforms: Vec<String>,

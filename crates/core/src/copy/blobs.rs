@@ -86,12 +86,12 @@ pub(crate) struct BlobTable {
 }
 
 impl BlobTable {
-    pub fn new(max_transfers: usize) -> Self {
+    pub(super) fn new(max_transfers: usize) -> Self {
         BlobTable { entries: BTreeMap::new(), queue: VecDeque::new(), transfers: 0, max_transfers }
     }
 
     /// An image needs a blob at its destination.
-    pub fn request(&mut self, want: BlobWant, ctx: &Context, out: &mut Effects) {
+    pub(super) fn request(&mut self, want: BlobWant, ctx: &Context, out: &mut Effects) {
         let key = BlobKey { registry: want.destination.registry().to_owned(), digest: want.digest.clone() };
         let repository = want.destination.repository().to_owned();
         let entry = self.entries.entry(key.clone()).or_default();
@@ -118,13 +118,13 @@ impl BlobTable {
     }
 
     /// The image and size of the operation on `key`, for progress.
-    pub fn progress_of(&self, key: &BlobKey) -> Option<(ImageId, u64)> {
+    pub(super) fn progress_of(&self, key: &BlobKey) -> Option<(ImageId, u64)> {
         let op = self.entries.get(key)?.busy.as_ref()?;
         Some((op.want.image, op.want.size))
     }
 
     /// The outcome of a call the table sent for `key`.
-    pub fn on_outcome(&mut self, key: BlobKey, outcome: Outcome, ctx: &Context, out: &mut Effects) {
+    pub(super) fn on_outcome(&mut self, key: BlobKey, outcome: Outcome, ctx: &Context, out: &mut Effects) {
         let Some(op) = self.entries.get(&key).and_then(|e| e.busy.as_ref()) else { return };
         let (want, stage) = (op.want.clone(), op.stage);
         let repository = want.destination.repository().to_owned();

@@ -97,7 +97,7 @@ pub(crate) struct ImageTask {
 
 impl ImageTask {
     /// A first attempt at `task` in `round`; a later round starts a fresh one.
-    pub fn new(id: ImageId, task: CopyTask, round: u32) -> Self {
+    pub(super) fn new(id: ImageId, task: CopyTask, round: u32) -> Self {
         ImageTask {
             id,
             task,
@@ -115,15 +115,15 @@ impl ImageTask {
         }
     }
 
-    pub fn task(&self) -> &CopyTask {
+    pub(super) fn task(&self) -> &CopyTask {
         &self.task
     }
 
-    pub fn is_live(&self) -> bool {
+    pub(super) fn is_live(&self) -> bool {
         !matches!(self.phase, Phase::Finished(_) | Phase::Queued)
     }
 
-    pub fn outcome(&self) -> ImageOutcome {
+    pub(super) fn outcome(&self) -> ImageOutcome {
         match self.phase {
             Phase::Finished(outcome) => outcome,
             _ => ImageOutcome::Pending,
@@ -131,12 +131,12 @@ impl ImageTask {
     }
 
     /// The size the manifest gives a blob this image needs.
-    pub fn blob_size(&self, digest: &Digest) -> Option<u64> {
+    pub(super) fn blob_size(&self, digest: &Digest) -> Option<u64> {
         self.blobs.get(digest).map(|b| b.size)
     }
 
     /// The blobs this image still waits for, with their sizes.
-    pub fn missing_blobs(&self) -> Vec<(Digest, u64)> {
+    pub(super) fn missing_blobs(&self) -> Vec<(Digest, u64)> {
         self.blobs.iter().filter(|(_, need)| !need.done).map(|(d, need)| (d.clone(), need.size)).collect()
     }
 
@@ -145,17 +145,17 @@ impl ImageTask {
     }
 
     /// Whether the image failed in a way that running it again may mend.
-    pub fn failed_transiently(&self) -> bool {
+    pub(super) fn failed_transiently(&self) -> bool {
         self.failure.as_ref().is_some_and(Error::is_retryable)
     }
 
-    pub fn failure(&self) -> Option<Failure> {
+    pub(super) fn failure(&self) -> Option<Failure> {
         let error = self.failure.clone()?;
         let (source, destination) = self.names();
         Some(Failure::new(source, destination, error))
     }
 
-    pub fn report(&self) -> ImageReport {
+    pub(super) fn report(&self) -> ImageReport {
         let (source, destination) = self.names();
         ImageReport {
             source,
@@ -189,7 +189,7 @@ impl ImageTask {
 
     /// What a call to the destination must be authorised for: pull in a dry run (which
     /// writes nothing), push and pull otherwise.
-    pub fn destination_auth(&self, dry_run: bool) -> AuthNeed {
+    pub(super) fn destination_auth(&self, dry_run: bool) -> AuthNeed {
         let destination = &self.task.destination;
         let scope = if dry_run {
             Scope::pull(destination.repository())
@@ -243,7 +243,7 @@ impl ImageTask {
 
     /// Check: one HEAD on each side. A source named by digest needs no HEAD; `force`
     /// skips the destination's.
-    pub fn start(&mut self, ctx: &Context, out: &mut Effects) {
+    pub(super) fn start(&mut self, ctx: &Context, out: &mut Effects) {
         self.phase = Phase::Checking;
         self.source_digest = self.task.source.digest().cloned();
         let (source, destination) = self.names();
@@ -273,7 +273,7 @@ impl ImageTask {
     }
 
     /// The outcome of a call this image sent.
-    pub fn on_outcome(&mut self, step: Step, outcome: Outcome, ctx: &Context, out: &mut Effects) {
+    pub(super) fn on_outcome(&mut self, step: Step, outcome: Outcome, ctx: &Context, out: &mut Effects) {
         self.outstanding = self.outstanding.saturating_sub(1);
         if !self.is_live() {
             return;
@@ -448,7 +448,7 @@ impl ImageTask {
     }
 
     /// Moves the image on once everything its phase waits for has arrived.
-    pub fn advance(&mut self, ctx: &Context, out: &mut Effects) {
+    pub(super) fn advance(&mut self, ctx: &Context, out: &mut Effects) {
         if self.outstanding > 0 || !self.is_live() {
             return;
         }
@@ -550,7 +550,13 @@ impl ImageTask {
     }
 
     /// A blob this image needed is at the destination now.
-    pub fn blob_ready(&mut self, digest: &Digest, outcome: BlobOutcome, ctx: &Context, out: &mut Effects) {
+    pub(super) fn blob_ready(
+        &mut self,
+        digest: &Digest,
+        outcome: BlobOutcome,
+        ctx: &Context,
+        out: &mut Effects,
+    ) {
         if !self.is_live() {
             return;
         }
@@ -601,7 +607,7 @@ impl ImageTask {
 
     /// Fails the image: it pushes nothing more, and its manifest never reaches the
     /// destination. Blob moves already under way finish for the images that share them.
-    pub fn fail(&mut self, error: Error, out: &mut Effects) {
+    pub(super) fn fail(&mut self, error: Error, out: &mut Effects) {
         if !self.is_live() {
             return;
         }

@@ -28,67 +28,141 @@ use media_type::{Kind, MAX_MANIFEST_BYTES};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ManifestError {
+    /// Over the size ferry reads: registries refuse such manifests on push anyway.
     #[error(
         "manifest is {size} bytes, over ferry's limit of {limit} bytes; registries refuse \
          manifests this large, so this image cannot be copied as it is"
     )]
-    TooLarge { size: usize, limit: usize },
+    TooLarge {
+        /// The body's length.
+        size: usize,
+        /// ferry's limit.
+        limit: usize,
+    },
+    /// The body is not JSON.
     #[error(
         "manifest is not valid JSON (line {line}, column {column}: {reason}); the registry \
          sent a damaged or non-manifest body: check the reference and retry"
     )]
-    InvalidJson { line: usize, column: usize, reason: String },
+    InvalidJson {
+        /// Where serde_json stopped, from 1.
+        line: usize,
+        /// Where serde_json stopped, from 1.
+        column: usize,
+        /// serde_json's message, without its position.
+        reason: String,
+    },
+    /// JSON, but not an object.
     #[error("manifest must be a JSON object but is {found}; the registry did not send a manifest")]
-    NotAnObject { found: &'static str },
+    NotAnObject {
+        /// What it is instead: "an array", "a string", ...
+        found: &'static str,
+    },
+    /// `application/vnd.docker.distribution.manifest.v1+json`: deprecated since schema2, and
+    /// signed over its repository name, so it cannot move to another repository unchanged.
     #[error(
         "this is a Docker schema1 manifest, which is deprecated and which ferry does not copy; \
          re-push the image with a current client (docker, buildx, podman), or convert it with \
          `skopeo copy --format v2s2 docker://SOURCE docker://DESTINATION`"
     )]
     Schema1Unsupported,
+    /// distribution-spec, pulling manifests: "If the manifest has a `mediaType` field, clients
+    /// SHOULD reject unless the `mediaType` field's value matches the type specified by the
+    /// `Content-Type` header".
     #[error(
         "the Content-Type header says {header} but the manifest's mediaType field says {field}; \
          ferry will not guess which is right: re-push the image so that they agree"
     )]
-    MediaTypeMismatch { header: String, field: String },
+    MediaTypeMismatch {
+        /// The `Content-Type` answered.
+        header: String,
+        /// The manifest's `mediaType`.
+        field: String,
+    },
+    /// A media type that is not a manifest or an index ferry knows.
     #[error(
         "manifest media type {media_type} is not one ferry copies (OCI image manifest or index, \
          Docker schema2 manifest or manifest list); leave this reference out of the sync"
     )]
-    UnsupportedMediaType { media_type: String },
+    UnsupportedMediaType {
+        /// The media type given.
+        media_type: String,
+    },
+    /// Neither a media type nor the shape of a manifest or an index to tell what it is.
     #[error(
         "manifest has no known media type (no manifest Content-Type and no `mediaType` field) and \
          neither a `manifests` array nor `config` and `layers`; the registry did not send an image \
          manifest or index"
     )]
     UnknownKind,
+    /// A field the spec marks REQUIRED is absent.
     #[error("manifest is missing the required field `{field}`; re-push the image with a conforming client")]
-    MissingField { field: String },
+    MissingField {
+        /// Its JSON path, e.g. `layers[2].digest`.
+        field: String,
+    },
+    /// A field has the wrong type or an impossible value.
     #[error("manifest field `{field}` is invalid: {reason}; re-push the image with a conforming client")]
-    InvalidField { field: String, reason: String },
+    InvalidField {
+        /// Its JSON path.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A descriptor's `digest` breaks the spec's digest grammar.
     #[error(
         "manifest field `{field}` holds an invalid digest: {source}; re-push the image with a \
          conforming client"
     )]
-    InvalidDigest { field: String, source: DigestError },
+    InvalidDigest {
+        /// Its JSON path.
+        field: String,
+        /// Why it is not a digest.
+        source: DigestError,
+    },
+    /// The bytes fetched by digest hash to another one: the registry served other content.
+    /// A manifest is pushed exactly as fetched, so this one must never reach the destination.
     #[error(
         "manifest content has digest {actual}, not the {expected} that was asked for; the \
          registry served different bytes: retry, and check the source if it persists"
     )]
-    DigestMismatch { expected: Digest, actual: Digest },
+    DigestMismatch {
+        /// The digest asked for.
+        expected: Digest,
+        /// The digest of the bytes received.
+        actual: Digest,
+    },
+    /// A platform filter that is not `os/arch[/variant]`.
     #[error("{input:?} is not a valid {part}: {problem}; write it as {}", part.form())]
-    InvalidPlatform { input: String, part: PlatformPart, problem: PlatformProblem },
+    InvalidPlatform {
+        /// The text given.
+        input: String,
+        /// Which kind of platform text it was read as.
+        part: PlatformPart,
+        /// What is wrong with it.
+        problem: PlatformProblem,
+    },
+    /// A platform filter on a single-platform manifest: there is nothing to choose from.
     #[error(
         "platform selection needs an image index or manifest list, but this manifest is \
          {media_type}; it has a single platform, so copy it without a platform filter"
     )]
-    NotAnIndex { media_type: String },
+    NotAnIndex {
+        /// The manifest's media type.
+        media_type: String,
+    },
+    /// The filter keeps no child of the index: copying an empty index would be a lie.
     #[error(
         "no manifest in the index matches the platform filter `{filter}`; the index has {}: \
          choose from these or drop the filter",
         available.join(", ")
     )]
-    NoMatchingPlatform { filter: String, available: Vec<String> },
+    NoMatchingPlatform {
+        /// The filter as given.
+        filter: String,
+        /// The index's platforms, to choose from.
+        available: Vec<String>,
+    },
 }
 
 /// serde_json's message without its position, plus the position.
@@ -210,6 +284,7 @@ impl RawManifest {
         &self.digest
     }
 
+    /// The parsed view of the bytes, for planning; the bytes themselves are what is pushed.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }

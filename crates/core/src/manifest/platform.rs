@@ -82,14 +82,25 @@ impl fmt::Display for PlatformPart {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PlatformProblem {
+    /// Nothing was given.
     #[error("it is empty")]
     Empty,
+    /// `linux//amd64` or `linux/amd64/`.
     #[error("it has an empty segment (look for a doubled or trailing `/`)")]
     EmptySegment,
+    /// More parts than the text's form has.
     #[error("it has more than {max} `/`-separated segment(s)")]
-    TooManySegments { max: usize },
+    TooManySegments {
+        /// The most the form allows.
+        max: usize,
+    },
+    /// Fewer parts than the text's form needs (`linux` for `os/arch`).
     #[error("it needs at least {min} `/`-separated segments")]
-    TooFewSegments { min: usize },
+    TooFewSegments {
+        /// The fewest the form needs.
+        min: usize,
+    },
+    /// A character that no OS, architecture or variant name uses.
     #[error("it contains {0:?}; names use only letters, digits, `_`, `.` and `-`")]
     BadCharacter(char),
 }

@@ -153,7 +153,7 @@ pub(crate) struct Session<P> {
 }
 
 impl<P> Session<P> {
-    pub fn new(credentials: CredentialStore, policy: RetryPolicy, seed: u64, wall: WallClock) -> Self {
+    pub(crate) fn new(credentials: CredentialStore, policy: RetryPolicy, seed: u64, wall: WallClock) -> Self {
         Session {
             credentials,
             challenges: BTreeMap::new(),
@@ -179,7 +179,7 @@ impl<P> Session<P> {
     }
 
     /// Starts a call; its outcome comes out of [`Session::poll_done`] under `purpose`.
-    pub fn submit(&mut self, purpose: P, call: Call, now: Instant) {
+    pub(crate) fn submit(&mut self, purpose: P, call: Call, now: Instant) {
         let id = self.next();
         self.calls
             .insert(id, CallState { purpose, call, retries: 0, reauthorised: false, sent_with: Vec::new() });
@@ -187,41 +187,41 @@ impl<P> Session<P> {
     }
 
     /// Queues an event of the machine's own, after those the session already queued.
-    pub fn emit(&mut self, event: Event) {
+    pub(crate) fn emit(&mut self, event: Event) {
         self.events.push_back(event);
     }
 
-    pub fn poll_action(&mut self) -> Option<Action> {
+    pub(crate) fn poll_action(&mut self) -> Option<Action> {
         self.outbox.pop_front()
     }
 
-    pub fn poll_done(&mut self) -> Option<(P, Outcome)> {
+    pub(crate) fn poll_done(&mut self) -> Option<(P, Outcome)> {
         self.done.pop_front()
     }
 
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub(crate) fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.timers.first().map(|(at, _)| *at)
     }
 
     /// Whether nothing is in flight, parked on a token, waiting for a timer, or ended
     /// without its outcome taken by [`Session::poll_done`] yet.
-    pub fn is_idle(&self) -> bool {
+    pub(crate) fn is_idle(&self) -> bool {
         self.calls.is_empty() && self.fetches.is_empty() && self.done.is_empty()
     }
 
     /// The purpose of the call an in-flight action belongs to.
-    pub fn purpose_of(&self, id: ActionId) -> Option<&P> {
+    pub(crate) fn purpose_of(&self, id: ActionId) -> Option<&P> {
         match self.in_flight.get(&id)? {
             Pending::Call(call) => self.calls.get(call).map(|c| &c.purpose),
             Pending::Token(_) => None,
         }
     }
 
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         while let Some(&(at, pending)) = self.timers.first() {
             if at > now {
                 break;
@@ -235,7 +235,12 @@ impl<P> Session<P> {
     }
 
     /// Feeds what became of action `id`: an answer, a finished transfer, or a failure.
-    pub fn handle(&mut self, id: ActionId, completion: Completion, now: Instant) -> Result<(), Misuse> {
+    pub(crate) fn handle(
+        &mut self,
+        id: ActionId,
+        completion: Completion,
+        now: Instant,
+    ) -> Result<(), Misuse> {
         let pending = *self.in_flight.get(&id).ok_or(Misuse::UnknownAction(id))?;
         let is_transfer = match pending {
             Pending::Call(call) => {

@@ -14,7 +14,12 @@ use crate::transport::{Side, Transfer, TransferReport, TransportError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FaultAnswer {
     /// Answer this status, with a `Retry-After` value if given.
-    Status { status: u16, retry_after: Option<String> },
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The `Retry-After` header's value, seconds or an HTTP-date.
+        retry_after: Option<String>,
+    },
     /// Break the connection (mid-body for a blob).
     Disconnect,
 }
@@ -23,13 +28,18 @@ pub enum FaultAnswer {
 /// `path_contains` (so `src.test/v2/app` picks one registry), instead of the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
+    /// Only requests with this method; `None` for any.
     pub method: Option<Method>,
+    /// Only URLs containing this.
     pub path_contains: String,
+    /// How many matching requests it answers before the registry answers again.
     pub times: usize,
+    /// What it answers.
     pub answer: FaultAnswer,
 }
 
 impl Fault {
+    /// A fault that answers `status`, without `Retry-After`.
     pub fn status(method: Method, path_contains: &str, times: usize, status: u16) -> Self {
         Fault {
             method: Some(method),
@@ -43,20 +53,30 @@ impl Fault {
 /// One request as a registry saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggedRequest {
+    /// When it arrived, on the virtual clock.
     pub at: Instant,
+    /// The request's method.
     pub method: Method,
+    /// The whole URL, host included.
     pub url: String,
+    /// What was answered, a fault's status included.
     pub status: u16,
 }
 
+/// In-memory registries by host, with faults in front and a log of every request, so a
+/// test can assert exactly which requests a job made.
 #[derive(Debug, Default)]
 pub struct Network {
+    /// By host, as in URLs.
     pub registries: BTreeMap<String, FakeRegistry>,
+    /// Tried in order before the registries.
     pub faults: Vec<Fault>,
+    /// Every request, in arrival order.
     pub log: Vec<LoggedRequest>,
 }
 
 impl Network {
+    /// A network with no registries.
     pub fn new() -> Self {
         Network::default()
     }
@@ -66,6 +86,7 @@ impl Network {
         self.registries.entry(host.to_owned()).or_insert_with(|| FakeRegistry::new(&format!("http://{host}")))
     }
 
+    /// The registry at `host`, added if missing: for asserting on what it holds.
     pub fn registry(&mut self, host: &str) -> &mut FakeRegistry {
         self.add(host)
     }

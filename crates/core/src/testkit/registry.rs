@@ -12,19 +12,27 @@ use crate::manifest::media_type;
 /// How a fake registry wants to be authorised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FakeAuth {
+    /// Basic auth on every request.
     Basic {
+        /// The one user.
         username: String,
+        /// Its password.
         password: String,
     },
     /// The Docker token flow: the token endpoint is `<base>/token`.
     Bearer {
+        /// The one user the token endpoint accepts.
         username: String,
+        /// Its password.
         password: String,
     },
 }
 
+/// An OCI registry in memory: blobs, manifests, tags, uploads and mounts per repository,
+/// with the spec's statuses and error codes, optional auth and pagination.
 #[derive(Debug, Clone, Default)]
 pub struct FakeRegistry {
+    /// Its base URL, without a trailing `/`.
     pub base: String,
     blobs: BTreeMap<Digest, Vec<u8>>,
     /// Bytes served instead of the real ones: a lying registry.
@@ -34,6 +42,7 @@ pub struct FakeRegistry {
     tags: BTreeMap<(String, String), Digest>,
     uploads: BTreeMap<String, String>,
     next_upload: u64,
+    /// Credentials it asks for; `None` for none.
     pub auth: Option<FakeAuth>,
     /// With `auth`, `GET` and `HEAD` need no credentials: only pushes are challenged.
     pub anonymous_pull: bool,
@@ -52,10 +61,12 @@ fn error(status: StatusCode, code: &str) -> Response<Vec<u8>> {
 }
 
 impl FakeRegistry {
+    /// An empty registry at `base`.
     pub fn new(base: &str) -> Self {
         FakeRegistry { base: base.trim_end_matches('/').to_owned(), ..FakeRegistry::default() }
     }
 
+    /// Stores a blob in `repository`, returning its digest.
     pub fn put_blob(&mut self, repository: &str, bytes: &[u8]) -> Digest {
         let digest = Digest::sha256(bytes);
         self.blobs.insert(digest.clone(), bytes.to_vec());
@@ -63,6 +74,7 @@ impl FakeRegistry {
         digest
     }
 
+    /// Stores a manifest's exact bytes in `repository`, tagged when `tag` is given.
     pub fn put_manifest(
         &mut self,
         repository: &str,
@@ -84,18 +96,22 @@ impl FakeRegistry {
         self.corrupt.insert(digest.clone(), bytes.to_vec());
     }
 
+    /// Whether `repository` holds the blob (uploaded or mounted there).
     pub fn has_blob(&self, repository: &str, digest: &Digest) -> bool {
         self.links.contains(&(repository.to_owned(), digest.clone()))
     }
 
+    /// The manifest digest `tag` points at.
     pub fn tag(&self, repository: &str, tag: &str) -> Option<&Digest> {
         self.tags.get(&(repository.to_owned(), tag.to_owned()))
     }
 
+    /// The manifest's bytes, exactly as pushed.
     pub fn manifest(&self, repository: &str, digest: &Digest) -> Option<&[u8]> {
         self.manifests.get(&(repository.to_owned(), digest.clone())).map(|(_, b)| b.as_slice())
     }
 
+    /// Manifests over every repository, for asserting that nothing was pushed.
     pub fn manifest_count(&self) -> usize {
         self.manifests.len()
     }
@@ -333,6 +349,7 @@ pub struct ImageBuilder<'a> {
 }
 
 impl<'a> ImageBuilder<'a> {
+    /// A builder that pushes into `repository` of `registry`.
     pub fn new(registry: &'a mut FakeRegistry, repository: &str) -> Self {
         ImageBuilder { registry, repository: repository.to_owned() }
     }

@@ -17,8 +17,11 @@ use crate::transport::{
 /// `latency` plus its size over `bandwidth`; the clock jumps to the next completion or
 /// deadline. Nothing depends on the wall clock, so every run is identical.
 pub struct Simulation {
+    /// The registries the job talks to.
     pub network: Network,
+    /// The virtual clock.
     pub now: Instant,
+    /// Time every request takes.
     pub latency: Duration,
     /// Bytes per second for transfers.
     pub bandwidth: u64,
@@ -28,12 +31,15 @@ pub struct Simulation {
     /// Every event with the virtual time it was emitted at.
     pub events: Vec<(Instant, Event)>,
     active_images: usize,
+    /// The most images ever in flight at once: a test checks it against `proc`.
     pub max_active_images: usize,
     transfers: usize,
+    /// The most transfers ever in flight at once: a test checks it against the limit.
     pub max_transfers: usize,
 }
 
 impl Simulation {
+    /// A simulation over `network` at time zero, 10 ms per request.
     pub fn new(network: Network) -> Self {
         Simulation {
             network,
@@ -144,7 +150,9 @@ impl Clock for SimClock {
 
 /// The async [`Transport`] over a [`Network`], answering at once on the shared clock.
 pub struct SimTransport<'a> {
+    /// The registries, behind a lock because transports are shared.
     pub network: Mutex<Network>,
+    /// The clock every answer is stamped with.
     pub clock: &'a SimClock,
 }
 

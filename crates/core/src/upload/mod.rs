@@ -72,10 +72,12 @@ pub struct UploadConfig {
 /// The request the transport must make.
 #[derive(Debug)]
 pub struct UploadRequest {
+    /// The protocol step, for the transport's timeouts and logs.
     pub kind: RequestKind,
     /// Method, URL and headers (authorisation, `Content-Type`, `Content-Range`,
     /// `Content-Length`). The body is described by `body`.
     pub request: http::Request<()>,
+    /// Which bytes of the blob the body carries, if any.
     pub body: Body,
 }
 
@@ -101,10 +103,13 @@ pub enum RequestKind {
 /// What goes in a request's body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Body {
+    /// No body.
     Empty,
     /// Bytes `start..end` of the blob, each verified as it is read from the source.
     Chunk {
+        /// The first byte's offset in the blob.
         start: u64,
+        /// The offset just past the last byte.
         end: u64,
     },
     /// The whole blob, verified as it streams; its last piece is held back until the
@@ -115,6 +120,7 @@ pub enum Body {
 /// What the machine wants next.
 #[derive(Debug)]
 pub enum Output {
+    /// Make this request and reply with its answer (or its failure).
     Send(UploadRequest),
     /// Read whatever of the source is left, finish the `Verifier`, and reply
     /// [`Reply::Verified`] or [`Reply::Failed`].
@@ -144,8 +150,10 @@ pub enum Reply {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum UploadMisuse {
+    /// A reply came while the machine waited for none.
     #[error("a reply was fed to an upload that is waiting for none: reply once per Send or Verify")]
     NothingAsked,
+    /// A reply of the wrong kind: `Verified` for a request, or an answer for `Verify`.
     #[error("Reply::Verified answers Output::Verify only, and Output::Verify takes no HTTP answer")]
     WrongReply,
 }

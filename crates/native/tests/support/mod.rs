@@ -1,7 +1,9 @@
 //! A small registry for the transport's tests: real HTTP on 127.0.0.1, with knobs for the
 //! faults a transport must survive. Uploads are hashed as they stream in and never kept,
 //! so a 256 MiB upload costs the server no memory either.
-#![allow(dead_code)]
+// Each test file compiles these helpers as a private module of its own and uses some of
+// them: `pub` marks what test files call.
+#![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};

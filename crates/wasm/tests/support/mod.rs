@@ -4,7 +4,9 @@
 //!
 //! The registries are real `ferry serve --storage memory` processes that `just test-wasm`
 //! starts (scripts/test-wasm.sh); their URLs come in at compile time.
-#![allow(dead_code)] // each test file uses its own part of this module
+// Each test file compiles this as a private module of its own and uses its own part of it:
+// `pub` marks what test files call.
+#![allow(dead_code, unreachable_pub)]
 
 use ferry_core::digest::Digest;
 use js_sys::{Function, Reflect, Uint8Array};

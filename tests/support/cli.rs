@@ -1,7 +1,9 @@
 //! Helpers of the CLI tests: run `ferry` as a process, push sample images with plain
 //! registry calls, and read digests back. Included with
-//! `#[path = "cli_support.rs"] mod cli;` next to `support`.
-#![allow(dead_code)]
+//! `#[path = "support/cli.rs"] mod cli;` next to `support`.
+// Each test file compiles these helpers as a private module of its own and uses some of
+// them: `pub` marks what test files call.
+#![allow(dead_code, unreachable_pub)]
 
 use std::path::Path;
 use std::process::{Command, Output};

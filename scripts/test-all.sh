@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Every test on a fresh Debian machine with only rustup and cargo: installs what the tests
+# need, then runs `just test` with peers required, so a missing skopeo, distribution or
+# Chromium fails its test instead of skipping it. `.ci/run` runs exactly this.
+#
+# Installs, each only when missing: the Debian packages of the peers and tools
+# (docker-registry, skopeo, chromium, chromium-driver, wabt, binaryen, apache2-utils,
+# nodejs, npm, time), the wasm32 target, `just`, `wasm-bindgen-cli` at the version in
+# Cargo.lock, and the npm packages (playwright-core, with no browser download).
+# Installing Debian packages needs root (or sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+
+need_apt=()
+command -v docker-registry >/dev/null || need_apt+=(docker-registry)
+command -v skopeo >/dev/null || need_apt+=(skopeo)
+command -v wasm-objdump >/dev/null || need_apt+=(wabt)
+command -v wasm-opt >/dev/null || need_apt+=(binaryen)
+command -v htpasswd >/dev/null || need_apt+=(apache2-utils)
+# Node and npm may come from elsewhere than Debian (nvm, nodesource); Debian's npm
+# conflicts with those, so each is installed only when missing.
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+[ -x /usr/bin/time ] || need_apt+=(time)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  echo "test-all: installing Debian packages: ${need_apt[*]}"
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+rustup target add wasm32-unknown-unknown
+command -v just >/dev/null || cargo install --locked just
+
+# wasm-bindgen's CLI must match the wasm-bindgen crate in Cargo.lock exactly. Its own lock
+# file pins crates the registry here lacks, so it is installed without --locked.
+bindgen=$(awk '/^name = "wasm-bindgen"$/ {getline; sub(/^version = "/, ""); sub(/"$/, ""); print; exit}' Cargo.lock)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen" ]; then
+  echo "test-all: installing wasm-bindgen-cli $bindgen"
+  cargo install wasm-bindgen-cli --version "$bindgen"
+fi
+
+# The browser tests drive Debian's Chromium through playwright-core; no browser is downloaded.
+PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+
+# Peers are required: a test whose tool is missing fails instead of skipping.
+export FERRY_REQUIRE_PEERS=1
+just test
