@@ -41,6 +41,8 @@ struct RuleListing {
 /// A failed listing, and the call for its failing page when running it again may help.
 struct PlanFailure {
     failure: Failure,
+    /// The job's round it failed in.
+    round: u32,
     retry: Option<(RuleListing, Call)>,
 }
 
@@ -54,10 +56,10 @@ pub(crate) struct Planner {
     /// Tasks planned since [`Planner::take_tasks`] last took them.
     tasks: Vec<CopyTask>,
     seen: BTreeSet<(String, String)>,
-    /// Source repositories, by registry, each expanded once per rule.
     repositories: BTreeSet<(String, String)>,
-    expanded: BTreeSet<(usize, String)>,
     failures: Vec<PlanFailure>,
+    /// The job's round the listings in flight belong to, from 1.
+    round: u32,
 }
 
 impl Planner {
@@ -71,8 +73,8 @@ impl Planner {
             tasks: Vec::new(),
             seen: BTreeSet::new(),
             repositories: BTreeSet::new(),
-            expanded: BTreeSet::new(),
             failures: Vec::new(),
+            round: 1,
         }
     }
 
@@ -106,14 +108,20 @@ impl Planner {
         self.failures.iter().map(|f| &f.failure)
     }
 
+    /// [`Planner::failures`] with the round each came from.
+    pub(crate) fn failures_by_round(&self) -> impl Iterator<Item = (&Failure, u32)> {
+        self.failures.iter().map(|f| (&f.failure, f.round))
+    }
+
     /// Failed listings that running again may help (rate limited, unavailable).
     pub(crate) fn retryable(&self) -> usize {
         self.failures.iter().filter(|f| f.retry.is_some()).count()
     }
 
-    /// Runs every retryable failed listing again from its failing page; their failures
-    /// are forgotten until they fail again.
-    pub(crate) fn retry(&mut self) -> Vec<(u64, Call)> {
+    /// Runs every retryable failed listing again from its failing page, in the job's
+    /// `round`; their failures are forgotten until they fail again.
+    pub(crate) fn retry(&mut self, round: u32) -> Vec<(u64, Call)> {
+        self.round = round;
         let (again, kept): (Vec<PlanFailure>, Vec<PlanFailure>) =
             std::mem::take(&mut self.failures).into_iter().partition(|f| f.retry.is_some());
         self.failures = kept;
@@ -190,9 +198,6 @@ impl Planner {
         repository: &str,
         endpoints: &EndpointMap,
     ) -> Vec<(u64, Call)> {
-        if !self.expanded.insert((rule, repository.to_owned())) {
-            return Vec::new(); // a catalog listed again in a later round
-        }
         let registry = self.rules[rule].source.registry.clone();
         self.repositories.insert((registry.clone(), repository.to_owned()));
         match self.rules[rule].source.selector.clone() {
@@ -249,7 +254,7 @@ impl Planner {
                 let source = format!("{}/{repository}:{}", rule_ref.source.registry, tag.unwrap_or("?"));
                 let error = Error::new(ErrorKind::InvalidName, e.to_string());
                 let failure = Failure::new(source, String::new(), error);
-                self.failures.push(PlanFailure { failure, retry: None });
+                self.failures.push(PlanFailure { failure, round: self.round, retry: None });
                 return;
             }
         };
@@ -269,7 +274,7 @@ impl Planner {
                 Err(e) => {
                     let error = Error::new(ErrorKind::InvalidName, e.to_string());
                     let failure = Failure::new(source.to_string(), String::new(), error);
-                    self.failures.push(PlanFailure { failure, retry: None });
+                    self.failures.push(PlanFailure { failure, round: self.round, retry: None });
                     continue;
                 }
             };
@@ -300,7 +305,8 @@ impl Planner {
             .collect::<Vec<_>>()
             .join(", ");
         let retry = page.filter(|_| error.is_retryable()).map(|call| (RuleListing { rule, listing }, call));
-        self.failures.push(PlanFailure { failure: Failure::new(what, destination, error), retry });
+        let failure = Failure::new(what, destination, error);
+        self.failures.push(PlanFailure { failure, round: self.round, retry });
     }
 }
 

@@ -229,6 +229,32 @@ fn transient_failures_run_again_in_later_rounds_and_permanent_ones_do_not() {
             summary: (12, 2, 2, 2),
         },
         Case {
+            name: "a missing repository is not listed again, and keeps its round",
+            images: r#"{"src.test/nope": "dst.test/nope", "src.test/app:v1": "dst.test/app"}"#,
+            faults: app_head_fails(3),
+            rounds: 2,
+            events: lines(&format!(
+                "plan_ready 1 2
+                 plan_failed src.test/nope not_found false
+                 image_started 0
+                 {retried_twice}
+                 image_failed 0 unavailable true
+                 round_started 2 1 0
+                 image_started 0
+                 blob_done 0 Transferred
+                 blob_done 0 Transferred
+                 image_done 0
+                 job_finished Failed rounds 2"
+            )),
+            counts: vec![("GET http://src.test/v2/nope/tags/list".to_owned(), 1), (APP_HEAD.to_owned(), 4)],
+            logged: 17,
+            report: vec![
+                ("dst.test/nope", ImageOutcome::Failed, 1),
+                ("dst.test/app:v1", ImageOutcome::Copied, 2),
+            ],
+            summary: (11, 2, 2, 2),
+        },
+        Case {
             name: "a blob cut through every retry: round 2 moves only that blob",
             images: r#"{"src.test/tool:v1": "dst.test/tool"}"#,
             faults: tool_layer_cut(3),
@@ -281,6 +307,40 @@ fn transient_failures_run_again_in_later_rounds_and_permanent_ones_do_not() {
             logged: 16,
             report: vec![("dst.test/app:v1", ImageOutcome::Copied, 2)],
             summary: (10, 2, 2, 2),
+        },
+        Case {
+            // The two images share their config blob: one moves it, the other mounts it.
+            name: "a catalog unavailable in round 1 is listed again in round 2",
+            images: r#"{"src.test": "dst.test/mirror"}"#,
+            faults: vec![Fault::status(Method::GET, "src.test/v2/_catalog", 3, 503)],
+            rounds: 2,
+            events: lines(
+                "retry_scheduled 1 GET http://src.test/v2/_catalog
+                 retry_scheduled 2 GET http://src.test/v2/_catalog
+                 plan_ready 0 0
+                 plan_failed src.test unavailable true
+                 round_started 2 0 1
+                 plan_ready 2 2
+                 image_started 0
+                 image_started 1
+                 blob_done 0 Transferred
+                 blob_done 1 Transferred
+                 blob_done 0 Transferred
+                 image_done 0
+                 blob_done 1 Mounted
+                 image_done 1
+                 job_finished Succeeded rounds 2",
+            ),
+            counts: vec![
+                ("GET http://src.test/v2/_catalog".to_owned(), 4),
+                ("GET http://src.test/v2/app/tags/list".to_owned(), 1),
+            ],
+            logged: 28,
+            report: vec![
+                ("dst.test/mirror/app:v1", ImageOutcome::Copied, 2),
+                ("dst.test/mirror/tool:v1", ImageOutcome::Copied, 2),
+            ],
+            summary: (19, 3, 2, 2),
         },
     ];
     for case in cases {

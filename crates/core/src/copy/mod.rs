@@ -197,8 +197,7 @@ impl SyncMachine {
 
     /// The report so far; complete once the job finished.
     pub fn report(&self) -> Report {
-        let round = self.round;
-        let planning = self.planner.failures().map(|f| ImageReport {
+        let planning = self.planner.failures_by_round().map(|(f, round)| ImageReport {
             source: f.source.clone(),
             destination: f.destination.clone(),
             outcome: ImageOutcome::Failed,
@@ -215,7 +214,7 @@ impl SyncMachine {
         summary.failures = self.planner.failures().cloned().collect();
         summary.failures.extend(self.failed.iter().filter_map(|id| self.images[id.0].failure()));
         summary.failed = summary.failures.len();
-        summary.rounds = round;
+        summary.rounds = self.round;
         summary.requests = self.session.stats.requests;
         summary.transfers = self.session.stats.transfers;
         summary.retries = self.session.stats.retries;
@@ -314,7 +313,7 @@ impl SyncMachine {
             self.queue.push_back(id);
         }
         if listings > 0 {
-            let calls = self.planner.retry();
+            let calls = self.planner.retry(self.round);
             self.plan_failures_told = self.planner.failures().count();
             self.planning = true;
             self.submit_plan_calls(calls, now);
