@@ -228,3 +228,168 @@ fn cors_wildcard_without_credentials() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cors.origins"));
 }
+
+/// In token mode, `/v2/` takes Bearer tokens; Basic credentials there only when the
+/// config says so (`auth.token.allow_basic`).
+#[test]
+fn token_mode_refuses_basic_on_the_api_unless_allowed() {
+    let dir = TempDir::new("token-basic");
+    let ferry = start(&dir, &["--token"]);
+    let r = push(&ferry.url, "r", b"blob", Some(&basic()));
+    assert_eq!(r.status, 401, "Basic accepted on /v2/ in token mode: {}", r.text());
+    assert!(r.header("www-authenticate").unwrap().starts_with("Bearer "));
+    assert_eq!(request("GET", &format!("{}/v2/", ferry.url)).basic(USER, PASSWORD).send().status, 401);
+    // The token endpoint still takes them.
+    let realm = format!("{}/token", ferry.url);
+    assert_eq!(token(&realm, "ferry", "repository:r:pull", true).status, 200);
+    drop(ferry);
+
+    let dir = TempDir::new("token-basic-allowed");
+    let ferry = start(&dir, &["--token", "--token-allow-basic"]);
+    assert_eq!(push(&ferry.url, "r", b"blob", Some(&basic())).status, 201);
+}
+
+/// RFC 7235, 2.1: "It uses a case-insensitive token as a means to identify the
+/// authentication scheme".
+#[test]
+fn auth_schemes_are_case_insensitive() {
+    let dir = TempDir::new("scheme-case");
+    let ferry = start(&dir, &["--token"]);
+    let realm = format!("{}/token", ferry.url);
+    let t =
+        token(&realm, "ferry", "repository:r:pull,push", true).json()["token"].as_str().unwrap().to_owned();
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let r = push(&ferry.url, "r", scheme.as_bytes(), Some(&format!("{scheme} {t}")));
+        assert_eq!(r.status, 201, "{scheme}: {}", r.text());
+    }
+    // Basic, at the token endpoint, in any case.
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    for scheme in ["basic", "BASIC"] {
+        let r = request("GET", &format!("{realm}?service=ferry&scope=repository:r:pull"))
+            .header("Authorization", &format!("{scheme} {encoded}"))
+            .send();
+        assert_eq!(r.status, 200, "{scheme}: {}", r.text());
+        assert_ne!(r.json()["token"], serde_json::Value::Null);
+    }
+    drop(ferry);
+    let dir = TempDir::new("scheme-case-basic");
+    let ferry = start(&dir, &[]);
+    for scheme in ["basic", "BASIC"] {
+        let r = request("GET", &format!("{}/v2/", ferry.url))
+            .header("Authorization", &format!("{scheme} {encoded}"))
+            .send();
+        assert_eq!(r.status, 200, "{scheme}: {}", r.text());
+    }
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                b' ' => "+".to_owned(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+}
+
+fn post_token(realm: &str, pairs: &[(&str, &str)]) -> Response {
+    request("POST", realm)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form(pairs).into_bytes())
+        .send()
+}
+
+/// The OAuth2 form of the token endpoint that containerd tries first: `POST /token` with
+/// `grant_type=password` (and `access_type=offline` for a refresh token), then
+/// `grant_type=refresh_token`.
+#[test]
+fn token_endpoint_takes_the_oauth2_post_form() {
+    let dir = TempDir::new("oauth2");
+    let ferry = start(&dir, &["--token"]);
+    let realm = format!("{}/token", ferry.url);
+    let scope = "repository:team/app:pull,push";
+    let r = post_token(
+        &realm,
+        &[
+            ("grant_type", "password"),
+            ("username", USER),
+            ("password", PASSWORD),
+            ("service", "ferry"),
+            ("scope", scope),
+            ("client_id", "containerd-client"),
+            ("access_type", "offline"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    let access = body["access_token"].as_str().expect("access_token").to_owned();
+    let refresh = body["refresh_token"].as_str().expect("refresh_token with access_type=offline").to_owned();
+    assert!(body["expires_in"].as_u64().unwrap() > 0);
+    assert_eq!(push(&ferry.url, "team/app", b"one", Some(&format!("Bearer {access}"))).status, 201);
+    // A refresh token is not an access token.
+    assert_eq!(push(&ferry.url, "team/app", b"x", Some(&format!("Bearer {refresh}"))).status, 401);
+
+    let r = post_token(
+        &realm,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("service", "ferry"),
+            ("scope", scope),
+            ("client_id", "c"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let access = r.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(push(&ferry.url, "team/app", b"two", Some(&format!("Bearer {access}"))).status, 201);
+
+    // Refusals: a wrong password, a forged refresh token, an access token as refresh
+    // token, a grant type the server does not know.
+    let wrong = post_token(
+        &realm,
+        &[
+            ("grant_type", "password"),
+            ("username", USER),
+            ("password", "nope"),
+            ("service", "ferry"),
+            ("scope", scope),
+            ("client_id", "c"),
+        ],
+    );
+    assert_eq!(wrong.status, 401, "{}", wrong.text());
+    for bad in [format!("{refresh}x"), access.clone()] {
+        let r = post_token(
+            &realm,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &bad),
+                ("service", "ferry"),
+                ("client_id", "c"),
+            ],
+        );
+        assert_eq!(r.status, 401, "{}", r.text());
+    }
+    let r =
+        post_token(&realm, &[("grant_type", "client_credentials"), ("service", "ferry"), ("client_id", "c")]);
+    assert_eq!(r.status, 400, "{}", r.text());
+    // Without access_type=offline there is no refresh token.
+    let r = post_token(
+        &realm,
+        &[
+            ("grant_type", "password"),
+            ("username", USER),
+            ("password", PASSWORD),
+            ("service", "ferry"),
+            ("scope", scope),
+            ("client_id", "c"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["refresh_token"], serde_json::Value::Null);
+}

@@ -100,7 +100,9 @@ fn bad_inputs() {
         ("POST", format!("/v2/{repo}/blobs/uploads/?digest={}", sha256(&vec![0u8; 100_001])), vec![], vec![0u8; 100_001], 413, "SIZE_INVALID"),
         ("PATCH", format!("/v2/{repo}/blobs/uploads/{}", "0".repeat(32)), vec![], b"x".to_vec(), 404, "BLOB_UPLOAD_UNKNOWN"),
         ("PATCH", format!("/v2/{repo}/blobs/uploads/not-an-id"), vec![], b"x".to_vec(), 404, "BLOB_UPLOAD_UNKNOWN"),
-        ("PATCH", session.replace(&reg.ferry.url, ""), vec![("Content-Range", "garbage")], b"x".to_vec(), 416, "BLOB_UPLOAD_INVALID"),
+        ("PATCH", session.replace(&reg.ferry.url, ""), vec![("Content-Range", "garbage")], b"x".to_vec(), 400, "BLOB_UPLOAD_INVALID"),
+        ("PATCH", session.replace(&reg.ferry.url, ""), vec![("Content-Range", "5-2")], b"x".to_vec(), 400, "BLOB_UPLOAD_INVALID"),
+        ("PATCH", session.replace(&reg.ferry.url, ""), vec![("Content-Range", "0-18446744073709551615")], b"x".to_vec(), 400, "BLOB_UPLOAD_INVALID"),
         ("PATCH", session.replace(&reg.ferry.url, ""), vec![("Content-Range", "0-9")], b"short".to_vec(), 400, "BLOB_UPLOAD_INVALID"),
         ("PUT", session.replace(&reg.ferry.url, ""), vec![], vec![], 400, "DIGEST_INVALID"),
         // Methods.
@@ -203,6 +205,12 @@ fn health_help_version_and_graceful_shutdown() {
         "--token-ttl",
         "--max-manifest-bytes",
         "--max-blob-bytes",
+        "--token-allow-basic",
+        "--header-read-timeout",
+        "--idle-timeout",
+        "--body-timeout",
+        "--max-connections",
+        "--max-blocking-threads",
         "--log-level",
         "--log-format",
         "--print-config",
@@ -223,4 +231,132 @@ fn health_help_version_and_graceful_shutdown() {
         std::process::Command::new(support::ferry_bin()).args(["serve", "--storage", "s3"]).output().unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("storage.driver"));
+}
+
+/// A `Content-Range` whose end is `u64::MAX` announces 2^64 bytes; the message must say
+/// so rather than wrap around to "0 bytes".
+#[test]
+fn content_range_arithmetic_does_not_wrap() {
+    let reg = Registry::start(&[]);
+    let session = reg.loc(&request("POST", &reg.url("/v2/wrap/blobs/uploads/")).send());
+    let r = request("PATCH", &session)
+        .header("Content-Range", "0-18446744073709551615")
+        .body(b"x".to_vec())
+        .send();
+    assert_spec_error(&r, 400, "BLOB_UPLOAD_INVALID");
+    let message = r.json()["errors"][0]["message"].as_str().unwrap_or_default().to_owned();
+    assert!(!message.contains("announces 0 bytes"), "{message}");
+    // An out-of-order chunk is still the spec's 416.
+    let r = request("PATCH", &session).header("Content-Range", "5-5").body(b"x".to_vec()).send();
+    assert_spec_error(&r, 416, "BLOB_UPLOAD_INVALID");
+}
+
+/// A layer descriptor must give the size of the blob stored under its digest.
+#[test]
+fn manifest_descriptor_sizes_are_checked() {
+    let reg = Registry::start(&[]);
+    let config = config_blob(1);
+    let layer = support::random_bytes(1000, 3);
+    reg.push_blob("sizes", &config);
+    reg.push_blob("sizes", &layer);
+    let lying = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": descriptor(OCI_CONFIG, &config),
+        "layers": [{ "mediaType": OCI_LAYER, "digest": sha256(&layer), "size": 5 }],
+    }))
+    .unwrap();
+    let r = reg.put_manifest("sizes", "lying", OCI_MANIFEST, &lying);
+    assert_spec_error(&r, 400, "MANIFEST_INVALID");
+    assert!(r.text().contains("1000"), "the message names the stored size: {}", r.text());
+    assert_eq!(head(&reg.url("/v2/sizes/manifests/lying")).status, 404);
+    let lying_config = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": { "mediaType": OCI_CONFIG, "digest": sha256(&config), "size": config.len() + 1 },
+        "layers": [],
+    }))
+    .unwrap();
+    assert_spec_error(
+        &reg.put_manifest("sizes", "lying-config", OCI_MANIFEST, &lying_config),
+        400,
+        "MANIFEST_INVALID",
+    );
+    // An index child with the wrong size as well.
+    let good = image_manifest((OCI_CONFIG, &config), &[&layer], json!({}));
+    assert_eq!(reg.put_manifest("sizes", "good", OCI_MANIFEST, &good).status, 201);
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [{ "mediaType": OCI_MANIFEST, "digest": sha256(&good), "size": 7 }],
+    }))
+    .unwrap();
+    assert_spec_error(&reg.put_manifest("sizes", "lying-index", OCI_INDEX, &index), 400, "MANIFEST_INVALID");
+}
+
+/// Uploads that never complete do not make a repository exist.
+#[test]
+fn failed_uploads_do_not_create_a_repository() {
+    let reg = Registry::start(&[]);
+    assert_spec_error(&get(&reg.url("/v2/never/used/tags/list")), 404, "NAME_UNKNOWN");
+    let r = request("POST", &reg.url(&format!("/v2/failed/push/blobs/uploads/?digest={}", sha256(b"other"))))
+        .body(b"payload".to_vec())
+        .send();
+    assert_spec_error(&r, 400, "DIGEST_INVALID");
+    let session = reg.loc(&request("POST", &reg.url("/v2/cancelled/push/blobs/uploads/")).send());
+    assert_eq!(request("DELETE", &session).send().status, 204);
+    let open = reg.loc(&request("POST", &reg.url("/v2/open/session/blobs/uploads/")).send());
+    for repo in ["failed/push", "cancelled/push", "open/session"] {
+        assert_spec_error(&get(&reg.url(&format!("/v2/{repo}/tags/list"))), 404, "NAME_UNKNOWN");
+    }
+    assert_eq!(get(&reg.url("/v2/_catalog")).json()["repositories"], json!([]));
+    // The open session still works, and then the repository exists.
+    assert_eq!(
+        request("PUT", &format!("{open}?digest={}", sha256(b"ok"))).body(b"ok".to_vec()).send().status,
+        201
+    );
+    assert_eq!(get(&reg.url("/v2/open/session/tags/list")).status, 200);
+}
+
+/// Completing an upload with the wrong digest keeps the session, so the client can
+/// retry the commit.
+#[test]
+fn a_wrong_digest_on_completion_keeps_the_session() {
+    let reg = Registry::start(&[]);
+    let session = reg.loc(&request("POST", &reg.url("/v2/retry/blobs/uploads/")).send());
+    assert_eq!(request("PATCH", &session).body(b"hello ".to_vec()).send().status, 202);
+    let r = request("PUT", &format!("{session}?digest={}", sha256(b"hello world")))
+        .body(b"wurld".to_vec())
+        .send();
+    assert_spec_error(&r, 400, "DIGEST_INVALID");
+    let r = get(&session);
+    assert_eq!(r.status, 204, "the session survived: {}", r.text());
+    assert_eq!(r.header("range"), Some("0-10"));
+    // The bytes were wrong: nothing is stored, and the client can still commit what it sent.
+    assert_eq!(head(&reg.url(&format!("/v2/retry/blobs/{}", sha256(b"hello world")))).status, 404);
+    let r = request("PUT", &format!("{session}?digest={}", sha256(b"hello wurld"))).send();
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(get(&reg.url(&format!("/v2/retry/blobs/{}", sha256(b"hello wurld")))).body, b"hello wurld");
+}
+
+/// A tag appears in `tags/list` only when its link is complete: a tag directory that holds
+/// only a temp file (what a crash in the middle of a manifest PUT leaves) is not listed.
+#[test]
+fn incomplete_tag_links_are_not_listed() {
+    let dir = TempDir::new("tag-links");
+    let root = dir.join("data");
+    let ferry = Ferry::with_root(&root, &[]);
+    let reg = Registry { _dir: TempDir::new("unused"), ferry };
+    let config = config_blob(1);
+    reg.push_blob("links", &config);
+    let manifest = image_manifest((OCI_CONFIG, &config), &[], json!({}));
+    assert_eq!(reg.put_manifest("links", "v1", OCI_MANIFEST, &manifest).status, 201);
+    let ghost = root.join("repositories/links/_manifests/tags/ghost");
+    std::fs::create_dir_all(&ghost).unwrap();
+    std::fs::write(ghost.join(".tmp-0123456789abcdef"), b"").unwrap();
+    let empty = root.join("repositories/links/_manifests/tags/empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("link"), b"").unwrap();
+    let r = get(&reg.url("/v2/links/tags/list"));
+    assert_eq!(r.json()["tags"], json!(["v1"]), "{}", r.text());
+    for tag in ["ghost", "empty"] {
+        assert_eq!(head(&reg.url(&format!("/v2/links/manifests/{tag}"))).status, 404);
+    }
 }

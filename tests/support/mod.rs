@@ -310,11 +310,24 @@ impl Ferry {
     }
 
     pub fn start_at(addr: &str, args: &[&str]) -> Ferry {
+        Ferry::spawn(addr, args, Stdio::inherit())
+    }
+
+    /// Like [`Ferry::with_root`], with the server's log written to `log`.
+    pub fn with_root_logging_to(dir: &Path, extra: &[&str], log: &Path) -> Ferry {
+        let root = dir.to_str().expect("utf-8 path");
+        let mut args = vec!["--root", root];
+        args.extend_from_slice(extra);
+        let file = std::fs::File::create(log).expect("create log file");
+        Ferry::spawn("127.0.0.1:0", &args, Stdio::from(file))
+    }
+
+    fn spawn(addr: &str, args: &[&str], stderr: Stdio) -> Ferry {
         let mut child = Command::new(ferry_bin())
             .args(["serve", "--addr", addr, "--log-level", "warn"])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn ferry serve");
         let stdout = child.stdout.take().expect("stdout");

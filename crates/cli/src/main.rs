@@ -59,7 +59,7 @@ enum Command {
     /// Run the whole thing on this machine: two registries, sample images, diff, sync, diff.
     Demo(demo::DemoArgs),
     /// Run ferry's OCI registry (OCI Distribution v1.1).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
 }
 
 fn main() -> ExitCode {
@@ -74,7 +74,7 @@ fn main() -> ExitCode {
         Command::Ls(args) => ls::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Demo(args) => demo::run(args),
-        Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve::run(*args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -14,6 +14,13 @@
 //!   anonymous_pull: false
 //!   token: { enabled: true, service: ferry, ttl_secs: 300 }
 //! limits: { max_manifest_bytes: 4194304, max_blob_bytes: 0 }
+//! http:
+//!   header_read_timeout_secs: 30   # first byte of a request head to its end
+//!   idle_timeout_secs: 120         # a connection with no request in flight
+//!   body_timeout_secs: 60          # a request or response body that makes no progress
+//!   max_connections: 1024          # more wait to be accepted
+//!   max_headers: 100
+//!   max_blocking_threads: 32       # file I/O threads of `ferry serve`
 //! log: { level: info, format: text }
 //! ui: ./web
 //! ```
@@ -41,6 +48,7 @@ pub struct Config {
     pub cors: CorsConfig,
     pub auth: AuthConfig,
     pub limits: Limits,
+    pub http: HttpConfig,
     pub log: LogConfig,
     /// A directory of static files (ferry's web page) to serve at `/ui/`; `/` then
     /// redirects there. Unset: no page, `/v2/` only.
@@ -58,6 +66,7 @@ impl Default for Config {
             cors: CorsConfig::default(),
             auth: AuthConfig::default(),
             limits: Limits::default(),
+            http: HttpConfig::default(),
             log: LogConfig::default(),
             ui: None,
         }
@@ -134,11 +143,25 @@ pub struct TokenConfig {
     pub key: Option<String>,
     /// Token lifetime in seconds.
     pub ttl_secs: u64,
+    /// Lifetime of the refresh tokens that `POST /token` hands out with
+    /// `access_type=offline`, in seconds.
+    pub refresh_ttl_secs: u64,
+    /// Also accept Basic credentials on `/v2/` (not only at `/token`). Off by default: in
+    /// token mode the API takes scoped, expiring Bearer tokens, and a password sent with
+    /// every request is what the token flow exists to avoid.
+    pub allow_basic: bool,
 }
 
 impl Default for TokenConfig {
     fn default() -> Self {
-        TokenConfig { enabled: false, service: "ferry".into(), key: None, ttl_secs: 300 }
+        TokenConfig {
+            enabled: false,
+            service: "ferry".into(),
+            key: None,
+            ttl_secs: 300,
+            refresh_ttl_secs: 24 * 3600,
+            allow_basic: false,
+        }
     }
 }
 
@@ -154,6 +177,55 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits { max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES, max_blob_bytes: 0 }
+    }
+}
+
+/// How connections are served: timeouts, caps and per-connection buffers. Timeouts are
+/// seconds (fractions allowed); 0 turns one off. After Go's `http.Server`, which
+/// distribution runs on: `ReadHeaderTimeout`, `IdleTimeout`, and a body timeout that
+/// measures progress rather than the whole transfer, so a slow but steady upload of any
+/// size succeeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// From the first byte of a request head to its end.
+    pub header_read_timeout_secs: f64,
+    /// How long a connection may wait with no request in flight (a fresh connection that
+    /// sends nothing, or keep-alive between requests).
+    pub idle_timeout_secs: f64,
+    /// How long a request body may send nothing while the registry reads it, and how long
+    /// an answer may wait for the client to read it.
+    pub body_timeout_secs: f64,
+    /// Connections served at once; more wait in the listen backlog until one closes.
+    pub max_connections: usize,
+    /// Headers a request may have; more get 431.
+    pub max_headers: usize,
+    /// Read buffer of a connection, in bytes (at least 8192). With the filesystem
+    /// driver's 32 KiB write buffer and 32 KiB blob reads, this is most of what a
+    /// transfer holds: 200 at once stay under 50 MiB.
+    pub max_buf_bytes: usize,
+    /// Threads `ferry serve` keeps for file I/O (tokio's blocking pool; its default is 512).
+    pub max_blocking_threads: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_read_timeout_secs: 30.0,
+            idle_timeout_secs: 120.0,
+            body_timeout_secs: 60.0,
+            max_connections: 1024,
+            max_headers: 100,
+            max_buf_bytes: 32 * 1024,
+            max_blocking_threads: 32,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// A timeout in seconds as a duration; `None` when 0 (off).
+    pub fn duration(secs: f64) -> Option<std::time::Duration> {
+        (secs > 0.0).then(|| std::time::Duration::from_secs_f64(secs))
     }
 }
 
@@ -217,7 +289,7 @@ impl Config {
         if self.addr.parse::<std::net::SocketAddr>().is_err() {
             return invalid("addr", "expected host:port with an IP address, like 127.0.0.1:5000");
         }
-        if !crate::storage::DRIVERS.iter().any(|d| d.name == self.storage.driver) {
+        if !crate::driver::DRIVERS.iter().any(|d| d.name == self.storage.driver) {
             return invalid("storage.driver", "expected `filesystem` or `memory`");
         }
         if self.cors.allow_credentials && self.cors.origins.iter().any(|o| o == "*") {
@@ -234,6 +306,30 @@ impl Config {
         }
         if self.auth.token.ttl_secs == 0 {
             return invalid("auth.token.ttl_secs", "must be at least 1");
+        }
+        for (key, secs) in [
+            ("http.header_read_timeout_secs", self.http.header_read_timeout_secs),
+            ("http.idle_timeout_secs", self.http.idle_timeout_secs),
+            ("http.body_timeout_secs", self.http.body_timeout_secs),
+        ] {
+            if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
+                return invalid(key, "expected seconds, 0 or more (0 turns the timeout off)");
+            }
+        }
+        if self.http.max_connections == 0 {
+            return invalid("http.max_connections", "must be at least 1");
+        }
+        if self.http.max_headers == 0 {
+            return invalid("http.max_headers", "must be at least 1");
+        }
+        if self.http.max_buf_bytes < 8192 {
+            return invalid("http.max_buf_bytes", "must be at least 8192");
+        }
+        if self.http.max_blocking_threads == 0 {
+            return invalid("http.max_blocking_threads", "must be at least 1");
+        }
+        if self.auth.token.refresh_ttl_secs == 0 {
+            return invalid("auth.token.refresh_ttl_secs", "must be at least 1");
         }
         if self.limits.max_manifest_bytes == 0 {
             return invalid("limits.max_manifest_bytes", "must be at least 1");
@@ -276,6 +372,10 @@ mod tests {
             ("auth: {token: {enabled: true}}", Some("auth.token.enabled")),
             ("log: {level: loud}", Some("log.level")),
             ("limits: {max_manifest_bytes: 0}", Some("limits.max_manifest_bytes")),
+            ("http: {idle_timeout_secs: -1}", Some("http.idle_timeout_secs")),
+            ("http: {max_connections: 0}", Some("http.max_connections")),
+            ("http: {max_buf_bytes: 100}", Some("http.max_buf_bytes")),
+            ("http: {header_read_timeout_secs: 0.5, body_timeout_secs: 0}", None),
             ("auth: {htpasswd: /x, token: {enabled: true}}", None),
         ];
         for (yaml, key) in cases {

@@ -5,74 +5,19 @@
 //! following format: `{"errors": [{"code": "<error identifier>", "message": "<message
 //! describing condition>", "detail": "<unstructured>"}]}`". Every error ferry answers has
 //! this body, with the status the spec (or distribution, where the spec is silent) uses.
+//!
+//! The codes and the body are ferry-core's ([`ferry_core::error_body`]), shared with the
+//! clients that read them; this module is the registry's side: [`RegistryError`], the
+//! answer a handler returns.
 
 use axum::response::{IntoResponse, Response};
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderName, HeaderValue, StatusCode};
 
-use crate::storage::StorageError;
+use ferry_core::error_body::ErrorBody;
+pub use ferry_core::error_body::ErrorCode;
 
-/// The error identifiers of the spec's table (code-1 .. code-14), plus distribution's
-/// `UNKNOWN` for server faults and `PAGINATION_NUMBER_INVALID` for a bad `n`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorCode {
-    BlobUnknown,
-    BlobUploadInvalid,
-    BlobUploadUnknown,
-    DigestInvalid,
-    ManifestBlobUnknown,
-    ManifestInvalid,
-    ManifestUnknown,
-    NameInvalid,
-    NameUnknown,
-    SizeInvalid,
-    Unauthorized,
-    Denied,
-    Unsupported,
-    TooManyRequests,
-    PaginationNumberInvalid,
-    Unknown,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BlobUnknown => "BLOB_UNKNOWN",
-            ErrorCode::BlobUploadInvalid => "BLOB_UPLOAD_INVALID",
-            ErrorCode::BlobUploadUnknown => "BLOB_UPLOAD_UNKNOWN",
-            ErrorCode::DigestInvalid => "DIGEST_INVALID",
-            ErrorCode::ManifestBlobUnknown => "MANIFEST_BLOB_UNKNOWN",
-            ErrorCode::ManifestInvalid => "MANIFEST_INVALID",
-            ErrorCode::ManifestUnknown => "MANIFEST_UNKNOWN",
-            ErrorCode::NameInvalid => "NAME_INVALID",
-            ErrorCode::NameUnknown => "NAME_UNKNOWN",
-            ErrorCode::SizeInvalid => "SIZE_INVALID",
-            ErrorCode::Unauthorized => "UNAUTHORIZED",
-            ErrorCode::Denied => "DENIED",
-            ErrorCode::Unsupported => "UNSUPPORTED",
-            ErrorCode::TooManyRequests => "TOOMANYREQUESTS",
-            ErrorCode::PaginationNumberInvalid => "PAGINATION_NUMBER_INVALID",
-            ErrorCode::Unknown => "UNKNOWN",
-        }
-    }
-
-    /// The status a code is answered with unless the handler says otherwise.
-    pub fn default_status(self) -> StatusCode {
-        match self {
-            ErrorCode::BlobUnknown
-            | ErrorCode::BlobUploadUnknown
-            | ErrorCode::ManifestUnknown
-            | ErrorCode::NameUnknown => StatusCode::NOT_FOUND,
-            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Denied => StatusCode::FORBIDDEN,
-            ErrorCode::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
-        }
-    }
-}
+use crate::driver::StorageError;
 
 /// One error answer: a spec code, a status, a message and optional detail and headers.
 #[derive(Debug)]
@@ -80,11 +25,12 @@ pub struct RegistryError {
     pub code: ErrorCode,
     pub status: StatusCode,
     /// Boxed: errors travel through every `Result` of the request path.
-    body: Box<ErrorBody>,
+    body: Box<Answer>,
 }
 
+/// What an error answer carries besides its code and status.
 #[derive(Debug)]
-struct ErrorBody {
+struct Answer {
     message: String,
     detail: Option<serde_json::Value>,
     headers: Vec<(HeaderName, HeaderValue)>,
@@ -97,7 +43,7 @@ impl RegistryError {
         RegistryError {
             code,
             status: code.default_status(),
-            body: Box::new(ErrorBody { message: message.into(), detail: None, headers: Vec::new() }),
+            body: Box::new(Answer { message: message.into(), detail: None, headers: Vec::new() }),
         }
     }
 
@@ -156,16 +102,12 @@ impl From<StorageError> for RegistryError {
 
 /// The spec's JSON error body for one error.
 pub fn error_body(code: ErrorCode, message: &str, detail: Option<&serde_json::Value>) -> Vec<u8> {
-    let mut entry = serde_json::json!({ "code": code.as_str(), "message": message });
-    if let Some(detail) = detail {
-        entry["detail"] = detail.clone();
-    }
-    serde_json::to_vec(&serde_json::json!({ "errors": [entry] })).unwrap_or_default()
+    ErrorBody::single(code, message, detail.cloned()).to_vec()
 }
 
 impl IntoResponse for RegistryError {
     fn into_response(self) -> Response {
-        let ErrorBody { message, detail, headers: extra } = *self.body;
+        let Answer { message, detail, headers: extra } = *self.body;
         let body = error_body(self.code, &message, detail.as_ref());
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
@@ -180,29 +122,6 @@ impl IntoResponse for RegistryError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn statuses_follow_the_spec() {
-        let cases = [
-            (ErrorCode::BlobUnknown, 404),
-            (ErrorCode::BlobUploadUnknown, 404),
-            (ErrorCode::ManifestUnknown, 404),
-            (ErrorCode::NameUnknown, 404),
-            (ErrorCode::DigestInvalid, 400),
-            (ErrorCode::ManifestInvalid, 400),
-            (ErrorCode::ManifestBlobUnknown, 400),
-            (ErrorCode::NameInvalid, 400),
-            (ErrorCode::SizeInvalid, 400),
-            (ErrorCode::Unauthorized, 401),
-            (ErrorCode::Denied, 403),
-            (ErrorCode::Unsupported, 405),
-            (ErrorCode::TooManyRequests, 429),
-            (ErrorCode::Unknown, 500),
-        ];
-        for (code, status) in cases {
-            assert_eq!(code.default_status().as_u16(), status, "{}", code.as_str());
-        }
-    }
 
     #[test]
     fn body_has_the_spec_shape() {

@@ -2,8 +2,23 @@
 //!
 //! After distribution's own structure: an HTTP service over manifests, blobs, tags, the
 //! catalog and referrers ([`routes`]), storage drivers chosen by name behind one trait
-//! ([`storage`]), and an app wrapped in middleware: access log, panic recovery, health
+//! ([`driver`]), and an app wrapped in middleware: access log, panic recovery, health
 //! checks, CORS and auth ([`middleware`]).
+//!
+//! The modules form layers; each imports only from the layers below it:
+//!
+//! ```text
+//! lib (Registry, serve)      builds the state, binds
+//! server                     connections: the cap, timeouts, hyper
+//! middleware                 the app: access log, CORS, recovery, auth, /token, /healthz
+//! routes                     the /v2/ API handlers and the path parser (Route)
+//! state                      AppState: what every handler shares
+//! access                     Action, Identity, Authenticator, tokens
+//! store                      the registry's objects over a driver: blobs, manifests, tags,
+//!                            referrers, upload sessions (layout, uploads)
+//! error, driver, config,     the answer type, the storage drivers (paths and bytes only),
+//! ui, uri, random            the configuration, the web page's files, small utilities
+//! ```
 //!
 //! Start one in-process and get its URL back:
 //!
@@ -22,40 +37,34 @@
 //! you like.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod access;
 pub mod config;
+pub mod driver;
 pub mod error;
 pub mod middleware;
+pub mod random;
 #[expect(unreachable_pub, reason = "lint sweep pending, with the registry rework")]
 pub mod routes;
-pub mod storage;
+mod server;
+pub mod state;
 pub mod store;
 pub mod ui;
+pub mod uri;
 
 pub use config::Config;
+pub use driver::{StorageDriver, StorageError};
 pub use error::{ErrorCode, RegistryError};
-pub use storage::{StorageDriver, StorageError};
+pub use state::AppState;
 
-use middleware::auth::Authenticator;
+use access::Authenticator;
 use store::uploads::Uploads;
 use store::Store;
-
-/// Everything a request handler needs.
-pub struct AppState {
-    pub config: Config,
-    pub store: Store,
-    pub uploads: Uploads,
-    /// `None` when auth is off.
-    pub auth: Option<Authenticator>,
-    /// The address actually bound, once known (for URLs built without a `Host`).
-    pub local_addr: OnceLock<SocketAddr>,
-    /// The web page's directory, served at `/ui/`; `None` when `ui` is unset.
-    pub ui: Option<ui::UiDir>,
-}
 
 /// Why a registry could not be built or started.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +75,7 @@ pub enum ServeError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("auth: {0}")]
-    Auth(#[from] middleware::auth::AuthError),
+    Auth(#[from] access::AuthError),
     #[error(transparent)]
     Ui(#[from] ui::UiError),
     #[error("cannot listen on {addr}: {source}")]
@@ -105,8 +114,12 @@ impl RegistryBuilder {
         config.validate()?;
         let driver = match self.driver {
             Some(driver) => driver,
-            None => storage::open(&config.storage)?,
+            None => driver::open(&config.storage.driver, &config.storage.root)?,
         };
+        let removed = driver.remove_temp_files()?;
+        if removed > 0 {
+            tracing::warn!("removed {removed} temporary files left by an earlier crash");
+        }
         let store = Store::new(driver);
         let auth = if config.auth.enabled() { Some(Authenticator::from_config(&config.auth)?) } else { None };
         let uploads = Uploads::new(store.clone(), config.limits.max_blob_bytes);
@@ -139,16 +152,20 @@ impl Registry {
         let local = listener.local_addr().map_err(|source| ServeError::Bind { addr, source })?;
         let _ = self.state.local_addr.set(local);
         let app = self.router();
+        let http = self.state.config.http.clone();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-        });
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(server::serve(listener, app, http, in_flight.clone(), async move {
+            let _ = rx.await;
+        }));
         tracing::info!(url = %format!("http://{local}"), driver = self.state.store.driver().name(), "registry listening");
-        Ok(RunningRegistry { addr: local, url: format!("http://{local}"), shutdown: Some(tx), task })
+        Ok(RunningRegistry {
+            addr: local,
+            url: format!("http://{local}"),
+            shutdown: Some(tx),
+            task,
+            in_flight,
+        })
     }
 }
 
@@ -163,9 +180,16 @@ pub struct RunningRegistry {
     url: String,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl RunningRegistry {
+    /// Requests being answered right now, over all connections (an answer counts until
+    /// its body has gone out).
+    pub fn requests_in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub fn url(&self) -> &str {
         &self.url
@@ -190,21 +214,4 @@ impl RunningRegistry {
             Err(join) => Err(ServeError::Server(std::io::Error::other(join))),
         }
     }
-}
-
-/// `n` random bytes as lowercase hex, from the OS generator.
-pub(crate) fn random_hex(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    if getrandom::fill(&mut bytes).is_err() {
-        // No OS randomness: ids stay unique per process thanks to the counter and clock.
-        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let seed = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            ^ std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = (seed >> ((i % 8) * 8)) as u8 ^ i as u8;
-        }
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -12,17 +12,14 @@
 //! under the directory once symlinks are resolved.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use http::{HeaderValue, Method, StatusCode, Uri};
 use tokio_util::io::ReaderStream;
 
-use crate::routes::percent_decode;
-use crate::AppState;
+use crate::uri::percent_decode;
 
 /// Where the page lives on the server.
 pub const PREFIX: &str = "/ui/";
@@ -121,9 +118,9 @@ impl UiDir {
     }
 }
 
-/// `/`, `/ui` and everything under `/ui/`.
-pub async fn handler(State(state): State<Arc<AppState>>, method: Method, uri: Uri) -> Response {
-    let Some(ui) = &state.ui else {
+/// `/`, `/ui` and everything under `/ui/`; `None` (no page configured) answers 404.
+pub async fn handler(ui: Option<&UiDir>, method: Method, uri: Uri) -> Response {
+    let Some(ui) = ui else {
         return text(StatusCode::NOT_FOUND, "not found\n");
     };
     if method != Method::GET && method != Method::HEAD {

@@ -415,6 +415,15 @@ mod tests {
                 r#"bEaReR ReAlM="https://a/token", SERVICE=reg"#,
                 Ok(vec![ch(Bearer, &[("realm", "https://a/token"), ("service", "reg")])]),
             ),
+            // RFC 7235, 2.1: schemes are case-insensitive, whatever case the registry uses.
+            (
+                r#"BEARER realm="r", basic realm="b", DiGeSt realm="d""#,
+                Ok(vec![
+                    ch(Bearer, &[("realm", "r")]),
+                    ch(Basic, &[("realm", "b")]),
+                    ch(other("digest"), &[("realm", "d")]),
+                ]),
+            ),
             (
                 "  Bearer   realm = \"r\"  ,\t service\t=\t\"s\"  ",
                 Ok(vec![ch(Bearer, &[("realm", "r"), ("service", "s")])]),
@@ -516,10 +525,11 @@ mod tests {
 
     #[test]
     fn select_prefers_bearer_then_basic() {
-        let cases: [(&str, Option<Scheme>); 5] = [
+        let cases: [(&str, Option<Scheme>); 6] = [
             (r#"Basic realm="x", Bearer realm="y""#, Some(Scheme::Bearer)),
             (r#"Bearer realm="y", Basic realm="x""#, Some(Scheme::Bearer)),
             (r#"Digest realm="d", Basic realm="x""#, Some(Scheme::Basic)),
+            (r#"basic realm="x", BEARER realm="y""#, Some(Scheme::Bearer)),
             (r#"Digest realm="d""#, None),
             ("Negotiate abc", None),
         ];

@@ -19,7 +19,7 @@ use http::header::{
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
 use crate::config::CorsConfig;
-use crate::AppState;
+use crate::state::AppState;
 
 /// Methods a browser needs to pull (GET, HEAD) and push (POST, PATCH, PUT) images and
 /// to delete them.

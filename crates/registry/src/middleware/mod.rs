@@ -4,7 +4,7 @@
 //!    and latency;
 //! 2. [`cors`]: preflights answered before anything else, CORS headers on every answer;
 //! 3. [`recovery`]: a panicking handler answers 500 and the server keeps going;
-//! 4. [`auth`]: Basic or Bearer, per repository and action;
+//! 4. [`auth`]: Basic or Bearer, per repository and action ([`crate::access`] decides);
 //! 5. the routes: `/v2/…` ([`crate::routes`]), `/token` ([`token`]), `/healthz`
 //!    (storage answers), `/livez` (the process answers) and, with `ui` set, the web
 //!    page at `/ui/` ([`crate::ui`]; auth only guards `/v2/`, the page holds no data).
@@ -19,7 +19,7 @@ use http::StatusCode;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::AppState;
+use crate::state::AppState;
 
 pub mod auth;
 pub mod cors;
@@ -31,10 +31,15 @@ pub fn app(state: Arc<AppState>) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/livez", get(|| async { "ok\n" }))
-        .route("/token", get(token::handler));
+        .route("/token", get(token::handler).post(token::oauth_handler));
     if state.ui.is_some() {
         for path in ["/", "/ui", "/ui/", "/ui/{*file}"] {
-            router = router.route(path, any(crate::ui::handler));
+            router = router.route(
+                path,
+                any(|State(state): State<Arc<AppState>>, method, uri| async move {
+                    crate::ui::handler(state.ui.as_ref(), method, uri).await
+                }),
+            );
         }
     }
     router

@@ -1,139 +1,25 @@
-//! The built-in token server of the Docker token flow.
+//! The built-in token server of the Docker token flow: `GET /token`.
 //!
 //! distribution's "Token Authentication Specification": a request without a token gets
 //! `401` with `WWW-Authenticate: Bearer realm="…",service="…",scope="…"`; the client asks
 //! `GET <realm>?service=…&scope=…` with its Basic credentials and receives
 //! `{"token": …, "access_token": …, "expires_in": …}`; it retries with
-//! `Authorization: Bearer <token>`.
-//!
-//! ferry's tokens are `base64url(claims JSON) "." base64url(HMAC-SHA256(key, first part))`:
-//! signed, expiring, and scoped per repository and action. They are only ever checked by
-//! the registry that issued them, so they need no public-key machinery.
+//! `Authorization: Bearer <token>`. `POST /token` takes the OAuth2 form of the same
+//! request ([`oauth_handler`]). The tokens themselves are [`crate::access::token`].
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
 use http::HeaderValue;
-use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
-use super::auth::{Action, Identity};
+use crate::access::token::{now_secs, Grant, TokenIssuer};
+use crate::access::{Authenticator, Identity};
 use crate::error::{ErrorCode, RegistryError};
-use crate::routes::query_pairs;
-use crate::AppState;
-
-/// One grant: `repository:library/alpine:pull,push` or `registry:catalog:*`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Grant {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub name: String,
-    pub actions: Vec<String>,
-}
-
-impl Grant {
-    /// Parses a `scope` parameter entry: `type:name:actions`, where the name may itself
-    /// hold `:` (a registry with a port), so the type is before the first `:` and the
-    /// actions after the last.
-    pub fn parse_scope(scope: &str) -> Option<Grant> {
-        let (kind, rest) = scope.split_once(':')?;
-        let (name, actions) = rest.rsplit_once(':')?;
-        let actions = actions.split(',').filter(|a| !a.is_empty()).map(str::to_owned).collect();
-        Some(Grant { kind: kind.to_owned(), name: name.to_owned(), actions })
-    }
-
-    pub fn allows(&self, kind: &str, name: &str, action: &str) -> bool {
-        self.kind == kind && self.name == name && self.actions.iter().any(|a| a == action || a == "*")
-    }
-}
-
-/// What a token says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
-    pub iss: String,
-    pub aud: String,
-    /// The user, empty for anonymous.
-    pub sub: String,
-    pub iat: u64,
-    pub exp: u64,
-    pub access: Vec<Grant>,
-}
-
-/// Signs and checks tokens.
-pub struct TokenIssuer {
-    key: Vec<u8>,
-    pub service: String,
-    pub ttl_secs: u64,
-}
-
-/// Why a presented token was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
-    #[error("token is malformed")]
-    Malformed,
-    #[error("token signature does not match")]
-    BadSignature,
-    #[error("token expired")]
-    Expired,
-    #[error("token was issued for another service")]
-    WrongAudience,
-}
-
-pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-impl TokenIssuer {
-    pub fn new(key: Vec<u8>, service: String, ttl_secs: u64) -> Self {
-        TokenIssuer { key, service, ttl_secs }
-    }
-
-    fn mac(&self) -> Hmac<Sha256> {
-        // HMAC takes keys of any length.
-        Hmac::<Sha256>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
-    }
-
-    pub fn issue(&self, sub: &str, access: Vec<Grant>, now: u64) -> String {
-        let claims = Claims {
-            iss: self.service.clone(),
-            aud: self.service.clone(),
-            sub: sub.to_owned(),
-            iat: now,
-            exp: now + self.ttl_secs,
-            access,
-        };
-        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
-        let mut mac = self.mac();
-        mac.update(payload.as_bytes());
-        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        format!("{payload}.{signature}")
-    }
-
-    pub fn verify(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
-        let (payload, signature) = token.split_once('.').ok_or(TokenError::Malformed)?;
-        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Malformed)?;
-        let mut mac = self.mac();
-        mac.update(payload.as_bytes());
-        mac.verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
-        let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
-        let claims: Claims = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
-        if claims.aud != self.service {
-            return Err(TokenError::WrongAudience);
-        }
-        if now >= claims.exp {
-            return Err(TokenError::Expired);
-        }
-        Ok(claims)
-    }
-}
+use crate::state::AppState;
+use crate::uri::{form_pairs, query_pairs};
 
 /// What an identity may be granted for one requested scope.
 fn grant_for(identity: &Identity, anonymous_pull: bool, requested: &Grant) -> Grant {
@@ -165,13 +51,57 @@ pub async fn handler(State(state): State<Arc<AppState>>, request: Request) -> Re
     }
 }
 
+/// `POST /token`, the OAuth2 form of distribution's token servers ("Docker Registry v2
+/// authentication using OAuth2"), which containerd tries before `GET`: an
+/// `application/x-www-form-urlencoded` body with `grant_type=password` (`username`,
+/// `password`; `access_type=offline` also asks for a refresh token) or
+/// `grant_type=refresh_token` (`refresh_token`), plus `service`, `scope` (space-separated)
+/// and `client_id`. The answer has `access_token`, `expires_in`, `issued_at`, `scope` and,
+/// when asked for, `refresh_token`.
+pub async fn oauth_handler(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    match oauth(&state, request).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+/// The token endpoint's issuer and authenticator, or 405 when the registry has none.
+fn endpoint(state: &AppState) -> Result<(&Authenticator, &TokenIssuer), RegistryError> {
+    let none = || RegistryError::new(ErrorCode::Unsupported, "this registry has no token endpoint");
+    let auth = state.auth.as_ref().ok_or_else(none)?;
+    let issuer = auth.token_issuer().ok_or_else(none)?;
+    Ok((auth, issuer))
+}
+
+fn check_service(issuer: &TokenIssuer, params: &[(String, String)]) -> Result<(), RegistryError> {
+    match params.iter().find(|(k, _)| k == "service").map(|(_, v)| v) {
+        Some(service) if service != &issuer.service => {
+            Err(RegistryError::new(ErrorCode::Denied, format!("unknown service {service:?}"))
+                .with_status(http::StatusCode::BAD_REQUEST))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What `identity` may have of the requested scopes.
+fn grants(auth: &Authenticator, identity: &Identity, params: &[(String, String)]) -> Vec<Grant> {
+    params
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .flat_map(|(_, v)| v.split(' ').filter_map(Grant::parse_scope).collect::<Vec<_>>())
+        .map(|g| grant_for(identity, auth.anonymous_pull(), &g))
+        .collect()
+}
+
+fn json(body: serde_json::Value) -> Response {
+    let mut response = serde_json::to_vec(&body).unwrap_or_default().into_response();
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 async fn issue(state: &AppState, request: &http::request::Parts) -> Result<Response, RegistryError> {
-    let Some(auth) = state.auth.as_ref() else {
-        return Err(RegistryError::new(ErrorCode::Unsupported, "this registry has no token endpoint"));
-    };
-    let Some(issuer) = auth.token_issuer() else {
-        return Err(RegistryError::new(ErrorCode::Unsupported, "this registry has no token endpoint"));
-    };
+    let (auth, issuer) = endpoint(state)?;
     let identity = match request.headers.get(AUTHORIZATION) {
         None => Identity::Anonymous,
         Some(value) => match auth.basic_user(value).await {
@@ -185,48 +115,104 @@ async fn issue(state: &AppState, request: &http::request::Parts) -> Result<Respo
         },
     };
     let params = query_pairs(request.uri.query());
-    if let Some(service) = params.iter().find(|(k, _)| k == "service").map(|(_, v)| v) {
-        if service != &issuer.service {
-            return Err(RegistryError::new(ErrorCode::Denied, format!("unknown service {service:?}"))
-                .with_status(http::StatusCode::BAD_REQUEST));
-        }
-    }
-    let access: Vec<Grant> = params
-        .iter()
-        .filter(|(k, _)| k == "scope")
-        .flat_map(|(_, v)| v.split(' ').filter_map(Grant::parse_scope).collect::<Vec<_>>())
-        .map(|g| grant_for(&identity, auth.anonymous_pull(), &g))
-        .collect();
+    check_service(issuer, &params)?;
+    let access = grants(auth, &identity, &params);
     let sub = match &identity {
         Identity::User(u) => u.clone(),
         _ => String::new(),
     };
     let token = issuer.issue(&sub, access, now_secs());
-    let body = serde_json::json!({ "token": token, "access_token": token, "expires_in": issuer.ttl_secs });
-    let mut response = serde_json::to_vec(&body).unwrap_or_default().into_response();
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(json(serde_json::json!({ "token": token, "access_token": token, "expires_in": issuer.ttl_secs })))
 }
 
-/// Whether a token's claims allow an action.
-pub fn claims_allow(claims: &Claims, action: &Action) -> bool {
-    match action {
-        Action::Base => true,
-        Action::Catalog => claims.access.iter().any(|g| g.allows("registry", "catalog", "*")),
-        Action::Repo { repo, verb } => {
-            claims.access.iter().any(|g| g.allows("repository", repo.as_str(), verb))
+/// The largest form accepted: a few scopes and credentials.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+async fn oauth(state: &AppState, request: Request) -> Result<Response, RegistryError> {
+    let (auth, issuer) = endpoint(state)?;
+    let body = axum::body::to_bytes(request.into_body(), MAX_FORM_BYTES).await.map_err(|e| {
+        RegistryError::new(ErrorCode::Unsupported, format!("the token request's form could not be read: {e}"))
+            .with_status(http::StatusCode::BAD_REQUEST)
+    })?;
+    let params = form_pairs(&body);
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    check_service(issuer, &params)?;
+    let refused = |message: &str| RegistryError::unauthorized(auth.basic_challenge(), message);
+    let now = now_secs();
+    let (user, refresh) = match param("grant_type") {
+        Some("password") => {
+            let (Some(user), Some(password)) = (param("username"), param("password")) else {
+                return Err(RegistryError::new(
+                    ErrorCode::Unsupported,
+                    "grant_type=password needs `username` and `password`",
+                )
+                .with_status(http::StatusCode::BAD_REQUEST));
+            };
+            let user = auth
+                .check_password(user, password)
+                .await
+                .ok_or_else(|| refused("invalid username or password for the token endpoint"))?;
+            let offline = param("access_type") == Some("offline");
+            let refresh = offline.then(|| issuer.issue_refresh(&user, now));
+            (user, refresh)
         }
+        Some("refresh_token") => {
+            let presented = param("refresh_token").unwrap_or_default();
+            let claims = issuer
+                .verify(presented, now)
+                .map_err(|e| refused(&format!("refresh token refused: {e}; log in again")))?;
+            if !claims.refresh || !auth.has_user(&claims.sub) {
+                return Err(refused("not a refresh token of a current user; log in again"));
+            }
+            (claims.sub, None)
+        }
+        other => {
+            return Err(RegistryError::new(
+                ErrorCode::Unsupported,
+                format!(
+                    "grant_type {:?} is not supported; use `password` or `refresh_token`",
+                    other.unwrap_or_default()
+                ),
+            )
+            .with_status(http::StatusCode::BAD_REQUEST))
+        }
+    };
+    let access = grants(auth, &Identity::User(user.clone()), &params);
+    let scope = access
+        .iter()
+        .filter(|g| !g.actions.is_empty())
+        .map(|g| format!("{}:{}:{}", g.kind, g.name, g.actions.join(",")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let token = issuer.issue(&user, access, now);
+    let mut body = serde_json::json!({
+        "access_token": token,
+        "token": token,
+        "expires_in": issuer.ttl_secs,
+        "issued_at": rfc3339(now),
+        "scope": scope,
+    });
+    if let Some(refresh) = refresh {
+        body["refresh_token"] = refresh.into();
     }
+    Ok(json(body))
 }
 
-/// Builds the issuer from the configuration, generating a key if none is set.
-pub fn issuer_from_config(config: &crate::config::TokenConfig) -> TokenIssuer {
-    let key = match &config.key {
-        Some(key) if !key.is_empty() => key.as_bytes().to_vec(),
-        _ => crate::random_hex(32).into_bytes(),
-    };
-    TokenIssuer::new(key, config.service.clone(), config.ttl_secs)
+/// RFC 3339 in UTC, as `issued_at` is written by distribution's token servers.
+fn rfc3339(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 #[cfg(test)]
@@ -234,38 +220,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scopes_table() {
-        let cases = [
-            ("repository:a/b:pull,push", Some(("repository", "a/b", vec!["pull", "push"]))),
-            ("repository:host:5000/a:pull", Some(("repository", "host:5000/a", vec!["pull"]))),
-            ("registry:catalog:*", Some(("registry", "catalog", vec!["*"]))),
-            ("nonsense", None),
-        ];
-        for (input, want) in cases {
-            let got = Grant::parse_scope(input);
-            let want = want.map(|(k, n, a)| Grant {
-                kind: k.into(),
-                name: n.into(),
-                actions: a.into_iter().map(String::from).collect(),
-            });
-            assert_eq!(got, want, "{input}");
-        }
-    }
-
-    #[test]
-    fn tokens_are_signed_scoped_and_expire() {
-        let issuer = TokenIssuer::new(b"k".to_vec(), "ferry".into(), 60);
-        let grant = Grant::parse_scope("repository:a:pull").unwrap();
-        let token = issuer.issue("u", vec![grant], 1000);
-        let claims = issuer.verify(&token, 1001).unwrap();
-        assert_eq!(claims.sub, "u");
-        assert_eq!(issuer.verify(&token, 1060), Err(TokenError::Expired));
-        let other = TokenIssuer::new(b"other".to_vec(), "ferry".into(), 60);
-        assert_eq!(other.verify(&token, 1001), Err(TokenError::BadSignature));
-        let (payload, sig) = token.split_once('.').unwrap();
-        let forged = format!("{}x.{sig}", payload);
-        assert!(issuer.verify(&forged, 1001).is_err());
-        assert_eq!(issuer.verify("garbage", 1001), Err(TokenError::Malformed));
+    fn issued_at_is_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_950_000), "2026-11-29T11:00:00Z");
     }
 
     #[test]

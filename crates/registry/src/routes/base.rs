@@ -4,7 +4,7 @@
 use axum::response::{IntoResponse, Response};
 use http::header::CONTENT_TYPE;
 
-use super::API_VERSION;
+use super::shared::API_VERSION;
 
 pub fn get() -> Response {
     ([(CONTENT_TYPE, "application/json"), (API_VERSION, "registry/2.0")], "{}").into_response()

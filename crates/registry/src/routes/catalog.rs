@@ -7,7 +7,7 @@ use axum::response::Response;
 
 use super::tags::{json_page, paginate};
 use crate::error::Result;
-use crate::AppState;
+use crate::state::AppState;
 
 pub async fn list(state: &Arc<AppState>, uri: &http::Uri) -> Result<Response> {
     let repos = state.store.catalog().await?;

@@ -18,11 +18,12 @@ use futures_util::StreamExt;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use http::{HeaderValue, StatusCode};
 
-use super::{check_delete_enabled, query_pairs, DIGEST_HEADER, OCI_SUBJECT};
+use super::shared::{check_delete_enabled, DIGEST_HEADER, OCI_SUBJECT};
 use crate::error::{ErrorCode, RegistryError, Result};
+use crate::state::AppState;
 use crate::store::layout::{Reference, Repo, Tag};
 use crate::store::ManifestMeta;
-use crate::AppState;
+use crate::uri::query_pairs;
 
 fn manifest_unknown(reference: &str) -> RegistryError {
     RegistryError::new(ErrorCode::ManifestUnknown, "manifest unknown to registry")
@@ -101,12 +102,26 @@ fn referrer_descriptor(raw: &RawManifest, digest: &Digest, size: usize) -> serde
     descriptor
 }
 
-/// Every blob (for an image) or child manifest (for an index) must be in the repository.
+/// A descriptor whose `size` is not the size of what is stored under its digest. Image
+/// spec: "size ... specifies the size, in bytes, of the raw content"; a client that trusts
+/// it would read past the end or stop short. The spec's error table has no code for a
+/// wrong size, so this is MANIFEST_INVALID ("the manifest ... fails ... validation");
+/// MANIFEST_BLOB_UNKNOWN stays for content that is not there at all.
+fn size_mismatch(what: &str, digest: &Digest, declared: u64, stored: u64) -> RegistryError {
+    RegistryError::new(
+        ErrorCode::ManifestInvalid,
+        format!("the descriptor of {what} {digest} says size {declared}, but the stored content has {stored} bytes"),
+    )
+    .with_detail(serde_json::json!({ "digest": digest.to_string(), "size": declared, "stored": stored }))
+}
+
+/// Every blob (for an image) or child manifest (for an index) must be in the repository,
+/// with the size its descriptor gives.
 async fn check_references(state: &AppState, repo: &Repo, manifest: &Manifest) -> Result<()> {
     match manifest {
         Manifest::Image(image) => {
             for blob in image.blobs().filter(|d| !ImageManifest::is_foreign(d)) {
-                if state.store.blob_size(repo, &blob.digest).await?.is_none() {
+                let Some(stored) = state.store.blob_size(repo, &blob.digest).await? else {
                     return Err(RegistryError::new(
                         ErrorCode::ManifestBlobUnknown,
                         format!(
@@ -115,12 +130,15 @@ async fn check_references(state: &AppState, repo: &Repo, manifest: &Manifest) ->
                         ),
                     )
                     .with_detail(serde_json::json!({ "digest": blob.digest.to_string() })));
+                };
+                if stored != blob.size {
+                    return Err(size_mismatch("blob", &blob.digest, blob.size, stored));
                 }
             }
         }
         Manifest::Index(index) => {
             for child in &index.manifests {
-                if state.store.manifest_meta(repo, &child.digest).await?.is_none() {
+                let Some(meta) = state.store.manifest_meta(repo, &child.digest).await? else {
                     return Err(RegistryError::new(
                         ErrorCode::ManifestUnknown,
                         format!(
@@ -130,6 +148,9 @@ async fn check_references(state: &AppState, repo: &Repo, manifest: &Manifest) ->
                     )
                     .with_status(StatusCode::BAD_REQUEST)
                     .with_detail(serde_json::json!({ "digest": child.digest.to_string() })));
+                };
+                if meta.size != child.size {
+                    return Err(size_mismatch("manifest", &child.digest, child.size, meta.size));
                 }
             }
         }

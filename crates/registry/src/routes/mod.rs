@@ -11,26 +11,22 @@ use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderName, Method, StatusCode};
+use http::{Method, StatusCode};
 
+use crate::access::{Action, Identity};
 use crate::error::{ErrorCode, RegistryError, Result};
-use crate::middleware::auth::{Action, Identity};
+use crate::state::AppState;
 use crate::store::layout::Repo;
-use crate::AppState;
+use crate::uri::percent_decode;
 
 mod base;
 mod blobs;
 mod catalog;
 mod manifests;
 mod referrers;
+mod shared;
 mod tags;
 mod uploads;
-
-pub(crate) const DIGEST_HEADER: HeaderName = HeaderName::from_static("docker-content-digest");
-pub(crate) const UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
-pub(crate) const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
-pub(crate) const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
-pub(crate) const OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");
 
 /// A parsed `/v2/` path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,71 +108,8 @@ impl Route {
     }
 }
 
-/// Decodes `%XX` escapes (clients may send `sha256%3A…`). Invalid escapes stay as they
-/// are, and fail validation later.
-pub fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The query string's pairs, percent-decoded. A `+` stays a `+`: no value the API takes
-/// has spaces, while media types (`artifactType`) do have `+`.
-pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-pub(crate) fn query_value(uri: &http::Uri, key: &str) -> Option<String> {
-    query_pairs(uri.query()).into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
-}
-
-/// The URL clients reach the registry at: `public_url`, else `http://<Host>`.
-pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(url) = &state.config.public_url {
-        return url.trim_end_matches('/').to_owned();
-    }
-    match headers.get(http::header::HOST).and_then(|h| h.to_str().ok()) {
-        Some(host) if !host.is_empty() => format!("http://{host}"),
-        _ => match state.local_addr.get() {
-            Some(addr) => format!("http://{addr}"),
-            None => format!("http://{}", state.config.addr),
-        },
-    }
-}
-
 fn is_write(method: &Method) -> bool {
     matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
-}
-
-/// Deletes may be switched off; distribution spec: "If the registry does not support
-/// deletion, it MUST return a 405 Method Not Allowed".
-pub(crate) fn check_delete_enabled(state: &AppState) -> Result<()> {
-    if state.config.delete {
-        Ok(())
-    } else {
-        Err(RegistryError::unsupported("deletes are disabled on this registry (config `delete: false`)"))
-    }
 }
 
 /// Every request under `/v2` that is not `/token` or a health check ends up here.
@@ -272,16 +205,5 @@ mod tests {
         for (path, code) in bad {
             assert_eq!(Route::parse(path).unwrap_err().code, code, "{path}");
         }
-    }
-
-    #[test]
-    fn decoding() {
-        assert_eq!(percent_decode("a%3Ab%2f"), "a:b/");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz"), "%zz");
-        let pairs = query_pairs(Some("n=2&last=a%2Bb&x&artifactType=a+b"));
-        assert_eq!(pairs[1], ("last".into(), "a+b".into()));
-        assert_eq!(pairs[2], ("x".into(), String::new()));
-        assert_eq!(pairs[3], ("artifactType".into(), "a+b".into()));
     }
 }

@@ -12,10 +12,11 @@ use ferry_core::manifest::media_type::OCI_INDEX;
 use http::header::CONTENT_TYPE;
 use http::HeaderValue;
 
-use super::{query_value, OCI_FILTERS_APPLIED};
+use super::shared::OCI_FILTERS_APPLIED;
 use crate::error::Result;
+use crate::state::AppState;
 use crate::store::layout::{parse_digest, Repo};
-use crate::AppState;
+use crate::uri::query_value;
 
 pub async fn list(state: &Arc<AppState>, repo: &Repo, digest: &str, uri: &http::Uri) -> Result<Response> {
     let subject = parse_digest(digest)?;

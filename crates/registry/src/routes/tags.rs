@@ -9,9 +9,9 @@ use http::header::{CONTENT_TYPE, LINK};
 use http::HeaderValue;
 
 use crate::error::{ErrorCode, RegistryError, Result};
-use crate::routes::query_value;
+use crate::state::AppState;
 use crate::store::layout::Repo;
-use crate::AppState;
+use crate::uri::query_value;
 
 /// One page of a sorted list, and the `Link` to the next page if there is one.
 pub fn paginate(items: Vec<String>, uri: &http::Uri, path: &str) -> Result<(Vec<String>, Option<String>)> {

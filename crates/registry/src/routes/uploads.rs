@@ -15,12 +15,13 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body::Body as _;
 
-use super::{query_value, DIGEST_HEADER, UPLOAD_UUID};
+use super::shared::{DIGEST_HEADER, UPLOAD_UUID};
+use crate::access::{Action, Identity};
 use crate::error::{ErrorCode, RegistryError, Result};
-use crate::middleware::auth::{Action, Identity};
+use crate::state::AppState;
 use crate::store::layout::{parse_digest, Repo, UploadId};
 use crate::store::uploads::OpenUpload;
-use crate::AppState;
+use crate::uri::query_value;
 
 /// 202 with the session's `Location`, `Range` and id: distribution spec end-4a/5/13.
 fn accepted(up: &OpenUpload) -> Response {
@@ -86,12 +87,17 @@ pub async fn start(
     if let Some(digest) = query_value(&parts.uri, "digest") {
         // Distribution spec end-4b: monolithic upload in a single POST.
         let digest = parse_digest(&digest)?;
+        // The client never learns this session's URL, so a failure discards it.
         let mut up = state.uploads.create(repo).await?;
         if let Err(err) = state.uploads.append(&mut up, body, None).await {
             state.uploads.cancel(up).await?;
             return Err(err);
         }
-        state.uploads.complete(up, &digest).await?;
+        let id = up.id.clone();
+        if let Err(err) = state.uploads.complete(up, &digest).await {
+            state.uploads.cancel(state.uploads.open(repo, &id).await?).await?;
+            return Err(err);
+        }
         return Ok(created(repo, &digest));
     }
     let up = state.uploads.create(repo).await?;
@@ -108,16 +114,23 @@ pub fn parse_content_range(value: &str) -> Option<(u64, u64)> {
     Some((first.trim().parse().ok()?, last.trim().parse().ok()?))
 }
 
+/// The chunk's `Content-Range`, checked for form only: a header that is not a range at
+/// all, or whose end is before its start, is a bad request (400); a well-formed range
+/// that does not continue the upload is the spec's 416, decided by the session.
 fn content_range(parts: &Parts) -> Result<Option<(u64, u64)>> {
     let Some(value) = parts.headers.get(CONTENT_RANGE) else { return Ok(None) };
     let text = value.to_str().unwrap_or_default();
+    let invalid = |why: &str| {
+        Err(RegistryError::new(ErrorCode::BlobUploadInvalid, format!("Content-Range {text:?} {why}")))
+    };
     match parse_content_range(text) {
-        Some((first, last)) if first <= last => Ok(Some((first, last))),
-        _ => Err(RegistryError::new(
-            ErrorCode::BlobUploadInvalid,
-            format!("Content-Range {text:?} is not `<start>-<end>` with start <= end"),
-        )
-        .with_status(StatusCode::RANGE_NOT_SATISFIABLE)),
+        None => invalid("is not `<start>-<end>`"),
+        Some((first, last)) if last < first => invalid("ends before it starts"),
+        // `0-18446744073709551615` is 2^64 bytes: more than a length can say.
+        Some((first, last)) if (last - first).checked_add(1).is_none() => {
+            invalid("announces 2^64 bytes, more than any blob can have")
+        }
+        Some(range) => Ok(Some(range)),
     }
 }
 
@@ -138,8 +151,8 @@ pub async fn patch(
 }
 
 /// Distribution spec end-6 (`PUT ?digest=`): appends the final chunk if there is one,
-/// checks the digest, and answers 201. A mismatch gets 400 `DIGEST_INVALID` and stores
-/// nothing.
+/// checks the digest, and answers 201. A mismatch gets 400 `DIGEST_INVALID`, stores
+/// nothing, and keeps the session (with the final chunk) for another try.
 pub async fn put(
     state: &Arc<AppState>,
     repo: &Repo,
@@ -193,6 +206,8 @@ mod tests {
             ("bytes 100-199/*", Some((100, 199))),
             ("bytes=5-9", Some((5, 9))),
             (" 7-7 ", Some((7, 7))),
+            ("0-18446744073709551615", Some((0, u64::MAX))),
+            ("5-2", Some((5, 2))),
             ("nonsense", None),
             ("-5", None),
             ("a-b", None),

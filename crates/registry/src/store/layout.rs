@@ -102,7 +102,7 @@ pub struct UploadId(String);
 
 impl UploadId {
     pub fn generate() -> UploadId {
-        UploadId(crate::random_hex(16))
+        UploadId(crate::random::random_hex(16))
     }
 
     /// Anything that is not an id this registry could have made is unknown (404).
@@ -130,6 +130,14 @@ pub fn repositories() -> &'static str {
 
 pub fn repo_dir(r: &Repo) -> String {
     format!("repositories/{r}")
+}
+
+pub fn layers_dir(r: &Repo) -> String {
+    format!("repositories/{r}/_layers")
+}
+
+pub fn manifests_dir(r: &Repo) -> String {
+    format!("repositories/{r}/_manifests")
 }
 
 pub fn layer_link(r: &Repo, d: &Digest) -> String {

@@ -1,6 +1,8 @@
-//! The registry's objects over a storage driver: a content-addressed blob store shared by
-//! every repository, and per-repository links to it (blobs, manifest revisions, tags,
-//! referrers). A cross-repository mount is one more link; no bytes move.
+//! The registry's store: its objects laid out over a storage driver ([`crate::driver`],
+//! which only knows paths and bytes). A content-addressed blob store shared by every
+//! repository, per-repository links to it (blobs, manifest revisions, tags, referrers)
+//! ([`layout`] says where each lives), and blob upload sessions ([`uploads`]). A
+//! cross-repository mount is one more link; no bytes move.
 //!
 //! Ordering keeps the store consistent after a crash: content is written before any link
 //! to it, and a link is removed before anything it points to.
@@ -10,7 +12,7 @@ use std::sync::Arc;
 use ferry_core::digest::Digest;
 use serde::{Deserialize, Serialize};
 
-use crate::storage::{BoxReader, StorageDriver, StorageError};
+use crate::driver::{BoxReader, StorageDriver, StorageError};
 
 pub mod layout;
 pub mod uploads;
@@ -170,17 +172,32 @@ impl Store {
         Ok(true)
     }
 
-    /// Whether anything was ever pushed to the repository.
+    /// Whether a blob or a manifest was ever pushed to the repository. Upload sessions do
+    /// not count: an upload that failed or was never finished leaves no repository.
     pub async fn repo_exists(&self, repo: &Repo) -> Result<bool> {
-        Ok(found(self.driver.stat(&layout::repo_dir(repo)).await)?.is_some())
+        for dir in [layout::manifests_dir(repo), layout::layers_dir(repo)] {
+            if found(self.driver.stat(&dir).await)?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
-    /// All tags, sorted; `None` when nothing was ever pushed to the repository.
+    /// All tags, sorted; `None` when nothing was ever pushed to the repository. A tag is
+    /// listed only once its link is whole and names a digest: a directory that a crash
+    /// left holding only a temp file (or an empty link) is no tag.
     pub async fn tags(&self, repo: &Repo) -> Result<Option<Vec<String>>> {
         if !self.repo_exists(repo).await? {
             return Ok(None);
         }
-        Ok(Some(found(self.driver.list(&layout::tags_dir(repo)).await)?.unwrap_or_default()))
+        let mut tags = Vec::new();
+        for name in found(self.driver.list(&layout::tags_dir(repo)).await)?.unwrap_or_default() {
+            let Ok(tag) = Tag::parse(&name) else { continue };
+            if self.tag_target(repo, &tag).await?.is_some() {
+                tags.push(name);
+            }
+        }
+        Ok(Some(tags))
     }
 
     /// Every repository holding at least one manifest, sorted.
@@ -215,7 +232,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::MemoryDriver;
+    use crate::driver::MemoryDriver;
 
     fn digest(s: &[u8]) -> Digest {
         Digest::sha256(s)

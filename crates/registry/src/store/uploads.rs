@@ -145,8 +145,10 @@ impl Uploads {
     /// order, the registry MUST respond with a 416 Requested Range Not Satisfiable".
     pub async fn append(&self, up: &mut OpenUpload, body: Body, range: Option<(u64, u64)>) -> Result<u64> {
         let start = up.offset();
+        // The chunk's length; `None` for a range no length can hold (refused as a whole).
+        let announced = range.map(|(first, last)| last.checked_sub(first).and_then(|n| n.checked_add(1)));
         if let Some((first, last)) = range {
-            if first != start || last < first {
+            if first != start || announced.flatten().is_none() {
                 return Err(RegistryError::new(
                     ErrorCode::BlobUploadInvalid,
                     format!("chunk {first}-{last} does not continue the upload, which has {start} bytes"),
@@ -192,15 +194,12 @@ impl Uploads {
             }
             writer.write(&chunk).await?;
         }
-        if let Some((first, last)) = range {
-            if received != last - first + 1 {
+        if let (Some((first, last)), Some(Some(length))) = (range, announced) {
+            if received != length {
                 up.session.hasher = committed_hasher.map(|h| (start, h));
                 return Err(RegistryError::new(
                     ErrorCode::BlobUploadInvalid,
-                    format!(
-                        "Content-Range {first}-{last} announces {} bytes, the body had {received}",
-                        last - first + 1
-                    ),
+                    format!("Content-Range {first}-{last} announces {length} bytes, the body had {received}"),
                 ));
             }
         }
@@ -213,20 +212,25 @@ impl Uploads {
     }
 
     /// Verifies the received bytes against `digest` and moves them into the blob store.
-    /// On a mismatch nothing is stored, the session is discarded, and the answer is 400
-    /// `DIGEST_INVALID`.
-    pub async fn complete(&self, mut up: OpenUpload, digest: &Digest) -> Result<()> {
+    /// On a mismatch nothing is stored and the answer is 400 `DIGEST_INVALID`; the session
+    /// stays as it was, so the client can retry the commit (with the right digest, or
+    /// after checking its `Range`), or cancel it.
+    pub async fn complete(&self, up: OpenUpload, digest: &Digest) -> Result<()> {
         let size = up.offset();
         let data = layout::upload_data(&up.repo, &up.id);
-        let actual = match up.session.hasher.take() {
-            Some((offset, h)) if offset == size && digest.algorithm() == Algorithm::Sha256 => h.finish(),
+        let actual = match &up.session.hasher {
+            Some((offset, h)) if *offset == size && digest.algorithm() == Algorithm::Sha256 => {
+                h.clone().finish()
+            }
             _ => self.rehash(&data, size, digest.algorithm()).await?,
         };
         if actual != *digest {
-            self.cancel(up).await?;
             return Err(RegistryError::new(
                 ErrorCode::DigestInvalid,
-                format!("uploaded content has digest {actual}, not {digest}; nothing was stored"),
+                format!(
+                    "uploaded content has digest {actual}, not {digest}; nothing was stored, and the \
+                     upload session stays open for another try"
+                ),
             )
             .with_detail(
                 serde_json::json!({ "expected": digest.to_string(), "actual": actual.to_string() }),
@@ -282,7 +286,7 @@ impl Uploads {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::MemoryDriver;
+    use crate::driver::MemoryDriver;
 
     fn uploads() -> (Store, Uploads) {
         let store = Store::new(Arc::new(MemoryDriver::new()));
@@ -316,10 +320,16 @@ mod tests {
         let mut up = uploads.create(&repo).await.unwrap();
         uploads.append(&mut up, Body::from("abc"), None).await.unwrap();
         let claimed = Digest::sha256(b"abd");
+        let id = up.id.clone();
         let err = uploads.complete(up, &claimed).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::DigestInvalid);
         assert_eq!(store.blob_size_global(&claimed).await.unwrap(), None);
         assert_eq!(store.blob_size_global(&Digest::sha256(b"abc")).await.unwrap(), None);
+        // The session stays, hash state included, and commits with the right digest.
+        let up = uploads.open(&repo, &id).await.unwrap();
+        assert_eq!(up.offset(), 3);
+        uploads.complete(up, &Digest::sha256(b"abc")).await.unwrap();
+        assert_eq!(store.blob_size(&repo, &Digest::sha256(b"abc")).await.unwrap(), Some(3));
     }
 
     #[tokio::test]

@@ -174,6 +174,6 @@ impl Drop for MemoryWriter {
 mod tests {
     #[tokio::test]
     async fn behaves_like_a_driver() {
-        crate::storage::tests::exercise(&super::MemoryDriver::new()).await;
+        crate::driver::tests::exercise(&super::MemoryDriver::new()).await;
     }
 }

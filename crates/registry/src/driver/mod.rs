@@ -1,10 +1,11 @@
-//! Storage drivers: where the registry's bytes live.
+//! Storage drivers: where the registry's bytes live, and nothing about what they mean.
 //!
 //! After distribution's `storagedriver` package, a driver is a small file system: small
 //! files read and written whole (`get_content`/`put_content`), large files streamed
-//! (`reader`/`writer`), `stat`, `list`, `rename` and `delete`. The registry's layout (the
-//! content-addressed blob store, repository links, tags, upload sessions) sits on top, in
-//! [`crate::store`], so a new driver (an object store) only has to implement this trait.
+//! (`reader`/`writer`), `stat`, `list`, `rename` and `delete`. It knows paths and bytes,
+//! never blobs, tags or repositories: the registry's layout over it (the content-addressed
+//! blob store, repository links, tags, upload sessions) is [`crate::store`], so a new
+//! driver (an object store) only has to implement this trait.
 //!
 //! Drivers are chosen by name in the configuration ([`DRIVERS`], [`open`]).
 //!
@@ -18,8 +19,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::io::AsyncRead;
-
-use crate::config::StorageConfig;
 
 pub mod filesystem;
 pub mod memory;
@@ -99,6 +98,15 @@ pub trait StorageDriver: Send + Sync + fmt::Debug {
     /// Removes a file or a whole directory. `NotFound` if there is nothing.
     async fn delete(&self, path: &str) -> Result<(), StorageError>;
 
+    /// Removes the temporary files that interrupted whole-file writes left behind (a
+    /// crash between creating the temp file and renaming it), and directories that held
+    /// nothing else; returns how many files went. Called once, before the registry
+    /// serves: a temp file belongs to one write of one process, so none is live then.
+    /// Upload sessions are not temporary and stay. Blocks: it walks the whole store.
+    fn remove_temp_files(&self) -> Result<u64, StorageError> {
+        Ok(0)
+    }
+
     /// A cheap check that the backend answers, for `/healthz`.
     async fn health(&self) -> Result<(), StorageError> {
         Ok(())
@@ -121,7 +129,8 @@ pub trait StorageWriter: Send {
 pub struct DriverEntry {
     pub name: &'static str,
     pub description: &'static str,
-    pub open: fn(&StorageConfig) -> Result<Arc<dyn StorageDriver>, StorageError>,
+    /// Opens the driver; `root` is the `storage.root` key (only `filesystem` uses it).
+    pub open: fn(root: &std::path::Path) -> Result<Arc<dyn StorageDriver>, StorageError>,
 }
 
 /// The drivers built into ferry. Object storage would be one more entry.
@@ -129,7 +138,7 @@ pub const DRIVERS: &[DriverEntry] = &[
     DriverEntry {
         name: "filesystem",
         description: "files under `root`; atomic writes (temp file, fsync, rename)",
-        open: |config| Ok(Arc::new(FilesystemDriver::open(&config.root)?)),
+        open: |root| Ok(Arc::new(FilesystemDriver::open(root)?)),
     },
     DriverEntry {
         name: "memory",
@@ -138,12 +147,12 @@ pub const DRIVERS: &[DriverEntry] = &[
     },
 ];
 
-/// Opens the driver the configuration names.
-pub fn open(config: &StorageConfig) -> Result<Arc<dyn StorageDriver>, StorageError> {
-    match DRIVERS.iter().find(|d| d.name == config.driver) {
-        Some(entry) => (entry.open)(config),
+/// Opens the driver called `name` (the `storage.driver` key).
+pub fn open(name: &str, root: &std::path::Path) -> Result<Arc<dyn StorageDriver>, StorageError> {
+    match DRIVERS.iter().find(|d| d.name == name) {
+        Some(entry) => (entry.open)(root),
         None => Err(StorageError::UnknownDriver {
-            name: config.driver.clone(),
+            name: name.to_owned(),
             available: DRIVERS.iter().map(|d| d.name).collect::<Vec<_>>().join(", "),
         }),
     }
@@ -179,8 +188,7 @@ pub(crate) mod tests {
 
     #[test]
     fn unknown_driver_names_the_choices() {
-        let config = StorageConfig { driver: "s3".into(), ..StorageConfig::default() };
-        let err = open(&config).unwrap_err().to_string();
+        let err = open("s3", std::path::Path::new("unused")).unwrap_err().to_string();
         assert!(err.contains("filesystem, memory"), "{err}");
     }
 

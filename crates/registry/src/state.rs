@@ -1,0 +1,42 @@
+//! What every request handler shares: the configuration, the store, upload sessions,
+//! the authenticator and the web page's directory.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+use http::HeaderMap;
+
+use crate::access::Authenticator;
+use crate::config::Config;
+use crate::store::uploads::Uploads;
+use crate::store::Store;
+use crate::ui::UiDir;
+
+/// Everything a request handler needs.
+pub struct AppState {
+    pub config: Config,
+    pub store: Store,
+    pub uploads: Uploads,
+    /// `None` when auth is off.
+    pub auth: Option<Authenticator>,
+    /// The address actually bound, once known (for URLs built without a `Host`).
+    pub local_addr: OnceLock<SocketAddr>,
+    /// The web page's directory, served at `/ui/`; `None` when `ui` is unset.
+    pub ui: Option<UiDir>,
+}
+
+impl AppState {
+    /// The URL clients reach the registry at: `public_url`, else `http://<Host>`.
+    pub fn base_url(&self, headers: &HeaderMap) -> String {
+        if let Some(url) = &self.config.public_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        match headers.get(http::header::HOST).and_then(|h| h.to_str().ok()) {
+            Some(host) if !host.is_empty() => format!("http://{host}"),
+            _ => match self.local_addr.get() {
+                Some(addr) => format!("http://{addr}"),
+                None => format!("http://{}", self.config.addr),
+            },
+        }
+    }
+}
