@@ -99,9 +99,17 @@ impl Progress {
 /// The line `--progress plain` prints for an event, if any.
 fn plain_line(event: &Event, dry_run: bool) -> Option<String> {
     Some(match event {
-        Event::PlanReady { images, repositories: 0 } => format!("planned {images} image(s)"),
-        Event::PlanReady { images, repositories } => {
-            format!("planned {images} image(s) in {repositories} repositor{}", plural_y(*repositories))
+        Event::PlanReady { images, repositories, immutable } => {
+            let mut line = format!("planned {images} image(s)");
+            if *repositories > 0 {
+                line.push_str(&format!(" in {repositories} repositor{}", plural_y(*repositories)));
+            }
+            if *immutable > 0 {
+                line.push_str(&format!(
+                    "; {immutable} immutable tag(s) already at the destination, not checked"
+                ));
+            }
+            line
         }
         Event::PlanFailed { source, destination, reason, .. } => {
             format!("failed {source} -> {destination}: {reason}")
@@ -289,6 +297,9 @@ pub(crate) fn summary_text(report: &Report) -> String {
         for image in &report.images {
             let what = match image.outcome {
                 ImageOutcome::WouldCopy => format!("would copy ({})", bytes(image.bytes)),
+                ImageOutcome::Skipped if image.immutable => {
+                    "immutable, already there, not checked".to_owned()
+                }
                 ImageOutcome::Skipped => "in sync, would skip".to_owned(),
                 ImageOutcome::Failed => "failed".to_owned(),
                 ImageOutcome::Copied => "copied".to_owned(),
@@ -309,6 +320,9 @@ pub(crate) fn summary_text(report: &Report) -> String {
             "copied {}, skipped {}, failed {} of {} image(s)\n",
             s.copied, s.skipped, s.failed, s.images
         ));
+        if s.immutable > 0 {
+            out.push_str(&format!("{} of the skipped: immutable tags, not checked\n", s.immutable));
+        }
         out.push_str(&format!(
             "blobs: {} transferred ({}), {} mounted, {} already present\n",
             s.blobs_transferred,

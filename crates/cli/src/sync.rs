@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Args;
 use ferry_core::auth::CredentialStore;
-use ferry_core::config::{parse_auth_file, parse_config_file, parse_images_file, JobConfig};
+use ferry_core::config::{
+    parse_auth_file, parse_config_file, parse_images_file, JobConfig, Rule, TagPattern, TagSelector,
+};
 use ferry_core::copy::{Job, SyncMachine, SyncOptions};
 use ferry_core::manifest::PlatformFilter;
 use ferry_core::progress::Report;
@@ -36,6 +38,14 @@ to N more rounds; blobs already moved are not moved again. A permanent failure (
 rejected credentials, a digest mismatch) is never run again. The summary says how many
 rounds ran.
 
+Immutable tags, for warm syncs: --immutable PATTERN (or a rule's `immutable: PATTERN` in
+ferry's config, which wins) names tags that never move once pushed. A rule that lists tags
+then also lists each destination repository's tags, once, and a listed tag that matches
+and that the destination already holds is skipped without a request on either side: with
+every tag immutable, a sync with nothing new costs one tags/list per repository per side.
+A tag that moved at the source is only caught when it does not match. Rules that name
+their tags are checked as always.
+
 Credentials from docker's config (~/.docker/config.json, or --docker-config, with its
 credsStore and credHelpers) are used for registries the auth file does not name.
 
@@ -44,6 +54,7 @@ or configuration.
 
 Examples:
   ferry sync --auth auth.json --images images.json
+  ferry sync --images images.json --immutable '^v?[0-9]+[.][0-9]+[.][0-9]+$'   # releases never move
   ferry sync --config config.yaml --proc 10 --arch amd64,arm64
   ferry sync --images images.json --dry-run            # what would move, nothing written
   ferry sync --images images.json --progress json --report report.json";
@@ -103,6 +114,12 @@ pub(crate) struct SyncArgs {
     #[arg(long, conflicts_with = "docker_config")]
     pub no_docker_config: bool,
 
+    /// Tags that never move once pushed (a regular expression): one the destination
+    /// already lists is not checked again. For rules that list tags, and without their
+    /// own `immutable`
+    #[arg(long, value_name = "PATTERN")]
+    pub immutable: Option<String>,
+
     /// Blob transfers at once, across all images
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = common::at_least_one)]
     pub max_transfers: usize,
@@ -127,6 +144,7 @@ impl SyncArgs {
             docker_config: None,
             no_docker_config: false,
             max_transfers: 8,
+            immutable: None,
             output: ProgressArgs { progress: crate::progress::Mode::Auto, report: None },
         }
     }
@@ -159,6 +177,15 @@ pub(crate) async fn sync(args: &SyncArgs) -> anyhow::Result<Report> {
         platforms,
         rounds: retries,
     };
+    let mut config = config;
+    if let Some(pattern) = &args.immutable {
+        let pattern =
+            TagPattern::new(pattern).map_err(|e| bad_input(format!("--immutable {pattern:?}: {e}")))?;
+        let lists_tags = |r: &Rule| matches!(r.source.selector, TagSelector::All | TagSelector::Pattern(_));
+        for rule in config.rules.iter_mut().filter(|r| r.immutable.is_none() && lists_tags(r)) {
+            rule.immutable = Some(pattern.clone());
+        }
+    }
     let mut job = Job::from_config(&config).map_err(bad_input)?;
     job.credentials = credentials(&config, args)?;
     execute(job, options, &args.output).await

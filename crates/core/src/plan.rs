@@ -5,6 +5,12 @@
 //! <...>; rel="next"` pagination to the end. Tag filters (include, exclude, semver) apply
 //! to listed tags; the platform filter travels with each task.
 //!
+//! A rule with an `immutable` tag pattern that lists tags at the source also lists each
+//! destination repository's tags, once: a listed tag that matches the pattern and that the
+//! destination already holds is held back from the copy, unchecked on either side. A
+//! destination listing that fails (404 for a repository not yet there) only holds back
+//! fewer tags.
+//!
 //! A listing that fails transiently (rate limited, unavailable) can be run again in a
 //! later round of the job ([`Planner::retry`]): its failing page is asked again, and the
 //! tasks it yields join those already planned, each pair once.
@@ -53,8 +59,14 @@ pub(crate) struct Planner {
     /// The call each listing in flight is waiting for, to ask again after a failure.
     pages: BTreeMap<u64, Call>,
     next_id: u64,
-    /// Tasks planned since [`Planner::take_tasks`] last took them.
-    tasks: Vec<CopyTask>,
+    /// Tasks planned since [`Planner::take_tasks`] last took them, each with the
+    /// destination repository whose tag list may hold it back (an immutable tag).
+    tasks: Vec<(CopyTask, Option<(String, String)>)>,
+    /// Destination tag listings in flight, and the repositories they were started for.
+    held_listings: BTreeMap<u64, Listing>,
+    held_listed: BTreeSet<(String, String)>,
+    /// Tags each listed destination repository holds, by (registry, repository).
+    held: BTreeMap<(String, String), BTreeSet<String>>,
     seen: BTreeSet<(String, String)>,
     repositories: BTreeSet<(String, String)>,
     failures: Vec<PlanFailure>,
@@ -71,6 +83,9 @@ impl Planner {
             pages: BTreeMap::new(),
             next_id: 0,
             tasks: Vec::new(),
+            held_listings: BTreeMap::new(),
+            held_listed: BTreeSet::new(),
+            held: BTreeMap::new(),
             seen: BTreeSet::new(),
             repositories: BTreeSet::new(),
             failures: Vec::new(),
@@ -95,12 +110,21 @@ impl Planner {
     }
 
     pub(crate) fn is_done(&self) -> bool {
-        self.listings.is_empty()
+        self.listings.is_empty() && self.held_listings.is_empty()
     }
 
-    /// The copy tasks planned since the last call, in plan order.
-    pub(crate) fn take_tasks(&mut self) -> Vec<CopyTask> {
-        std::mem::take(&mut self.tasks)
+    /// The tasks planned since the last call, in plan order, each with whether it is held
+    /// back: an immutable tag the destination already lists.
+    pub(crate) fn take_tasks(&mut self) -> Vec<(CopyTask, bool)> {
+        let tasks = std::mem::take(&mut self.tasks);
+        tasks
+            .into_iter()
+            .map(|(task, key)| {
+                let tag = task.destination.tag().unwrap_or_default();
+                let held = key.and_then(|k| self.held.get(&k)).is_some_and(|tags| tags.contains(tag));
+                (task, held)
+            })
+            .collect()
     }
 
     /// The rules and names that failed, in the order they failed.
@@ -143,6 +167,9 @@ impl Planner {
         outcome: Outcome,
         endpoints: &EndpointMap,
     ) -> Vec<(u64, Call)> {
+        if let Some(listing) = self.held_listings.remove(&id) {
+            return self.on_held_page(listing, outcome, endpoints);
+        }
         let Some(RuleListing { rule, listing }) = self.listings.remove(&id) else { return Vec::new() };
         let Some(page_call) = self.pages.remove(&id) else { return Vec::new() };
         let what = listing.describe();
@@ -192,6 +219,64 @@ impl Planner {
         calls
     }
 
+    /// A page of a destination's tags: what it holds. Any failure ends the listing with
+    /// what is known so far, which only holds back fewer tags.
+    fn on_held_page(
+        &mut self,
+        listing: Listing,
+        outcome: Outcome,
+        endpoints: &EndpointMap,
+    ) -> Vec<(u64, Call)> {
+        let Listing::Tags { registry, repository } = &listing else { return Vec::new() };
+        let Outcome::Response(response) = outcome else { return Vec::new() };
+        if !response.status().is_success() {
+            return Vec::new();
+        }
+        let Ok(page) = listing.read(&response, endpoints) else { return Vec::new() };
+        self.held.entry((registry.clone(), repository.clone())).or_default().extend(page.items);
+        match page.next {
+            Some(call) => vec![self.track_held(listing, call)],
+            None => Vec::new(),
+        }
+    }
+
+    fn track_held(&mut self, listing: Listing, call: Call) -> (u64, Call) {
+        self.next_id += 1;
+        self.held_listings.insert(self.next_id, listing);
+        (self.next_id, call)
+    }
+
+    /// For a rule with an immutable pattern: the first page of each destination
+    /// repository's tags not listed yet.
+    fn list_destinations(
+        &mut self,
+        rule: usize,
+        repository: &str,
+        endpoints: &EndpointMap,
+    ) -> Vec<(u64, Call)> {
+        let rule_ref = &self.rules[rule];
+        if rule_ref.immutable.is_none() {
+            return Vec::new();
+        }
+        let whole_registry = rule_ref.source.repository.is_none();
+        let keys: Vec<(String, String)> = rule_ref
+            .destinations
+            .iter()
+            .map(|d| (d.registry.clone(), destination_repository(d, repository, whole_registry)))
+            .collect();
+        let mut calls = Vec::new();
+        for (registry, repository) in keys {
+            if !self.held_listed.insert((registry.clone(), repository.clone())) {
+                continue;
+            }
+            let listing = Listing::Tags { registry, repository };
+            if let Ok(call) = listing.first(endpoints) {
+                calls.push(self.track_held(listing, call));
+            }
+        }
+        calls
+    }
+
     fn expand_repository(
         &mut self,
         rule: usize,
@@ -213,7 +298,9 @@ impl Planner {
             }
             TagSelector::All | TagSelector::Pattern(_) => {
                 let listing = Listing::Tags { registry, repository: repository.to_owned() };
-                self.list(rule, listing, endpoints).into_iter().collect()
+                let mut calls: Vec<(u64, Call)> = self.list(rule, listing, endpoints).into_iter().collect();
+                calls.extend(self.list_destinations(rule, repository, endpoints));
+                calls
             }
         }
     }
@@ -263,12 +350,19 @@ impl Planner {
             _ => self.global_platforms.clone(),
         };
         let whole_registry = rule_ref.source.repository.is_none();
+        // An immutable tag may be held back by its destination repository's tag list.
+        let immutable =
+            rule_ref.immutable.as_ref().zip(tag).is_some_and(|(pattern, tag)| pattern.matches(tag));
         let destinations: Vec<_> = rule_ref
             .destinations
             .iter()
-            .map(|d| destination_for(d, repository, whole_registry, tag, digest.clone(), position))
+            .map(|d| {
+                let key = immutable
+                    .then(|| (d.registry.clone(), destination_repository(d, repository, whole_registry)));
+                (destination_for(d, repository, whole_registry, tag, digest.clone(), position), key)
+            })
             .collect();
-        for destination in destinations {
+        for (destination, key) in destinations {
             let destination = match destination {
                 Ok(d) => d,
                 Err(e) => {
@@ -279,11 +373,8 @@ impl Planner {
                 }
             };
             if self.seen.insert((source.to_string(), destination.to_string())) {
-                self.tasks.push(CopyTask {
-                    source: source.clone(),
-                    destination,
-                    platforms: platforms.clone(),
-                });
+                let task = CopyTask { source: source.clone(), destination, platforms: platforms.clone() };
+                self.tasks.push((task, key));
             }
         }
     }
@@ -321,13 +412,19 @@ fn destination_for(
     digest: Option<Digest>,
     position: Option<usize>,
 ) -> Result<Reference, crate::reference::ReferenceError> {
-    let repository = match (&spec.repository, whole_registry) {
-        (Some(prefix), true) => format!("{prefix}/{source_repository}"),
-        (Some(repository), false) => repository.clone(),
-        (None, _) => source_repository.to_owned(),
-    };
+    let repository = destination_repository(spec, source_repository, whole_registry);
     let renamed = position.and_then(|p| spec.tags.get(p)).map(String::as_str);
     let tag = renamed.or(tag);
     let digest = if tag.is_some() { None } else { digest };
     Reference::new(&spec.registry, &repository, tag, digest)
+}
+
+/// The destination's repository for a source repository: the destination's own (or, for a
+/// whole-registry rule, its prefix joined with the source path), else the source's.
+fn destination_repository(spec: &DestinationSpec, source_repository: &str, whole_registry: bool) -> String {
+    match (&spec.repository, whole_registry) {
+        (Some(prefix), true) => format!("{prefix}/{source_repository}"),
+        (Some(repository), false) => repository.clone(),
+        (None, _) => source_repository.to_owned(),
+    }
 }

@@ -53,6 +53,10 @@ pub enum Event {
         images: usize,
         /// Source repositories the rules expanded to; 0 when the job was given images.
         repositories: usize,
+        /// Immutable tags the destination already lists: skipped without a request, and
+        /// not among `images`.
+        #[serde(default, skip_serializing_if = "is_zero_count")]
+        immutable: usize,
     },
     /// The pass over the queue ended with failures that running again may help (rate
     /// limited, unavailable): another round starts, with the images and listings that
@@ -230,6 +234,10 @@ pub struct Summary {
     /// Set in a dry run: nothing was written.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
+    /// Images skipped without a request: immutable tags the destination already lists
+    /// (counted in `skipped` too).
+    #[serde(default, skip_serializing_if = "is_zero_count")]
+    pub immutable: usize,
     /// Sizes of the blobs a dry run would transfer (a mount moves no bytes).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub bytes_to_copy: u64,
@@ -240,6 +248,10 @@ pub struct Summary {
 }
 
 fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_count(n: &usize) -> bool {
     *n == 0
 }
 
@@ -296,6 +308,10 @@ pub struct ImageReport {
     /// listing) failed transiently and ran again.
     #[serde(default)]
     pub round: u32,
+    /// Set when the image was skipped unchecked: its tag is immutable and the
+    /// destination already lists it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub immutable: bool,
     /// The manifest digest pushed (the rewritten index's when filtered), else the
     /// source's as far as it was learned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -348,7 +364,7 @@ mod tests {
     fn events_are_one_tagged_json_object_per_line() {
         let d = Digest::sha256(b"x");
         let cases = [
-            (Event::PlanReady { images: 3, repositories: 2 }, r#"{"event":"plan_ready","images":3,"repositories":2}"#.to_string()),
+            (Event::PlanReady { images: 3, repositories: 2, immutable: 0 }, r#"{"event":"plan_ready","images":3,"repositories":2}"#.to_string()),
             (
                 Event::RoundStarted { round: 2, images: 1, listings: 0 },
                 r#"{"event":"round_started","round":2,"images":1,"listings":0}"#.to_string(),

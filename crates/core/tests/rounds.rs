@@ -43,7 +43,7 @@ fn line(event: &Event) -> Option<String> {
         Event::PlanFailed { source, kind, retryable, .. } => {
             format!("plan_failed {source} {kind} {retryable}")
         }
-        Event::PlanReady { images, repositories } => format!("plan_ready {images} {repositories}"),
+        Event::PlanReady { images, repositories, .. } => format!("plan_ready {images} {repositories}"),
         Event::RoundStarted { round, images, listings } => {
             format!("round_started {round} {images} {listings}")
         }

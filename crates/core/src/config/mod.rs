@@ -37,7 +37,7 @@ use std::fmt;
 pub use auth::{AuthConfig, AuthEntry};
 pub use env::Env;
 pub use ferry::JobConfig;
-pub use filter::TagFilter;
+pub use filter::{TagFilter, TagPattern};
 pub use rule::{DestinationSpec, Rule, SourceSpec, TagSelector};
 
 /// A configuration problem: which file, which key, what is wrong and how to fix it.

@@ -83,6 +83,8 @@ pub(crate) struct ImageTask {
     task: CopyTask,
     /// The job's round this attempt runs in, from 1.
     round: u32,
+    /// Held back unchecked: an immutable tag the destination already lists.
+    immutable: bool,
     phase: Phase,
     source_digest: Option<Digest>,
     destination_digest: Option<Option<Digest>>,
@@ -102,6 +104,7 @@ impl ImageTask {
             id,
             task,
             round,
+            immutable: false,
             phase: Phase::Queued,
             source_digest: None,
             destination_digest: None,
@@ -113,6 +116,14 @@ impl ImageTask {
             bytes: 0,
             failure: None,
         }
+    }
+
+    /// An immutable tag the destination already lists: skipped, with no request.
+    pub(super) fn held(id: ImageId, task: CopyTask, round: u32) -> Self {
+        let mut image = ImageTask::new(id, task, round);
+        image.phase = Phase::Finished(ImageOutcome::Skipped);
+        image.immutable = true;
+        image
     }
 
     pub(super) fn task(&self) -> &CopyTask {
@@ -162,6 +173,7 @@ impl ImageTask {
             destination,
             outcome: self.outcome(),
             round: self.round,
+            immutable: self.immutable,
             digest: self.root.as_ref().map(|r| r.digest().clone()).or_else(|| self.source_digest.clone()),
             rewritten_from: self.rewritten_from.clone(),
             bytes: self.bytes,

@@ -190,7 +190,7 @@ impl SyncMachine {
         };
         let calls = machine.planner.start(&machine.ctx.endpoints);
         machine.submit_plan_calls(calls, now);
-        machine.queue_images(tasks);
+        machine.queue_images(tasks.into_iter().map(|task| (task, false)).collect());
         machine.advance_planning(now);
         machine
     }
@@ -202,6 +202,7 @@ impl SyncMachine {
             destination: f.destination.clone(),
             outcome: ImageOutcome::Failed,
             round,
+            immutable: false,
             digest: None,
             rewritten_from: None,
             bytes: 0,
@@ -227,12 +228,23 @@ impl SyncMachine {
         }
     }
 
-    fn queue_images(&mut self, tasks: Vec<CopyTask>) {
-        for task in tasks {
+    /// Queues the tasks; a held one (an immutable tag the destination lists) ends
+    /// skipped at once, without a request. Returns how many were held.
+    fn queue_images(&mut self, tasks: Vec<(CopyTask, bool)>) -> usize {
+        let mut held = 0;
+        for (task, immutable) in tasks {
             let id = ImageId(self.images.len());
-            self.images.push(ImageTask::new(id, task, self.round));
-            self.queue.push_back(id);
+            if immutable {
+                self.images.push(ImageTask::held(id, task, self.round));
+                self.summary.skipped += 1;
+                self.summary.immutable += 1;
+                held += 1;
+            } else {
+                self.images.push(ImageTask::new(id, task, self.round));
+                self.queue.push_back(id);
+            }
         }
+        held
     }
 
     /// Once the planner's listings are in, queues the images they yielded, tells what
@@ -245,7 +257,9 @@ impl SyncMachine {
         let tasks = self.planner.take_tasks();
         self.queue_images(tasks);
         let repositories = self.planner.repositories();
-        self.session.emit(Event::PlanReady { images: self.images.len(), repositories });
+        let immutable = self.summary.immutable;
+        let images = self.images.len() - immutable;
+        self.session.emit(Event::PlanReady { images, repositories, immutable });
         let failures: Vec<Failure> = self.planner.failures().skip(self.plan_failures_told).cloned().collect();
         self.plan_failures_told += failures.len();
         for failure in failures {
