@@ -15,7 +15,8 @@
 //! - the older **combined file** (`--config`): `{auth: {...}, images: {...}}`.
 //!
 //! ferry's own file is the combined file plus a `rules` list (each rule with `source`,
-//! `destination`, `tags: {include, exclude, semver}` and `platforms`) and the top-level
+//! `destination`, `tags: {include, exclude, semver}`, `platforms` and `immutable`, a
+//! pattern of tags that never move once pushed) and the top-level
 //! `proc`, `retries`, `os` and `arch` options. A source that is only a registry host
 //! (`registry.example.com:5000`) copies every repository of that registry.
 //!
