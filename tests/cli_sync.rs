@@ -114,6 +114,17 @@ fn sync_with_an_images_json_keeps_digests_then_skips_everything() {
     let run = ferry(&["sync", "--images", images, "--progress", "plain"]).expect(0, "second sync");
     assert!(run.stdout.contains("copied 0, skipped 3, failed 0 of 3"), "{}", run.stdout);
     assert!(run.stderr.contains("skipped "), "{}", run.stderr);
+
+    // Every tag immutable: app's two listed tags are not checked again (one tags/list per
+    // side); multi:1, named by its tag, still is (a HEAD per side).
+    let run = ferry(&["sync", "--images", images, "--immutable", ".", "--progress", "plain"])
+        .expect(0, "immutable sync");
+    assert!(run.stdout.contains("copied 0, skipped 3, failed 0 of 3"), "{}", run.stdout);
+    assert!(run.stdout.contains("2 of the skipped: immutable tags, not checked"), "{}", run.stdout);
+    assert!(run.stdout.contains("requests: 4,"), "{}", run.stdout);
+    assert!(run.stderr.contains("2 immutable tag(s) already at the destination"), "{}", run.stderr);
+    let run = ferry(&["sync", "--images", images, "--immutable", "("]).expect(2, "a bad pattern");
+    assert!(run.stderr.contains("--immutable \"(\""), "{}", run.stderr);
 }
 
 #[test]

@@ -172,15 +172,15 @@ fn a_slow_but_steady_upload_succeeds() {
         &dir.join("data"),
         &["--header-read-timeout", "1", "--idle-timeout", "1", "--body-timeout", "1"],
     );
-    let blob = support::random_bytes(64 * 1024, 5);
+    let blob = support::random_bytes(100 * 1024 * 1024, 5);
     let digest = sha256(&blob);
     let r = request("POST", &format!("{}/v2/slow/blobs/uploads/", ferry.url)).send();
     let session = resolve(&ferry.url, r.header("location").unwrap());
-    // 64 KiB in 16 pieces, one every 400 ms: 6 s in all, never 1 s without progress.
+    // 100 MiB in 20 pieces, one every 300 ms: 6 s in all, never 1 s without progress.
     let started = Instant::now();
     let mut stream = request("PATCH", &session).start(false, Some(blob.len()));
-    for piece in blob.chunks(4096) {
-        std::thread::sleep(Duration::from_millis(400));
+    for piece in blob.chunks(5 * 1024 * 1024) {
+        std::thread::sleep(Duration::from_millis(300));
         stream.write_all(piece).unwrap();
         stream.flush().unwrap();
     }

@@ -39,7 +39,11 @@ export class CopyProgress {
         const tag = tagOf(event.source);
         this.imageTags.set(event.image, tag);
         const r = row(tag);
-        if (r && !FINAL_STATES.has(r.state)) r.state = 'copying';
+        // A failed image starts again in a later round (after `round_started`).
+        if (r && (!FINAL_STATES.has(r.state) || r.state === 'failed')) {
+          r.state = 'copying';
+          r.reason = '';
+        }
         return r ? tag : null;
       }
       case 'blob_progress': {

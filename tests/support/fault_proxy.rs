@@ -65,6 +65,12 @@ impl Schedule {
         Schedule { seed, status_every, cut_every, per_key: 2, throttle: None }
     }
 
+    /// One request in `every` gets a status fault and one blob body in `every` is cut, with
+    /// no cap per key: the same request can fail any number of times in a row.
+    pub fn uncapped(seed: u64, every: u64) -> Schedule {
+        Schedule { seed, status_every: every, cut_every: every, per_key: u32::MAX, throttle: None }
+    }
+
     pub fn throttled(bytes_per_second: u64) -> Schedule {
         Schedule { throttle: Some(bytes_per_second), ..Schedule::none() }
     }

@@ -106,3 +106,20 @@ test('formatting', () => {
   ];
   for (const [got, want] of cases) assert.equal(got, want);
 });
+
+test('an image that failed transiently runs again in the next round and lands', () => {
+  const p = new CopyProgress([{ tag: '1.0', size: 10 }], 0);
+  const started = { event: 'image_started', image: 0, source: `${SRC}:1.0`, destination: `${DST}:1.0` };
+  const steps = [
+    [started, 'copying'],
+    [{ ...started, event: 'image_failed', reason: 'HTTP 503', kind: 'unavailable', retryable: true }, 'failed'],
+    [{ event: 'round_started', round: 2, images: 1, listings: 0 }, 'failed'],
+    [started, 'copying'],
+    [{ ...started, event: 'image_done', digest: C, bytes: 10 }, 'copied'],
+  ];
+  for (const [event, state] of steps) {
+    p.handle(event, 1000);
+    assert.equal(p.row('1.0').state, state, event.event);
+  }
+  assert.equal(p.row('1.0').reason, '');
+});

@@ -86,7 +86,8 @@ pub(crate) struct CopyArgs {
     #[arg(long)]
     dry_run: bool,
 
-    /// Retries of a failed request or transfer
+    /// Retries of a failed request or transfer, and rounds that run the image again if
+    /// it still failed transiently (rate limited, unavailable)
     #[arg(long, value_name = "N", default_value_t = 2)]
     retries: u32,
 
@@ -125,6 +126,7 @@ pub(crate) fn run(args: CopyArgs) -> anyhow::Result<ExitCode> {
         force: args.force,
         dry_run: args.dry_run,
         retry: RetryPolicy { retries: args.retries, ..RetryPolicy::default() },
+        rounds: args.retries,
         seed: common::jitter_seed(),
         ..SyncOptions::default()
     };

@@ -99,9 +99,17 @@ impl Progress {
 /// The line `--progress plain` prints for an event, if any.
 fn plain_line(event: &Event, dry_run: bool) -> Option<String> {
     Some(match event {
-        Event::PlanReady { images, repositories: 0 } => format!("planned {images} image(s)"),
-        Event::PlanReady { images, repositories } => {
-            format!("planned {images} image(s) in {repositories} repositor{}", plural_y(*repositories))
+        Event::PlanReady { images, repositories, immutable } => {
+            let mut line = format!("planned {images} image(s)");
+            if *repositories > 0 {
+                line.push_str(&format!(" in {repositories} repositor{}", plural_y(*repositories)));
+            }
+            if *immutable > 0 {
+                line.push_str(&format!(
+                    "; {immutable} immutable tag(s) already at the destination, not checked"
+                ));
+            }
+            line
         }
         Event::PlanFailed { source, destination, reason, .. } => {
             format!("failed {source} -> {destination}: {reason}")
@@ -122,6 +130,12 @@ fn plain_line(event: &Event, dry_run: bool) -> Option<String> {
         Event::ImageFailed { source, destination, reason, .. } => {
             format!("failed {source} -> {destination}: {reason}")
         }
+        Event::RoundStarted { round, images, listings: 0 } => {
+            format!("round {round}: running {images} image(s) again that failed transiently")
+        }
+        Event::RoundStarted { round, images, listings } => format!(
+            "round {round}: running {images} image(s) and {listings} listing(s) again that failed transiently"
+        ),
         Event::RetryScheduled { target, retry, delay_ms, reason } => {
             format!("retrying {target} in {delay_ms} ms (retry {retry}): {reason}")
         }
@@ -206,6 +220,14 @@ impl Bars {
                 }
                 self.update_overall();
             }
+            Event::RoundStarted { images, .. } => {
+                // The images run again: they are not finished any more.
+                self.finished = self.finished.saturating_sub(*images);
+                if let Some(line) = plain_line(event, self.dry_run) {
+                    let _ = self.multi.println(line);
+                }
+                self.update_overall();
+            }
             Event::PlanFailed { .. } | Event::RetryScheduled { .. } => {
                 if let Some(line) = plain_line(event, self.dry_run) {
                     let _ = self.multi.println(line);
@@ -275,6 +297,9 @@ pub(crate) fn summary_text(report: &Report) -> String {
         for image in &report.images {
             let what = match image.outcome {
                 ImageOutcome::WouldCopy => format!("would copy ({})", bytes(image.bytes)),
+                ImageOutcome::Skipped if image.immutable => {
+                    "immutable, already there, not checked".to_owned()
+                }
                 ImageOutcome::Skipped => "in sync, would skip".to_owned(),
                 ImageOutcome::Failed => "failed".to_owned(),
                 ImageOutcome::Copied => "copied".to_owned(),
@@ -295,6 +320,9 @@ pub(crate) fn summary_text(report: &Report) -> String {
             "copied {}, skipped {}, failed {} of {} image(s)\n",
             s.copied, s.skipped, s.failed, s.images
         ));
+        if s.immutable > 0 {
+            out.push_str(&format!("{} of the skipped: immutable tags, not checked\n", s.immutable));
+        }
         out.push_str(&format!(
             "blobs: {} transferred ({}), {} mounted, {} already present\n",
             s.blobs_transferred,
@@ -304,10 +332,11 @@ pub(crate) fn summary_text(report: &Report) -> String {
         ));
     }
     out.push_str(&format!(
-        "requests: {}, transfers: {}, retries: {}, time: {:.2}s\n",
+        "requests: {}, transfers: {}, retries: {}, rounds: {}, time: {:.2}s\n",
         s.requests,
         s.transfers,
         s.retries,
+        s.rounds,
         s.elapsed_ms as f64 / 1000.0
     ));
     if !s.failures.is_empty() {

@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Args;
 use ferry_core::auth::CredentialStore;
-use ferry_core::config::{parse_auth_file, parse_config_file, parse_images_file, JobConfig};
+use ferry_core::config::{
+    parse_auth_file, parse_config_file, parse_images_file, JobConfig, Rule, TagPattern, TagSelector,
+};
 use ferry_core::copy::{Job, SyncMachine, SyncOptions};
 use ferry_core::manifest::PlatformFilter;
 use ferry_core::progress::Report;
@@ -35,6 +37,21 @@ tls: {HOST:PORT: {ca, cert, key, certDir}}.
 ${VAR} in usernames, passwords and destinations comes from the environment.
 Flags override the config file's proc, retries, os and arch.
 
+Retries, as image-syncer counts them: --retries N (or the config file's `retries`) lets
+each request and blob transfer try N more times, and then runs the images and listings
+that still failed transiently (rate limited, unavailable) again, as fresh attempts, in up
+to N more rounds; blobs already moved are not moved again. A permanent failure (not found,
+rejected credentials, a digest mismatch) is never run again. The summary says how many
+rounds ran.
+
+Immutable tags, for warm syncs: --immutable PATTERN (or a rule's `immutable: PATTERN` in
+ferry's config, which wins) names tags that never move once pushed. A rule that lists tags
+then also lists each destination repository's tags, once, and a listed tag that matches
+and that the destination already holds is skipped without a request on either side: with
+every tag immutable, a sync with nothing new costs one tags/list per repository per side.
+A tag that moved at the source is only caught when it does not match. Rules that name
+their tags are checked as always.
+
 Credentials from docker's config (~/.docker/config.json, or --docker-config, with its
 credsStore and credHelpers) are used for registries the auth file does not name.
 
@@ -43,6 +60,7 @@ or configuration.
 
 Examples:
   ferry sync --auth auth.json --images images.json
+  ferry sync --images images.json --immutable '^v?[0-9]+[.][0-9]+[.][0-9]+$'   # releases never move
   ferry sync --config config.yaml --proc 10 --arch amd64,arm64
   ferry sync --images images.json --dry-run            # what would move, nothing written
   ferry sync --images images.json --progress json --report report.json";
@@ -69,7 +87,8 @@ pub(crate) struct SyncArgs {
     #[arg(long, value_name = "N", value_parser = common::at_least_one)]
     pub proc: Option<usize>,
 
-    /// Retries of a failed request or transfer [default: 2, or the config file's `retries`]
+    /// Retries of a failed request or transfer, and rounds that run transiently failed
+    /// images and listings again [default: 2, or the config file's `retries`]
     #[arg(long, value_name = "N")]
     pub retries: Option<u32>,
 
@@ -107,6 +126,12 @@ pub(crate) struct SyncArgs {
     #[arg(long = "cert-dir", value_name = "REGISTRY=DIR", value_parser = registry_dir)]
     pub cert_dirs: Vec<(String, PathBuf)>,
 
+    /// Tags that never move once pushed (a regular expression): one the destination
+    /// already lists is not checked again. For rules that list tags, and without their
+    /// own `immutable`
+    #[arg(long, value_name = "PATTERN")]
+    pub immutable: Option<String>,
+
     /// Blob transfers at once, across all images
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = common::at_least_one)]
     pub max_transfers: usize,
@@ -132,6 +157,7 @@ impl SyncArgs {
             no_docker_config: false,
             cert_dirs: Vec::new(),
             max_transfers: 8,
+            immutable: None,
             output: ProgressArgs { progress: crate::progress::Mode::Auto, report: None },
         }
     }
@@ -152,19 +178,28 @@ pub(crate) async fn sync(args: &SyncArgs) -> anyhow::Result<Report> {
         &[],
     )
     .map_err(|e| bad_input(format!("--os/--arch: {e}")))?;
+    // One number, as image-syncer's --retries: retries of each request, and rounds.
+    let retries = args.retries.or(config.retries).unwrap_or(2);
     let options = SyncOptions {
         proc: args.proc.or(config.proc).unwrap_or(5),
         max_transfers: args.max_transfers,
-        retry: RetryPolicy {
-            retries: args.retries.or(config.retries).unwrap_or(2),
-            ..RetryPolicy::default()
-        },
+        retry: RetryPolicy { retries, ..RetryPolicy::default() },
         force: args.force,
         dry_run: args.dry_run,
         seed: common::jitter_seed(),
         platforms,
+        rounds: retries,
     };
     common::set_tls(tls(&config, args));
+    let mut config = config;
+    if let Some(pattern) = &args.immutable {
+        let pattern =
+            TagPattern::new(pattern).map_err(|e| bad_input(format!("--immutable {pattern:?}: {e}")))?;
+        let lists_tags = |r: &Rule| matches!(r.source.selector, TagSelector::All | TagSelector::Pattern(_));
+        for rule in config.rules.iter_mut().filter(|r| r.immutable.is_none() && lists_tags(r)) {
+            rule.immutable = Some(pattern.clone());
+        }
+    }
     let mut job = Job::from_config(&config).map_err(bad_input)?;
     job.credentials = credentials(&config, args)?;
     execute(job, options, &args.output).await

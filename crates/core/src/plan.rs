@@ -4,6 +4,16 @@
 //! wants every tag, or tags matching a pattern, lists `tags/list`. Both follow `Link:
 //! <...>; rel="next"` pagination to the end. Tag filters (include, exclude, semver) apply
 //! to listed tags; the platform filter travels with each task.
+//!
+//! A rule with an `immutable` tag pattern that lists tags at the source also lists each
+//! destination repository's tags, once: a listed tag that matches the pattern and that the
+//! destination already holds is held back from the copy, unchecked on either side. A
+//! destination listing that fails (404 for a repository not yet there) only holds back
+//! fewer tags.
+//!
+//! A listing that fails transiently (rate limited, unavailable) can be run again in a
+//! later round of the job ([`Planner::retry`]): its failing page is asked again, and the
+//! tasks it yields join those already planned, each pair once.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -34,15 +44,34 @@ struct RuleListing {
     listing: Listing,
 }
 
+/// A failed listing, and the call for its failing page when running it again may help.
+struct PlanFailure {
+    failure: Failure,
+    /// The job's round it failed in.
+    round: u32,
+    retry: Option<(RuleListing, Call)>,
+}
+
 pub(crate) struct Planner {
     rules: Vec<Rule>,
     global_platforms: PlatformFilter,
     listings: BTreeMap<u64, RuleListing>,
+    /// The call each listing in flight is waiting for, to ask again after a failure.
+    pages: BTreeMap<u64, Call>,
     next_id: u64,
-    tasks: Vec<CopyTask>,
+    /// Tasks planned since [`Planner::take_tasks`] last took them, each with the
+    /// destination repository whose tag list may hold it back (an immutable tag).
+    tasks: Vec<(CopyTask, Option<(String, String)>)>,
+    /// Destination tag listings in flight, and the repositories they were started for.
+    held_listings: BTreeMap<u64, Listing>,
+    held_listed: BTreeSet<(String, String)>,
+    /// Tags each listed destination repository holds, by (registry, repository).
+    held: BTreeMap<(String, String), BTreeSet<String>>,
     seen: BTreeSet<(String, String)>,
     repositories: BTreeSet<(String, String)>,
-    failures: Vec<Failure>,
+    failures: Vec<PlanFailure>,
+    /// The job's round the listings in flight belong to, from 1.
+    round: u32,
 }
 
 impl Planner {
@@ -51,11 +80,16 @@ impl Planner {
             rules,
             global_platforms,
             listings: BTreeMap::new(),
+            pages: BTreeMap::new(),
             next_id: 0,
             tasks: Vec::new(),
+            held_listings: BTreeMap::new(),
+            held_listed: BTreeSet::new(),
+            held: BTreeMap::new(),
             seen: BTreeSet::new(),
             repositories: BTreeSet::new(),
             failures: Vec::new(),
+            round: 1,
         }
     }
 
@@ -76,12 +110,50 @@ impl Planner {
     }
 
     pub(crate) fn is_done(&self) -> bool {
-        self.listings.is_empty()
+        self.listings.is_empty() && self.held_listings.is_empty()
     }
 
-    /// The copy tasks and the rules that failed, once planning is done.
-    pub(crate) fn finish(self) -> (Vec<CopyTask>, Vec<Failure>) {
-        (self.tasks, self.failures)
+    /// The tasks planned since the last call, in plan order, each with whether it is held
+    /// back: an immutable tag the destination already lists.
+    pub(crate) fn take_tasks(&mut self) -> Vec<(CopyTask, bool)> {
+        let tasks = std::mem::take(&mut self.tasks);
+        tasks
+            .into_iter()
+            .map(|(task, key)| {
+                let tag = task.destination.tag().unwrap_or_default();
+                let held = key.and_then(|k| self.held.get(&k)).is_some_and(|tags| tags.contains(tag));
+                (task, held)
+            })
+            .collect()
+    }
+
+    /// The rules and names that failed, in the order they failed.
+    pub(crate) fn failures(&self) -> impl Iterator<Item = &Failure> {
+        self.failures.iter().map(|f| &f.failure)
+    }
+
+    /// [`Planner::failures`] with the round each came from.
+    pub(crate) fn failures_by_round(&self) -> impl Iterator<Item = (&Failure, u32)> {
+        self.failures.iter().map(|f| (&f.failure, f.round))
+    }
+
+    /// Failed listings that running again may help (rate limited, unavailable).
+    pub(crate) fn retryable(&self) -> usize {
+        self.failures.iter().filter(|f| f.retry.is_some()).count()
+    }
+
+    /// Runs every retryable failed listing again from its failing page, in the job's
+    /// `round`; their failures are forgotten until they fail again.
+    pub(crate) fn retry(&mut self, round: u32) -> Vec<(u64, Call)> {
+        self.round = round;
+        let (again, kept): (Vec<PlanFailure>, Vec<PlanFailure>) =
+            std::mem::take(&mut self.failures).into_iter().partition(|f| f.retry.is_some());
+        self.failures = kept;
+        again
+            .into_iter()
+            .filter_map(|f| f.retry)
+            .map(|(RuleListing { rule, listing }, call)| self.track(rule, listing, call))
+            .collect()
     }
 
     pub(crate) fn repositories(&self) -> usize {
@@ -95,7 +167,11 @@ impl Planner {
         outcome: Outcome,
         endpoints: &EndpointMap,
     ) -> Vec<(u64, Call)> {
+        if let Some(listing) = self.held_listings.remove(&id) {
+            return self.on_held_page(listing, outcome, endpoints);
+        }
         let Some(RuleListing { rule, listing }) = self.listings.remove(&id) else { return Vec::new() };
+        let Some(page_call) = self.pages.remove(&id) else { return Vec::new() };
         let what = listing.describe();
         let response = match outcome {
             Outcome::Response(r) if r.status().is_success() => r,
@@ -107,11 +183,13 @@ impl Planner {
                     _ => "the source registry refused the listing",
                 };
                 let message = format!("listing {what}: HTTP {}: {hint}", r.status());
-                self.fail_rule(rule, &listing, Error::new(ErrorKind::of_status(status), message));
+                let error = Error::new(ErrorKind::of_status(status), message);
+                self.fail_rule(rule, listing, Some(page_call), error);
                 return Vec::new();
             }
             Outcome::Failed(e) => {
-                self.fail_rule(rule, &listing, e.error.context(format!("listing {what}")));
+                let error = e.error.context(format!("listing {what}"));
+                self.fail_rule(rule, listing, Some(page_call), error);
                 return Vec::new();
             }
             Outcome::Transferred => return Vec::new(),
@@ -119,7 +197,7 @@ impl Planner {
         let page = match listing.read(&response, endpoints) {
             Ok(page) => page,
             Err(e) => {
-                self.fail_rule(rule, &listing, e.context(format!("listing {what}")));
+                self.fail_rule(rule, listing, None, e.context(format!("listing {what}")));
                 return Vec::new();
             }
         };
@@ -137,6 +215,64 @@ impl Planner {
         }
         if let Some(next) = page.next {
             calls.push(self.track(rule, listing, next));
+        }
+        calls
+    }
+
+    /// A page of a destination's tags: what it holds. Any failure ends the listing with
+    /// what is known so far, which only holds back fewer tags.
+    fn on_held_page(
+        &mut self,
+        listing: Listing,
+        outcome: Outcome,
+        endpoints: &EndpointMap,
+    ) -> Vec<(u64, Call)> {
+        let Listing::Tags { registry, repository } = &listing else { return Vec::new() };
+        let Outcome::Response(response) = outcome else { return Vec::new() };
+        if !response.status().is_success() {
+            return Vec::new();
+        }
+        let Ok(page) = listing.read(&response, endpoints) else { return Vec::new() };
+        self.held.entry((registry.clone(), repository.clone())).or_default().extend(page.items);
+        match page.next {
+            Some(call) => vec![self.track_held(listing, call)],
+            None => Vec::new(),
+        }
+    }
+
+    fn track_held(&mut self, listing: Listing, call: Call) -> (u64, Call) {
+        self.next_id += 1;
+        self.held_listings.insert(self.next_id, listing);
+        (self.next_id, call)
+    }
+
+    /// For a rule with an immutable pattern: the first page of each destination
+    /// repository's tags not listed yet.
+    fn list_destinations(
+        &mut self,
+        rule: usize,
+        repository: &str,
+        endpoints: &EndpointMap,
+    ) -> Vec<(u64, Call)> {
+        let rule_ref = &self.rules[rule];
+        if rule_ref.immutable.is_none() {
+            return Vec::new();
+        }
+        let whole_registry = rule_ref.source.repository.is_none();
+        let keys: Vec<(String, String)> = rule_ref
+            .destinations
+            .iter()
+            .map(|d| (d.registry.clone(), destination_repository(d, repository, whole_registry)))
+            .collect();
+        let mut calls = Vec::new();
+        for (registry, repository) in keys {
+            if !self.held_listed.insert((registry.clone(), repository.clone())) {
+                continue;
+            }
+            let listing = Listing::Tags { registry, repository };
+            if let Ok(call) = listing.first(endpoints) {
+                calls.push(self.track_held(listing, call));
+            }
         }
         calls
     }
@@ -162,7 +298,9 @@ impl Planner {
             }
             TagSelector::All | TagSelector::Pattern(_) => {
                 let listing = Listing::Tags { registry, repository: repository.to_owned() };
-                self.list(rule, listing, endpoints).into_iter().collect()
+                let mut calls: Vec<(u64, Call)> = self.list(rule, listing, endpoints).into_iter().collect();
+                calls.extend(self.list_destinations(rule, repository, endpoints));
+                calls
             }
         }
     }
@@ -173,7 +311,7 @@ impl Planner {
             Ok(call) => Some(self.track(rule, listing, call)),
             Err(e) => {
                 let what = listing.describe();
-                self.fail_rule(rule, &listing, e.context(format!("listing {what}")));
+                self.fail_rule(rule, listing, None, e.context(format!("listing {what}")));
                 None
             }
         }
@@ -182,6 +320,7 @@ impl Planner {
     fn track(&mut self, rule: usize, listing: Listing, call: Call) -> (u64, Call) {
         self.next_id += 1;
         self.listings.insert(self.next_id, RuleListing { rule, listing });
+        self.pages.insert(self.next_id, call.clone());
         (self.next_id, call)
     }
 
@@ -201,7 +340,8 @@ impl Planner {
             Err(e) => {
                 let source = format!("{}/{repository}:{}", rule_ref.source.registry, tag.unwrap_or("?"));
                 let error = Error::new(ErrorKind::InvalidName, e.to_string());
-                self.failures.push(Failure::new(source, String::new(), error));
+                let failure = Failure::new(source, String::new(), error);
+                self.failures.push(PlanFailure { failure, round: self.round, retry: None });
                 return;
             }
         };
@@ -210,32 +350,39 @@ impl Planner {
             _ => self.global_platforms.clone(),
         };
         let whole_registry = rule_ref.source.repository.is_none();
+        // An immutable tag may be held back by its destination repository's tag list.
+        let immutable =
+            rule_ref.immutable.as_ref().zip(tag).is_some_and(|(pattern, tag)| pattern.matches(tag));
         let destinations: Vec<_> = rule_ref
             .destinations
             .iter()
-            .map(|d| destination_for(d, repository, whole_registry, tag, digest.clone(), position))
+            .map(|d| {
+                let key = immutable
+                    .then(|| (d.registry.clone(), destination_repository(d, repository, whole_registry)));
+                (destination_for(d, repository, whole_registry, tag, digest.clone(), position), key)
+            })
             .collect();
-        for destination in destinations {
+        for (destination, key) in destinations {
             let destination = match destination {
                 Ok(d) => d,
                 Err(e) => {
                     let error = Error::new(ErrorKind::InvalidName, e.to_string());
-                    self.failures.push(Failure::new(source.to_string(), String::new(), error));
+                    let failure = Failure::new(source.to_string(), String::new(), error);
+                    self.failures.push(PlanFailure { failure, round: self.round, retry: None });
                     continue;
                 }
             };
             if self.seen.insert((source.to_string(), destination.to_string())) {
-                self.tasks.push(CopyTask {
-                    source: source.clone(),
-                    destination,
-                    platforms: platforms.clone(),
-                });
+                let task = CopyTask { source: source.clone(), destination, platforms: platforms.clone() };
+                self.tasks.push((task, key));
             }
         }
     }
 
-    fn fail_rule(&mut self, rule: usize, listing: &Listing, error: Error) {
-        let what = match listing {
+    /// Records a failed listing; `page` is the call that failed, kept to ask again when
+    /// the failure is transient.
+    fn fail_rule(&mut self, rule: usize, listing: Listing, page: Option<Call>, error: Error) {
+        let what = match &listing {
             Listing::Catalog { registry } => registry.clone(),
             Listing::Tags { registry, repository } => format!("{registry}/{repository}"),
         };
@@ -248,7 +395,9 @@ impl Planner {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        self.failures.push(Failure::new(what, destination, error));
+        let retry = page.filter(|_| error.is_retryable()).map(|call| (RuleListing { rule, listing }, call));
+        let failure = Failure::new(what, destination, error);
+        self.failures.push(PlanFailure { failure, round: self.round, retry });
     }
 }
 
@@ -263,13 +412,19 @@ fn destination_for(
     digest: Option<Digest>,
     position: Option<usize>,
 ) -> Result<Reference, crate::reference::ReferenceError> {
-    let repository = match (&spec.repository, whole_registry) {
-        (Some(prefix), true) => format!("{prefix}/{source_repository}"),
-        (Some(repository), false) => repository.clone(),
-        (None, _) => source_repository.to_owned(),
-    };
+    let repository = destination_repository(spec, source_repository, whole_registry);
     let renamed = position.and_then(|p| spec.tags.get(p)).map(String::as_str);
     let tag = renamed.or(tag);
     let digest = if tag.is_some() { None } else { digest };
     Reference::new(&spec.registry, &repository, tag, digest)
+}
+
+/// The destination's repository for a source repository: the destination's own (or, for a
+/// whole-registry rule, its prefix joined with the source path), else the source's.
+fn destination_repository(spec: &DestinationSpec, source_repository: &str, whole_registry: bool) -> String {
+    match (&spec.repository, whole_registry) {
+        (Some(prefix), true) => format!("{prefix}/{source_repository}"),
+        (Some(repository), false) => repository.clone(),
+        (None, _) => source_repository.to_owned(),
+    }
 }

@@ -46,12 +46,28 @@ pub enum Event {
         /// Whether running the job again may help.
         retryable: bool,
     },
-    /// Planning is over: the job knows every image it will copy.
+    /// Planning is over: the job knows every image it will copy. Sent again, with the
+    /// new totals, after a later round ran failed listings again.
     PlanReady {
         /// Images to copy; rules that failed in planning are not among them.
         images: usize,
         /// Source repositories the rules expanded to; 0 when the job was given images.
         repositories: usize,
+        /// Immutable tags the destination already lists: skipped without a request, and
+        /// not among `images`.
+        #[serde(default, skip_serializing_if = "is_zero_count")]
+        immutable: usize,
+    },
+    /// The pass over the queue ended with failures that running again may help (rate
+    /// limited, unavailable): another round starts, with the images and listings that
+    /// failed so. The first round is not announced; it starts with `plan_ready`.
+    RoundStarted {
+        /// Which round: 2 for the first extra one.
+        round: u32,
+        /// Images queued again, under their own `image` numbers.
+        images: usize,
+        /// Failed listings (catalogs, tag lists) run again from their failing page.
+        listings: usize,
     },
     /// The image left the queue; at most `proc` images run at once.
     ImageStarted {
@@ -180,7 +196,9 @@ impl Event {
 ///
 /// The blob counters count each blob once per image that needs it, under the outcome
 /// that image saw: a layer two images share counts once as transferred and once as
-/// present or mounted. Manifests are not blobs and count in none of them.
+/// present or mounted. An image that runs again in a later round counts its blobs again,
+/// as that round saw them (present, for those it had moved). Manifests are not blobs and
+/// count in none of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     /// Images planned, plus rules and names that failed in planning.
@@ -209,18 +227,31 @@ pub struct Summary {
     pub retries: u64,
     /// From the machine's creation to the job's end, on the driver's clock.
     pub elapsed_ms: u64,
+    /// Passes over the queue: 1, plus one per round that ran transiently failed images
+    /// and listings again (at most `SyncOptions::rounds` of them).
+    #[serde(default)]
+    pub rounds: u32,
     /// Set in a dry run: nothing was written.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
+    /// Images skipped without a request: immutable tags the destination already lists
+    /// (counted in `skipped` too).
+    #[serde(default, skip_serializing_if = "is_zero_count")]
+    pub immutable: usize,
     /// Sizes of the blobs a dry run would transfer (a mount moves no bytes).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub bytes_to_copy: u64,
-    /// Every failure: planning's first, then images' in the order they failed.
+    /// Every failure the job ended with: planning's first, then images' in the order they
+    /// failed. A failure that a later round mended is not among them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<Failure>,
 }
 
 fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_count(n: &usize) -> bool {
     *n == 0
 }
 
@@ -271,8 +302,16 @@ pub struct ImageReport {
     pub source: String,
     /// The destination reference, or a failed rule's destinations.
     pub destination: String,
-    /// How the image ended.
+    /// How the image ended, in the last round it ran in.
     pub outcome: ImageOutcome,
+    /// The round that outcome came from: 1, or later when the image (or its rule's
+    /// listing) failed transiently and ran again.
+    #[serde(default)]
+    pub round: u32,
+    /// Set when the image was skipped unchecked: its tag is immutable and the
+    /// destination already lists it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub immutable: bool,
     /// The manifest digest pushed (the rewritten index's when filtered), else the
     /// source's as far as it was learned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -325,14 +364,18 @@ mod tests {
     fn events_are_one_tagged_json_object_per_line() {
         let d = Digest::sha256(b"x");
         let cases = [
-            (Event::PlanReady { images: 3, repositories: 2 }, r#"{"event":"plan_ready","images":3,"repositories":2}"#.to_string()),
+            (Event::PlanReady { images: 3, repositories: 2, immutable: 0 }, r#"{"event":"plan_ready","images":3,"repositories":2}"#.to_string()),
+            (
+                Event::RoundStarted { round: 2, images: 1, listings: 0 },
+                r#"{"event":"round_started","round":2,"images":1,"listings":0}"#.to_string(),
+            ),
             (
                 Event::BlobDone { image: 1, digest: d.clone(), size: 1, outcome: BlobOutcome::Mounted },
                 format!(r#"{{"event":"blob_done","image":1,"digest":"{d}","size":1,"outcome":"mounted"}}"#),
             ),
             (
                 Event::JobFinished { status: JobStatus::Succeeded, summary: Summary::default() },
-                r#"{"event":"job_finished","status":"succeeded","summary":{"images":0,"copied":0,"skipped":0,"failed":0,"blobs_transferred":0,"blobs_mounted":0,"blobs_present":0,"bytes_transferred":0,"requests":0,"transfers":0,"retries":0,"elapsed_ms":0}}"#.to_string(),
+                r#"{"event":"job_finished","status":"succeeded","summary":{"images":0,"copied":0,"skipped":0,"failed":0,"blobs_transferred":0,"blobs_mounted":0,"blobs_present":0,"bytes_transferred":0,"requests":0,"transfers":0,"retries":0,"elapsed_ms":0,"rounds":0}}"#.to_string(),
             ),
         ];
         for (event, want) in cases {

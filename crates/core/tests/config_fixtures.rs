@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use ferry_core::config::{
     parse_auth_file, parse_config_file, parse_images_file, AuthConfig, AuthEntry, DestinationSpec, JobConfig,
-    Rule, SourceSpec, TagFilter, TagSelector, TlsEntry,
+    Rule, SourceSpec, TagFilter, TagPattern, TagSelector, TlsEntry,
 };
 use regex_lite::Regex;
 use semver::VersionReq;
@@ -67,6 +67,7 @@ fn rule(text: &str, source: SourceSpec, destinations: Vec<DestinationSpec>) -> R
         destinations,
         tags: TagFilter::default(),
         platforms: Vec::new(),
+        immutable: None,
     }
 }
 
@@ -194,6 +195,7 @@ fn ferry_config_uses_every_feature() {
                     semver: Some(VersionReq::parse(">=1.25, <2").unwrap()),
                 },
                 platforms: vec!["linux/amd64".into(), "linux/arm64/v8".into()],
+                immutable: Some(TagPattern::new(r"^[0-9]+\.[0-9]+\.[0-9]+$").unwrap()),
                 ..rule(
                     "nginx",
                     source("docker.io", Some("library/nginx"), TagSelector::All),

@@ -309,10 +309,13 @@ fn transient_failures_that_persist_give_up_and_say_a_retry_may_help() {
     net.faults.push(Fault::status(Method::HEAD, "src.test/v2/app/manifests/v1", 10, 502));
     let (sim, machine) =
         run_job(net, job(r#"{"src.test/app:v1": "dst.test/app"}"#, &[]), SyncOptions::default());
-    let failure = &machine.report().summary.failures[0];
+    let report = machine.report();
+    let failure = &report.summary.failures[0];
     assert!(failure.retryable);
     assert!(failure.reason.contains("gave up after 2 retries"), "{}", failure.reason);
-    assert_eq!(sim.network.count(&Method::HEAD, SRC, "/v2/app/manifests/v1"), 3);
+    // Three tries in each of three rounds: the main pass and the two extra ones.
+    assert_eq!(sim.network.count(&Method::HEAD, SRC, "/v2/app/manifests/v1"), 9);
+    assert_eq!((report.summary.rounds, report.summary.failed, report.images[0].round), (3, 1, 3));
 }
 
 #[test]

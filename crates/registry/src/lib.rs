@@ -49,7 +49,6 @@ pub mod driver;
 pub mod error;
 pub mod middleware;
 pub mod random;
-#[expect(unreachable_pub, reason = "lint sweep pending, with the registry rework")]
 pub mod routes;
 mod server;
 pub mod state;

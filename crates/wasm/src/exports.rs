@@ -65,12 +65,13 @@ export interface Summary {
   images: number; copied: number; skipped: number; failed: number;
   blobs_transferred: number; blobs_mounted: number; blobs_present: number;
   bytes_transferred: number; requests: number; transfers: number; retries: number;
-  elapsed_ms: number; dry_run?: boolean; bytes_to_copy?: number; failures?: Failure[];
+  elapsed_ms: number; rounds: number; dry_run?: boolean; immutable?: number; bytes_to_copy?: number; failures?: Failure[];
 }
 /** One progress event: a line of `ferry sync --progress json`. The last is `job_finished`. */
 export type ProgressEvent =
   | { event: "plan_failed"; source: string; destination: string; reason: string; kind: FailureKind; retryable: boolean }
-  | { event: "plan_ready"; images: number; repositories: number }
+  | { event: "plan_ready"; images: number; repositories: number; immutable?: number }
+  | { event: "round_started"; round: number; images: number; listings: number }
   | { event: "image_started"; image: number; source: string; destination: string }
   | { event: "image_skipped"; image: number; source: string; destination: string; digest: string }
   | { event: "blob_progress"; image: number; digest: string; bytes: number; total: number }
@@ -83,7 +84,7 @@ export type ProgressEvent =
   | { event: "job_finished"; status: "succeeded" | "failed"; summary: Summary };
 export interface ImageReport {
   source: string; destination: string;
-  outcome: "copied" | "skipped" | "failed" | "would_copy" | "pending";
+  outcome: "copied" | "skipped" | "failed" | "would_copy" | "pending"; round: number; immutable?: boolean;
   digest?: string; rewritten_from?: string; bytes: number; reason?: string; kind?: FailureKind;
 }
 /** The job's report: what `ferry sync --report` writes. */

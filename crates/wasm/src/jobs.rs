@@ -86,6 +86,7 @@ pub(crate) async fn copy(
         }],
         tags: Default::default(),
         platforms: Vec::new(),
+        immutable: None,
     };
     let job =
         Job { plan: Plan::Rules(vec![rule]), credentials: access.credentials, endpoints: access.endpoints };

@@ -11,6 +11,7 @@
 //!     destination: [registry.example.com/library/nginx]
 //!     tags: {include: ["^1\\."], exclude: ["-rc"], semver: ">=1.25, <2"}
 //!     platforms: [linux/amd64, linux/arm64/v8]
+//!     immutable: "^1\\.[0-9]+\\.[0-9]+$"   # released tags never move: not checked again
 //! proc: 6
 //! retries: 3
 //! tls:
@@ -22,7 +23,7 @@
 //! Unknown top-level keys are always rejected, since a misspelt `rules` would otherwise
 //! silently copy nothing.
 
-use super::filter::{self, TagFilter};
+use super::filter::{self, TagFilter, TagPattern};
 use super::node::Node;
 use super::rule::{self, Rule, TagSelector};
 use super::tls::{self, TlsConfig};
@@ -30,7 +31,7 @@ use super::{auth, AuthConfig, ConfigError, Doc, Env};
 
 const TOP_LEVEL: [&str; 8] = ["auth", "images", "rules", "proc", "retries", "os", "arch", "tls"];
 const FERRY_ONLY: [&str; 6] = ["rules", "proc", "retries", "os", "arch", "tls"];
-const RULE_FIELDS: [&str; 4] = ["source", "destination", "tags", "platforms"];
+const RULE_FIELDS: [&str; 5] = ["source", "destination", "tags", "platforms", "immutable"];
 
 /// A whole job: logins, rules (the `images` map first, then `rules`, each in file order)
 /// and the run options.
@@ -42,7 +43,9 @@ pub struct JobConfig {
     pub rules: Vec<Rule>,
     /// How many images to copy at once (image-syncer's `--proc`, default 5 there).
     pub proc: Option<usize>,
-    /// How many times to retry a failed image (image-syncer's `--retries`, default 2 there).
+    /// How many times to retry a failed request or transfer, and how many rounds run the
+    /// images that still failed transiently again (image-syncer's `--retries`, default 2
+    /// there).
     pub retries: Option<u32>,
     /// Only copy these operating systems from multi-platform images (`--os`); empty: all.
     pub os: Vec<String>,
@@ -151,7 +154,30 @@ fn parse_rule(doc: &Doc<'_>, key: &str, node: &Node) -> Result<Rule, ConfigError
         }
     }
 
-    Ok(Rule { source_text: source_text.to_owned(), source, destinations, tags, platforms })
+    let immutable_key = format!("{key}.immutable");
+    let immutable = match field("immutable") {
+        None => None,
+        Some(_) if !matches!(source.selector, TagSelector::All | TagSelector::Pattern(_)) => {
+            return Err(doc.error(
+                &immutable_key,
+                "the source names its tags or a digest, so no tag list is read to skip them by",
+                "remove `immutable`, or name the repository without tags",
+            ))
+        }
+        Some(node) => {
+            let example = "immutable: \"^v[0-9]+\\\\.[0-9]+\\\\.[0-9]+$\"";
+            let pattern = doc.string(&immutable_key, "immutable", node, example)?;
+            Some(TagPattern::new(pattern).map_err(|e| {
+                doc.error(
+                    &immutable_key,
+                    format!("invalid tag pattern {pattern:?}: {e}"),
+                    "write a regular expression (regex-lite syntax, like Go's RE2), e.g. \"^v1\\\\.\"",
+                )
+            })?)
+        }
+    };
+
+    Ok(Rule { source_text: source_text.to_owned(), source, destinations, tags, platforms, immutable })
 }
 
 /// An os, architecture or variant name: `[a-z0-9._-]+`.

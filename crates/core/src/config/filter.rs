@@ -71,6 +71,36 @@ fn tag_version(tag: &str) -> Option<Version> {
     }
 }
 
+/// A tag pattern (regex-lite syntax, searching anywhere in the tag, like the filter's),
+/// compared by its text.
+#[derive(Debug, Clone)]
+pub struct TagPattern(Regex);
+
+impl TagPattern {
+    /// Compiles `pattern`, or explains why it is not one.
+    pub fn new(pattern: &str) -> Result<TagPattern, String> {
+        compile(pattern).map(TagPattern)
+    }
+
+    /// Whether `tag` matches.
+    pub fn matches(&self, tag: &str) -> bool {
+        self.0.is_match(tag)
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl PartialEq for TagPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for TagPattern {}
+
 /// Compiles a tag pattern, or explains why it is not one.
 pub(super) fn compile(pattern: &str) -> Result<Regex, String> {
     Regex::new(pattern).map_err(|e| e.to_string().replace('\n', " "))

@@ -15,7 +15,8 @@
 //! - the older **combined file** (`--config`): `{auth: {...}, images: {...}}`.
 //!
 //! ferry's own file is the combined file plus a `rules` list (each rule with `source`,
-//! `destination`, `tags: {include, exclude, semver}` and `platforms`) and the top-level
+//! `destination`, `tags: {include, exclude, semver}`, `platforms` and `immutable`, a
+//! pattern of tags that never move once pushed) and the top-level
 //! `proc`, `retries`, `os` and `arch` options, and a `tls` map of per-registry CA and
 //! client certificate files. A source that is only a registry host
 //! (`registry.example.com:5000`) copies every repository of that registry.
@@ -39,7 +40,7 @@ use std::fmt;
 pub use auth::{AuthConfig, AuthEntry};
 pub use env::Env;
 pub use ferry::JobConfig;
-pub use filter::TagFilter;
+pub use filter::{TagFilter, TagPattern};
 pub use rule::{DestinationSpec, Rule, SourceSpec, TagSelector};
 pub use tls::{TlsConfig, TlsEntry};
 

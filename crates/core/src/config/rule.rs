@@ -23,7 +23,7 @@ use std::collections::BTreeSet;
 
 use regex_lite::Regex;
 
-use super::filter::{compile, TagFilter};
+use super::filter::{compile, TagFilter, TagPattern};
 use super::node::Node;
 use super::{ConfigError, Doc, Problem};
 use crate::digest::Digest;
@@ -115,6 +115,10 @@ pub struct Rule {
     pub tags: TagFilter,
     /// `os/arch[/variant]` to copy from a multi-platform index; empty copies all.
     pub platforms: Vec<String>,
+    /// Tags that never move once pushed: a listed tag that matches and that the
+    /// destination's tag list already holds is not checked again on either side. Only
+    /// rules that list tags (all, or a `/regex/`) read the destination's tag list.
+    pub immutable: Option<TagPattern>,
 }
 
 /// Reads an images map: source → destination or list of destinations, in file order.
@@ -139,6 +143,7 @@ pub(super) fn parse_images(doc: &Doc<'_>, what: &str, node: &Node) -> Result<Vec
                 destinations,
                 tags: TagFilter::default(),
                 platforms: Vec::new(),
+                immutable: None,
             })
         })
         .collect()

@@ -81,6 +81,10 @@ type Effects = Vec<ImageEffect>;
 pub(crate) struct ImageTask {
     id: ImageId,
     task: CopyTask,
+    /// The job's round this attempt runs in, from 1.
+    round: u32,
+    /// Held back unchecked: an immutable tag the destination already lists.
+    immutable: bool,
     phase: Phase,
     source_digest: Option<Digest>,
     destination_digest: Option<Option<Digest>>,
@@ -94,10 +98,13 @@ pub(crate) struct ImageTask {
 }
 
 impl ImageTask {
-    pub(super) fn new(id: ImageId, task: CopyTask) -> Self {
+    /// A first attempt at `task` in `round`; a later round starts a fresh one.
+    pub(super) fn new(id: ImageId, task: CopyTask, round: u32) -> Self {
         ImageTask {
             id,
             task,
+            round,
+            immutable: false,
             phase: Phase::Queued,
             source_digest: None,
             destination_digest: None,
@@ -109,6 +116,14 @@ impl ImageTask {
             bytes: 0,
             failure: None,
         }
+    }
+
+    /// An immutable tag the destination already lists: skipped, with no request.
+    pub(super) fn held(id: ImageId, task: CopyTask, round: u32) -> Self {
+        let mut image = ImageTask::new(id, task, round);
+        image.phase = Phase::Finished(ImageOutcome::Skipped);
+        image.immutable = true;
+        image
     }
 
     pub(super) fn task(&self) -> &CopyTask {
@@ -140,6 +155,11 @@ impl ImageTask {
         (self.task.source.to_string(), self.task.destination.to_string())
     }
 
+    /// Whether the image failed in a way that running it again may mend.
+    pub(super) fn failed_transiently(&self) -> bool {
+        self.failure.as_ref().is_some_and(Error::is_retryable)
+    }
+
     pub(super) fn failure(&self) -> Option<Failure> {
         let error = self.failure.clone()?;
         let (source, destination) = self.names();
@@ -152,6 +172,8 @@ impl ImageTask {
             source,
             destination,
             outcome: self.outcome(),
+            round: self.round,
+            immutable: self.immutable,
             digest: self.root.as_ref().map(|r| r.digest().clone()).or_else(|| self.source_digest.clone()),
             rewritten_from: self.rewritten_from.clone(),
             bytes: self.bytes,

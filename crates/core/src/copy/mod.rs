@@ -16,6 +16,12 @@
 //! digests agree; otherwise the source manifest (and an index's children), every blob
 //! HEAD -> mount -> transfer, the children, and the manifest last. A blob that several
 //! images need moves once; the others wait for it and then mount it.
+//!
+//! Rounds, after image-syncer: when the pass over the queue ends with images or listings
+//! that failed transiently (rate limited, unavailable, once their requests' own retries
+//! ran out), they run again as fresh attempts, up to [`SyncOptions::rounds`] more times,
+//! each announced by [`Event::RoundStarted`]. The blob table keeps what it learned, so a
+//! blob moved in an earlier round is not asked for again. Permanent failures stay.
 
 mod blobs;
 mod image;
@@ -95,6 +101,13 @@ pub struct SyncOptions {
     pub seed: u64,
     /// Applies to rules without their own platform list (`--os`, `--arch`).
     pub platforms: PlatformFilter,
+    /// Extra passes over what failed transiently (image-syncer's retry rounds). When a
+    /// pass ends with images or listings that failed rate limited or unavailable (after
+    /// their requests' own `retry`), they run again as fresh attempts, up to `rounds`
+    /// more times; a permanent failure (404, a digest mismatch, rejected credentials) is
+    /// never run again. The CLI gives it the same number as `retry.retries`, as
+    /// image-syncer's one `--retries` does.
+    pub rounds: u32,
 }
 
 impl Default for SyncOptions {
@@ -107,6 +120,7 @@ impl Default for SyncOptions {
             dry_run: false,
             seed: 0,
             platforms: PlatformFilter::default(),
+            rounds: 2,
         }
     }
 }
@@ -129,15 +143,21 @@ pub(crate) enum Purpose {
 pub struct SyncMachine {
     ctx: Context,
     session: Session<Purpose>,
-    /// Present while the rules are being expanded.
-    planner: Option<Planner>,
+    /// Expands the rules; keeps the listings that failed, to run them again.
+    planner: Planner,
+    /// Whether the planner has listings in flight whose tasks the job waits for.
+    planning: bool,
+    /// The planner's failures told in `plan_failed` events so far.
+    plan_failures_told: usize,
     images: Vec<ImageTask>,
-    /// Rules that failed before they became images (a listing that failed).
-    plan_failures: Vec<Failure>,
+    /// Images that failed, in the order they failed.
+    failed: Vec<ImageId>,
     queue: VecDeque<ImageId>,
     active: usize,
     blobs: BlobTable,
     summary: Summary,
+    /// The pass over the queue under way, from 1.
+    round: u32,
     started: Instant,
     finished: bool,
 }
@@ -148,38 +168,41 @@ impl SyncMachine {
     pub fn new(job: Job, options: SyncOptions, now: Instant, wall: UnixTime) -> Self {
         let session = Session::new(job.credentials, options.retry, options.seed, WallClock::new(now, wall));
         let max_transfers = options.max_transfers.max(1);
+        let (rules, tasks) = match job.plan {
+            Plan::Rules(rules) => (rules, Vec::new()),
+            Plan::Tasks(tasks) => (Vec::new(), tasks),
+        };
         let mut machine = SyncMachine {
             summary: Summary { dry_run: options.dry_run, ..Summary::default() },
             session,
-            planner: None,
+            planner: Planner::new(rules, options.platforms.clone()),
+            planning: true,
+            plan_failures_told: 0,
             images: Vec::new(),
-            plan_failures: Vec::new(),
+            failed: Vec::new(),
             queue: VecDeque::new(),
             active: 0,
             blobs: BlobTable::new(max_transfers),
+            round: 1,
             started: now,
             finished: false,
             ctx: Context { endpoints: job.endpoints, options },
         };
-        match job.plan {
-            Plan::Rules(rules) => {
-                let mut planner = Planner::new(rules, machine.ctx.options.platforms.clone());
-                let calls = planner.start(&machine.ctx.endpoints);
-                machine.planner = Some(planner);
-                machine.submit_plan_calls(calls, now);
-                machine.advance_planning(now);
-            }
-            Plan::Tasks(tasks) => machine.start_copying(tasks, Vec::new(), 0, now),
-        }
+        let calls = machine.planner.start(&machine.ctx.endpoints);
+        machine.submit_plan_calls(calls, now);
+        machine.queue_images(tasks.into_iter().map(|task| (task, false)).collect());
+        machine.advance_planning(now);
         machine
     }
 
     /// The report so far; complete once the job finished.
     pub fn report(&self) -> Report {
-        let planning = self.plan_failures.iter().map(|f| ImageReport {
+        let planning = self.planner.failures_by_round().map(|(f, round)| ImageReport {
             source: f.source.clone(),
             destination: f.destination.clone(),
             outcome: ImageOutcome::Failed,
+            round,
+            immutable: false,
             digest: None,
             rewritten_from: None,
             bytes: 0,
@@ -188,6 +211,11 @@ impl SyncMachine {
         });
         let images = planning.chain(self.images.iter().map(ImageTask::report)).collect();
         let mut summary = self.summary.clone();
+        summary.images = self.images.len() + self.planner.failures().count();
+        summary.failures = self.planner.failures().cloned().collect();
+        summary.failures.extend(self.failed.iter().filter_map(|id| self.images[id.0].failure()));
+        summary.failed = summary.failures.len();
+        summary.rounds = self.round;
         summary.requests = self.session.stats.requests;
         summary.transfers = self.session.stats.transfers;
         summary.retries = self.session.stats.retries;
@@ -200,39 +228,49 @@ impl SyncMachine {
         }
     }
 
-    fn advance_planning(&mut self, now: Instant) {
-        let Some(planner) = self.planner.take_if(|p| p.is_done()) else { return };
-        let repositories = planner.repositories();
-        let (tasks, failures) = planner.finish();
-        self.start_copying(tasks, failures, repositories, now);
+    /// Queues the tasks; a held one (an immutable tag the destination lists) ends
+    /// skipped at once, without a request. Returns how many were held.
+    fn queue_images(&mut self, tasks: Vec<(CopyTask, bool)>) -> usize {
+        let mut held = 0;
+        for (task, immutable) in tasks {
+            let id = ImageId(self.images.len());
+            if immutable {
+                self.images.push(ImageTask::held(id, task, self.round));
+                self.summary.skipped += 1;
+                self.summary.immutable += 1;
+                held += 1;
+            } else {
+                self.images.push(ImageTask::new(id, task, self.round));
+                self.queue.push_back(id);
+            }
+        }
+        held
     }
 
-    fn start_copying(
-        &mut self,
-        tasks: Vec<CopyTask>,
-        failures: Vec<Failure>,
-        repositories: usize,
-        now: Instant,
-    ) {
-        for task in tasks {
-            let id = ImageId(self.images.len());
-            self.images.push(ImageTask::new(id, task));
-            self.queue.push_back(id);
+    /// Once the planner's listings are in, queues the images they yielded, tells what
+    /// failed, and starts copying.
+    fn advance_planning(&mut self, now: Instant) {
+        if !self.planning || !self.planner.is_done() {
+            return;
         }
-        self.summary.images = self.images.len() + failures.len();
-        self.summary.failed = failures.len();
-        self.summary.failures = failures.clone();
-        self.session.emit(Event::PlanReady { images: self.images.len(), repositories });
-        for failure in &failures {
+        self.planning = false;
+        let tasks = self.planner.take_tasks();
+        self.queue_images(tasks);
+        let repositories = self.planner.repositories();
+        let immutable = self.summary.immutable;
+        let images = self.images.len() - immutable;
+        self.session.emit(Event::PlanReady { images, repositories, immutable });
+        let failures: Vec<Failure> = self.planner.failures().skip(self.plan_failures_told).cloned().collect();
+        self.plan_failures_told += failures.len();
+        for failure in failures {
             self.session.emit(Event::PlanFailed {
-                source: failure.source.clone(),
-                destination: failure.destination.clone(),
-                reason: failure.reason.clone(),
+                source: failure.source,
+                destination: failure.destination,
+                reason: failure.reason,
                 kind: failure.kind,
                 retryable: failure.retryable,
             });
         }
-        self.plan_failures = failures;
         self.fill(now);
     }
 
@@ -248,19 +286,54 @@ impl SyncMachine {
         self.check_finished(now);
     }
 
+    /// At the end of a pass: another round when some failures may mend and rounds
+    /// remain, else the end of the job.
     fn check_finished(&mut self, now: Instant) {
         if self.finished
-            || self.planner.is_some()
+            || self.planning
             || self.active > 0
             || !self.queue.is_empty()
             || !self.session.is_idle()
         {
             return;
         }
+        if self.round <= self.ctx.options.rounds && self.start_round(now) {
+            return;
+        }
         self.finished = true;
         self.summary.elapsed_ms = now.saturating_since(self.started).as_millis() as u64;
         let report = self.report();
         self.session.emit(Event::JobFinished { status: report.status, summary: report.summary });
+    }
+
+    /// Queues again, as fresh attempts, the images and listings that failed transiently in
+    /// the pass that just ended; the blob table keeps what it learned is present. Returns
+    /// whether there was any.
+    fn start_round(&mut self, now: Instant) -> bool {
+        let again: Vec<ImageId> =
+            self.failed.iter().copied().filter(|id| self.images[id.0].failed_transiently()).collect();
+        let listings = self.planner.retryable();
+        if again.is_empty() && listings == 0 {
+            return false;
+        }
+        self.round += 1;
+        self.failed.retain(|id| !again.contains(id));
+        self.session.emit(Event::RoundStarted { round: self.round, images: again.len(), listings });
+        let mut queued: Vec<ImageId> = again;
+        queued.sort();
+        for id in queued {
+            let task = self.images[id.0].task().clone();
+            self.images[id.0] = ImageTask::new(id, task, self.round);
+            self.queue.push_back(id);
+        }
+        if listings > 0 {
+            let calls = self.planner.retry(self.round);
+            self.plan_failures_told = self.planner.failures().count();
+            self.planning = true;
+            self.submit_plan_calls(calls, now);
+        }
+        self.fill(now);
+        true
     }
 
     /// Carries out what an image asked for, in order.
@@ -308,14 +381,10 @@ impl SyncMachine {
                 }
                 ImageEffect::Emit(event) => self.session.emit(event),
                 ImageEffect::Ended => {
-                    let image = &self.images[id.0];
-                    match image.outcome() {
+                    match self.images[id.0].outcome() {
                         ImageOutcome::Skipped => self.summary.skipped += 1,
                         ImageOutcome::Copied => self.summary.copied += 1,
-                        ImageOutcome::Failed => {
-                            self.summary.failed += 1;
-                            self.summary.failures.extend(image.failure());
-                        }
+                        ImageOutcome::Failed => self.failed.push(id),
                         ImageOutcome::WouldCopy | ImageOutcome::Pending => {}
                     }
                     self.active -= 1;
@@ -381,8 +450,7 @@ impl SessionMachine for SyncMachine {
     fn on_outcome(&mut self, purpose: Purpose, outcome: Outcome, now: Instant) {
         match purpose {
             Purpose::Plan(id) => {
-                let Some(planner) = self.planner.as_mut() else { return };
-                let calls = planner.on_outcome(id, outcome, &self.ctx.endpoints);
+                let calls = self.planner.on_outcome(id, outcome, &self.ctx.endpoints);
                 self.submit_plan_calls(calls, now);
                 self.advance_planning(now);
             }

@@ -207,9 +207,10 @@ impl<P> Session<P> {
         self.timers.first().map(|(at, _)| *at)
     }
 
-    /// Whether anything is in flight, parked on a token, or waiting for a timer.
+    /// Whether nothing is in flight, parked on a token, waiting for a timer, or ended
+    /// without its outcome taken by [`Session::poll_done`] yet.
     pub(crate) fn is_idle(&self) -> bool {
-        self.calls.is_empty() && self.fetches.is_empty()
+        self.calls.is_empty() && self.fetches.is_empty() && self.done.is_empty()
     }
 
     /// The purpose of the call an in-flight action belongs to.

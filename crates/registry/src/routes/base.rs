@@ -6,6 +6,6 @@ use http::header::CONTENT_TYPE;
 
 use super::shared::API_VERSION;
 
-pub fn get() -> Response {
+pub(super) fn get() -> Response {
     ([(CONTENT_TYPE, "application/json"), (API_VERSION, "registry/2.0")], "{}").into_response()
 }

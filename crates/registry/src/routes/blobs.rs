@@ -24,7 +24,7 @@ const STREAM_CHUNK: usize = 64 * 1024;
 
 /// What a `Range` header asks of a blob of a given size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RangeSpec {
+pub(super) enum RangeSpec {
     /// No usable range: answer the whole blob. RFC 9110: a server "MAY ignore the Range
     /// header field", and must ignore units it does not know.
     Full,
@@ -35,7 +35,7 @@ pub enum RangeSpec {
     Unsatisfiable,
 }
 
-pub fn parse_range(header: Option<&str>, size: u64) -> RangeSpec {
+pub(super) fn parse_range(header: Option<&str>, size: u64) -> RangeSpec {
     let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else { return RangeSpec::Full };
     if spec.contains(',') {
         return RangeSpec::Full; // Multiple ranges: answered whole, which RFC 9110 allows.
@@ -73,7 +73,7 @@ fn blob_unknown(digest: &str) -> RegistryError {
         .with_detail(serde_json::json!({ "digest": digest }))
 }
 
-pub async fn get(
+pub(super) async fn get(
     state: &Arc<AppState>,
     repo: &Repo,
     digest: &str,
@@ -121,7 +121,7 @@ pub async fn get(
 /// Distribution spec end-10: "If the blob is deleted, the registry MUST respond with 202
 /// Accepted"; 404 if it was not there. The repository's link goes; the content stays
 /// for other repositories.
-pub async fn delete(state: &Arc<AppState>, repo: &Repo, digest: &str) -> Result<Response> {
+pub(super) async fn delete(state: &Arc<AppState>, repo: &Repo, digest: &str) -> Result<Response> {
     check_delete_enabled(state)?;
     let digest = parse_digest(digest)?;
     if state.store.unlink_blob(repo, &digest).await? {

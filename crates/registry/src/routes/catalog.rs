@@ -9,7 +9,7 @@ use super::tags::{json_page, paginate};
 use crate::error::Result;
 use crate::state::AppState;
 
-pub async fn list(state: &Arc<AppState>, uri: &http::Uri) -> Result<Response> {
+pub(super) async fn list(state: &Arc<AppState>, uri: &http::Uri) -> Result<Response> {
     let repos = state.store.catalog().await?;
     let (page, link) = paginate(repos, uri, "/v2/_catalog")?;
     Ok(json_page(serde_json::json!({ "repositories": page }), link))

@@ -30,7 +30,7 @@ fn manifest_unknown(reference: &str) -> RegistryError {
         .with_detail(serde_json::json!({ "reference": reference }))
 }
 
-pub async fn get(state: &Arc<AppState>, repo: &Repo, reference: &str, head: bool) -> Result<Response> {
+pub(super) async fn get(state: &Arc<AppState>, repo: &Repo, reference: &str, head: bool) -> Result<Response> {
     let parsed = Reference::parse(reference)?;
     let stored = state.store.manifest(repo, &parsed).await?.ok_or_else(|| manifest_unknown(reference))?;
     let length = stored.bytes.len();
@@ -158,7 +158,7 @@ async fn check_references(state: &AppState, repo: &Repo, manifest: &Manifest) ->
     Ok(())
 }
 
-pub async fn put(
+pub(super) async fn put(
     state: &Arc<AppState>,
     repo: &Repo,
     reference: &str,
@@ -233,7 +233,7 @@ pub async fn put(
 
 /// Distribution spec end-9: by tag, the tag goes (202); by digest, the manifest and
 /// every tag pointing at it go (202); unknown references get 404.
-pub async fn delete(state: &Arc<AppState>, repo: &Repo, reference: &str) -> Result<Response> {
+pub(super) async fn delete(state: &Arc<AppState>, repo: &Repo, reference: &str) -> Result<Response> {
     check_delete_enabled(state)?;
     let deleted = match Reference::parse(reference)? {
         Reference::Tag(tag) => state.store.delete_tag(repo, &tag).await?,

@@ -18,7 +18,12 @@ use crate::state::AppState;
 use crate::store::layout::{parse_digest, Repo};
 use crate::uri::query_value;
 
-pub async fn list(state: &Arc<AppState>, repo: &Repo, digest: &str, uri: &http::Uri) -> Result<Response> {
+pub(super) async fn list(
+    state: &Arc<AppState>,
+    repo: &Repo,
+    digest: &str,
+    uri: &http::Uri,
+) -> Result<Response> {
     let subject = parse_digest(digest)?;
     let mut manifests = state.store.referrers(repo, &subject).await?;
     let filter = query_value(uri, "artifactType").filter(|t| !t.is_empty());

@@ -14,7 +14,11 @@ use crate::store::layout::Repo;
 use crate::uri::query_value;
 
 /// One page of a sorted list, and the `Link` to the next page if there is one.
-pub fn paginate(items: Vec<String>, uri: &http::Uri, path: &str) -> Result<(Vec<String>, Option<String>)> {
+pub(super) fn paginate(
+    items: Vec<String>,
+    uri: &http::Uri,
+    path: &str,
+) -> Result<(Vec<String>, Option<String>)> {
     let n = match query_value(uri, "n") {
         None => None,
         Some(n) if n.is_empty() => None,
@@ -42,7 +46,7 @@ pub fn paginate(items: Vec<String>, uri: &http::Uri, path: &str) -> Result<(Vec<
     Ok((page, link))
 }
 
-pub fn json_page(body: serde_json::Value, link: Option<String>) -> Response {
+pub(super) fn json_page(body: serde_json::Value, link: Option<String>) -> Response {
     let mut response = serde_json::to_vec(&body).unwrap_or_default().into_response();
     let h = response.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -52,7 +56,7 @@ pub fn json_page(body: serde_json::Value, link: Option<String>) -> Response {
     response
 }
 
-pub async fn list(state: &Arc<AppState>, repo: &Repo, uri: &http::Uri) -> Result<Response> {
+pub(super) async fn list(state: &Arc<AppState>, repo: &Repo, uri: &http::Uri) -> Result<Response> {
     let Some(tags) = state.store.tags(repo).await? else {
         return Err(RegistryError::new(
             ErrorCode::NameUnknown,

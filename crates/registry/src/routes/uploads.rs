@@ -58,7 +58,7 @@ fn empty_body(body: &Body) -> bool {
     body.size_hint().exact() == Some(0)
 }
 
-pub async fn start(
+pub(super) async fn start(
     state: &Arc<AppState>,
     repo: &Repo,
     identity: &Identity,
@@ -106,7 +106,7 @@ pub async fn start(
 
 /// Parses `Content-Range: <start>-<end>` (the spec's form), also accepting the RFC 9110
 /// forms `bytes <start>-<end>/<total>` and `bytes=<start>-<end>` that some clients send.
-pub fn parse_content_range(value: &str) -> Option<(u64, u64)> {
+pub(super) fn parse_content_range(value: &str) -> Option<(u64, u64)> {
     let value = value.trim();
     let value = value.strip_prefix("bytes=").or_else(|| value.strip_prefix("bytes ")).unwrap_or(value);
     let value = value.split('/').next()?;
@@ -136,7 +136,7 @@ fn content_range(parts: &Parts) -> Result<Option<(u64, u64)>> {
 
 /// Distribution spec end-5 (`PATCH`): appends a chunk, or a whole stream, and answers
 /// 202 with `Range: 0-<last byte received>`.
-pub async fn patch(
+pub(super) async fn patch(
     state: &Arc<AppState>,
     repo: &Repo,
     id: &str,
@@ -153,7 +153,7 @@ pub async fn patch(
 /// Distribution spec end-6 (`PUT ?digest=`): appends the final chunk if there is one,
 /// checks the digest, and answers 201. A mismatch gets 400 `DIGEST_INVALID`, stores
 /// nothing, and keeps the session (with the final chunk) for another try.
-pub async fn put(
+pub(super) async fn put(
     state: &Arc<AppState>,
     repo: &Repo,
     id: &str,
@@ -179,7 +179,7 @@ pub async fn put(
 }
 
 /// Distribution spec end-13: "204 No Content" with `Location` and `Range`.
-pub async fn status(state: &Arc<AppState>, repo: &Repo, id: &str) -> Result<Response> {
+pub(super) async fn status(state: &Arc<AppState>, repo: &Repo, id: &str) -> Result<Response> {
     let id = UploadId::parse(id)?;
     let up = state.uploads.open(repo, &id).await?;
     let mut response = (StatusCode::NO_CONTENT, [(CONTENT_LENGTH, "0")]).into_response();
@@ -188,7 +188,7 @@ pub async fn status(state: &Arc<AppState>, repo: &Repo, id: &str) -> Result<Resp
 }
 
 /// Cancels a session: 204, and the bytes are gone.
-pub async fn cancel(state: &Arc<AppState>, repo: &Repo, id: &str) -> Result<Response> {
+pub(super) async fn cancel(state: &Arc<AppState>, repo: &Repo, id: &str) -> Result<Response> {
     let id = UploadId::parse(id)?;
     let up = state.uploads.open(repo, &id).await?;
     state.uploads.cancel(up).await?;

@@ -321,7 +321,20 @@ fn config_errors() {
                 "drop the destination's tags: each tag is copied under its own name",
             ),
         ),
-        (rule("tag: {}"), e("rules[0]", "unknown field \"tag\"", "use one of: source, destination, tags, platforms")),
+        (rule("tag: {}"), e("rules[0]", "unknown field \"tag\"", "use one of: source, destination, tags, platforms, immutable")),
+        (rule("immutable: '('"), e("rules[0].immutable", "invalid tag pattern \"(\": found open group without closing ')'", pattern_fix)),
+        (
+            rule("immutable: [x]"),
+            e("rules[0].immutable", "immutable must be a string, found a list", "write it as a quoted string, e.g. immutable: \"^v[0-9]+\\\\.[0-9]+\\\\.[0-9]+$\""),
+        ),
+        (
+            "rules: [{source: 'a/b:v1', destination: c/d, immutable: '^v'}]".into(),
+            e(
+                "rules[0].immutable",
+                "the source names its tags or a digest, so no tag list is read to skip them by",
+                "remove `immutable`, or name the repository without tags",
+            ),
+        ),
         (rule("tags: [x]"), e("rules[0].tags", "tags must be a map, found a list", "write tags as `name: value` pairs")),
         (rule("tags: {includes: [x]}"), e("rules[0].tags", "unknown field \"includes\"", "use one of: include, exclude, semver")),
         (rule("tags: {include: '['}"), e("rules[0].tags.include", "invalid tag pattern \"[\": found unclosed character class", pattern_fix)),
