@@ -18,6 +18,7 @@ use crate::manifest::{select, Descriptor, ImageManifest, Manifest, ManifestError
 use crate::plan::CopyTask;
 use crate::progress::{BlobOutcome, Event, Failure, ImageOutcome, ImageReport};
 use crate::session::{AuthNeed, Call, Outcome};
+use crate::transport::Side;
 
 /// An image of the job, by its place in the plan; events name images by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -220,35 +221,24 @@ impl ImageTask {
         out.push(ImageEffect::Send(step, Call::Send { request, auth }));
     }
 
-    fn source_manifest(
+    /// A manifest GET or HEAD on one side, by tag or digest.
+    fn manifest(
         &mut self,
         ctx: &Context,
+        side: Side,
         method: Method,
         reference: &str,
         step: Step,
         out: &mut Effects,
     ) -> Result<(), Error> {
-        let source = &self.task.source;
-        let uri = ctx.endpoints.endpoint(source.registry()).manifest(source.repository(), reference);
+        let (image, auth) = match side {
+            Side::Source => (&self.task.source, self.source_auth()),
+            Side::Destination | Side::Registry => {
+                (&self.task.destination, self.destination_auth(ctx.options.dry_run))
+            }
+        };
+        let uri = ctx.endpoints.endpoint(image.registry()).manifest(image.repository(), reference);
         let uri = uri.map_err(|e| Error::new(ErrorKind::InvalidName, e.to_string()))?;
-        let auth = self.source_auth();
-        self.send(step, manifest_request(method, uri), auth, out);
-        Ok(())
-    }
-
-    fn destination_manifest(
-        &mut self,
-        ctx: &Context,
-        method: Method,
-        reference: &str,
-        step: Step,
-        out: &mut Effects,
-    ) -> Result<(), Error> {
-        let destination = &self.task.destination;
-        let uri =
-            ctx.endpoints.endpoint(destination.registry()).manifest(destination.repository(), reference);
-        let uri = uri.map_err(|e| Error::new(ErrorKind::InvalidName, e.to_string()))?;
-        let auth = self.destination_auth(ctx.options.dry_run);
         self.send(step, manifest_request(method, uri), auth, out);
         Ok(())
     }
@@ -267,11 +257,11 @@ impl ImageTask {
     fn check(&mut self, ctx: &Context, out: &mut Effects) -> Result<(), Error> {
         if self.source_digest.is_none() {
             let reference = self.task.source.manifest_reference();
-            self.source_manifest(ctx, Method::HEAD, &reference, Step::SourceHead, out)?;
+            self.manifest(ctx, Side::Source, Method::HEAD, &reference, Step::SourceHead, out)?;
         }
         if !ctx.options.force {
             let reference = self.task.destination.manifest_reference();
-            self.destination_manifest(ctx, Method::HEAD, &reference, Step::DestinationHead, out)?;
+            self.manifest(ctx, Side::Destination, Method::HEAD, &reference, Step::DestinationHead, out)?;
         }
         Ok(())
     }
@@ -392,7 +382,7 @@ impl ImageTask {
                 Ok(())
             }
             StatusCode::NOT_FOUND => {
-                self.source_manifest(ctx, Method::GET, &digest, Step::ChildGet(child), out)
+                self.manifest(ctx, Side::Source, Method::GET, &digest, Step::ChildGet(child), out)
             }
             _ => Err(refused(response, format!("destination manifest {}@{digest}", self.task.destination))),
         }
@@ -480,7 +470,7 @@ impl ImageTask {
                     None => self.task.source.manifest_reference(),
                 };
                 self.phase = Phase::Fetching;
-                let sent = self.source_manifest(ctx, Method::GET, &reference, Step::Root, out);
+                let sent = self.manifest(ctx, Side::Source, Method::GET, &reference, Step::Root, out);
                 if let Err(error) = sent {
                     self.fail(error, out);
                 }
@@ -522,9 +512,9 @@ impl ImageTask {
         let digests: Vec<String> = self.children.iter().map(|c| c.descriptor.digest.to_string()).collect();
         for (child, digest) in digests.iter().enumerate() {
             let sent = if ctx.options.force {
-                self.source_manifest(ctx, Method::GET, digest, Step::ChildGet(child), out)
+                self.manifest(ctx, Side::Source, Method::GET, digest, Step::ChildGet(child), out)
             } else {
-                self.destination_manifest(ctx, Method::HEAD, digest, Step::ChildHead(child), out)
+                self.manifest(ctx, Side::Destination, Method::HEAD, digest, Step::ChildHead(child), out)
             };
             if let Err(error) = sent {
                 return self.fail(error, out);
