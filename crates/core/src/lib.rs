@@ -25,6 +25,7 @@ pub mod progress;
 pub mod reference;
 pub mod retry;
 mod session;
+pub mod shard;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod time;
