@@ -41,8 +41,13 @@ After every cold sync each destination tag's manifest digest is checked against 
 corpus. The script exits non-zero if a sync fails, a registry dies, or a digest differs;
 never because of a ratio (targets are reported, not asserted).
 
+With `--tls`, every registry serves HTTPS with a private CA made for the run (openssl):
+ferry trusts it through `--cert-dir HOST=DIR`, skopeo through `cert-dir` in its YAML and
+`--dest-cert-dir`, both with verification on. The request counts are the same as over
+plain HTTP: ferry's scheme probe is a handshake, not a request.
+
 Usage: bench/sync.py [--scale full|small] [--runs N] [--proc N] [--largest-factor N]
-                     [--ferry PATH] [--no-build] [--keep]
+                     [--ferry PATH] [--no-build] [--keep] [--tls]
 """
 
 import argparse
@@ -50,6 +55,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import statistics
 import subprocess
 import sys
@@ -72,6 +78,8 @@ ACCEPT = ", ".join([
     "application/vnd.docker.distribution.manifest.v2+json",
 ])
 TOOLS = ("ferry", "skopeo")
+# With --tls: {"cert", "key", "dir"} of the run's private CA and server certificate.
+TLS = {}
 SIDES = ("source", "destination")
 # Route classes in the order the tables show them.
 CLASSES = ["ping", "tags/list", "manifest HEAD", "manifest GET", "manifest PUT", "blob HEAD", "blob GET",
@@ -130,8 +138,43 @@ def release_skopeo_caches() -> None:
         subprocess.run(["umount", str(SKOPEO_CACHE)], check=False)
 
 
+def make_tls(workdir: Path) -> None:
+    """A private CA, a server certificate for 127.0.0.1, and a cert dir holding only ca.crt
+    (what skopeo's --cert-dir wants); urllib is taught to trust the CA too."""
+    pki = workdir / "pki"
+    certs = pki / "certs"
+    certs.mkdir(parents=True)
+    ssl_run = lambda *a: subprocess.run(["openssl", *a], cwd=pki, check=True, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    ssl_run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=bench CA")
+    ssl_run("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=bench registry")
+    (pki / "server.ext").write_text("basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\n"
+                                    "extendedKeyUsage=serverAuth\n")
+    ssl_run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.crt", "-days", "2", "-extfile", "server.ext")
+    shutil.copy(pki / "ca.crt", certs / "ca.crt")
+    TLS.update(cert=pki / "server.crt", key=pki / "server.key", dir=certs)
+    context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    urllib.request.install_opener(urllib.request.build_opener(urllib.request.HTTPSHandler(context=context)))
+
+
 class Registry(Distribution):
-    """A distribution registry whose access log is read per phase."""
+    """A distribution registry whose access log is read per phase; HTTPS with --tls."""
+
+    def command(self) -> list:
+        command = super().command()
+        if TLS:
+            config = self.dir / "config.yml"
+            text = config.read_text().replace(
+                f"http: {{addr: {self.host}}}",
+                f"http: {{addr: {self.host}, tls: {{certificate: {TLS['cert']}, key: {TLS['key']}}}}}")
+            config.write_text(text)
+        return command
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if TLS else 'http'}://127.0.0.1:{self.port}"
 
     def lines(self) -> list:
         with open(self.log_path, errors="replace") as f:
@@ -181,13 +224,16 @@ class Tool:
         if self.name == "ferry":
             images = {f"{source.host}/{r}": f"{destination.host}/{mirror_name(r)}" for r in repos}
             job.with_suffix(".json").write_text(json.dumps(images, indent=1))
+            trust = [a for r in (source, destination) for a in ("--cert-dir", f"{r.host}={TLS['dir']}")] if TLS else []
             return [str(self.ferry_bin), "sync", "--images", str(job.with_suffix(".json")), "--proc",
-                    str(self.proc), "--no-docker-config", "--progress", "plain"]
+                    str(self.proc), "--no-docker-config", "--progress", "plain", *trust]
         # JSON is YAML; an empty tag list means every tag.
-        spec = {source.host: {"tls-verify": False, "images": {r: [] for r in repos}}}
+        access = {"cert-dir": str(TLS["dir"])} if TLS else {"tls-verify": False}
+        spec = {source.host: {**access, "images": {r: [] for r in repos}}}
         job.with_suffix(".yaml").write_text(json.dumps(spec, indent=1))
+        dest = [f"--dest-cert-dir={TLS['dir']}"] if TLS else ["--dest-tls-verify=false"]
         return ["skopeo", "sync", "--all", "--preserve-digests", "--src", "yaml", "--dest", "docker",
-                "--dest-tls-verify=false", str(job.with_suffix(".yaml")), f"{destination.host}/mirror"]
+                *dest, str(job.with_suffix(".yaml")), f"{destination.host}/mirror"]
 
     def run(self, command: list) -> tuple:
         """Runs one sync; returns (wall seconds, peak RSS KiB)."""
@@ -282,7 +328,7 @@ def report(meta: dict, args, results: dict, big: dict, big_meta: dict, repos: li
     print(f"\nsync benchmark: {len(meta['images'])} images in {len(repos)} repositories "
           f"({meta['unique_blob_bytes'] / MIB:.0f} MiB unique, largest layer "
           f"{meta['largest_blob_bytes'] / MIB:.0f} MiB), scale {args.scale}, median of {args.runs} runs, "
-          f"ferry --proc {args.proc}")
+          f"ferry --proc {args.proc}{', over TLS' if args.tls else ''}")
     table(("", "ferry sync", "skopeo sync", "ferry/skopeo"), rows)
 
     print("\nrequests per sync by route class, source + destination (median over runs):")
@@ -334,6 +380,7 @@ def main() -> int:
     ap.add_argument("--ferry", type=Path, help="ferry binary to use (skips the build)")
     ap.add_argument("--no-build", action="store_true", help="use the already built release binary")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (storage, logs)")
+    ap.add_argument("--tls", action="store_true", help="every registry serves HTTPS with a private CA")
     args = ap.parse_args()
 
     for tool in ("skopeo", "docker-registry", "/usr/bin/time"):
@@ -358,6 +405,9 @@ def main() -> int:
         + ("fresh per run" if isolated or os.geteuid() != 0 else "shared (/var/lib/containers/cache)"))
 
     workdir = Path(tempfile.mkdtemp(prefix="ferry-bench-sync-"))
+    if args.tls:
+        make_tls(workdir)
+        log("TLS: every registry serves HTTPS with a private CA; both tools verify it")
     tools = {t: Tool(t, workdir, ferry_bin, args.proc) for t in TOOLS}
     results = {t: {"cold": [], "noop": []} for t in TOOLS}
     big, big_meta = {}, {}

@@ -5,7 +5,7 @@
 #
 # Installs, each only when missing: the Debian packages of the peers and tools
 # (docker-registry, skopeo, chromium, chromium-driver, wabt, binaryen, apache2-utils,
-# nodejs, npm, time), the wasm32 target, `just`, `wasm-bindgen-cli` at the version in
+# openssl, nodejs, npm, time), the wasm32 target, `just`, `wasm-bindgen-cli` at the version in
 # Cargo.lock, and the npm packages (playwright-core, with no browser download).
 # Installing Debian packages needs root (or sudo).
 set -euo pipefail
@@ -18,6 +18,8 @@ command -v skopeo >/dev/null || need_apt+=(skopeo)
 command -v wasm-objdump >/dev/null || need_apt+=(wabt)
 command -v wasm-opt >/dev/null || need_apt+=(binaryen)
 command -v htpasswd >/dev/null || need_apt+=(apache2-utils)
+# The TLS tests make their CA and certificates with openssl.
+command -v openssl >/dev/null || need_apt+=(openssl)
 # Node and npm may come from elsewhere than Debian (nvm, nodesource); Debian's npm
 # conflicts with those, so each is installed only when missing.
 command -v node >/dev/null || need_apt+=(nodejs)

@@ -14,6 +14,7 @@ export const FAILURE_ADVICE = {
   invalid_name: 'A repository or tag name is not valid.',
   refused: 'The registry refused the request.',
   cancelled: 'Cancelled.',
+  tls: "The registry's TLS certificate is not trusted here: the browser decides, so open the registry's URL in a tab to see why.",
 };
 
 /** One line: the advice for `kind` (when known), then the detail. */

@@ -8,6 +8,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod oci;
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -137,9 +138,12 @@ impl Response {
     }
 }
 
-/// Splits `http://host:port/path?q` into `host:port` and `/path?q`.
+/// Splits `http://host:port/path?q` (or `https://`) into `host:port` and `/path?q`.
 pub fn split_url(url: &str) -> (String, String) {
-    let rest = url.strip_prefix("http://").unwrap_or_else(|| panic!("not an http:// URL: {url}"));
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .unwrap_or_else(|| panic!("not an http:// URL: {url}"));
     match rest.find('/') {
         Some(i) => (rest[..i].to_owned(), rest[i..].to_owned()),
         None => (rest.to_owned(), "/".to_owned()),
@@ -298,7 +302,7 @@ pub fn ferry_bin() -> PathBuf {
 /// A running `ferry serve`, killed on drop.
 pub struct Ferry {
     child: Child,
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` when started with `--tls-cert`)
     pub url: String,
 }
 
@@ -334,7 +338,10 @@ impl Ferry {
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).expect("read ferry's first line");
         let url = line.trim().rsplit(' ').next().unwrap_or_default().to_owned();
-        assert!(url.starts_with("http://"), "ferry serve printed {line:?}; args {args:?}");
+        assert!(
+            url.starts_with("http://") || url.starts_with("https://"),
+            "ferry serve printed {line:?}; args {args:?}"
+        );
         Ferry { child, url }
     }
 

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use super::tls::{Forwarder, Pki};
 use super::{request, resolve, sha256, Ferry, Response, TempDir};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -35,9 +36,27 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// A `ferry serve` with `extra` flags. In a test crate whose name ends in `_tls`
+    /// (`registry_conformance_tls`), it serves HTTPS with a private CA, and `ferry.url` is
+    /// a plain-to-TLS [`Forwarder`] in front of it: the same suite, over TLS.
     pub fn start(extra: &[&str]) -> Registry {
         let dir = TempDir::new("conformance");
-        let ferry = Ferry::with_root(&dir.join("data"), extra);
+        if !env!("CARGO_CRATE_NAME").ends_with("_tls") {
+            let ferry = Ferry::with_root(&dir.join("data"), extra);
+            return Registry { _dir: dir, ferry };
+        }
+        let pki = Pki::new();
+        let (cert, key) = (pki.file("server.crt"), pki.file("server.key"));
+        let mut args =
+            vec!["--tls-cert", cert.to_str().expect("utf-8"), "--tls-key", key.to_str().expect("utf-8")];
+        args.extend_from_slice(extra);
+        let mut ferry = Ferry::with_root(&dir.join("data"), &args);
+        assert!(ferry.url.starts_with("https://"), "{}", ferry.url);
+        let forwarder = Forwarder::start(&ferry.host(), &pki.ca());
+        ferry.url = forwarder.url.clone();
+        // The forwarder serves until the test process ends; its CA is in memory already.
+        static FORWARDERS: std::sync::Mutex<Vec<Forwarder>> = std::sync::Mutex::new(Vec::new());
+        FORWARDERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(forwarder);
         Registry { _dir: dir, ferry }
     }
 

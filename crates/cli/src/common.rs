@@ -2,14 +2,15 @@
 //! credentials from flags and from docker's config, and repository arguments.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use anyhow::Context as _;
 use ferry_core::api::EndpointMap;
 use ferry_core::auth::Credential;
-use ferry_core::reference::{normalize_registry, validate_registry, Reference};
-use ferry_native::{NativeOptions, NativeTransport};
+use ferry_core::reference::{api_host, normalize_registry, validate_registry, Reference};
+use ferry_native::{NativeOptions, NativeTransport, RegistryTls, TlsOptions};
 
 /// Marks an error as the user's input (a file, a flag, a reference): exit code 2.
 #[derive(Debug)]
@@ -86,12 +87,42 @@ pub(crate) fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-/// The native transport; `insecure` hosts may present invalid TLS certificates.
+/// The TLS settings of this process's transports, set once by the command that runs.
+static TLS: OnceLock<TlsOptions> = OnceLock::new();
+
+/// Sets the TLS settings (certificate folders, CA and client files) that [`transport`]
+/// uses; a command calls it before it runs its job.
+pub(crate) fn set_tls(tls: TlsOptions) {
+    if TLS.set(tls).is_err() {
+        tracing::debug!("TLS settings were already set for this process");
+    }
+}
+
+/// TLS settings with a certificate folder per registry (skopeo's `--src-cert-dir` and
+/// `--dest-cert-dir`), on top of the `certs.d` folders.
+pub(crate) fn tls_with_cert_dirs<'a>(
+    dirs: impl IntoIterator<Item = (&'a str, Option<&'a PathBuf>)>,
+) -> TlsOptions {
+    dirs.into_iter().fold(TlsOptions::default(), |tls, (registry, dir)| match dir {
+        Some(dir) => tls.with_registry(
+            api_host(registry),
+            RegistryTls { cert_dir: Some(dir.clone()), ..RegistryTls::default() },
+        ),
+        None => tls,
+    })
+}
+
+/// The native transport. `insecure` hosts are spoken to over HTTPS without verifying their
+/// certificates (plain HTTP only if they do not speak TLS).
 pub(crate) fn transport<'a>(
     insecure: impl IntoIterator<Item = &'a String>,
 ) -> anyhow::Result<NativeTransport> {
-    let options = insecure.into_iter().fold(NativeOptions::default(), |o, host| o.with_insecure_host(host));
-    NativeTransport::with_options(options).context("setting up the HTTP client")
+    let options = insecure
+        .into_iter()
+        .map(|registry| api_host(registry))
+        .fold(NativeOptions::default(), |o, host| o.with_insecure_host(host));
+    let options = options.with_tls(TLS.get().cloned().unwrap_or_default());
+    NativeTransport::with_options(options).map_err(bad_input).context("setting up the HTTP client")
 }
 
 /// A whole text file; a missing or unreadable file is bad input naming the file.
@@ -120,8 +151,9 @@ pub(crate) fn docker_credentials(path: Option<&Path>) -> anyhow::Result<Vec<(Str
     }
 }
 
-/// Endpoints for `registries`, all spoken to over plain HTTP when `insecure` (loopback
-/// ones always are).
+/// Endpoints for `registries`, all marked insecure when `insecure`: HTTPS without
+/// verification, plain HTTP if they do not speak TLS (loopback ones are probed the same
+/// way, with verification).
 pub(crate) fn endpoints<'a>(registries: impl IntoIterator<Item = &'a str>, insecure: bool) -> EndpointMap {
     let mut map = EndpointMap::default();
     if insecure {

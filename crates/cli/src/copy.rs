@@ -17,7 +17,10 @@ use crate::sync::execute;
 
 const AFTER_HELP: &str = "\
 References are [registry[:port]/]repository[:tag][@digest]; a destination without a tag
-or digest keeps the source's. Loopback registries (localhost, 127.0.0.1) are plain HTTP.
+or digest keeps the source's. Registries are spoken to over HTTPS; loopback registries
+(localhost, 127.0.0.1) and --insecure ones fall back to plain HTTP when they do not speak
+TLS. Trusted CAs: the platform's (or SSL_CERT_FILE), /etc/docker/certs.d/HOST:PORT/ and
+/etc/containers/certs.d/HOST:PORT/ (or the folders in FERRY_CERTS_D), --*-cert-dir.
 
 Exit codes: 0 copied or already in sync, 1 the copy failed, 2 bad usage.
 
@@ -55,9 +58,20 @@ pub(crate) struct CopyArgs {
     #[arg(long, value_name = "USER:PASS")]
     dest_creds: Option<String>,
 
-    /// Speak plain HTTP to both registries, even when they are not on loopback
+    /// Do not verify either registry's TLS certificate; speak plain HTTP to a registry
+    /// only if it does not speak TLS (image-syncer's and skopeo's meaning of insecure)
     #[arg(long)]
     insecure: bool,
+
+    /// A folder with the source registry's ca.crt (and client.cert/client.key for mutual
+    /// TLS), used instead of its certs.d folder
+    #[arg(long, value_name = "DIR")]
+    src_cert_dir: Option<PathBuf>,
+
+    /// A folder with the destination registry's ca.crt (and client.cert/client.key),
+    /// used instead of its certs.d folder
+    #[arg(long, value_name = "DIR")]
+    dest_cert_dir: Option<PathBuf>,
 
     /// docker's config file to take credentials from [default: $DOCKER_CONFIG/config.json
     /// or ~/.docker/config.json, if present]
@@ -100,6 +114,10 @@ pub(crate) fn run(args: CopyArgs) -> anyhow::Result<ExitCode> {
     pairs.extend(common::docker_credentials(args.docker_config.as_deref())?);
     let credentials = CredentialStore::new(pairs).map_err(bad_input)?;
 
+    common::set_tls(common::tls_with_cert_dirs([
+        (source.registry(), args.src_cert_dir.as_ref()),
+        (destination.registry(), args.dest_cert_dir.as_ref()),
+    ]));
     let endpoints = common::endpoints([source.registry(), destination.registry()], args.insecure);
     let task = CopyTask { source, destination, platforms };
     let job = Job { plan: Plan::Tasks(vec![task]), credentials, endpoints };

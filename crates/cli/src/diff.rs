@@ -64,9 +64,20 @@ pub(crate) struct AccessArgs {
     #[arg(long, value_name = "USER:PASS")]
     pub dest_creds: Option<String>,
 
-    /// Speak plain HTTP to the registries, even when they are not on loopback
+    /// Do not verify the registries' TLS certificates; speak plain HTTP to a registry only
+    /// if it does not speak TLS
     #[arg(long)]
     pub insecure: bool,
+
+    /// A folder with the source registry's ca.crt (and client.cert/client.key for mutual
+    /// TLS), used instead of its certs.d folder
+    #[arg(long, value_name = "DIR")]
+    pub src_cert_dir: Option<PathBuf>,
+
+    /// A folder with the destination registry's ca.crt (and client.cert/client.key), used
+    /// instead of its certs.d folder
+    #[arg(long, value_name = "DIR")]
+    pub dest_cert_dir: Option<PathBuf>,
 
     /// docker's config file to take credentials from [default: $DOCKER_CONFIG/config.json
     /// or ~/.docker/config.json, if present]
@@ -96,6 +107,10 @@ impl AccessArgs {
         }
         pairs.extend(common::docker_credentials(self.docker_config.as_deref())?);
         let credentials = CredentialStore::new(pairs).map_err(bad_input)?;
+        common::set_tls(common::tls_with_cert_dirs([
+            (source.registry.as_str(), self.src_cert_dir.as_ref()),
+            (destination.as_ref().map_or("", |d| d.registry.as_str()), self.dest_cert_dir.as_ref()),
+        ]));
         let registries = std::iter::once(&source).chain(destination.as_ref()).map(|s| s.registry.as_str());
         let endpoints: EndpointMap = common::endpoints(registries, self.insecure);
         Ok(DiffJob {

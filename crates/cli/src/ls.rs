@@ -36,9 +36,15 @@ pub(crate) struct RepoAccess {
     #[arg(long, value_name = "USER:PASS")]
     creds: Option<String>,
 
-    /// Speak plain HTTP to the registry, even when it is not on loopback
+    /// Do not verify the registry's TLS certificate; speak plain HTTP only if it does not
+    /// speak TLS
     #[arg(long)]
     insecure: bool,
+
+    /// A folder with the registry's ca.crt (and client.cert/client.key for mutual TLS),
+    /// used instead of its certs.d folder
+    #[arg(long, value_name = "DIR")]
+    cert_dir: Option<PathBuf>,
 
     /// docker's config file to take credentials from [default: $DOCKER_CONFIG/config.json
     /// or ~/.docker/config.json, if present]
@@ -60,6 +66,8 @@ impl RepoAccess {
             src_creds: self.creds.clone(),
             dest_creds: None,
             insecure: self.insecure,
+            src_cert_dir: self.cert_dir.clone(),
+            dest_cert_dir: None,
             docker_config: self.docker_config.clone(),
         };
         let side = Target { registry, repository: Some(repository) };

@@ -370,6 +370,7 @@ pub(crate) fn advice(kind: ErrorKind, retryable: bool) -> &'static str {
         ErrorKind::RateLimited => "the registry is throttling; a retry may help later, with a lower --proc",
         ErrorKind::Integrity => "the bytes do not match their digest; a retry will not help",
         ErrorKind::InvalidName => "the name is outside the reference grammar; a retry will not help",
+        ErrorKind::Tls => "fix the TLS setup as the message says; a retry will not help",
         _ if retryable => "a retry may help",
         _ => "a retry will not help",
     }

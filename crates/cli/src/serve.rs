@@ -18,6 +18,8 @@ Examples:
   ferry serve --idle-timeout 30 --max-connections 256  # tighter connection limits
   ferry serve --cors-origin http://localhost:8080 --cors-allow-credentials
   ferry serve --ui web                             # ferry's web page at http://127.0.0.1:5000/ui/
+  ferry serve --tls-cert reg.crt --tls-key reg.key # HTTPS (HTTP/2 by ALPN); SIGHUP reloads them
+  ferry serve --tls-cert reg.crt --tls-key reg.key --tls-client-ca clients.crt  # mutual TLS
   ferry serve --config ferry.yaml --print-config   # show the effective config";
 
 /// Options of `ferry serve`. Every option is also a key of the YAML config file.
@@ -25,7 +27,7 @@ Examples:
 #[command(after_help = AFTER_HELP)]
 pub(crate) struct ServeArgs {
     /// YAML config file (keys: addr, public_url, storage, read_only, delete, cors, auth,
-    /// limits, http, log, ui); flags given here override its values
+    /// limits, http, log, ui, tls); flags given here override its values
     #[arg(short, long, value_name = "FILE", env = "FERRY_CONFIG")]
     config: Option<PathBuf>,
 
@@ -140,6 +142,19 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     ui: Option<PathBuf>,
 
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key. SIGHUP
+    /// reads the certificate, key and client CAs again without dropping connections
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+
+    /// Require client certificates signed by one of these PEM CA certificates (mutual TLS)
+    #[arg(long, value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
+
     /// Log level [default: info]
     #[arg(long, value_name = "LEVEL", value_parser = ["error", "warn", "info", "debug", "trace"])]
     log_level: Option<String>,
@@ -202,6 +217,15 @@ impl ServeArgs {
         if self.ui.is_some() {
             c.ui = self.ui;
         }
+        if self.tls_cert.is_some() {
+            c.tls.cert = self.tls_cert;
+        }
+        if self.tls_key.is_some() {
+            c.tls.key = self.tls_key;
+        }
+        if self.tls_client_ca.is_some() {
+            c.tls.client_ca = self.tls_client_ca;
+        }
         set(&mut c.log.level, self.log_level);
         if let Some(format) = self.log_format {
             c.log.format = if format == "json" { LogFormat::Json } else { LogFormat::Text };
@@ -243,14 +267,16 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let has_ui = config.ui.is_some();
         let running = ferry_registry::serve(config).await.context("starting the registry")?;
+        let (mut interrupt, mut terminate, mut hangup) = hooks();
         // The one line on stdout: scripts and tests read the URL from it.
         println!("ferry registry listening on {}", running.url());
         if has_ui {
             tracing::info!("web page at {}{}", running.url(), ferry_registry::ui::PREFIX);
         }
         tokio::select! {
-            () = shutdown_signal() => {}
+            () = shutdown_signal(&mut interrupt, &mut terminate) => {}
             () = release_memory_when_idle(&running) => {}
+            () = reload_on_hangup(&running, &mut hangup) => {}
         }
         tracing::info!("shutting down: finishing requests in flight");
         running.shutdown().await.context("serving")?;
@@ -296,24 +322,62 @@ fn config_yaml(config: &Config) -> anyhow::Result<String> {
     config.to_yaml().context("printing the configuration")
 }
 
-/// SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// A signal handler, registered before `ferry serve` announces its URL: a SIGTERM or
+/// SIGHUP that arrived before its handler existed would end the process at once.
+#[cfg(unix)]
+type Hook = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hook = ();
+
+/// SIGINT, SIGTERM and SIGHUP handlers.
+fn hooks() -> (Hook, Hook, Hook) {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::hangup()).ok(),
+        )
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
+    ((), (), ())
+}
+
+/// Waits for the hooked signal; forever when it could not be registered.
+async fn received(hook: &mut Hook) {
+    #[cfg(unix)]
+    if let Some(signal) = hook {
+        signal.recv().await;
+        return;
+    }
+    #[cfg(not(unix))]
+    let _ = hook;
+    std::future::pending::<()>().await
+}
+
+/// Reloads the TLS files on every SIGHUP; never returns.
+async fn reload_on_hangup(running: &ferry_registry::RunningRegistry, hangup: &mut Hook) {
+    loop {
+        received(hangup).await;
+        match running.reload_tls() {
+            Ok(true) => tracing::info!("SIGHUP: reloaded the TLS certificate"),
+            Ok(false) => tracing::info!("SIGHUP: no TLS to reload"),
+            Err(error) => tracing::error!("SIGHUP: {error}; still serving the previous certificate"),
+        }
+    }
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal(interrupt: &mut Hook, terminate: &mut Hook) {
+    #[cfg(not(unix))]
+    {
+        let _ = (interrupt, terminate);
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    #[cfg(unix)]
     tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+        () = received(interrupt) => {},
+        () = received(terminate) => {},
     }
 }

@@ -17,10 +17,11 @@ use ferry_core::config::{
 use ferry_core::copy::{Job, SyncMachine, SyncOptions};
 use ferry_core::manifest::PlatformFilter;
 use ferry_core::progress::Report;
+use ferry_core::reference::api_host;
 use ferry_core::retry::RetryPolicy;
 use ferry_core::shard::Shard;
 use ferry_core::transport::Clock as _;
-use ferry_native::{run_sync, TokioClock};
+use ferry_native::{run_sync, RegistryTls, TlsOptions, TokioClock};
 
 use crate::common::{self, bad_input};
 use crate::progress::{summary_text, write_report, Progress, ProgressArgs};
@@ -29,7 +30,12 @@ const AFTER_HELP: &str = "\
 Files are JSON or YAML by their extension (.json, .yaml, .yml), as image-syncer reads them:
   auth.json    {\"registry.example.com\": {\"username\": \"me\", \"password\": \"${PASSWORD}\", \"insecure\": true}}
   images.json  {\"quay.io/coreos/etcd:v3.5.0\": \"registry.example.com/coreos/etcd\"}
-  config.yaml  auth: {...}, images: {...}, and ferry's rules, proc, retries, os, arch
+  config.yaml  auth: {...}, images: {...}, and ferry's rules, proc, retries, os, arch, tls
+\"insecure\": true means what it means to image-syncer and skopeo: HTTPS without verifying
+the certificate, plain HTTP only if the registry does not speak TLS. CAs and client
+certificates: the platform's roots (or SSL_CERT_FILE), certs.d/HOST:PORT/ under
+/etc/docker and /etc/containers (or FERRY_CERTS_D), --cert-dir, and the config's
+tls: {HOST:PORT: {ca, cert, key, certDir}}.
 ${VAR} in usernames, passwords and destinations comes from the environment.
 Flags override the config file's proc, retries, os and arch.
 
@@ -127,6 +133,12 @@ pub(crate) struct SyncArgs {
     #[arg(long, conflicts_with = "docker_config")]
     pub no_docker_config: bool,
 
+    /// A registry's certificate folder, REGISTRY=DIR (repeatable): DIR holds its ca.crt
+    /// (and client.cert/client.key for mutual TLS) and replaces its certs.d folder; the
+    /// config file's `tls` key does the same
+    #[arg(long = "cert-dir", value_name = "REGISTRY=DIR", value_parser = registry_dir)]
+    pub cert_dirs: Vec<(String, PathBuf)>,
+
     /// Tags that never move once pushed (a regular expression): one the destination
     /// already lists is not checked again. For rules that list tags, and without their
     /// own `immutable`
@@ -166,6 +178,7 @@ impl SyncArgs {
             dry_run: false,
             docker_config: None,
             no_docker_config: false,
+            cert_dirs: Vec::new(),
             max_transfers: 8,
             immutable: None,
             shard: None,
@@ -203,6 +216,7 @@ pub(crate) async fn sync(args: &SyncArgs) -> anyhow::Result<Report> {
         rounds: retries,
         shard: shard(args.shard.as_deref(), args.shards.as_deref(), &common::env)?,
     };
+    common::set_tls(tls(&config, args));
     let mut config = config;
     if let Some(pattern) = &args.immutable {
         let pattern =
@@ -282,6 +296,38 @@ fn load(args: &SyncArgs) -> anyhow::Result<JobConfig> {
     let text = common::read_text(path, "images file")?;
     config.rules = parse_images_file(&path.display().to_string(), &text, &env).map_err(bad_input)?;
     Ok(config)
+}
+
+/// `REGISTRY=DIR` of `--cert-dir`.
+fn registry_dir(value: &str) -> Result<(String, PathBuf), String> {
+    match value.split_once('=') {
+        Some((registry, dir)) if !dir.is_empty() => {
+            ferry_core::reference::validate_registry(registry).map_err(|e| format!("{registry:?}: {e}"))?;
+            Ok((ferry_core::reference::normalize_registry(registry), PathBuf::from(dir)))
+        }
+        _ => Err("expected REGISTRY=DIR, e.g. registry.example.com:5443=/etc/ferry/certs".to_owned()),
+    }
+}
+
+/// The config's `tls` entries (paths relative to the config file's folder), then the
+/// `--cert-dir` flags.
+fn tls(config: &JobConfig, args: &SyncArgs) -> TlsOptions {
+    let base = args.config.as_deref().and_then(Path::parent).unwrap_or(Path::new(""));
+    let path = |p: &Option<String>| p.as_deref().map(|p| base.join(p));
+    let mut tls = TlsOptions::default();
+    for (registry, entry) in &config.tls {
+        let settings = RegistryTls {
+            ca: path(&entry.ca).into_iter().collect(),
+            client: path(&entry.cert).zip(path(&entry.key)),
+            cert_dir: path(&entry.cert_dir),
+        };
+        tls = tls.with_registry(api_host(registry), settings);
+    }
+    for (registry, dir) in &args.cert_dirs {
+        let settings = RegistryTls { cert_dir: Some(dir.clone()), ..RegistryTls::default() };
+        tls = tls.with_registry(api_host(registry), settings);
+    }
+    tls
 }
 
 /// The auth file's logins; docker's only for the registries the auth file does not name.

@@ -38,6 +38,9 @@ pub enum ErrorKind {
     Refused,
     /// The caller cancelled the job.
     Cancelled,
+    /// A TLS handshake failed for a reason of configuration: an untrusted, expired or
+    /// misnamed certificate, or a client certificate missing or refused.
+    Tls,
 }
 
 impl ErrorKind {
@@ -68,6 +71,7 @@ impl ErrorKind {
             TransportError::Verify(VerifyError::TooShort { .. }) => ErrorKind::Unavailable,
             TransportError::Verify(_) => ErrorKind::Integrity,
             TransportError::Cancelled => ErrorKind::Cancelled,
+            TransportError::Tls { .. } => ErrorKind::Tls,
         }
     }
 
@@ -84,6 +88,7 @@ impl ErrorKind {
             ErrorKind::InvalidName => "invalid_name",
             ErrorKind::Refused => "refused",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Tls => "tls",
         }
     }
 }
@@ -163,6 +168,14 @@ mod tests {
             ),
             (cut, ErrorKind::Unavailable),
             (TransportError::Cancelled, ErrorKind::Cancelled),
+            (
+                TransportError::Tls {
+                    side: Side::Source,
+                    failure: crate::tls::TlsFailure::UnknownIssuer,
+                    message: "unknown issuer".into(),
+                },
+                ErrorKind::Tls,
+            ),
             (
                 TransportError::Unauthorized { side: Side::Destination, challenge: None, detail: None },
                 ErrorKind::Unauthorized,

@@ -24,11 +24,13 @@ pub mod plan;
 pub mod progress;
 pub mod reference;
 pub mod retry;
+pub mod scheme;
 mod session;
 pub mod shard;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod time;
+pub mod tls;
 pub mod transport;
 pub mod upload;
 

@@ -17,6 +17,7 @@ use crate::digest::{Digest, VerifyError};
 use crate::error_body::describe_body;
 use crate::retry::{parse_retry_after, FailureClass, RetryPolicy};
 use crate::time::{Instant, UnixTime};
+use crate::tls::TlsFailure;
 
 /// Identifies one action until its outcome is fed back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -166,6 +167,17 @@ pub enum TransportError {
     /// The caller cancelled the job.
     #[error("cancelled")]
     Cancelled,
+    /// A TLS handshake failed for a reason that another attempt cannot change. `message`
+    /// names the registry, what was wrong and which file or flag fixes it.
+    #[error("{message}")]
+    Tls {
+        /// Which side's handshake failed.
+        side: Side,
+        /// What was wrong.
+        failure: TlsFailure,
+        /// One line: the registry, the problem and the fix.
+        message: String,
+    },
 }
 
 impl TransportError {
@@ -217,9 +229,10 @@ impl TransportError {
             TransportError::Verify(VerifyError::TooShort { .. }) => {
                 FailureClass::Transient { retry_after: None }
             }
-            TransportError::Unauthorized { .. } | TransportError::Verify(_) | TransportError::Cancelled => {
-                FailureClass::Permanent
-            }
+            TransportError::Unauthorized { .. }
+            | TransportError::Verify(_)
+            | TransportError::Cancelled
+            | TransportError::Tls { .. } => FailureClass::Permanent,
         }
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use ferry_core::config::{
     parse_auth_file, parse_config_file, parse_images_file, AuthConfig, AuthEntry, DestinationSpec, JobConfig,
-    Rule, SourceSpec, TagFilter, TagPattern, TagSelector,
+    Rule, SourceSpec, TagFilter, TagPattern, TagSelector, TlsEntry,
 };
 use regex_lite::Regex;
 use semver::VersionReq;
@@ -223,6 +223,16 @@ fn ferry_config_uses_every_feature() {
         retries: Some(3),
         os: vec!["linux".into()],
         arch: vec!["amd64".into(), "arm64".into()],
+        tls: [(
+            mirror.to_owned(),
+            TlsEntry {
+                ca: Some("certs/private-ca.crt".into()),
+                cert: Some("certs/client.cert".into()),
+                key: Some("certs/client.key".into()),
+                cert_dir: None,
+            },
+        )]
+        .into(),
     };
     assert_eq!(job, want);
 

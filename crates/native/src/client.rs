@@ -1,6 +1,7 @@
 //! [`Client`]: reqwest clients with the transport's options, one request at a time:
 //! redirects that never carry credentials to another host, timeouts, bounded answers.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,42 +12,39 @@ use reqwest::Url;
 
 use crate::errors::{from_reqwest, host_of, status_error, timeout};
 use crate::options::{BuildError, NativeOptions};
+use crate::tls::Tls;
 
-/// The HTTP clients of a transport and the options they were built with.
+/// The HTTP clients of a transport (one per registry TLS setting), the run's scheme
+/// decisions, and the options they were built with.
 #[derive(Debug, Clone)]
 pub(crate) struct Client {
-    client: reqwest::Client,
-    /// Accepts invalid certificates; used only for [`NativeOptions::insecure_hosts`].
-    insecure_client: Option<reqwest::Client>,
+    tls: Arc<Tls>,
     options: NativeOptions,
 }
 
 impl Client {
     pub(crate) fn new(options: NativeOptions) -> Result<Self, BuildError> {
         options.validate()?;
-        let client = build_client(&options, false)?;
-        let insecure_client =
-            if options.insecure_hosts.is_empty() { None } else { Some(build_client(&options, true)?) };
-        Ok(Client { client, insecure_client, options })
+        Ok(Client { tls: Arc::new(Tls::new(&options)?), options })
     }
 
     pub(crate) fn options(&self) -> &NativeOptions {
         &self.options
     }
 
-    /// The client for `url`: the one that accepts invalid certificates only for hosts
-    /// listed as insecure.
-    pub(crate) fn client_for(&self, url: &Url) -> &reqwest::Client {
-        match &self.insecure_client {
-            Some(insecure) if self.is_insecure(url) => insecure,
-            _ => &self.client,
+    /// The client for `url`: its registry's own TLS settings, and no certificate
+    /// verification for hosts listed as insecure. A setting that cannot be read was already
+    /// reported by the `fetch` that opened the exchange; the shared client stands in.
+    pub(crate) fn client_for(&self, url: &Url) -> reqwest::Client {
+        match self.tls.client_for(Side::Registry, url) {
+            Ok(client) => client.http,
+            Err(_) => self.tls.shared(true).http,
         }
     }
 
-    pub(crate) fn is_insecure(&self, url: &Url) -> bool {
-        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-        let hosts = &self.options.insecure_hosts;
-        hosts.contains(&host) || url.port().is_some_and(|port| hosts.contains(&format!("{host}:{port}")))
+    /// `url` in the scheme the core decided for its registry (see [`ferry_core::scheme`]).
+    pub(crate) async fn decide_scheme(&self, url: Url) -> Url {
+        self.tls.decide_scheme(url).await
     }
 
     /// Sends one request and waits up to `wait` for its answer's head. A `GET` or `HEAD`
@@ -63,11 +61,12 @@ impl Client {
         wait: Duration,
     ) -> Result<(reqwest::Response, Url), TransportError> {
         let follow = method == Method::GET || method == Method::HEAD;
-        let mut url = url;
+        let mut url = self.tls.decide_scheme(url).await;
         let mut hops = 0;
         loop {
             let host = host_of(&url);
-            let mut request = self.client_for(&url).request(method.clone(), url.clone());
+            let client = self.tls.client_for(side, &url)?;
+            let mut request = client.http.request(method.clone(), url.clone());
             if let Some(body) = &body {
                 // Explicit, so that an empty POST or PUT still says `Content-Length: 0`.
                 let mut headers = headers.clone();
@@ -77,7 +76,8 @@ impl Client {
                 request = request.headers(headers.clone());
             }
             let answer = match tokio::time::timeout(wait, request.send()).await {
-                Ok(answer) => answer.map_err(|e| from_reqwest(side, &host, e))?,
+                Ok(Ok(answer)) => answer,
+                Ok(Err(e)) => return Err(self.tls.error(side, &url, &client, e).await),
                 Err(_) => return Err(timeout(side, &host, "did not answer", wait)),
             };
             let status = answer.status();
@@ -111,7 +111,7 @@ impl Client {
             }
             tracing::debug!(from = %host, to = %host_of(&next), status = status.as_u16(), "following a redirect");
             hops += 1;
-            url = next;
+            url = self.tls.decide_scheme(next).await;
         }
     }
 
@@ -168,21 +168,6 @@ pub(crate) fn parse_url(side: Side, url: &str) -> Result<Url, TransportError> {
     })
 }
 
-fn build_client(options: &NativeOptions, accept_invalid_certs: bool) -> Result<reqwest::Client, BuildError> {
-    reqwest::Client::builder()
-        .user_agent(options.user_agent.clone())
-        .connect_timeout(options.connect_timeout)
-        .pool_idle_timeout(options.pool_idle_timeout)
-        .pool_max_idle_per_host(options.pool_max_idle_per_host)
-        .tcp_keepalive(Duration::from_secs(30))
-        // Redirects are followed by `fetch`, which decides what may follow them.
-        .redirect(reqwest::redirect::Policy::none())
-        .referer(false)
-        .danger_accept_invalid_certs(accept_invalid_certs)
-        .build()
-        .map_err(|e| BuildError::Client(e.to_string()))
-}
-
 /// Turns a non-success answer into an error, reading its body for detail.
 pub(crate) async fn expect_success(
     side: Side,
@@ -212,15 +197,5 @@ mod tests {
         for (a, b, same) in cases {
             assert_eq!(same_origin(&Url::parse(a).unwrap(), &Url::parse(b).unwrap()), same, "{a} {b}");
         }
-    }
-
-    #[test]
-    fn insecure_hosts_pick_the_lenient_client() {
-        let t = Client::new(NativeOptions::default().with_insecure_host("Reg.local:5000")).unwrap();
-        assert!(t.is_insecure(&Url::parse("https://reg.local:5000/v2/").unwrap()));
-        assert!(!t.is_insecure(&Url::parse("https://reg.local/v2/").unwrap()));
-        let t = Client::new(NativeOptions::default().with_insecure_host("reg.local")).unwrap();
-        assert!(t.is_insecure(&Url::parse("https://reg.local:5000/v2/").unwrap()));
-        assert!(!t.is_insecure(&Url::parse("https://other/v2/").unwrap()));
     }
 }

@@ -28,6 +28,9 @@ pub(crate) fn host_of(url: &Url) -> String {
 
 /// A reqwest failure on `side` while talking to `host`.
 pub(crate) fn from_reqwest(side: Side, host: &str, error: reqwest::Error) -> TransportError {
+    if let Some((failure, detail)) = crate::tls::classify(&error, None) {
+        return crate::tls::tls_error(side, host, failure, &detail);
+    }
     let timeout = error.is_timeout();
     let connect = error.is_connect();
     // `without_url`: reqwest's message would otherwise quote the whole URL.

@@ -20,6 +20,7 @@ mod errors;
 mod feed;
 mod options;
 mod source;
+mod tls;
 mod transport;
 mod upload;
 
@@ -27,6 +28,7 @@ pub use clock::{wall_now, TokioClock};
 pub use options::{
     BuildError, NativeOptions, DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, DEFAULT_MAX_ANSWER_BYTES,
 };
+pub use tls::{RegistryTls, TlsOptions, CERTS_D_ENV, DEFAULT_CERTS_D};
 pub use transport::NativeTransport;
 
 use ferry_core::machine::{Machine, Misuse};

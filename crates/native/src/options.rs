@@ -3,6 +3,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::tls::TlsOptions;
+
 const MIB: u64 = 1024 * 1024;
 
 /// Blobs of at least this size go up as chunked `PATCH` uploads.
@@ -47,9 +49,12 @@ pub struct NativeOptions {
     pub pool_idle_timeout: Duration,
     /// Idle pooled connections kept per host.
     pub pool_max_idle_per_host: usize,
-    /// Hosts (`host` or `host:port`) whose invalid TLS certificates are accepted. Whether a
-    /// registry is spoken to over plain HTTP is decided by the core's URLs, not here.
+    /// Hosts (`host` or `host:port`) whose invalid TLS certificates are accepted. For an
+    /// `http://` URL of such a host (or of a loopback host) the core's scheme decision
+    /// applies: HTTPS when the endpoint speaks TLS, plain HTTP only when it does not.
     pub insecure_hosts: BTreeSet<String>,
+    /// Roots, per-registry CAs and client certificates.
+    pub tls: TlsOptions,
     /// The `User-Agent` header, `ferry/<version>` by default.
     pub user_agent: String,
     /// Blobs of at least this many bytes are uploaded in chunks.
@@ -71,6 +76,7 @@ impl Default for NativeOptions {
             pool_idle_timeout: Duration::from_secs(90),
             pool_max_idle_per_host: 8,
             insecure_hosts: BTreeSet::new(),
+            tls: TlsOptions::default(),
             user_agent: concat!("ferry/", env!("CARGO_PKG_VERSION")).to_owned(),
             chunk_threshold: DEFAULT_CHUNK_THRESHOLD,
             chunk_size: DEFAULT_CHUNK_SIZE,
@@ -105,6 +111,11 @@ impl NativeOptions {
     /// Accepts invalid TLS certificates from `host` (`host` or `host:port`).
     pub fn with_insecure_host(mut self, host: impl Into<String>) -> Self {
         self.insecure_hosts.insert(host.into().to_ascii_lowercase());
+        self
+    }
+
+    pub fn with_tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = tls;
         self
     }
 
@@ -154,4 +165,7 @@ pub enum BuildError {
     /// The TLS stack or the connection pool could not be set up.
     #[error("could not set up the HTTP client: {0}")]
     Client(String),
+    /// A CA or client certificate file that was named could not be used.
+    #[error("TLS setup: {0}")]
+    Tls(String),
 }

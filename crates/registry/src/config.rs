@@ -23,6 +23,7 @@
 //!   max_blocking_threads: 32       # file I/O threads of `ferry serve`
 //! log: { level: info, format: text }
 //! ui: ./web
+//! tls: { cert: ./registry.crt, key: ./registry.key, client_ca: ./clients.crt }
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -53,6 +54,9 @@ pub struct Config {
     /// A directory of static files (ferry's web page) to serve at `/ui/`; `/` then
     /// redirects there. Unset: no page, `/v2/` only.
     pub ui: Option<PathBuf>,
+    /// HTTPS: a certificate and key, and optionally CAs that client certificates must
+    /// chain to. Unset: plain HTTP.
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl Default for Config {
@@ -69,6 +73,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             log: LogConfig::default(),
             ui: None,
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 }
@@ -334,6 +339,9 @@ impl Config {
         if self.limits.max_manifest_bytes == 0 {
             return invalid("limits.max_manifest_bytes", "must be at least 1");
         }
+        if let Some((key, message)) = self.tls.problem() {
+            return invalid(key, message);
+        }
         if !["error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()) {
             return invalid("log.level", "expected error, warn, info, debug or trace");
         }
@@ -377,6 +385,10 @@ mod tests {
             ("http: {max_buf_bytes: 100}", Some("http.max_buf_bytes")),
             ("http: {header_read_timeout_secs: 0.5, body_timeout_secs: 0}", None),
             ("auth: {htpasswd: /x, token: {enabled: true}}", None),
+            ("tls: {cert: /c}", Some("tls.key")),
+            ("tls: {key: /k}", Some("tls.cert")),
+            ("tls: {client_ca: /ca}", Some("tls.client_ca")),
+            ("tls: {cert: /c, key: /k, client_ca: /ca}", None),
         ];
         for (yaml, key) in cases {
             let got = Config::from_yaml(yaml).unwrap().validate();

@@ -53,6 +53,7 @@ pub mod routes;
 mod server;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod ui;
 pub mod uri;
 
@@ -77,6 +78,8 @@ pub enum ServeError {
     Auth(#[from] access::AuthError),
     #[error(transparent)]
     Ui(#[from] ui::UiError),
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
     #[error("server failed: {0}")]
@@ -153,18 +156,18 @@ impl Registry {
         let app = self.router();
         let http = self.state.config.http.clone();
         let (tx, rx) = oneshot::channel::<()>();
+        let tls = match &self.state.config.tls {
+            files if files.enabled() => Some(Arc::new(tls::ServerTls::load(files)?)),
+            _ => None,
+        };
         let in_flight = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(server::serve(listener, app, http, in_flight.clone(), async move {
-            let _ = rx.await;
-        }));
-        tracing::info!(url = %format!("http://{local}"), driver = self.state.store.driver().name(), "registry listening");
-        Ok(RunningRegistry {
-            addr: local,
-            url: format!("http://{local}"),
-            shutdown: Some(tx),
-            task,
-            in_flight,
-        })
+        let task =
+            tokio::spawn(server::serve(listener, app, http, in_flight.clone(), tls.clone(), async move {
+                let _ = rx.await;
+            }));
+        let url = format!("{}://{local}", if tls.is_some() { "https" } else { "http" });
+        tracing::info!(url = %url, driver = self.state.store.driver().name(), "registry listening");
+        Ok(RunningRegistry { addr: local, url, shutdown: Some(tx), task, in_flight, tls })
     }
 }
 
@@ -180,6 +183,7 @@ pub struct RunningRegistry {
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
     in_flight: Arc<AtomicUsize>,
+    tls: Option<Arc<tls::ServerTls>>,
 }
 
 impl RunningRegistry {
@@ -189,7 +193,16 @@ impl RunningRegistry {
         self.in_flight.load(Ordering::Acquire)
     }
 
-    /// `http://127.0.0.1:PORT`, no trailing slash.
+    /// Reads the TLS certificate, key and client CAs again (`SIGHUP` in `ferry serve`).
+    /// New connections use them; open ones keep theirs. `Ok(false)` when TLS is off.
+    pub fn reload_tls(&self) -> Result<bool, ServeError> {
+        match &self.tls {
+            Some(tls) => tls.reload().map(|()| true).map_err(ServeError::Tls),
+            None => Ok(false),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` (`https://` with TLS), no trailing slash.
     pub fn url(&self) -> &str {
         &self.url
     }

@@ -26,16 +26,17 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The URL clients reach the registry at: `public_url`, else `http://<Host>`.
+    /// The URL clients reach the registry at: `public_url`, else `http[s]://<Host>`.
     pub fn base_url(&self, headers: &HeaderMap) -> String {
         if let Some(url) = &self.config.public_url {
             return url.trim_end_matches('/').to_owned();
         }
+        let scheme = if self.config.tls.enabled() { "https" } else { "http" };
         match headers.get(http::header::HOST).and_then(|h| h.to_str().ok()) {
-            Some(host) if !host.is_empty() => format!("http://{host}"),
+            Some(host) if !host.is_empty() => format!("{scheme}://{host}"),
             _ => match self.local_addr.get() {
-                Some(addr) => format!("http://{addr}"),
-                None => format!("http://{}", self.config.addr),
+                Some(addr) => format!("{scheme}://{addr}"),
+                None => format!("{scheme}://{}", self.config.addr),
             },
         }
     }

@@ -32,7 +32,7 @@ export interface InspectResult {
 /** What went wrong (ferry-core's `ErrorKind`): pick a message from it. */
 export type FailureKind =
   | "not_found" | "unauthorized" | "rate_limited" | "unavailable" | "integrity"
-  | "invalid_answer" | "unsupported" | "invalid_name" | "refused" | "cancelled";
+  | "invalid_answer" | "unsupported" | "invalid_name" | "refused" | "cancelled" | "tls";
 /** A failure with its kind; a rejected promise's `Error` carries `kind` too when known. */
 export interface KindedError { kind: FailureKind; message: string }
 

@@ -1,5 +1,5 @@
 //! The combined file: image-syncer's `--config` (`auth` and `images`) and ferry's superset
-//! (`rules`, `proc`, `retries`, `os`, `arch`).
+//! (`rules`, `proc`, `retries`, `os`, `arch`, `tls`).
 //!
 //! ```yaml
 //! auth:
@@ -14,6 +14,8 @@
 //!     immutable: "^1\\.[0-9]+\\.[0-9]+$"   # released tags never move: not checked again
 //! proc: 6
 //! retries: 3
+//! tls:
+//!   registry.example.com: {ca: /etc/ferry/private-ca.crt}
 //! ```
 //!
 //! A file that uses any of ferry's keys is read strictly: unknown fields anywhere are
@@ -24,10 +26,11 @@
 use super::filter::{self, TagFilter, TagPattern};
 use super::node::Node;
 use super::rule::{self, Rule, TagSelector};
+use super::tls::{self, TlsConfig};
 use super::{auth, AuthConfig, ConfigError, Doc, Env};
 
-const TOP_LEVEL: [&str; 7] = ["auth", "images", "rules", "proc", "retries", "os", "arch"];
-const FERRY_ONLY: [&str; 5] = ["rules", "proc", "retries", "os", "arch"];
+const TOP_LEVEL: [&str; 8] = ["auth", "images", "rules", "proc", "retries", "os", "arch", "tls"];
+const FERRY_ONLY: [&str; 6] = ["rules", "proc", "retries", "os", "arch", "tls"];
 const RULE_FIELDS: [&str; 5] = ["source", "destination", "tags", "platforms", "immutable"];
 
 /// A whole job: logins, rules (the `images` map first, then `rules`, each in file order)
@@ -48,6 +51,8 @@ pub struct JobConfig {
     pub os: Vec<String>,
     /// Only copy these architectures from multi-platform images (`--arch`); empty: all.
     pub arch: Vec<String>,
+    /// Per-registry CA and client certificate files (`tls`).
+    pub tls: TlsConfig,
 }
 
 pub(super) fn parse(file: &str, env: Env<'_>, root: &Node) -> Result<JobConfig, ConfigError> {
@@ -82,6 +87,7 @@ pub(super) fn parse(file: &str, env: Env<'_>, root: &Node) -> Result<JobConfig, 
             "proc" => job.proc = Some(whole_number(&doc, key, value, 1, "proc: 5")?),
             "retries" => job.retries = Some(whole_number(&doc, key, value, 0, "retries: 2")?),
             "os" => job.os = names(&doc, key, value, "os: [linux]")?,
+            "tls" => job.tls = tls::parse(&doc, value)?,
             _ => job.arch = names(&doc, key, value, "arch: [amd64, arm64]")?,
         }
     }

@@ -17,7 +17,8 @@
 //! ferry's own file is the combined file plus a `rules` list (each rule with `source`,
 //! `destination`, `tags: {include, exclude, semver}`, `platforms` and `immutable`, a
 //! pattern of tags that never move once pushed) and the top-level
-//! `proc`, `retries`, `os` and `arch` options. A source that is only a registry host
+//! `proc`, `retries`, `os` and `arch` options, and a `tls` map of per-registry CA and
+//! client certificate files. A source that is only a registry host
 //! (`registry.example.com:5000`) copies every repository of that registry.
 //!
 //! The core does no I/O: callers pass the file's name and text, and the environment as a
@@ -29,6 +30,7 @@ mod ferry;
 mod filter;
 mod node;
 mod rule;
+mod tls;
 
 #[cfg(test)]
 mod tests;
@@ -40,6 +42,7 @@ pub use env::Env;
 pub use ferry::JobConfig;
 pub use filter::{TagFilter, TagPattern};
 pub use rule::{DestinationSpec, Rule, SourceSpec, TagSelector};
+pub use tls::{TlsConfig, TlsEntry};
 
 /// A configuration problem: which file, which key, what is wrong and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,11 +24,12 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tower_service::Service as _;
 
 use crate::config::HttpConfig;
+use crate::tls::ServerTls;
 
 mod activity;
 mod body;
@@ -48,6 +49,7 @@ pub(crate) async fn serve(
     app: Router,
     config: HttpConfig,
     in_flight: Arc<AtomicUsize>,
+    tls: Option<Arc<ServerTls>>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let config = Arc::new(config);
@@ -74,7 +76,31 @@ pub(crate) async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::new(in_flight.clone()));
-        tokio::spawn(connection(stream, app.clone(), config.clone(), activity, stop_rx.clone(), slot));
+        let (app, config, stop) = (app.clone(), config.clone(), stop_rx.clone());
+        match &tls {
+            None => {
+                tokio::spawn(connection(stream, app, config, activity, stop, slot));
+            }
+            // The handshake runs in the connection's task, under its slot: a client that
+            // never finishes one holds a slot only until the header timeout.
+            Some(tls) => {
+                let acceptor = tls.acceptor();
+                let wait =
+                    HttpConfig::duration(config.header_read_timeout_secs).unwrap_or(Duration::from_secs(10));
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(wait, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => return tracing::debug!(%error, "TLS handshake failed"),
+                        Err(_) => return tracing::debug!("TLS handshake timed out"),
+                    };
+                    if crate::tls::is_h2(&stream) {
+                        crate::tls::serve_h2(stream, app, stop, slot).await;
+                    } else {
+                        connection(stream, app, config, activity, stop, slot).await;
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     let _ = stop_tx.send(true);
@@ -91,14 +117,16 @@ pub(crate) async fn serve(
     Ok(())
 }
 
-async fn connection(
-    stream: TcpStream,
+async fn connection<S>(
+    stream: S,
     app: Router,
     config: Arc<HttpConfig>,
     activity: Arc<Activity>,
     mut stop: watch::Receiver<bool>,
     _slot: OwnedSemaphorePermit,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let body_timeout = HttpConfig::duration(config.body_timeout_secs);
     let service = {
         let activity = activity.clone();
