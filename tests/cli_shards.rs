@@ -166,21 +166,40 @@ fn bad_shard_values_name_the_flag_or_variable_and_the_fix() {
     let dir = TempDir::new("cli-shards-bad");
     // No registry is reached: the shard is checked before the job starts.
     let images = images_json(dir.path(), "127.0.0.1:9", "127.0.0.1:9");
-    let cases: [(&[&str], &[(&str, &str)], &[&str]); 8] = [
-        (&["--shard", "3/3"], &[], &["--shard \"3/3\"", "from 0 to 2"]),
-        (&["--shard", "0/0"], &[], &["--shard \"0/0\"", "at least 1 shard"]),
-        (&["--shard", "x/2"], &[], &["--shard \"x/2\"", "index \"x\" is not a whole number"]),
-        (&["--shard", "1"], &[], &["--shard \"1\"", "give INDEX/COUNT"]),
-        (&[], &[("JOB_COMPLETION_INDEX", "1")], &["JOB_COMPLETION_INDEX", "add --shards N"]),
-        (&["--shards", "4"], &[], &["--shards 4 needs JOB_COMPLETION_INDEX", "--shard INDEX/4"]),
-        (&[], &[("FERRY_SHARDS", "0"), ("JOB_COMPLETION_INDEX", "0")], &["FERRY_SHARDS \"0\"", "at least 1"]),
-        (
-            &["--shards", "3"],
-            &[("JOB_COMPLETION_INDEX", "3")],
-            &["JOB_COMPLETION_INDEX \"3\"", "completions"],
-        ),
+    struct Case {
+        args: &'static [&'static str],
+        env: &'static [(&'static str, &'static str)],
+        /// What stderr must say.
+        want: &'static [&'static str],
+    }
+    const INDEX: &str = "JOB_COMPLETION_INDEX";
+    let cases = [
+        Case { args: &["--shard", "3/3"], env: &[], want: &["--shard \"3/3\"", "from 0 to 2"] },
+        Case { args: &["--shard", "0/0"], env: &[], want: &["--shard \"0/0\"", "at least 1 shard"] },
+        Case {
+            args: &["--shard", "x/2"],
+            env: &[],
+            want: &["--shard \"x/2\"", "index \"x\" is not a whole number"],
+        },
+        Case { args: &["--shard", "1"], env: &[], want: &["--shard \"1\"", "give INDEX/COUNT"] },
+        Case { args: &[], env: &[(INDEX, "1")], want: &["JOB_COMPLETION_INDEX", "add --shards N"] },
+        Case {
+            args: &["--shards", "4"],
+            env: &[],
+            want: &["--shards 4 needs JOB_COMPLETION_INDEX", "--shard INDEX/4"],
+        },
+        Case {
+            args: &[],
+            env: &[("FERRY_SHARDS", "0"), (INDEX, "0")],
+            want: &["FERRY_SHARDS \"0\"", "at least 1"],
+        },
+        Case {
+            args: &["--shards", "3"],
+            env: &[(INDEX, "3")],
+            want: &["JOB_COMPLETION_INDEX \"3\"", "completions"],
+        },
     ];
-    for (args, env, want) in cases {
+    for Case { args, env, want } in cases {
         let docker = TempDir::new("docker-config");
         let mut command = Command::new(ferry_bin());
         command

@@ -171,7 +171,7 @@ mod tests {
 
     #[test]
     fn parses_index_and_count() {
-        let cases: [(&str, Result<(u32, u32), ShardError>); 9] = [
+        let cases = [
             ("0/1", Ok((0, 1))),
             ("2/4", Ok((2, 4))),
             ("3/3", Err(ShardError::IndexOutOfRange { index: 3, count: 3 })),
