@@ -147,6 +147,13 @@ fn n_shard_processes_copy_the_single_runs_images_each_once() {
                 "the summary names the shard:\n{}",
                 run.stdout
             );
+            let planned = format!("shard {index}/{count}: planned ");
+            assert!(
+                run.stdout.contains(&planned) || run.stderr.contains(&planned),
+                "plan_ready names the shard:\n{}{}",
+                run.stdout,
+                run.stderr
+            );
             all.extend(copied(&report));
         }
         let union: BTreeSet<String> = all.iter().cloned().collect();
