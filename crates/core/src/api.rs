@@ -34,8 +34,10 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// The endpoint of `registry` (as a reference names it). Plain HTTP is used when the
-    /// registry is marked insecure or is on the loopback interface, as Docker does.
+    /// The endpoint of `registry` (as a reference names it). A registry marked insecure or
+    /// on the loopback interface gets an `http://` base: the browser build uses it as it
+    /// is, while the native transport asks [`crate::scheme`] and probes once whether the
+    /// registry speaks TLS, upgrading to `https://` when it does.
     pub fn new(registry: &str, insecure: bool) -> Self {
         let scheme = if insecure || is_localhost(registry) { "http" } else { "https" };
         Endpoint { base: format!("{scheme}://{}", api_host(registry)) }

@@ -15,7 +15,7 @@
 //! repository is neither listed nor planned, so a rule naming one costs no request.
 //!
 //! A listing that fails transiently (rate limited, unavailable) can be run again in a
-//! later round of the job ([`Planner::retry`]): its failing page is asked again, and the
+//! later round of the job (`Planner::retry`): its failing page is asked again, and the
 //! tasks it yields join those already planned, each pair once.
 
 use std::collections::{BTreeMap, BTreeSet};
