@@ -99,8 +99,11 @@ impl Progress {
 /// The line `--progress plain` prints for an event, if any.
 fn plain_line(event: &Event, dry_run: bool) -> Option<String> {
     Some(match event {
-        Event::PlanReady { images, repositories, immutable } => {
+        Event::PlanReady { images, repositories, immutable, shard } => {
             let mut line = format!("planned {images} image(s)");
+            if let Some(shard) = shard {
+                line = format!("shard {shard}: {line}");
+            }
             if *repositories > 0 {
                 line.push_str(&format!(" in {repositories} repositor{}", plural_y(*repositories)));
             }
@@ -329,6 +332,13 @@ pub(crate) fn summary_text(report: &Report) -> String {
             bytes(s.bytes_transferred),
             s.blobs_mounted,
             s.blobs_present
+        ));
+    }
+    if let Some(shard) = s.shard {
+        out.push_str(&format!(
+            "shard {shard}: took {} source repositor{}\n",
+            s.repositories,
+            plural_y(s.repositories)
         ));
     }
     out.push_str(&format!(

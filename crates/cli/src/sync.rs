@@ -2,7 +2,8 @@
 //!
 //! The flags are image-syncer's (`--auth`, `--images`, `--config`, `--proc`, `--retries`,
 //! `--os`, `--arch`, `--force`) and read its files unchanged; ferry adds `--dry-run`,
-//! `--report`, `--progress`, `--docker-config` and `--max-transfers`.
+//! `--report`, `--progress`, `--docker-config`, `--max-transfers`, `--immutable` and the
+//! shard flags `--shard` and `--shards` (with `JOB_COMPLETION_INDEX` and `FERRY_SHARDS`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,6 +19,7 @@ use ferry_core::manifest::PlatformFilter;
 use ferry_core::progress::Report;
 use ferry_core::reference::api_host;
 use ferry_core::retry::RetryPolicy;
+use ferry_core::shard::Shard;
 use ferry_core::transport::Clock as _;
 use ferry_native::{run_sync, RegistryTls, TlsOptions, TokioClock};
 
@@ -52,6 +54,15 @@ every tag immutable, a sync with nothing new costs one tags/list per repository 
 A tag that moved at the source is only caught when it does not match. Rules that name
 their tags are checked as always.
 
+Shards, for a registry too big for one machine: --shard INDEX/COUNT (from 0, e.g. 0/4 to
+3/4) makes this process plan and copy only its share of the source repositories, chosen
+by a stable hash (FNV-1a of registry/repository, mod COUNT). COUNT processes with the same
+files and every INDEX copy disjoint shares whose union is the whole job; every tag of a
+repository goes to one shard. In a Kubernetes Indexed Job give --shards COUNT (or set
+FERRY_SHARDS=COUNT) and the index comes from JOB_COMPLETION_INDEX; --shard wins over
+both. The job's completions must equal the count. Each shard still lists the catalogs of
+whole-registry rules, but only its own repositories' tags. See deploy/ in the repository.
+
 Credentials from docker's config (~/.docker/config.json, or --docker-config, with its
 credsStore and credHelpers) are used for registries the auth file does not name.
 
@@ -63,7 +74,9 @@ Examples:
   ferry sync --images images.json --immutable '^v?[0-9]+[.][0-9]+[.][0-9]+$'   # releases never move
   ferry sync --config config.yaml --proc 10 --arch amd64,arm64
   ferry sync --images images.json --dry-run            # what would move, nothing written
-  ferry sync --images images.json --progress json --report report.json";
+  ferry sync --images images.json --progress json --report report.json
+  ferry sync --config config.yaml --shard 1/4          # the second of four shares
+  JOB_COMPLETION_INDEX=1 ferry sync --config config.yaml --shards 4   # the same";
 
 /// Options of `ferry sync`.
 #[derive(Debug, Clone, Args)]
@@ -136,6 +149,16 @@ pub(crate) struct SyncArgs {
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = common::at_least_one)]
     pub max_transfers: usize,
 
+    /// Copy only this shard's share of the source repositories: INDEX/COUNT, from 0
+    /// (e.g. 0/4 to 3/4). Wins over --shards and JOB_COMPLETION_INDEX
+    #[arg(long, value_name = "INDEX/COUNT", conflicts_with = "shards")]
+    pub shard: Option<String>,
+
+    /// Split the job into N shards and copy the one JOB_COMPLETION_INDEX names (set by a
+    /// Kubernetes Indexed Job) [env: FERRY_SHARDS]
+    #[arg(long, value_name = "N")]
+    pub shards: Option<String>,
+
     #[command(flatten)]
     pub output: ProgressArgs,
 }
@@ -158,6 +181,8 @@ impl SyncArgs {
             cert_dirs: Vec::new(),
             max_transfers: 8,
             immutable: None,
+            shard: None,
+            shards: None,
             output: ProgressArgs { progress: crate::progress::Mode::Auto, report: None },
         }
     }
@@ -189,6 +214,7 @@ pub(crate) async fn sync(args: &SyncArgs) -> anyhow::Result<Report> {
         seed: common::jitter_seed(),
         platforms,
         rounds: retries,
+        shard: shard(args.shard.as_deref(), args.shards.as_deref(), &common::env)?,
     };
     common::set_tls(tls(&config, args));
     let mut config = config;
@@ -204,6 +230,55 @@ pub(crate) async fn sync(args: &SyncArgs) -> anyhow::Result<Report> {
     job.credentials = credentials(&config, args)?;
     execute(job, options, &args.output).await
 }
+
+/// This process's shard: `--shard`, else a count from `--shards` (or `FERRY_SHARDS`) with
+/// the index from `JOB_COMPLETION_INDEX`; `None` runs the whole job. Errors name the flag
+/// or the variable and the fix.
+fn shard(
+    flag: Option<&str>,
+    shards: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<Option<Shard>> {
+    if let Some(text) = flag {
+        let shard = text.parse().map_err(|e| bad_input(format!("--shard {text:?}: {e}")))?;
+        return Ok(Some(shard));
+    }
+    let count = match shards {
+        Some(count) => Some(("--shards", count.to_owned())),
+        None => env(SHARDS_VAR).map(|count| (SHARDS_VAR, count)),
+    };
+    let index = env(INDEX_VAR);
+    match (count, index) {
+        (None, None) => Ok(None),
+        (None, Some(index)) => Err(bad_input(format!(
+            "{INDEX_VAR} is {index:?} but no shard count is given: add --shards N (or set \
+             {SHARDS_VAR}=N) with N the Job's completions, or give --shard INDEX/COUNT"
+        ))),
+        (Some((source, count)), None) => {
+            Shard::parse_count(&count).map_err(|e| bad_input(format!("{source} {count:?}: {e}")))?;
+            Err(bad_input(format!(
+                "{source} {count} needs {INDEX_VAR} (a Kubernetes Indexed Job sets it) to pick this \
+                 process's shard: outside Kubernetes give --shard INDEX/{count} instead"
+            )))
+        }
+        (Some((source, count)), Some(index)) => {
+            let count_n =
+                Shard::parse_count(&count).map_err(|e| bad_input(format!("{source} {count:?}: {e}")))?;
+            let shard = Shard::from_parts(&index, &count).map_err(|e| {
+                bad_input(format!(
+                    "{INDEX_VAR} {index:?} with {source} {count_n}: {e}: the Job's completions must \
+                     equal the shard count"
+                ))
+            })?;
+            Ok(Some(shard))
+        }
+    }
+}
+
+/// Kubernetes' index of an Indexed Job's pod, from 0.
+const INDEX_VAR: &str = "JOB_COMPLETION_INDEX";
+/// The shard count when `--shards` is absent.
+const SHARDS_VAR: &str = "FERRY_SHARDS";
 
 /// The job's configuration from `--config`, or from `--auth` and `--images`.
 fn load(args: &SyncArgs) -> anyhow::Result<JobConfig> {
@@ -288,4 +363,97 @@ pub(crate) async fn execute(job: Job, options: SyncOptions, output: &ProgressArg
         print!("{summary}");
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shard_comes_from_the_flags_or_the_environment() {
+        struct Case {
+            shard: Option<&'static str>,
+            shards: Option<&'static str>,
+            env: &'static [(&'static str, &'static str)],
+            /// `index/count`, or the start of the error.
+            want: Result<Option<&'static str>, &'static str>,
+        }
+        let cases = [
+            Case { shard: None, shards: None, env: &[], want: Ok(None) },
+            Case { shard: Some("1/4"), shards: None, env: &[], want: Ok(Some("1/4")) },
+            Case { shard: Some("1/4"), shards: None, env: &[(INDEX_VAR, "3")], want: Ok(Some("1/4")) },
+            Case { shard: None, shards: Some("4"), env: &[(INDEX_VAR, "3")], want: Ok(Some("3/4")) },
+            Case {
+                shard: None,
+                shards: None,
+                env: &[(INDEX_VAR, "2"), (SHARDS_VAR, "3")],
+                want: Ok(Some("2/3")),
+            },
+            Case {
+                shard: None,
+                shards: Some("4"),
+                env: &[(INDEX_VAR, "0"), (SHARDS_VAR, "9")],
+                want: Ok(Some("0/4")),
+            },
+            Case {
+                shard: Some("3/3"),
+                shards: None,
+                env: &[],
+                want: Err("--shard \"3/3\": index 3 is out of range"),
+            },
+            Case { shard: Some("0/0"), shards: None, env: &[], want: Err("--shard \"0/0\": the count is 0") },
+            Case {
+                shard: Some("x/2"),
+                shards: None,
+                env: &[],
+                want: Err("--shard \"x/2\": the index \"x\""),
+            },
+            Case { shard: Some("2"), shards: None, env: &[], want: Err("--shard \"2\": \"2\" has no count") },
+            Case {
+                shard: None,
+                shards: None,
+                env: &[(INDEX_VAR, "1")],
+                want: Err("JOB_COMPLETION_INDEX is \"1\" but no shard count"),
+            },
+            Case {
+                shard: None,
+                shards: Some("4"),
+                env: &[],
+                want: Err("--shards 4 needs JOB_COMPLETION_INDEX"),
+            },
+            Case {
+                shard: None,
+                shards: Some("0"),
+                env: &[(INDEX_VAR, "0")],
+                want: Err("--shards \"0\": the count is 0"),
+            },
+            Case {
+                shard: None,
+                shards: None,
+                env: &[(INDEX_VAR, "0"), (SHARDS_VAR, "two")],
+                want: Err("FERRY_SHARDS \"two\": the count \"two\""),
+            },
+            Case {
+                shard: None,
+                shards: Some("3"),
+                env: &[(INDEX_VAR, "3")],
+                want: Err("JOB_COMPLETION_INDEX \"3\" with --shards 3: index 3 is out of range"),
+            },
+        ];
+        for case in cases {
+            let env = |name: &str| case.env.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned());
+            let got = shard(case.shard, case.shards, &env);
+            match (got, case.want) {
+                (Ok(got), Ok(want)) => assert_eq!(got.map(|s| s.to_string()).as_deref(), want),
+                (Err(e), Err(want)) => {
+                    let message = e.to_string();
+                    assert!(message.starts_with(want), "{message:?} should start with {want:?}");
+                    assert_eq!(common::exit_code(&e), 2, "{message}");
+                }
+                (got, want) => {
+                    panic!("{:?} {:?} {:?}: got {got:?}, want {want:?}", case.shard, case.shards, case.env)
+                }
+            }
+        }
+    }
 }

@@ -26,6 +26,7 @@ pub mod reference;
 pub mod retry;
 pub mod scheme;
 mod session;
+pub mod shard;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod time;

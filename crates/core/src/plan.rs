@@ -11,6 +11,9 @@
 //! destination listing that fails (404 for a repository not yet there) only holds back
 //! fewer tags.
 //!
+//! A sharded job ([`Shard`]) plans only its shard's source repositories: another shard's
+//! repository is neither listed nor planned, so a rule naming one costs no request.
+//!
 //! A listing that fails transiently (rate limited, unavailable) can be run again in a
 //! later round of the job (`Planner::retry`): its failing page is asked again, and the
 //! tasks it yields join those already planned, each pair once.
@@ -26,6 +29,7 @@ use crate::manifest::PlatformFilter;
 use crate::progress::Failure;
 use crate::reference::Reference;
 use crate::session::{Call, Outcome};
+use crate::shard::Shard;
 
 /// One image to copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +59,8 @@ struct PlanFailure {
 pub(crate) struct Planner {
     rules: Vec<Rule>,
     global_platforms: PlatformFilter,
+    /// The share of the source repositories this job plans; all of them when `None`.
+    shard: Option<Shard>,
     listings: BTreeMap<u64, RuleListing>,
     /// The call each listing in flight is waiting for, to ask again after a failure.
     pages: BTreeMap<u64, Call>,
@@ -75,10 +81,11 @@ pub(crate) struct Planner {
 }
 
 impl Planner {
-    pub(crate) fn new(rules: Vec<Rule>, global_platforms: PlatformFilter) -> Self {
+    pub(crate) fn new(rules: Vec<Rule>, global_platforms: PlatformFilter, shard: Option<Shard>) -> Self {
         Planner {
             rules,
             global_platforms,
+            shard,
             listings: BTreeMap::new(),
             pages: BTreeMap::new(),
             next_id: 0,
@@ -284,6 +291,9 @@ impl Planner {
         endpoints: &EndpointMap,
     ) -> Vec<(u64, Call)> {
         let registry = self.rules[rule].source.registry.clone();
+        if self.shard.is_some_and(|shard| !shard.owns(&registry, repository)) {
+            return Vec::new();
+        }
         self.repositories.insert((registry.clone(), repository.to_owned()));
         match self.rules[rule].source.selector.clone() {
             TagSelector::List(tags) => {

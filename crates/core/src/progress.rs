@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind};
+use crate::shard::Shard;
 
 /// How a blob reached the destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +58,10 @@ pub enum Event {
         /// not among `images`.
         #[serde(default, skip_serializing_if = "is_zero_count")]
         immutable: usize,
+        /// The shard this job plans, when it is one of several: `repositories` are its
+        /// share.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shard: Option<Shard>,
     },
     /// The pass over the queue ended with failures that running again may help (rate
     /// limited, unavailable): another round starts, with the images and listings that
@@ -241,6 +246,13 @@ pub struct Summary {
     /// Sizes of the blobs a dry run would transfer (a mount moves no bytes).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub bytes_to_copy: u64,
+    /// Source repositories the rules expanded to (a shard's: its share); 0 when the job
+    /// was given images.
+    #[serde(default, skip_serializing_if = "is_zero_count")]
+    pub repositories: usize,
+    /// The shard this job planned, when it was one of several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
     /// Every failure the job ended with: planning's first, then images' in the order they
     /// failed. A failure that a later round mended is not among them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -364,7 +376,8 @@ mod tests {
     fn events_are_one_tagged_json_object_per_line() {
         let d = Digest::sha256(b"x");
         let cases = [
-            (Event::PlanReady { images: 3, repositories: 2, immutable: 0 }, r#"{"event":"plan_ready","images":3,"repositories":2}"#.to_string()),
+            (Event::PlanReady { images: 3, repositories: 2, immutable: 0, shard: None }, r#"{"event":"plan_ready","images":3,"repositories":2}"#.to_string()),
+            (Event::PlanReady { images: 3, repositories: 2, immutable: 0, shard: Some(Shard::new(1, 4).unwrap()) }, r#"{"event":"plan_ready","images":3,"repositories":2,"shard":{"index":1,"count":4}}"#.to_string()),
             (
                 Event::RoundStarted { round: 2, images: 1, listings: 0 },
                 r#"{"event":"round_started","round":2,"images":1,"listings":0}"#.to_string(),

@@ -61,16 +61,18 @@ export interface DiffOptions {
 }
 
 export interface Failure { source: string; destination: string; reason: string; kind: FailureKind; retryable: boolean }
+/** One share of a sharded job, from 0: `ferry sync --shard 1/4`. */
+export interface Shard { index: number; count: number }
 export interface Summary {
   images: number; copied: number; skipped: number; failed: number;
   blobs_transferred: number; blobs_mounted: number; blobs_present: number;
   bytes_transferred: number; requests: number; transfers: number; retries: number;
-  elapsed_ms: number; rounds: number; dry_run?: boolean; immutable?: number; bytes_to_copy?: number; failures?: Failure[];
+  elapsed_ms: number; rounds: number; dry_run?: boolean; immutable?: number; bytes_to_copy?: number; repositories?: number; shard?: Shard; failures?: Failure[];
 }
 /** One progress event: a line of `ferry sync --progress json`. The last is `job_finished`. */
 export type ProgressEvent =
   | { event: "plan_failed"; source: string; destination: string; reason: string; kind: FailureKind; retryable: boolean }
-  | { event: "plan_ready"; images: number; repositories: number; immutable?: number }
+  | { event: "plan_ready"; images: number; repositories: number; immutable?: number; shard?: Shard }
   | { event: "round_started"; round: number; images: number; listings: number }
   | { event: "image_started"; image: number; source: string; destination: string }
   | { event: "image_skipped"; image: number; source: string; destination: string; digest: string }

@@ -297,7 +297,8 @@ impl Declarations {
 
     /// A value of the type with every optional member given and a non-null choice for
     /// every `| null`, so that nothing the core would skip is left out. Strings under a key
-    /// that holds a digest are digests.
+    /// that holds a digest are digests; numbers are 7, but a shard's `index` is 0, below its
+    /// count.
     fn sample(&self, ty: &Ty, key: &str) -> Value {
         match ty {
             Ty::Name(name) => match name.as_str() {
@@ -305,6 +306,7 @@ impl Declarations {
                     Value::String(ferry_core::digest::Digest::sha256(key.as_bytes()).to_string())
                 }
                 "string" => Value::String(format!("{key} text")),
+                "number" if key == "index" => Value::from(0),
                 "number" => Value::from(7),
                 "boolean" => Value::Bool(true),
                 _ => {

@@ -41,6 +41,7 @@ use crate::progress::{BlobOutcome, Event, Failure, ImageOutcome, ImageReport, Re
 use crate::reference::normalize_registry;
 use crate::retry::RetryPolicy;
 use crate::session::{Call, Outcome, Session};
+use crate::shard::Shard;
 use crate::time::{Instant, UnixTime, WallClock};
 
 use blobs::{BlobEffect, BlobKey, BlobTable, BlobWant};
@@ -108,6 +109,9 @@ pub struct SyncOptions {
     /// never run again. The CLI gives it the same number as `retry.retries`, as
     /// image-syncer's one `--retries` does.
     pub rounds: u32,
+    /// Plan only this shard's source repositories (see [`crate::shard`]); every
+    /// repository when `None`.
+    pub shard: Option<Shard>,
 }
 
 impl Default for SyncOptions {
@@ -121,6 +125,7 @@ impl Default for SyncOptions {
             seed: 0,
             platforms: PlatformFilter::default(),
             rounds: 2,
+            shard: None,
         }
     }
 }
@@ -173,9 +178,9 @@ impl SyncMachine {
             Plan::Tasks(tasks) => (Vec::new(), tasks),
         };
         let mut machine = SyncMachine {
-            summary: Summary { dry_run: options.dry_run, ..Summary::default() },
+            summary: Summary { dry_run: options.dry_run, shard: options.shard, ..Summary::default() },
             session,
-            planner: Planner::new(rules, options.platforms.clone()),
+            planner: Planner::new(rules, options.platforms.clone(), options.shard),
             planning: true,
             plan_failures_told: 0,
             images: Vec::new(),
@@ -257,9 +262,11 @@ impl SyncMachine {
         let tasks = self.planner.take_tasks();
         self.queue_images(tasks);
         let repositories = self.planner.repositories();
+        self.summary.repositories = repositories;
         let immutable = self.summary.immutable;
         let images = self.images.len() - immutable;
-        self.session.emit(Event::PlanReady { images, repositories, immutable });
+        let shard = self.ctx.options.shard;
+        self.session.emit(Event::PlanReady { images, repositories, immutable, shard });
         let failures: Vec<Failure> = self.planner.failures().skip(self.plan_failures_told).cloned().collect();
         self.plan_failures_told += failures.len();
         for failure in failures {
