@@ -33,6 +33,7 @@ pub mod time;
 pub mod tls;
 pub mod transport;
 pub mod upload;
+pub mod window;
 
 /// The README's code blocks run as doctests, so its examples work as written.
 #[cfg(doctest)]

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind};
 use crate::shard::Shard;
+use crate::window::{ActionClass, WindowReport};
 
 /// How a blob reached the destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +130,18 @@ pub enum Event {
         /// The wait before it, from the backoff schedule or the answer's `Retry-After`.
         delay_ms: u64,
         /// Why the last attempt failed, e.g. `HTTP 503 Service Unavailable`.
+        reason: String,
+    },
+    /// A registry pushed back (`429` or `503`) and the window of one of its action
+    /// classes shrank: at most once per round trip, and only when its size changed.
+    WindowShrunk {
+        /// The registry, as references name it.
+        registry: String,
+        /// The action class whose requests it limits.
+        class: ActionClass,
+        /// Requests of that class it now lets be in flight at once.
+        window: usize,
+        /// The answer that shrank it, e.g. `HTTP 429`.
         reason: String,
     },
     /// The image's manifest is at the destination (in a dry run: would be pushed).
@@ -257,6 +270,10 @@ pub struct Summary {
     /// failed. A failure that a later round mended is not among them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<Failure>,
+    /// Each registry's action classes that pushed back (`429`/`503`): how often, and the
+    /// smallest window they were run in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<WindowReport>,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -109,6 +109,10 @@ pub struct SyncOptions {
     /// never run again. The CLI gives it the same number as `retry.retries`, as
     /// image-syncer's one `--retries` does.
     pub rounds: u32,
+    /// Adapt concurrency to pushback: an AIMD window per registry and action class
+    /// (see [`crate::window`]), between 1 and the larger of `proc` and `max_transfers`.
+    /// When false, `429`s are only retried and counted.
+    pub adaptive: bool,
     /// Plan only this shard's source repositories (see [`crate::shard`]); every
     /// repository when `None`.
     pub shard: Option<Shard>,
@@ -126,6 +130,7 @@ impl Default for SyncOptions {
             platforms: PlatformFilter::default(),
             rounds: 2,
             shard: None,
+            adaptive: true,
         }
     }
 }
@@ -171,7 +176,9 @@ impl SyncMachine {
     /// A job on the injected clock: `now` is the driver's monotonic time, `wall` the Unix
     /// time at that moment (for `Retry-After` dates).
     pub fn new(job: Job, options: SyncOptions, now: Instant, wall: UnixTime) -> Self {
-        let session = Session::new(job.credentials, options.retry, options.seed, WallClock::new(now, wall));
+        let mut session =
+            Session::new(job.credentials, options.retry, options.seed, WallClock::new(now, wall));
+        session.set_windows(options.adaptive, options.proc.max(options.max_transfers));
         let max_transfers = options.max_transfers.max(1);
         let (rules, tasks) = match job.plan {
             Plan::Rules(rules) => (rules, Vec::new()),
@@ -224,6 +231,7 @@ impl SyncMachine {
         summary.requests = self.session.stats.requests;
         summary.transfers = self.session.stats.transfers;
         summary.retries = self.session.stats.retries;
+        summary.rate_limits = self.session.window_report();
         Report { status: summary.status(), summary, images }
     }
 

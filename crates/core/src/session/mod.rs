@@ -9,7 +9,9 @@
 //! - retries transient failures (5xx, 408, 429, broken connections) on the seeded
 //!   backoff schedule, honouring `Retry-After`;
 //! - re-authorises once after a `401` and then reports the credentials as rejected,
-//!   so a wrong password never causes a retry storm.
+//!   so a wrong password never causes a retry storm;
+//! - sends each call within the AIMD windows of its registries and action classes
+//!   ([`crate::window`]), queueing it in order when they are full.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -24,6 +26,7 @@ use crate::progress::Event;
 use crate::retry::{parse_retry_after, FailureClass, RetryPolicy, Rng};
 use crate::time::{Instant, WallClock};
 use crate::transport::{Action, ActionId, Side, Transfer, TransportError};
+use crate::window::{ActionClass, WindowId, WindowKey, Windows};
 
 /// Who must authorise a call: a registry, the repository that picks the credential,
 /// and the token scopes.
@@ -57,6 +60,22 @@ impl Call {
             (Call::Send { auth, .. }, _) => auth,
             (Call::Transfer { source, .. }, Side::Source) => source,
             (Call::Transfer { destination, .. }, _) => destination,
+        }
+    }
+
+    /// The windows the call is sent within: its registry's for its class; for a transfer,
+    /// the source's blob reads and the destination's uploads.
+    fn windows(&self) -> Vec<WindowKey> {
+        match self {
+            Call::Send { request, auth } => {
+                let uri = request.uri();
+                let class = ActionClass::of_request(request.method(), uri.path(), uri.query());
+                vec![(auth.registry.clone(), class)]
+            }
+            Call::Transfer { source, destination, .. } => vec![
+                (source.registry.clone(), ActionClass::BlobRead),
+                (destination.registry.clone(), ActionClass::Upload),
+            ],
         }
     }
 
@@ -104,12 +123,16 @@ struct CallState<P> {
     reauthorised: bool,
     /// The `Authorization` values the last attempt carried, one per need.
     sent_with: Vec<Option<String>>,
+    /// The windows the attempt in flight holds a slot of, with the epochs it was sent in.
+    held: Vec<(WindowKey, u64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Pending {
     Call(CallId),
     Token(u64),
+    /// A window's `Retry-After` pause ends: its queue may move.
+    Window(WindowId),
 }
 
 struct TokenFetch {
@@ -148,6 +171,7 @@ pub(crate) struct Session<P> {
     policy: RetryPolicy,
     rng: Rng,
     wall: WallClock,
+    windows: Windows,
     next_id: u64,
     pub stats: SessionStats,
 }
@@ -168,9 +192,21 @@ impl<P> Session<P> {
             policy,
             rng: Rng::new(seed),
             wall,
+            windows: Windows::new(true, DEFAULT_CEILING),
             next_id: 0,
             stats: SessionStats::default(),
         }
+    }
+
+    /// Whether the windows adapt to pushback (they always count it), and the most each
+    /// may grow to.
+    pub(crate) fn set_windows(&mut self, adaptive: bool, ceiling: usize) {
+        self.windows = Windows::new(adaptive, ceiling);
+    }
+
+    /// The windows that were pushed back, for the summary.
+    pub(crate) fn window_report(&self) -> Vec<crate::window::WindowReport> {
+        self.windows.report()
     }
 
     fn next(&mut self) -> u64 {
@@ -181,8 +217,17 @@ impl<P> Session<P> {
     /// Starts a call; its outcome comes out of [`Session::poll_done`] under `purpose`.
     pub(crate) fn submit(&mut self, purpose: P, call: Call, now: Instant) {
         let id = self.next();
-        self.calls
-            .insert(id, CallState { purpose, call, retries: 0, reauthorised: false, sent_with: Vec::new() });
+        self.calls.insert(
+            id,
+            CallState {
+                purpose,
+                call,
+                retries: 0,
+                reauthorised: false,
+                sent_with: Vec::new(),
+                held: Vec::new(),
+            },
+        );
         self.dispatch(id, now);
     }
 
@@ -217,7 +262,7 @@ impl<P> Session<P> {
     pub(crate) fn purpose_of(&self, id: ActionId) -> Option<&P> {
         match self.in_flight.get(&id)? {
             Pending::Call(call) => self.calls.get(call).map(|c| &c.purpose),
-            Pending::Token(_) => None,
+            Pending::Token(_) | Pending::Window(_) => None,
         }
     }
 
@@ -230,6 +275,11 @@ impl<P> Session<P> {
             match pending {
                 Pending::Call(id) => self.dispatch(id, now),
                 Pending::Token(key) => self.send_token_request(key, now),
+                Pending::Window(window) => {
+                    if let Some(key) = self.windows.key(window) {
+                        self.drain(&[key], now);
+                    }
+                }
             }
         }
     }
@@ -246,7 +296,7 @@ impl<P> Session<P> {
             Pending::Call(call) => {
                 matches!(self.calls.get(&call).map(|c| &c.call), Some(Call::Transfer { .. }))
             }
-            Pending::Token(_) => false,
+            Pending::Token(_) | Pending::Window(_) => false,
         };
         match (&completion, is_transfer) {
             (Completion::Response(_), true) | (Completion::Transfer(_), false) => {
@@ -255,6 +305,10 @@ impl<P> Session<P> {
             _ => {}
         }
         self.in_flight.remove(&id);
+        let released = match pending {
+            Pending::Call(call) => self.feed_windows(call, &completion, now),
+            _ => Vec::new(),
+        };
         match (pending, completion) {
             (Pending::Call(call), Completion::Response(response)) => self.call_answered(call, response, now),
             (Pending::Call(call), Completion::Failure(error)) => self.call_failed(call, error, now),
@@ -264,9 +318,62 @@ impl<P> Session<P> {
                 let (class, kind) = (error.class(), ErrorKind::of_transport(&error));
                 self.token_failed(key, class, kind, format!("token request failed: {error}"), now)
             }
-            (Pending::Token(_), Completion::Transfer(_)) => {}
+            (Pending::Token(_), Completion::Transfer(_)) | (Pending::Window(_), _) => {}
         }
+        self.drain(&released, now);
         Ok(())
+    }
+
+    /// Tells the windows a call holds how its attempt went, before any retry is scheduled:
+    /// a `429` or `503` shrinks the window of the side that answered it. Returns the
+    /// windows whose slots it freed.
+    fn feed_windows(&mut self, id: CallId, completion: &Completion, now: Instant) -> Vec<WindowKey> {
+        let Some(state) = self.calls.get_mut(&id) else { return Vec::new() };
+        let held = std::mem::take(&mut state.held);
+        let is_transfer = matches!(state.call, Call::Transfer { .. });
+        let pushback = |status: u16| status == 429 || status == 503;
+        // Which of the held windows pushed back, and its Retry-After.
+        let (pushed, retry_after) = match completion {
+            Completion::Response(response) if pushback(response.status().as_u16()) => {
+                (Some(0), self.retry_after(response, now))
+            }
+            Completion::Failure(TransportError::Status { status, side, retry_after, .. })
+                if pushback(*status) =>
+            {
+                (Some(usize::from(is_transfer && *side == Side::Destination)), *retry_after)
+            }
+            _ => (None, None),
+        };
+        let success = !matches!(completion, Completion::Failure(_));
+        let mut released = Vec::with_capacity(held.len());
+        for (i, (key, epoch)) in held.into_iter().enumerate() {
+            let pushed_back = pushed == Some(i);
+            if pushed_back || success {
+                let (shrunk, pause) = self.windows.answered(&key, epoch, pushed_back, retry_after, now);
+                if let Some(s) = shrunk {
+                    self.events.push_back(Event::WindowShrunk {
+                        registry: s.registry,
+                        class: s.class,
+                        window: s.window,
+                        reason: pushback_reason(completion),
+                    });
+                }
+                if let Some((at, window)) = pause {
+                    self.timers.insert((at, Pending::Window(window)));
+                }
+            } else {
+                self.windows.release(&key);
+            }
+            released.push(key);
+        }
+        released
+    }
+
+    /// Sends what waits in `keys`' windows while they have room.
+    fn drain(&mut self, keys: &[WindowKey], now: Instant) {
+        while let Some(call) = self.windows.next_waiting(keys, now) {
+            self.send(call, true, now);
+        }
     }
 
     /// Looks for what authorises `need` now; `Err` when a token must be fetched first.
@@ -292,7 +399,17 @@ impl<P> Session<P> {
     }
 
     fn dispatch(&mut self, id: CallId, now: Instant) {
+        self.send(id, false, now)
+    }
+
+    /// Sends the call if its windows have room (else it waits in their queue), once
+    /// authorised; `from_queue` when it was just taken from a window's queue.
+    fn send(&mut self, id: CallId, from_queue: bool, now: Instant) {
         let Some(state) = self.calls.get(&id) else { return };
+        let windows = state.call.windows();
+        if !self.windows.admit(id, &windows, from_queue, now) {
+            return;
+        }
         let needs: Vec<AuthNeed> = state.call.needs().into_iter().cloned().collect();
         let mut headers = Vec::with_capacity(needs.len());
         for need in &needs {
@@ -310,6 +427,8 @@ impl<P> Session<P> {
             }
         };
         state.sent_with = headers;
+        let epochs = self.windows.acquire(&windows);
+        state.held = windows.into_iter().zip(epochs).collect();
         self.next_id += 1;
         match &action {
             Action::Send { .. } => self.stats.requests += 1,
@@ -532,6 +651,19 @@ impl<P> Session<P> {
 }
 
 /// The challenge a client answers, from a `WWW-Authenticate` value.
+/// The most a window grows to unless the machine says otherwise.
+const DEFAULT_CEILING: usize = 8;
+
+/// Why a window shrank: the status of the answer, or of the failure that carried one.
+fn pushback_reason(completion: &Completion) -> String {
+    let status = match completion {
+        Completion::Response(response) => Some(response.status()),
+        Completion::Failure(TransportError::Status { status, .. }) => StatusCode::from_u16(*status).ok(),
+        Completion::Failure(_) | Completion::Transfer(_) => None,
+    };
+    status.map_or_else(|| "pushback".to_owned(), |status| format!("HTTP {status}"))
+}
+
 fn challenge_of(header: &str) -> Option<Challenge> {
     auth::parse_www_authenticate(header).ok().and_then(|all| auth::select(&all).cloned())
 }

@@ -121,8 +121,20 @@ fn transient_answers_are_retried_on_the_seeded_schedule() {
     assert_eq!((done[0].0, status_of(&done[0].1)), ("m", 200));
     assert_eq!(waits, expected);
     assert_eq!(s.session.stats.retries, 3);
-    let retries: Vec<Event> = std::iter::from_fn(|| s.session.poll_event()).collect();
-    assert_eq!(retries.len(), 3);
+    let events: Vec<Event> = std::iter::from_fn(|| s.session.poll_event()).collect();
+    let retries = events.iter().filter(|e| matches!(e, Event::RetryScheduled { .. })).count();
+    assert_eq!(retries, 3);
+    // The 503 closed the manifest-read window to the one request in flight; it stays 1.
+    let shrunk: Vec<&Event> = events.iter().filter(|e| matches!(e, Event::WindowShrunk { .. })).collect();
+    assert_eq!(
+        shrunk,
+        [&Event::WindowShrunk {
+            registry: REGISTRY.into(),
+            class: crate::window::ActionClass::ManifestRead,
+            window: 1,
+            reason: "HTTP 503 Service Unavailable".into(),
+        }]
+    );
 }
 
 #[test]
