@@ -9,8 +9,11 @@
 //!   request sent before the last decrease does not decrease it again;
 //! - a `Retry-After` also holds the whole class back until then, not only the request
 //!   that carried it, since the limiter counts the class;
-//! - every other answer grows it by `1 / window` (one request per window of answers),
-//!   up to a ceiling (the larger of `proc` and `max_transfers`).
+//! - answers that are not pushback grow it by one per second (of the injected clock)
+//!   since its last change, up to a ceiling (the larger of `proc` and `max_transfers`).
+//!   TCP grows by one per round trip; a rate limiter's bucket answers on the scale of
+//!   seconds, long after a round trip, so growing per round trip overshoots it again at
+//!   once. After a `Retry-After`, growth counts from the end of the pause.
 //!
 //! Calls beyond the window wait in a queue, first come first served. The decrease happens
 //! when the pushback arrives, before the retry is scheduled, so the retry waits its turn
@@ -26,6 +29,9 @@ use http::Method;
 use serde::{Deserialize, Serialize};
 
 use crate::time::Instant;
+
+/// How long a window holds its size before growing by one.
+const GROWTH: Duration = Duration::from_secs(1);
 
 /// What a request does, as rate limiters count it: registries limit manifest pulls
 /// (Docker Hub counts manifest GETs), blob reads, writes, mounts and listings apart.
@@ -100,6 +106,8 @@ struct Window {
     in_flight: usize,
     /// Bumped by every decrease; a request remembers the epoch it was sent in.
     epoch: u64,
+    /// When the limit last changed: it grows by one per [`GROWTH`] of successes.
+    changed_at: Instant,
     /// Held back until then by a `Retry-After`.
     paused_until: Option<Instant>,
     /// Calls waiting for room, in arrival order.
@@ -151,6 +159,7 @@ impl Windows {
             limit: None,
             in_flight: 0,
             epoch: 0,
+            changed_at: Instant::ZERO,
             paused_until: None,
             queue: VecDeque::new(),
             pushbacks: 0,
@@ -206,7 +215,10 @@ impl Windows {
         window.in_flight = window.in_flight.saturating_sub(1);
         if !pushback {
             if let Some(limit) = window.limit.as_mut() {
-                *limit = (*limit + 1.0 / *limit).min(ceiling);
+                if now >= window.changed_at + GROWTH {
+                    *limit = (*limit + 1.0).min(ceiling);
+                    window.changed_at = now;
+                }
             }
             return (None, None);
         }
@@ -224,6 +236,7 @@ impl Windows {
             let limit = halved.clamp(1.0, ceiling);
             window.limit = Some(limit);
             window.epoch += 1;
+            window.changed_at = now + retry_after.unwrap_or_default();
             let size = limit as usize;
             window.smallest = Some(window.smallest.map_or(size, |s| s.min(size)));
             if before != Some(size) {
@@ -329,15 +342,29 @@ mod tests {
             w.answered(&key(), *e, false, None, now);
         }
         assert_eq!(w.next_waiting(&keys, now), Some(10));
+        w.acquire(&keys);
+        assert_eq!(w.next_waiting(&keys, now), None, "three in flight again");
+        // A success a second after the decrease grows it to 4: 11 goes, with two others
+        // in flight.
+        let later = now + GROWTH;
+        w.answered(&key(), epochs[4], false, None, later);
+        assert!(!w.admit(12, &keys, false, later), "12 waits behind 11");
+        assert_eq!(w.next_waiting(&keys, later), Some(11));
+        w.acquire(&keys);
+        assert_eq!(w.next_waiting(&keys, later), Some(12));
+        w.acquire(&keys);
         // Sent after the decrease, a 429 halves again, and pauses the class.
         let epoch = w.acquire(&keys)[0];
         let wait = Duration::from_secs(2);
-        let (shrunk, pause) = w.answered(&key(), epoch, true, Some(wait), now);
-        assert_eq!(shrunk.map(|s| s.window), Some(1));
-        assert_eq!(pause, Some((now + wait, 0)));
+        let (shrunk, pause) = w.answered(&key(), epoch, true, Some(wait), later);
+        assert_eq!(shrunk.map(|s| s.window), Some(2));
+        assert_eq!(pause, Some((later + wait, 0)));
+        w.answered(&key(), epochs[5], false, None, later);
+        assert!(!w.admit(13, &keys, false, later + (wait - Duration::from_millis(1))), "paused");
+        assert_eq!(w.next_waiting(&keys, later + wait), None, "three in flight, in a window of 2");
         let report = w.report();
         assert_eq!(report[0].pushbacks, 3);
-        assert_eq!(report[0].smallest_window, Some(1));
+        assert_eq!(report[0].smallest_window, Some(2));
     }
 
     #[test]

@@ -4,10 +4,12 @@
 //! [`Simulation`] whose clock only moves when nothing else can happen, so retry
 //! schedules, concurrency limits and request counts can be asserted exactly.
 
+mod limiter;
 mod network;
 mod registry;
 mod simulation;
 
+pub use limiter::RateLimit;
 pub use network::{Fault, FaultAnswer, LoggedRequest, Network};
 pub use registry::{FakeAuth, FakeRegistry, ImageBuilder};
 pub use simulation::{SimClock, SimTransport, Simulation};

@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 
 use http::{Method, Request, Response, StatusCode};
 
+use super::limiter::RateLimit;
 use super::registry::FakeRegistry;
 use crate::digest::Verifier;
 use crate::time::Instant;
 use crate::transport::{Side, Transfer, TransferReport, TransportError};
+use crate::window::ActionClass;
 
 /// What a fault does instead of the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +75,8 @@ pub struct Network {
     pub faults: Vec<Fault>,
     /// Every request, in arrival order.
     pub log: Vec<LoggedRequest>,
+    /// Rate limiters by host, tried after the faults and before the registry.
+    pub limits: BTreeMap<String, Vec<RateLimit>>,
 }
 
 impl Network {
@@ -89,6 +93,23 @@ impl Network {
     /// The registry at `host`, added if missing: for asserting on what it holds.
     pub fn registry(&mut self, host: &str) -> &mut FakeRegistry {
         self.add(host)
+    }
+
+    /// Limits `host`'s requests of `limit.class` with a token bucket.
+    pub fn rate_limit(&mut self, host: &str, limit: RateLimit) {
+        self.limits.entry(host.to_owned()).or_default().push(limit);
+    }
+
+    /// Requests logged for `host` that were answered `status`.
+    pub fn count_status(&self, host: &str, status: u16) -> usize {
+        self.log.iter().filter(|r| r.status == status && r.url.contains(&format!("//{host}/"))).count()
+    }
+
+    /// The `429` a limiter of `host` answers a request of `class` at `now`, if its bucket
+    /// is empty.
+    fn limited(&mut self, host: &str, class: ActionClass, now: Instant) -> Option<Response<Vec<u8>>> {
+        let limit = self.limits.get_mut(host)?.iter_mut().find(|l| l.class == class)?;
+        limit.take(now).err()
     }
 
     /// Requests logged for `host` whose method and path match.
@@ -138,21 +159,26 @@ impl Network {
                 }
                 response.body(Vec::new()).unwrap_or_default()
             }
-            None => match self.registries.get_mut(&host) {
-                Some(registry) => registry.handle(request),
-                None => {
-                    self.log.push(LoggedRequest {
-                        at: now,
-                        method: request.method().clone(),
-                        url,
-                        status: 0,
-                    });
-                    return Err(TransportError::Connection {
-                        side,
-                        message: format!("could not resolve host {host}"),
-                    });
+            None => {
+                let uri = request.uri();
+                let class = ActionClass::of_request(request.method(), uri.path(), uri.query());
+                match (self.limited(&host, class, now), self.registries.get_mut(&host)) {
+                    (Some(refused), _) => refused,
+                    (None, Some(registry)) => registry.handle(request),
+                    (None, None) => {
+                        self.log.push(LoggedRequest {
+                            at: now,
+                            method: request.method().clone(),
+                            url,
+                            status: 0,
+                        });
+                        return Err(TransportError::Connection {
+                            side,
+                            message: format!("could not resolve host {host}"),
+                        });
+                    }
                 }
-            },
+            }
         };
         self.log.push(LoggedRequest {
             at: now,
@@ -212,14 +238,17 @@ impl Network {
                 }
                 r.body(Vec::new()).unwrap_or_default()
             }
-            None => match self.registries.get_mut(&host) {
-                Some(registry) => registry.handle(&head),
-                None => {
-                    return Err(TransportError::Connection {
-                        side: Side::Source,
-                        message: format!("could not resolve host {host}"),
-                    })
-                }
+            None => match self.limited(&host, ActionClass::BlobRead, now) {
+                Some(refused) => refused,
+                None => match self.registries.get_mut(&host) {
+                    Some(registry) => registry.handle(&head),
+                    None => {
+                        return Err(TransportError::Connection {
+                            side: Side::Source,
+                            message: format!("could not resolve host {host}"),
+                        })
+                    }
+                },
             },
         };
         self.log.push(LoggedRequest {
