@@ -52,6 +52,7 @@ fn every_command_has_help_and_a_version() {
         "--progress",
         "--docker-config",
         "--max-transfers",
+        "--fixed-concurrency",
     ] {
         assert!(help.contains(flag), "ferry sync --help does not document {flag}");
     }

@@ -15,6 +15,7 @@ use clap::{Args, ValueEnum};
 use ferry_core::digest::Digest;
 use ferry_core::error::ErrorKind;
 use ferry_core::progress::{BlobOutcome, Event, ImageOutcome, Report};
+use ferry_core::window::ActionClass;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::common::{bytes, short_digest};
@@ -142,8 +143,22 @@ fn plain_line(event: &Event, dry_run: bool) -> Option<String> {
         Event::RetryScheduled { target, retry, delay_ms, reason } => {
             format!("retrying {target} in {delay_ms} ms (retry {retry}): {reason}")
         }
+        Event::WindowShrunk { registry, class, window, reason } => {
+            format!("{registry} pushed back ({reason}): {window} {} at once", class_name(*class))
+        }
         _ => return None,
     })
+}
+
+/// An action class as the plain output names it.
+fn class_name(class: ActionClass) -> &'static str {
+    match class {
+        ActionClass::ManifestRead => "manifest reads",
+        ActionClass::BlobRead => "blob reads",
+        ActionClass::Upload => "uploads",
+        ActionClass::Mount => "mounts",
+        ActionClass::Listing => "listings",
+    }
 }
 
 fn plural_y(n: usize) -> &'static str {
@@ -231,7 +246,7 @@ impl Bars {
                 }
                 self.update_overall();
             }
-            Event::PlanFailed { .. } | Event::RetryScheduled { .. } => {
+            Event::PlanFailed { .. } | Event::RetryScheduled { .. } | Event::WindowShrunk { .. } => {
                 if let Some(line) = plain_line(event, self.dry_run) {
                     let _ = self.multi.println(line);
                 }
@@ -349,6 +364,18 @@ pub(crate) fn summary_text(report: &Report) -> String {
         s.rounds,
         s.elapsed_ms as f64 / 1000.0
     ));
+    for w in &s.rate_limits {
+        let window = match w.smallest_window {
+            Some(n) => format!(", down to {n} at once"),
+            None => String::new(),
+        };
+        out.push_str(&format!(
+            "rate limited: {} {}: {} pushback(s){window}\n",
+            w.registry,
+            class_name(w.class),
+            w.pushbacks
+        ));
+    }
     if !s.failures.is_empty() {
         out.push_str("failures:\n");
         for f in &s.failures {

@@ -149,6 +149,14 @@ pub(crate) struct SyncArgs {
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = common::at_least_one)]
     pub max_transfers: usize,
 
+    /// Keep --proc images and --max-transfers transfers in flight even when a registry
+    /// pushes back. By default each registry's manifest reads, blob reads, uploads, mounts
+    /// and listings run in their own window: a 429 or 503 halves it (and a Retry-After
+    /// holds the whole class until then), a second of answers grows it by one, up to the
+    /// larger of --proc and --max-transfers. Pushback is retried either way
+    #[arg(long)]
+    pub fixed_concurrency: bool,
+
     /// Copy only this shard's share of the source repositories: INDEX/COUNT, from 0
     /// (e.g. 0/4 to 3/4). Wins over --shards and JOB_COMPLETION_INDEX
     #[arg(long, value_name = "INDEX/COUNT", conflicts_with = "shards")]
@@ -180,6 +188,7 @@ impl SyncArgs {
             no_docker_config: false,
             cert_dirs: Vec::new(),
             max_transfers: 8,
+            fixed_concurrency: false,
             immutable: None,
             shard: None,
             shards: None,
@@ -215,6 +224,7 @@ pub(crate) async fn sync(args: &SyncArgs) -> anyhow::Result<Report> {
         platforms,
         rounds: retries,
         shard: shard(args.shard.as_deref(), args.shards.as_deref(), &common::env)?,
+        adaptive: !args.fixed_concurrency,
     };
     common::set_tls(tls(&config, args));
     let mut config = config;

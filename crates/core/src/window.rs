@@ -65,17 +65,6 @@ impl ActionClass {
             _ => ActionClass::Listing,
         }
     }
-
-    /// The name used in events and summaries, e.g. `manifest_read`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActionClass::ManifestRead => "manifest_read",
-            ActionClass::BlobRead => "blob_read",
-            ActionClass::Upload => "upload",
-            ActionClass::Mount => "mount",
-            ActionClass::Listing => "listing",
-        }
-    }
 }
 
 /// What one window did over a job, for the summary: only windows that were pushed back.

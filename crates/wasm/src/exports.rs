@@ -68,7 +68,12 @@ export interface Summary {
   blobs_transferred: number; blobs_mounted: number; blobs_present: number;
   bytes_transferred: number; requests: number; transfers: number; retries: number;
   elapsed_ms: number; rounds: number; dry_run?: boolean; immutable?: number; bytes_to_copy?: number; repositories?: number; shard?: Shard; failures?: Failure[];
+  rate_limits?: WindowReport[];
 }
+/** A registry's requests of one kind, as its rate limiter counts them. */
+export type ActionClass = "manifest_read" | "blob_read" | "upload" | "mount" | "listing";
+/** A window that was pushed back (429/503): how often, and the smallest it got (absent at fixed concurrency). */
+export interface WindowReport { registry: string; class: ActionClass; pushbacks: number; smallest_window?: number }
 /** One progress event: a line of `ferry sync --progress json`. The last is `job_finished`. */
 export type ProgressEvent =
   | { event: "plan_failed"; source: string; destination: string; reason: string; kind: FailureKind; retryable: boolean }
@@ -79,6 +84,7 @@ export type ProgressEvent =
   | { event: "blob_progress"; image: number; digest: string; bytes: number; total: number }
   | { event: "blob_done"; image: number; digest: string; size: number; outcome: "present" | "mounted" | "transferred" }
   | { event: "retry_scheduled"; target: string; retry: number; delay_ms: number; reason: string }
+  | { event: "window_shrunk"; registry: string; class: ActionClass; window: number; reason: string }
   | { event: "image_done"; image: number; source: string; destination: string; digest: string; bytes: number;
       rewritten_from?: string; dry_run?: boolean }
   | { event: "image_failed"; image: number; source: string; destination: string; reason: string; kind: FailureKind;

@@ -17,6 +17,7 @@ use ferry_core::diff::{DiffReport, TagDiff, TagStatus};
 use ferry_core::progress::{
     BlobOutcome, Event, Failure, ImageOutcome, ImageReport, JobStatus, Report, Summary,
 };
+use ferry_core::window::WindowReport;
 use serde::de::{self, DeserializeOwned, Visitor};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -107,6 +108,7 @@ fn declared_interfaces_name_every_field_of_the_core_structs() {
         ("CopyReport", fields::<Report>()),
         ("Summary", fields::<Summary>()),
         ("Failure", fields::<Failure>()),
+        ("WindowReport", fields::<WindowReport>()),
         ("ImageReport", fields::<ImageReport>()),
         ("DiffReport", fields::<DiffReport>()),
         ("DiffRow", fields::<TagDiff>()),
