@@ -34,6 +34,11 @@ pub enum Fault {
     Status503,
     /// `429 Too Many Requests` with `Retry-After: 1`.
     Status429,
+    /// `429 Too Many Requests` from the manifest-read rate limiter.
+    RateLimited {
+        /// Whole seconds until a token is back.
+        retry_after: u64,
+    },
     /// Part of a blob body went through, then both connections closed.
     Cut,
 }
@@ -53,22 +58,32 @@ pub struct Schedule {
     pub per_key: u32,
     /// Bytes per second of each body, when set.
     pub throttle: Option<u64>,
+    /// A rate limiter on manifest reads (`GET`/`HEAD .../manifests/...`), as Docker Hub
+    /// limits pulls: a token bucket of `(burst, per_second)`. A read that finds it empty is
+    /// answered `429` with `Retry-After` (whole seconds until a token is back) and
+    /// `RateLimit-Limit` / `RateLimit-Remaining`.
+    pub manifest_rate: Option<(u32, u32)>,
 }
 
 impl Schedule {
     /// Forwards everything faithfully.
     pub fn none() -> Schedule {
-        Schedule { seed: 0, status_every: 0, cut_every: 0, per_key: 0, throttle: None }
+        Schedule { seed: 0, status_every: 0, cut_every: 0, per_key: 0, throttle: None, manifest_rate: None }
     }
 
     pub fn faults(seed: u64, status_every: u64, cut_every: u64) -> Schedule {
-        Schedule { seed, status_every, cut_every, per_key: 2, throttle: None }
+        Schedule { seed, status_every, cut_every, per_key: 2, ..Schedule::none() }
     }
 
     /// One request in `every` gets a status fault and one blob body in `every` is cut, with
     /// no cap per key: the same request can fail any number of times in a row.
     pub fn uncapped(seed: u64, every: u64) -> Schedule {
-        Schedule { seed, status_every: every, cut_every: every, per_key: u32::MAX, throttle: None }
+        Schedule { seed, status_every: every, cut_every: every, per_key: u32::MAX, ..Schedule::none() }
+    }
+
+    /// Manifest reads limited to `burst` at once and `per_second` after; no faults.
+    pub fn rate_limited(burst: u32, per_second: u32) -> Schedule {
+        Schedule { manifest_rate: Some((burst, per_second)), ..Schedule::none() }
     }
 
     pub fn throttled(bytes_per_second: u64) -> Schedule {
@@ -117,6 +132,8 @@ struct State {
     bodies: u64,
     status_faults: u64,
     per_key: BTreeMap<String, u32>,
+    /// The manifest-read bucket: tokens, and when they were counted.
+    bucket: Option<(f64, Instant)>,
 }
 
 struct Shared {
@@ -290,7 +307,11 @@ fn serve(shared: &Shared, client: TcpStream) -> io::Result<()> {
         };
         if let Some(status_fault) = fault.filter(|f| *f != Fault::Cut) {
             relay_body(&mut reader, &mut io::sink(), framing, None, None)?;
-            answer_fault(&mut writer, status_fault)?;
+            answer_fault(
+                &mut writer,
+                status_fault,
+                schedule.manifest_rate.map(|(_, per_second)| per_second),
+            )?;
             return Ok(());
         }
         let upstream = TcpStream::connect(&shared.upstream)?;
@@ -347,6 +368,21 @@ fn serve(shared: &Shared, client: TcpStream) -> io::Result<()> {
 /// or a blob `GET`'s answer.
 fn decide(shared: &Shared, schedule: &Schedule, method: &str, target: &str, has_body: bool) -> Option<Fault> {
     let mut state = shared.state.lock().unwrap();
+    if let Some((burst, per_second)) = schedule.manifest_rate {
+        if (method == "GET" || method == "HEAD") && target.contains("/manifests/") {
+            let now = Instant::now();
+            let rate = f64::from(per_second.max(1));
+            let (tokens, at) = state.bucket.unwrap_or((f64::from(burst), now));
+            let tokens = (tokens + now.duration_since(at).as_secs_f64() * rate).min(f64::from(burst));
+            if tokens >= 1.0 {
+                state.bucket = Some((tokens - 1.0, now));
+            } else {
+                state.bucket = Some((tokens, now));
+                let retry_after = ((1.0 - tokens) / rate).ceil().max(1.0) as u64;
+                return Some(Fault::RateLimited { retry_after });
+            }
+        }
+    }
     let index = state.requests;
     state.requests += 1;
     let blob_body =
@@ -395,11 +431,18 @@ fn cut_point(framing: Framing) -> u64 {
     }
 }
 
-fn answer_fault(out: &mut TcpStream, fault: Fault) -> io::Result<()> {
+fn answer_fault(out: &mut TcpStream, fault: Fault, limit: Option<u32>) -> io::Result<()> {
     let (status, extra) = match fault {
-        Fault::Status500 => ("500 Internal Server Error", ""),
-        Fault::Status503 => ("503 Service Unavailable", ""),
-        Fault::Status429 => ("429 Too Many Requests", "Retry-After: 1\r\n"),
+        Fault::Status500 => ("500 Internal Server Error", String::new()),
+        Fault::Status503 => ("503 Service Unavailable", String::new()),
+        Fault::Status429 => ("429 Too Many Requests", "Retry-After: 1\r\n".to_owned()),
+        Fault::RateLimited { retry_after } => (
+            "429 Too Many Requests",
+            format!(
+                "Retry-After: {retry_after}\r\nRateLimit-Limit: {};w=1\r\nRateLimit-Remaining: 0\r\n",
+                limit.unwrap_or(0)
+            ),
+        ),
         Fault::Cut => unreachable!("a cut is not an answer"),
     };
     let body = r#"{"errors":[{"code":"UNAVAILABLE","message":"injected by the test proxy"}]}"#;
