@@ -109,7 +109,7 @@ impl Network {
     /// is empty.
     fn limited(&mut self, host: &str, class: ActionClass, now: Instant) -> Option<Response<Vec<u8>>> {
         let limit = self.limits.get_mut(host)?.iter_mut().find(|l| l.class == class)?;
-        limit.take(now).err()
+        limit.take(now)
     }
 
     /// Requests logged for `host` whose method and path match.
