@@ -76,7 +76,9 @@ pub(crate) async fn run(
                 continue;
             }
             Output::Done(result) => return result,
-            Output::Busy => unreachable!("every request is answered before the next poll"),
+            // Every request is answered before the next poll, so this is a bug in ferry: end
+            // the transfer with an error rather than a panic.
+            Output::Busy => return Err(upload_misuse()),
         };
         if let Err(misuse) = upload.handle(reply, clock.now()) {
             unreachable!("one reply per request: {misuse}");
@@ -239,4 +241,12 @@ async fn stream(
     let idle = options.read_timeout + options.read_timeout / 4;
     let answer = body::watch(sending.send(), activity, &host_of(&url), idle, after_body).await;
     Ok((url, answer))
+}
+
+/// The upload machine was polled before its last request was answered.
+fn upload_misuse() -> TransportError {
+    TransportError::Connection {
+        side: Side::Destination,
+        message: "the upload was polled before its last request was answered (a bug in ferry)".to_owned(),
+    }
 }

@@ -91,7 +91,9 @@ pub(crate) async fn run(
                 continue;
             }
             Output::Done(result) => return result,
-            Output::Busy => unreachable!("every request is answered before the next poll"),
+            // Every request is answered before the next poll, so this is a bug in ferry: end
+            // the transfer with an error rather than a panic.
+            Output::Busy => return Err(upload_misuse()),
         };
         if let Err(misuse) = upload.handle(reply, clock.now()) {
             unreachable!("one reply per request: {misuse}");
@@ -264,5 +266,13 @@ impl Mover<'_> {
         let answer =
             self.transport.http.fetch(DEST, parts.method.as_str(), &url, &parts.headers, body, wait).await?;
         answer.into_http(DEST).await
+    }
+}
+
+/// The upload machine was polled before its last request was answered.
+fn upload_misuse() -> TransportError {
+    TransportError::Connection {
+        side: Side::Destination,
+        message: "the upload was polled before its last request was answered (a bug in ferry)".to_owned(),
     }
 }

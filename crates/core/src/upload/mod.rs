@@ -22,7 +22,7 @@
 //!             upload.handle(Reply::Verified /* or Reply::Failed(error) */, clock.now())?; }
 //!         Output::Wait(until) => clock.sleep_until(until).await,
 //!         Output::Done(result) => break result,
-//!         Output::Busy => unreachable!("every Send and Verify is answered before the next poll"),
+//!         Output::Busy => break Err(misuse()), // a driver that replies before polling never sees it
 //!     }
 //! }
 //! ```
