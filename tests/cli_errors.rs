@@ -255,3 +255,24 @@ fn secrets_never_show() {
     assert_eq!(run.code, 2);
     assert!(!run.stderr.contains("s3cr3t"), "{}", run.stderr);
 }
+
+/// A failure's kind travels in `--progress json` and in the summary, so a front end can
+/// act on it without reading the message.
+#[test]
+fn a_failure_carries_its_kind_in_events_and_summary() {
+    let dir = TempDir::new("cli-kinds");
+    let images = dir.join("images.json");
+    std::fs::write(&images, r#"{"127.0.0.1:1/a:1": "127.0.0.1:1/b"}"#).unwrap();
+    let run = ferry(&["sync", "--images", images.to_str().unwrap(), "--retries", "0", "--progress", "json"]);
+    run.assert_no_panic();
+    let run = run.expect(1, "an unreachable registry");
+    let failed: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "image_failed" || e["event"] == "plan_failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{}", run.stdout);
+    assert_eq!((&failed[0]["kind"], &failed[0]["retryable"]), (&"unavailable".into(), &true.into()));
+    assert!(run.stderr.contains("(unavailable: a retry may help)"), "{}", run.stderr);
+}

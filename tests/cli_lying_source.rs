@@ -125,11 +125,13 @@ fn a_lying_source_fails_its_image_and_only_its_image() {
             assert_eq!(image["outcome"], outcome, "{}: {image}", case.name);
             if liar {
                 assert!(image["reason"].as_str().unwrap().contains(&layer_digest), "{}: {image}", case.name);
+                assert_eq!(image["kind"], "integrity", "{}: {image}", case.name);
             }
         }
         let failures = report["summary"]["failures"].as_array().unwrap();
         assert_eq!(failures.len(), 1);
         assert_eq!(failures[0]["retryable"], false, "{}: a lie is not worth a retry", case.name);
+        assert_eq!(failures[0]["kind"], "integrity", "{}: the failure says what went wrong", case.name);
         assert_eq!(report["summary"]["retries"], 0, "{}: a lie is not retried", case.name);
 
         // Nothing of the lie at the destination; the honest images whole.
