@@ -26,7 +26,8 @@ pub struct AuthEntry {
     pub password: Option<String>,
     /// An OAuth2 refresh token, sent instead of a password (image-syncer's `identityToken`).
     pub identity_token: Option<String>,
-    /// The registry speaks plain HTTP.
+    /// As image-syncer means it: HTTPS without verifying the certificate, and plain
+    /// HTTP only when the registry does not speak TLS.
     pub insecure: bool,
 }
 
