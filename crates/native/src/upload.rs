@@ -20,7 +20,9 @@ use bytes::Bytes;
 use ferry_core::digest::Verifier;
 use ferry_core::time::WallClock;
 use ferry_core::transport::{Clock, ProgressCounter, Side, Transfer, TransportError};
-use ferry_core::upload::{Body, Output, Reply, RequestKind, Upload, UploadConfig, UploadRequest};
+use ferry_core::upload::{
+    Body, Output, Reply, RequestKind, Upload, UploadConfig, UploadMisuse, UploadRequest,
+};
 use reqwest::Url;
 
 use crate::body::{self, Activity, VerifyingBody};
@@ -76,13 +78,9 @@ pub(crate) async fn run(
                 continue;
             }
             Output::Done(result) => return result,
-            // Every request is answered before the next poll, so this is a bug in ferry: end
-            // the transfer with an error rather than a panic.
-            Output::Busy => return Err(upload_misuse()),
+            Output::Busy => return Err(UploadMisuse::PolledWhileBusy.into()),
         };
-        if let Err(misuse) = upload.handle(reply, clock.now()) {
-            unreachable!("one reply per request: {misuse}");
-        }
+        upload.handle(reply, clock.now())?;
     }
 }
 
@@ -241,12 +239,4 @@ async fn stream(
     let idle = options.read_timeout + options.read_timeout / 4;
     let answer = body::watch(sending.send(), activity, &host_of(&url), idle, after_body).await;
     Ok((url, answer))
-}
-
-/// The upload machine was polled before its last request was answered.
-fn upload_misuse() -> TransportError {
-    TransportError::Connection {
-        side: Side::Destination,
-        message: "the upload was polled before its last request was answered (a bug in ferry)".to_owned(),
-    }
 }

@@ -20,7 +20,9 @@ use std::sync::atomic::Ordering;
 use ferry_core::digest::{Verifier, VerifyError};
 use ferry_core::time::WallClock;
 use ferry_core::transport::{Clock, ProgressCounter, Side, Transfer, TransportError};
-use ferry_core::upload::{Body, Output, Reply, RequestKind, Upload, UploadConfig, UploadRequest};
+use ferry_core::upload::{
+    Body, Output, Reply, RequestKind, Upload, UploadConfig, UploadMisuse, UploadRequest,
+};
 use http::header::CONTENT_LENGTH;
 use js_sys::{Array, Uint8Array};
 use web_sys::Blob;
@@ -91,13 +93,9 @@ pub(crate) async fn run(
                 continue;
             }
             Output::Done(result) => return result,
-            // Every request is answered before the next poll, so this is a bug in ferry: end
-            // the transfer with an error rather than a panic.
-            Output::Busy => return Err(upload_misuse()),
+            Output::Busy => return Err(UploadMisuse::PolledWhileBusy.into()),
         };
-        if let Err(misuse) = upload.handle(reply, clock.now()) {
-            unreachable!("one reply per request: {misuse}");
-        }
+        upload.handle(reply, clock.now())?;
     }
 }
 
@@ -266,13 +264,5 @@ impl Mover<'_> {
         let answer =
             self.transport.http.fetch(DEST, parts.method.as_str(), &url, &parts.headers, body, wait).await?;
         answer.into_http(DEST).await
-    }
-}
-
-/// The upload machine was polled before its last request was answered.
-fn upload_misuse() -> TransportError {
-    TransportError::Connection {
-        side: Side::Destination,
-        message: "the upload was polled before its last request was answered (a bug in ferry)".to_owned(),
     }
 }

@@ -22,7 +22,7 @@
 //!             upload.handle(Reply::Verified /* or Reply::Failed(error) */, clock.now())?; }
 //!         Output::Wait(until) => clock.sleep_until(until).await,
 //!         Output::Done(result) => break result,
-//!         Output::Busy => break Err(misuse()), // a driver that replies before polling never sees it
+//!         Output::Busy => break Err(UploadMisuse::PolledWhileBusy.into()), // never, if each Send is answered
 //!     }
 //! }
 //! ```
@@ -52,7 +52,7 @@ use std::fmt;
 use crate::digest::Digest;
 use crate::retry::{RetryPolicy, Rng};
 use crate::time::{Instant, WallClock};
-use crate::transport::{Transfer, TransportError};
+use crate::transport::{Side, Transfer, TransportError};
 
 use state::{Asked, State};
 
@@ -156,6 +156,17 @@ pub enum UploadMisuse {
     /// A reply of the wrong kind: `Verified` for a request, or an answer for `Verify`.
     #[error("Reply::Verified answers Output::Verify only, and Output::Verify takes no HTTP answer")]
     WrongReply,
+    /// The machine was polled ([`Output::Busy`]) before its last request was answered.
+    #[error("the upload was polled before its last request was answered")]
+    PolledWhileBusy,
+}
+
+/// A transport that misused the machine ends the transfer with an error that says so,
+/// never a panic: the blob's image fails, the job goes on.
+impl From<UploadMisuse> for TransportError {
+    fn from(misuse: UploadMisuse) -> Self {
+        TransportError::Connection { side: Side::Destination, message: format!("{misuse} (a bug in ferry)") }
+    }
 }
 
 /// One blob's upload. See the module docs for the run loop.

@@ -89,6 +89,9 @@ fn misuse_is_an_error_not_a_hang() {
     assert_eq!(request.request.headers()["content-length"], "0");
     assert!(matches!(upload.poll_output(Instant::ZERO), Output::Busy));
     assert_eq!(upload.handle(Reply::Verified, Instant::ZERO), Err(UploadMisuse::WrongReply));
+    // A transport that misuses the machine ends its transfer with an error, never a panic.
+    let ended = TransportError::from(UploadMisuse::PolledWhileBusy);
+    assert!(ended.to_string().contains("polled before its last request was answered"), "{ended}");
     let answer = Response::builder().status(StatusCode::ACCEPTED).header("location", "/u/1").body(Vec::new());
     upload.handle(Reply::Answer(answer.unwrap()), Instant::ZERO).unwrap();
     assert_eq!(upload.location(), Some("http://dst.test/u/1"));
