@@ -86,6 +86,25 @@ pub struct Transfer {
     pub retry: RetryPolicy,
     /// Seeds the upload's retry jitter, so a simulation replays the same schedule.
     pub seed: u64,
+    /// This transfer is one of several that move the same blob from the same source to
+    /// different destination registries, handed out together: a transport may read the
+    /// source once for all of them (see [`Share`]).
+    pub share: Option<Share>,
+}
+
+/// Transfers of one blob, from one source, to several destinations (a rule with a list of
+/// destinations). The core hands the members out in one drain, each as its own
+/// [`Action::Transfer`] with its own outcome: a destination that fails does not fail the
+/// others. A transport that can tees one source stream into every member's upload, paced
+/// by the slowest, each upload verifying the digest as it streams; a member that comes
+/// late, or must re-read the source (a resume), reads the source on its own. A transport
+/// that cannot share (the browser's) moves each member alone: the outcome is the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    /// Names the group within the job; never reused.
+    pub id: u64,
+    /// How many transfers the group has.
+    pub members: usize,
 }
 
 /// How a transfer went when it succeeded.

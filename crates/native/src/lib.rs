@@ -20,6 +20,7 @@ mod errors;
 mod feed;
 mod options;
 mod source;
+mod tee;
 mod tls;
 mod transport;
 mod upload;

@@ -1,6 +1,7 @@
 //! [`NativeTransport`]: the core's [`Transport`] over reqwest and tokio.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use ferry_core::transport::{
@@ -11,6 +12,7 @@ use http::Method;
 use crate::client::{parse_url, Client};
 use crate::errors::host_of;
 use crate::options::{BuildError, NativeOptions};
+use crate::tee::Tees;
 
 /// The native transport: streams blobs from source to destination with constant memory,
 /// follows redirects itself so that `Authorization` never reaches another host, and
@@ -21,6 +23,8 @@ use crate::options::{BuildError, NativeOptions};
 #[derive(Debug, Clone)]
 pub struct NativeTransport {
     client: Client,
+    /// Reads shared by the members of a share group (one read, many writes).
+    tees: Arc<Tees>,
 }
 
 impl NativeTransport {
@@ -30,7 +34,7 @@ impl NativeTransport {
     }
 
     pub fn with_options(options: NativeOptions) -> Result<Self, BuildError> {
-        Ok(NativeTransport { client: Client::new(options)? })
+        Ok(NativeTransport { client: Client::new(options)?, tees: Arc::default() })
     }
 
     pub fn options(&self) -> &NativeOptions {
@@ -64,7 +68,7 @@ impl Transport for NativeTransport {
         progress: ProgressCounter,
         clock: &dyn Clock,
     ) -> Result<TransferReport, TransportError> {
-        crate::upload::run(&self.client, &transfer, &progress, clock).await?;
+        crate::upload::run(&self.client, &self.tees, &transfer, &progress, clock).await?;
         Ok(TransferReport { bytes: progress.load(Ordering::Relaxed) })
     }
 }

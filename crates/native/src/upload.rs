@@ -32,6 +32,7 @@ use crate::errors::{host_of, into_http};
 use crate::feed::{ChunkBody, Cursor, Feed};
 use crate::options::{CANCEL_WAIT, MAX_HONOURED_MIN_CHUNK};
 use crate::source;
+use crate::tee::Tees;
 
 const DEST: Side = Side::Destination;
 
@@ -39,6 +40,7 @@ const DEST: Side = Side::Destination;
 /// behind), then whatever the upload machine asks for.
 pub(crate) async fn run(
     client: &Client,
+    tees: &Arc<Tees>,
     transfer: &Transfer,
     progress: &ProgressCounter,
     clock: &dyn Clock,
@@ -49,7 +51,10 @@ pub(crate) async fn run(
         monolithic_below: options.chunk_threshold,
         max_min_chunk: MAX_HONOURED_MIN_CHUNK,
     };
-    let source = source::open(client, transfer, 0, progress).await?;
+    let source = match tees.join(client, transfer) {
+        Some(pieces) => source::shared(pieces, transfer, progress).await?,
+        None => source::open(client, transfer, 0, progress).await?,
+    };
     let fresh = Verifier::new(transfer.digest.clone(), transfer.size);
     let cursor = Cursor { live: fresh.clone(), read: 0, sent: 0, carry: None };
     let mut mover = Mover {
@@ -68,6 +73,11 @@ pub(crate) async fn run(
                 Err(error) => Reply::Failed(error),
             },
             Output::Wait(until) => {
+                // A shared read must not wait for this upload's pause: leave it, and
+                // re-read the source alone when the upload goes on.
+                if mover.feed.as_ref().is_some_and(|f| f.source.is_shared()) {
+                    mover.feed = None;
+                }
                 tracing::info!(
                     digest = %transfer.digest,
                     confirmed = upload.confirmed(),

@@ -17,6 +17,10 @@
 //! HEAD -> mount -> transfer, the children, and the manifest last. A blob that several
 //! images need moves once; the others wait for it and then mount it.
 //!
+//! One read, many writes: the destinations of one source image (a rule with a list of
+//! destinations) start together, and a blob that several of them lack is read from the
+//! source once and streamed to all of them (see `blobs`).
+//!
 //! Rounds, after image-syncer: when the pass over the queue ends with images or listings
 //! that failed transiently (rate limited, unavailable, once their requests' own retries
 //! ran out), they run again as fresh attempts, up to [`SyncOptions::rounds`] more times,
@@ -26,7 +30,7 @@
 mod blobs;
 mod image;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use crate::api::EndpointMap;
 use crate::auth::{AuthError, CredentialStore};
@@ -164,6 +168,8 @@ pub struct SyncMachine {
     failed: Vec<ImageId>,
     queue: VecDeque<ImageId>,
     active: usize,
+    /// Started images that have not yet asked the blob table for their blobs.
+    gathering: BTreeSet<ImageId>,
     blobs: BlobTable,
     summary: Summary,
     /// The pass over the queue under way, from 1.
@@ -194,6 +200,7 @@ impl SyncMachine {
             failed: Vec::new(),
             queue: VecDeque::new(),
             active: 0,
+            gathering: BTreeSet::new(),
             blobs: BlobTable::new(max_transfers),
             round: 1,
             started: now,
@@ -289,16 +296,45 @@ impl SyncMachine {
         self.fill(now);
     }
 
-    /// Starts queued images while fewer than `proc` are active.
+    /// Starts queued images while fewer than `proc` are active. The destinations of one
+    /// source image (queued next to each other) start together, so that their blobs are
+    /// read once: `proc` may be passed by the siblings of the last image started.
     fn fill(&mut self, now: Instant) {
         while self.active < self.ctx.options.proc.max(1) {
-            let Some(id) = self.queue.pop_front() else { break };
-            self.active += 1;
-            let mut effects = Vec::new();
-            self.images[id.0].start(&self.ctx, &mut effects);
-            self.apply_image(id, effects, now);
+            let Some(first) = self.queue.pop_front() else { break };
+            let source = self.images[first.0].task().source.clone();
+            let mut started = vec![first];
+            while let Some(&next) = self.queue.front() {
+                if self.images[next.0].task().source != source {
+                    break;
+                }
+                started.extend(self.queue.pop_front());
+            }
+            // All of them gather before any starts, so that none transfers alone.
+            for &id in &started {
+                self.active += 1;
+                self.gathering.insert(id);
+                self.blobs.gathering(&source);
+            }
+            for id in started {
+                let mut effects = Vec::new();
+                self.images[id.0].start(&self.ctx, &mut effects);
+                self.apply_image(id, effects, now);
+            }
         }
         self.check_finished(now);
+    }
+
+    /// The image has asked for its blobs or ended: transfers from its source no longer
+    /// wait for it.
+    fn gathered(&mut self, id: ImageId, now: Instant) {
+        if !self.gathering.remove(&id) {
+            return;
+        }
+        let source = self.images[id.0].task().source.clone();
+        let mut effects = Vec::new();
+        self.blobs.gathered(&source, &self.ctx, &mut effects);
+        self.apply_blobs(effects, now);
     }
 
     /// At the end of a pass: another round when some failures may mend and rounds
@@ -357,6 +393,7 @@ impl SyncMachine {
             match effect {
                 ImageEffect::Send(step, call) => self.session.submit(Purpose::Image(id, step), call, now),
                 ImageEffect::NeedBlobs => {
+                    self.gathered(id, now);
                     let image = &self.images[id.0];
                     let task = image.task();
                     let wants: Vec<BlobWant> = image
@@ -402,6 +439,7 @@ impl SyncMachine {
                         ImageOutcome::Failed => self.failed.push(id),
                         ImageOutcome::WouldCopy | ImageOutcome::Pending => {}
                     }
+                    self.gathered(id, now);
                     self.active -= 1;
                     self.fill(now);
                 }

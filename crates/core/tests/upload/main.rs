@@ -136,6 +136,7 @@ impl Scenario {
             size: self.size,
             retry: self.policy,
             seed: self.seed,
+            share: None,
         }
     }
 

@@ -231,6 +231,7 @@ pub fn transfer(source: &Server, destination: &Server, digest: &Digest, size: u6
             ..RetryPolicy::default()
         },
         seed: 1,
+        share: None,
     }
 }
 
