@@ -72,8 +72,13 @@ pub struct Transfer {
     /// `POST /v2/<name>/blobs/uploads/` at the destination, used to open a session when
     /// `upload_location` is `None`.
     pub upload_start: String,
-    /// An upload session the core already opened (a mount answered `202 Accepted`).
+    /// An upload session the core already opened (a mount answered `202 Accepted`), or
+    /// one a past run left (`resumes_session`).
     pub upload_location: Option<String>,
+    /// `upload_location` is a session a past run opened and did not finish (see
+    /// [`crate::resume`]): ask the registry where it stands before sending, and send only
+    /// the rest; a session it no longer knows gives way to a new one.
+    pub resumes_session: bool,
     /// Headers for every upload request (POST, PATCH, PUT): the destination's authorisation.
     pub upload_headers: http::HeaderMap,
     /// The blob's digest: the bytes read must hash to it, and the upload is committed

@@ -257,6 +257,15 @@ impl BlobTable {
         if from.is_none() && source.registry() == key.registry && source.repository() != repository {
             from = Some(source.repository().to_owned());
         }
+        if from.is_none() {
+            // A repository a past run saw the blob in: the registry mounts only what it holds.
+            from = ctx
+                .options
+                .resume
+                .seen_in(&key.registry, &key.digest)
+                .find(|r| *r != repository)
+                .map(str::to_owned);
+        }
         if ctx.options.dry_run {
             // Nothing is written in a dry run; later images may count it as mountable.
             let outcome = if from.is_some() { BlobOutcome::Mounted } else { BlobOutcome::Transferred };
@@ -432,10 +441,17 @@ fn transfer(
     let upload_start = ctx.endpoints.endpoint(&key.registry).upload_start(want.destination.repository())?;
     let mut source_request = http::Request::new(());
     *source_request.uri_mut() = source_uri;
+    let upload_start = upload_start.to_string();
+    // A session of our own (a mount's 202) first; else one a past run left.
+    let past = match &location {
+        Some(_) => None,
+        None => ctx.options.resume.upload(&upload_start, &key.digest).map(str::to_owned),
+    };
     let transfer = Transfer {
         source: source_request,
-        upload_start: upload_start.to_string(),
-        upload_location: location,
+        resumes_session: past.is_some(),
+        upload_location: location.or(past),
+        upload_start,
         upload_headers: http::HeaderMap::new(),
         digest: key.digest.clone(),
         size: want.size,

@@ -43,6 +43,7 @@ use crate::manifest::PlatformFilter;
 use crate::plan::{CopyTask, Planner};
 use crate::progress::{BlobOutcome, Event, Failure, ImageOutcome, ImageReport, Report, Summary};
 use crate::reference::normalize_registry;
+use crate::resume::ResumeState;
 use crate::retry::RetryPolicy;
 use crate::session::{Call, Outcome, Session};
 use crate::shard::Shard;
@@ -120,6 +121,9 @@ pub struct SyncOptions {
     /// Plan only this shard's source repositories (see [`crate::shard`]); every
     /// repository when `None`.
     pub shard: Option<Shard>,
+    /// What past runs left (`--state`, see [`crate::resume`]): upload sessions to go on
+    /// with, and repositories to mount blobs from. Empty by default.
+    pub resume: ResumeState,
 }
 
 impl Default for SyncOptions {
@@ -135,6 +139,7 @@ impl Default for SyncOptions {
             rounds: 2,
             shard: None,
             adaptive: true,
+            resume: ResumeState::default(),
         }
     }
 }

@@ -613,6 +613,7 @@ impl<P> Session<P> {
             // A retried transfer opens a fresh upload session.
             if let Call::Transfer { transfer, .. } = &mut state.call {
                 transfer.upload_location = None;
+                transfer.resumes_session = false;
             }
             let event = Event::RetryScheduled {
                 target: state.call.describe(),
