@@ -33,6 +33,7 @@ use crate::feed::{ChunkBody, Cursor, Feed};
 use crate::options::{CANCEL_WAIT, MAX_HONOURED_MIN_CHUNK};
 use crate::source;
 use crate::tee::Tees;
+use crate::transport::UploadJournal;
 
 const DEST: Side = Side::Destination;
 
@@ -41,6 +42,7 @@ const DEST: Side = Side::Destination;
 pub(crate) async fn run(
     client: &Client,
     tees: &Arc<Tees>,
+    journal: Option<&dyn UploadJournal>,
     transfer: &Transfer,
     progress: &ProgressCounter,
     clock: &dyn Clock,
@@ -65,7 +67,14 @@ pub(crate) async fn run(
         checkpoints: BTreeMap::from([(0, fresh)]),
     };
     let mut upload = Upload::new(transfer, config, WallClock::new(clock.now(), wall_now()));
+    let mut noted: Option<String> = None;
     loop {
+        if let (Some(journal), Some(location)) = (journal, upload.location()) {
+            if noted.as_deref() != Some(location) {
+                journal.session(transfer, location);
+                noted = Some(location.to_owned());
+            }
+        }
         let reply = match upload.poll_output(clock.now()) {
             Output::Send(request) => mover.send(request).await,
             Output::Verify => match mover.verify().await {
@@ -87,7 +96,14 @@ pub(crate) async fn run(
                 clock.sleep_until(until).await;
                 continue;
             }
-            Output::Done(result) => return result,
+            Output::Done(result) => {
+                // A session given up may still be at the registry (its cancel can fail
+                // too): the journal keeps it, and the next run asks.
+                if let (Some(journal), Ok(())) = (journal, &result) {
+                    journal.committed(transfer);
+                }
+                return result;
+            }
             Output::Busy => return Err(UploadMisuse::PolledWhileBusy.into()),
         };
         upload.handle(reply, clock.now())?;
