@@ -91,13 +91,13 @@ pub struct Transfer {
     pub retry: RetryPolicy,
     /// Seeds the upload's retry jitter, so a simulation replays the same schedule.
     pub seed: u64,
-    /// This transfer is one of several that move the same blob from the same source to
-    /// different destination registries, handed out together: a transport may read the
+    /// This transfer is one of several that move the same blob from the same source
+    /// registry to different destination registries, handed out together: a transport may read the
     /// source once for all of them (see [`Share`]).
     pub share: Option<Share>,
 }
 
-/// Transfers of one blob, from one source, to several destinations (a rule with a list of
+/// Transfers of one blob, from one source registry, to several destinations (a rule with a list of
 /// destinations). The core hands the members out in one drain, each as its own
 /// [`Action::Transfer`] with its own outcome: a destination that fails does not fail the
 /// others. A transport that can tees one source stream into every member's upload, paced
@@ -110,6 +110,10 @@ pub struct Share {
     pub id: u64,
     /// How many transfers the group has.
     pub members: usize,
+    /// The member that stands for the group's one read of the source in the core's
+    /// windows (a blob-read slot at the source registry); the others take only an upload
+    /// slot at their destination.
+    pub leader: bool,
 }
 
 /// How a transfer went when it succeeded.

@@ -78,14 +78,30 @@ fn each_blob_goes_to_every_destination_in_one_share_group() {
             assert_eq!(hosts, BTreeSet::from(DESTINATIONS), "proc {proc}: {digest}");
             assert_eq!(instants.len(), 1, "proc {proc}: {digest} handed out at once");
         }
-        let shares: Vec<_> = sim.started_transfers.iter().map(|(_, t)| t.share).collect();
-        assert!(shares.iter().all(|s| s.is_some_and(|s| s.members == 3)), "{shares:?}");
+        let shares: Vec<_> = sim.started_transfers.iter().filter_map(|(_, t)| t.share).collect();
+        assert!(shares.len() == 12 && shares.iter().all(|s| s.members == 3), "{shares:?}");
+        let leaders = shares.iter().filter(|s| s.leader).count();
+        assert_eq!(leaders, 4, "one member per group stands for the source read: {shares:?}");
         for host in DESTINATIONS {
             for repository in ["app", "tool"] {
                 let source = sim.network.registries[SRC].tag(repository, "v1").cloned();
                 assert_eq!(sim.network.registries[host].tag(repository, "v1").cloned(), source, "{host}");
             }
         }
+    }
+}
+
+#[test]
+fn a_destination_slower_to_ask_for_its_blobs_still_joins_the_read() {
+    // three.test's manifest check is answered 503 once: its image asks for its blobs a
+    // retry later than its siblings, whose transfers wait for it.
+    let mut net = network();
+    net.faults.push(Fault::status(Method::HEAD, "three.test/v2/app/manifests", 1, 503));
+    let (sim, report) = run(net, 1);
+    assert_eq!(report.summary.copied, 6, "{:?}", report.summary);
+    for (digest, members) in groups(&sim) {
+        let ids: BTreeSet<_> = members.iter().map(|(id, _, _)| *id).collect();
+        assert_eq!((ids.len(), members.len()), (1, 3), "{digest}: {members:?}");
     }
 }
 
@@ -118,5 +134,56 @@ fn a_destination_that_refuses_uploads_fails_only_its_own_images() {
         for repository in ["app", "tool"] {
             assert!(sim.network.registries[host].tag(repository, "v1").is_some(), "{host}/{repository}");
         }
+    }
+}
+
+/// Repositories whose tags share layers with each other and across repositories, every
+/// tag to three destinations, several images at once: still one group per blob.
+#[test]
+fn blobs_shared_across_tags_and_repositories_are_read_once() {
+    let mut blobs = BTreeSet::new();
+    let network = |blobs: &mut BTreeSet<String>| {
+        let mut net = Network::new();
+        let src = net.add(SRC);
+        for repository in ["lib/a", "lib/b", "lib/c", "lib/d"] {
+            for tag in ["v1", "v2", "v3"] {
+                let own = format!("{repository}:{tag}");
+                let layers: [&[u8]; 3] = [b"base", repository.as_bytes(), own.as_bytes()];
+                ImageBuilder::new(src, repository).image(Some(tag), &layers, "linux/amd64");
+                for layer in layers {
+                    blobs.insert(ferry_core::digest::Digest::sha256(layer).to_string());
+                }
+            }
+        }
+        for host in DESTINATIONS {
+            net.add(host);
+        }
+        net
+    };
+    let rules = r#"{
+        "src.test/lib/a": ["one.test/a", "two.test/a", "three.test/a"],
+        "src.test/lib/b": ["one.test/b", "two.test/b", "three.test/b"],
+        "src.test/lib/c": ["one.test/c", "two.test/c", "three.test/c"],
+        "src.test/lib/d": ["one.test/d", "two.test/d", "three.test/d"]
+    }"#;
+    for proc in [1, 3, 5, 12] {
+        let rules = parse_images_file("images.json", rules, &|_| None).expect("valid images file");
+        let mut endpoints = EndpointMap::default();
+        endpoints
+            .insecure
+            .extend([SRC, DESTINATIONS[0], DESTINATIONS[1], DESTINATIONS[2]].map(str::to_owned));
+        let job = Job { plan: Plan::Rules(rules), credentials: Default::default(), endpoints };
+        let options = SyncOptions { proc, ..SyncOptions::default() };
+        let mut machine = SyncMachine::new(job, options, Instant::ZERO, UnixTime(0));
+        let mut sim = Simulation::new(network(&mut blobs));
+        sim.run(&mut machine).expect("the machine finishes");
+        assert_eq!(machine.report().summary.copied, 36, "proc {proc}");
+        let groups = groups(&sim);
+        for (digest, members) in &groups {
+            let ids: BTreeSet<_> = members.iter().map(|(id, _, _)| *id).collect();
+            assert_eq!((ids.len(), members.len()), (1, 3), "proc {proc}: {digest}: {members:?}");
+        }
+        let layers = groups.keys().filter(|d| blobs.contains(*d)).count();
+        assert_eq!(layers, blobs.len(), "proc {proc}: every layer moved");
     }
 }

@@ -60,7 +60,7 @@ impl Tees {
         client: &Client,
         transfer: &Transfer,
     ) -> Option<mpsc::Receiver<Piece>> {
-        let Share { id, members } = transfer.share?;
+        let Share { id, members, .. } = transfer.share?;
         let (sender, receiver) = mpsc::channel(PIECES_AHEAD);
         let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
         match groups.get_mut(&id) {

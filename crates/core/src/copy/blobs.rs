@@ -11,7 +11,8 @@
 //! from one source image ("siblings"). A transfer that a sibling may share waits in the
 //! queue while a sibling has not yet said which blobs it needs, or while another
 //! destination's HEAD or mount of the same blob is under way; then every queued transfer
-//! of the blob from that source starts at once, as the members of one
+//! of the blob from that source registry (whichever repository each image names) starts
+//! at once, as the members of one
 //! [`Share`](crate::transport::Share), so the transport reads the source once for all of
 //! them. The group takes one transfer slot (one read of the source); each member has its
 //! own outcome, so one destination failing does not fail the others.
@@ -301,7 +302,7 @@ impl BlobTable {
     }
 
     /// Starts queued transfers while slots are free: each with every other queued
-    /// transfer of the same blob from the same source, as one share group. A transfer
+    /// transfer of the same blob from the same source registry, as one share group. A transfer
     /// that a destination still gathering may join stays queued, in its place.
     fn start_queued_transfers(&mut self, ctx: &Context, out: &mut Effects) {
         let mut held = Vec::new();
@@ -328,9 +329,10 @@ impl BlobTable {
                 let id = self.next_group;
                 self.next_group += 1;
                 self.groups.insert(id, members.len());
-                Share { id, members: members.len() }
+                Share { id, members: members.len(), leader: true }
             });
-            for (key, location) in members {
+            for (index, (key, location)) in members.into_iter().enumerate() {
+                let share = share.map(|s| Share { leader: index == 0, ..s });
                 let Some(op) = self.entries.get_mut(&key).and_then(|e| e.busy.as_mut()) else { continue };
                 op.stage = Stage::Transfer;
                 op.group = share.map(|s| s.id);
@@ -413,9 +415,11 @@ impl BlobTable {
     }
 }
 
-/// Whether two wants read the blob from the same source repository.
+/// Whether two wants read the blob from the same source registry. The repository does not
+/// matter: a blob is named by its digest, and one read from any repository that holds it,
+/// verified, serves every destination that lacks it.
 fn same_source(a: &BlobWant, b: &BlobWant) -> bool {
-    a.source.registry() == b.source.registry() && a.source.repository() == b.source.repository()
+    a.source.registry() == b.source.registry()
 }
 
 fn destination_auth(want: &BlobWant, ctx: &Context) -> AuthNeed {

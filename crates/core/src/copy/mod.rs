@@ -398,7 +398,6 @@ impl SyncMachine {
             match effect {
                 ImageEffect::Send(step, call) => self.session.submit(Purpose::Image(id, step), call, now),
                 ImageEffect::NeedBlobs => {
-                    self.gathered(id, now);
                     let image = &self.images[id.0];
                     let task = image.task();
                     let wants: Vec<BlobWant> = image
@@ -417,6 +416,9 @@ impl SyncMachine {
                         self.blobs.request(want, &self.ctx, &mut effects);
                         self.apply_blobs(effects, now);
                     }
+                    // Only once its own requests are in may its siblings' transfers leave
+                    // without it.
+                    self.gathered(id, now);
                     let mut effects = Vec::new();
                     self.images[id.0].advance(&self.ctx, &mut effects);
                     self.apply_image(id, effects, now);
