@@ -156,6 +156,11 @@ impl ImageTask {
         (self.task.source.to_string(), self.task.destination.to_string())
     }
 
+    /// The manifests a copy pushes: the root, and each child the destination lacks.
+    pub(super) fn manifests_to_push(&self) -> u64 {
+        1 + self.children.iter().filter(|c| c.manifest.is_some()).count() as u64
+    }
+
     /// Whether the image failed in a way that running it again may mend.
     pub(super) fn failed_transiently(&self) -> bool {
         self.failure.as_ref().is_some_and(Error::is_retryable)

@@ -24,6 +24,7 @@
 //! blob moved in an earlier round is not asked for again. Permanent failures stay.
 
 mod blobs;
+mod forecast;
 mod image;
 
 use std::collections::VecDeque;
@@ -45,6 +46,8 @@ use crate::shard::Shard;
 use crate::time::{Instant, UnixTime, WallClock};
 
 use blobs::{BlobEffect, BlobKey, BlobTable, BlobWant};
+use forecast::Forecast;
+pub use forecast::RegistryRequests;
 use image::{ImageEffect, ImageId, ImageTask, Step};
 
 /// What a job starts from.
@@ -165,6 +168,8 @@ pub struct SyncMachine {
     queue: VecDeque<ImageId>,
     active: usize,
     blobs: BlobTable,
+    /// In a dry run, the real run's requests per registry.
+    forecast: Forecast,
     summary: Summary,
     /// The pass over the queue under way, from 1.
     round: u32,
@@ -195,6 +200,7 @@ impl SyncMachine {
             queue: VecDeque::new(),
             active: 0,
             blobs: BlobTable::new(max_transfers),
+            forecast: Forecast::default(),
             round: 1,
             started: now,
             finished: false,
@@ -232,13 +238,25 @@ impl SyncMachine {
         summary.transfers = self.session.stats.transfers;
         summary.retries = self.session.stats.retries;
         summary.rate_limits = self.session.window_report();
+        summary.budgets = self.session.budget_report();
+        if self.ctx.options.dry_run {
+            summary.forecast = self.forecast.report();
+        }
         Report { status: summary.status(), summary, images }
     }
 
     fn submit_plan_calls(&mut self, calls: Vec<(u64, Call)>, now: Instant) {
         for (id, call) in calls {
-            self.session.submit(Purpose::Plan(id), call, now);
+            self.submit(Purpose::Plan(id), call, now);
         }
+    }
+
+    /// Hands a call to the session; a dry run counts it for the forecast.
+    fn submit(&mut self, purpose: Purpose, call: Call, now: Instant) {
+        if self.ctx.options.dry_run {
+            self.forecast.call(&call);
+        }
+        self.session.submit(purpose, call, now);
     }
 
     /// Queues the tasks; a held one (an immutable tag the destination lists) ends
@@ -355,7 +373,7 @@ impl SyncMachine {
     fn apply_image(&mut self, id: ImageId, effects: Vec<ImageEffect>, now: Instant) {
         for effect in effects {
             match effect {
-                ImageEffect::Send(step, call) => self.session.submit(Purpose::Image(id, step), call, now),
+                ImageEffect::Send(step, call) => self.submit(Purpose::Image(id, step), call, now),
                 ImageEffect::NeedBlobs => {
                     let image = &self.images[id.0];
                     let task = image.task();
@@ -392,6 +410,11 @@ impl SyncMachine {
                             self.summary.bytes_transferred += size;
                         }
                     }
+                    if self.ctx.options.dry_run {
+                        let task = self.images[id.0].task();
+                        let (source, destination) = (task.source.registry(), task.destination.registry());
+                        self.forecast.blob(outcome, source, destination, size);
+                    }
                     self.session.emit(Event::BlobDone { image: id.0, digest, size, outcome });
                 }
                 ImageEffect::Emit(event) => self.session.emit(event),
@@ -400,7 +423,12 @@ impl SyncMachine {
                         ImageOutcome::Skipped => self.summary.skipped += 1,
                         ImageOutcome::Copied => self.summary.copied += 1,
                         ImageOutcome::Failed => self.failed.push(id),
-                        ImageOutcome::WouldCopy | ImageOutcome::Pending => {}
+                        ImageOutcome::WouldCopy => {
+                            let image = &self.images[id.0];
+                            let registry = image.task().destination.registry();
+                            self.forecast.pushes(registry, image.manifests_to_push());
+                        }
+                        ImageOutcome::Pending => {}
                     }
                     self.active -= 1;
                     self.fill(now);
@@ -414,7 +442,7 @@ impl SyncMachine {
         for effect in effects {
             let (id, image_effects) = match effect {
                 BlobEffect::Send(key, call) => {
-                    self.session.submit(Purpose::Blob(key), *call, now);
+                    self.submit(Purpose::Blob(key), *call, now);
                     continue;
                 }
                 BlobEffect::Ready { image, digest, outcome } => {
