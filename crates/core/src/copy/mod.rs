@@ -37,7 +37,7 @@ use crate::error::{Error, ErrorKind};
 use crate::error_body::ErrorBody;
 use crate::machine::SessionMachine;
 use crate::manifest::PlatformFilter;
-use crate::plan::{CopyTask, Planner};
+use crate::plan::{CopyTask, DestinationTag, Planned, Planner};
 use crate::progress::{BlobOutcome, Event, Failure, ImageOutcome, ImageReport, Report, Summary};
 use crate::reference::normalize_registry;
 use crate::retry::RetryPolicy;
@@ -192,7 +192,7 @@ impl SyncMachine {
         let mut machine = SyncMachine {
             summary: Summary { dry_run: options.dry_run, shard: options.shard, ..Summary::default() },
             session,
-            planner: Planner::new(rules, options.platforms.clone(), options.shard),
+            planner: Planner::new(rules, options.platforms.clone(), options.shard).dry_run(options.dry_run),
             planning: true,
             plan_failures_told: 0,
             images: Vec::new(),
@@ -208,7 +208,9 @@ impl SyncMachine {
         };
         let calls = machine.planner.start(&machine.ctx.endpoints);
         machine.submit_plan_calls(calls, now);
-        machine.queue_images(tasks.into_iter().map(|task| (task, false)).collect());
+        let tasks =
+            tasks.into_iter().map(|task| Planned { task, held: false, listed: DestinationTag::Check });
+        machine.queue_images(tasks.collect());
         machine.advance_planning(now);
         machine
     }
@@ -261,9 +263,9 @@ impl SyncMachine {
 
     /// Queues the tasks; a held one (an immutable tag the destination lists) ends
     /// skipped at once, without a request. Returns how many were held.
-    fn queue_images(&mut self, tasks: Vec<(CopyTask, bool)>) -> usize {
+    fn queue_images(&mut self, tasks: Vec<Planned>) -> usize {
         let mut held = 0;
-        for (task, immutable) in tasks {
+        for Planned { task, held: immutable, listed } in tasks {
             let id = ImageId(self.images.len());
             if immutable {
                 self.images.push(ImageTask::held(id, task, self.round));
@@ -271,7 +273,7 @@ impl SyncMachine {
                 self.summary.immutable += 1;
                 held += 1;
             } else {
-                self.images.push(ImageTask::new(id, task, self.round));
+                self.images.push(ImageTask::new(id, task, self.round).listed(listed));
                 self.queue.push_back(id);
             }
         }
@@ -355,8 +357,8 @@ impl SyncMachine {
         let mut queued: Vec<ImageId> = again;
         queued.sort();
         for id in queued {
-            let task = self.images[id.0].task().clone();
-            self.images[id.0] = ImageTask::new(id, task, self.round);
+            let (task, listed) = (self.images[id.0].task().clone(), self.images[id.0].listing());
+            self.images[id.0] = ImageTask::new(id, task, self.round).listed(listed);
             self.queue.push_back(id);
         }
         if listings > 0 {
@@ -386,6 +388,7 @@ impl SyncMachine {
                             destination: task.destination.clone(),
                             digest,
                             size,
+                            empty_repository: image.empty_repository(),
                         })
                         .collect();
                     for want in wants {
@@ -467,6 +470,7 @@ impl SyncMachine {
                         destination: task.task().destination.clone(),
                         digest,
                         size,
+                        empty_repository: task.empty_repository(),
                     };
                     let mut effects = Vec::new();
                     self.blobs.request(want, &self.ctx, &mut effects);
