@@ -96,6 +96,16 @@ impl Budget {
     fn left(&self) -> Option<u64> {
         self.known.map(|(remaining, at)| remaining.saturating_sub(self.sent - at))
     }
+
+    /// Ends a pause whose time has come: the window reset, and what is left is unknown
+    /// until an answer tells.
+    fn end_pause(&mut self) {
+        if let Some(until) = self.paused_until.take() {
+            self.paused += until.saturating_since(self.paused_from);
+            self.known = None;
+            self.resets_at = None;
+        }
+    }
 }
 
 /// Every registry's budget in a session.
@@ -140,6 +150,8 @@ impl Budgets {
             budget.queue.push_back(call);
             return Admit::Wait;
         }
+        // Over, though its timer may not have fired yet: the calls that waited go then.
+        budget.end_pause();
         if budget.resets_at.is_some_and(|at| at <= now) {
             // The window the last report spoke of is over.
             budget.known = None;
@@ -206,13 +218,10 @@ impl Budgets {
     /// an answer tells. Returns the calls that waited, in order.
     pub(crate) fn resume(&mut self, id: BudgetId, now: Instant) -> Vec<u64> {
         let Some(budget) = self.all.get_mut(id) else { return Vec::new() };
-        if budget.paused_until.is_none_or(|until| until > now) {
+        if budget.paused_until.is_some_and(|until| until > now) {
             return Vec::new();
         }
-        budget.paused_until = None;
-        budget.paused += now.saturating_since(budget.paused_from);
-        budget.known = None;
-        budget.resets_at = None;
+        budget.end_pause();
         budget.queue.drain(..).collect()
     }
 
@@ -278,6 +287,9 @@ mod tests {
         b.answered(reg, first, &hub(3), None, now);
         assert_eq!(b.report()[0].remaining, Some(0));
         assert_eq!(b.resume(0, now + Duration::from_secs(59)), Vec::<u64>::new(), "not yet");
+        // A call admitted when the pause is over, before its timer fired, goes, and starts
+        // no new pause; the timer then lets the waiting calls go.
+        assert_eq!(b.admit(9, reg, true, until), Admit::Go);
         assert_eq!(b.resume(0, until), vec![6, 7]);
         assert_eq!(b.admit(8, reg, true, until), Admit::Go);
         let report = &b.report()[0];
