@@ -13,7 +13,8 @@
 //!
 //! Drain, then wait, as [`Machine`](crate::machine::Machine) documents. The machine plans first (catalogs, tag lists), then copies at
 //! most `proc` images at once. Each image: one HEAD on each side and a skip when the
-//! digests agree; otherwise the source manifest (and an index's children), every blob
+//! digests agree (none when the destination's tag list lacks the tag, see
+//! [`crate::plan`]); otherwise the source manifest (and an index's children), every blob
 //! HEAD -> mount -> transfer, the children, and the manifest last. A blob that several
 //! images need moves once; the others wait for it and then mount it.
 //!
