@@ -7,7 +7,7 @@
 //!
 //! A rule that lists tags at the source also lists each destination repository's tags,
 //! once, so that the destination's one tag list stands in for a `HEAD` per tag where it
-//! can ([`DestinationTag`]): a tag it does not list is missing there, so its image is
+//! can: a tag it does not list is missing there, so its image is
 //! fetched with one `GET` and no `HEAD` on either side; a repository it does not know
 //! (`404`) or that lists no tag holds none of the image's blobs either. A tag it lists is
 //! checked as before, so a tag that moved is always caught. With an `immutable` pattern, a
