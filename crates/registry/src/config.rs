@@ -13,6 +13,9 @@
 //!   htpasswd: ./htpasswd
 //!   anonymous_pull: false
 //!   token: { enabled: true, service: ferry, ttl_secs: 300 }
+//!   access:                        # who may do what where (see AccessConfig)
+//!     groups: { team-a: [alice] }
+//!     repositories: { "team-a/**": { policies: [{ groups: [team-a], actions: [pull, push] }] } }
 //! limits: { max_manifest_bytes: 4194304, max_blob_bytes: 0 }
 //! http:
 //!   header_read_timeout_secs: 30   # first byte of a request head to its end
@@ -116,6 +119,9 @@ pub struct AuthConfig {
     /// Let anyone pull (GET/HEAD) without credentials; pushes still need them.
     pub anonymous_pull: bool,
     pub token: TokenConfig,
+    /// Who may pull, push and delete where. Unset: every htpasswd user may do
+    /// everything, and anonymous clients may pull when `anonymous_pull` is set.
+    pub access: Option<AccessConfig>,
 }
 
 impl Default for AuthConfig {
@@ -125,6 +131,7 @@ impl Default for AuthConfig {
             realm: "ferry".into(),
             anonymous_pull: false,
             token: TokenConfig::default(),
+            access: None,
         }
     }
 }
@@ -132,6 +139,91 @@ impl Default for AuthConfig {
 impl AuthConfig {
     pub fn enabled(&self) -> bool {
         self.htpasswd.is_some()
+    }
+}
+
+/// An access policy, after zot's `accessControl`: groups of htpasswd users, repository
+/// patterns with the actions each user, group, logged-in user or anonymous client may
+/// take there, and admins who may do everything.
+///
+/// ```yaml
+/// access:
+///   groups: { team-a: [alice, bob], ops: [root] }
+///   admins: { groups: [ops] }
+///   repositories:
+///     "team-a/**":
+///       policies: [{ groups: [team-a], actions: [pull, push, delete] }]
+///     "library/*":
+///       policies: [{ users: [bob], actions: [pull, push] }]
+///       default: [pull]      # any logged-in user
+///       anonymous: [pull]    # no credentials
+/// ```
+///
+/// In a pattern `*` matches within one path segment and `**` across segments. Where
+/// several patterns match a repository, the longest decides; where none does, only admins
+/// may act.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessConfig {
+    /// Group name -> its users (names from the htpasswd file).
+    pub groups: std::collections::BTreeMap<String, Vec<String>>,
+    /// Users and groups that may do everything everywhere.
+    pub admins: Principals,
+    /// Repository pattern -> who may do what in the repositories it matches.
+    pub repositories: std::collections::BTreeMap<String, RepositoryPolicy>,
+}
+
+/// Users and groups, by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Principals {
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+/// Who may do what in the repositories of one pattern.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RepositoryPolicy {
+    /// Actions granted to named users and groups.
+    pub policies: Vec<AccessRule>,
+    /// Actions of every logged-in user.
+    pub default: Vec<Verb>,
+    /// Actions of clients without credentials.
+    pub anonymous: Vec<Verb>,
+}
+
+/// Actions granted to some users and groups.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessRule {
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+    pub actions: Vec<Verb>,
+}
+
+/// A repository action, as in distribution's token scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verb {
+    Pull,
+    Push,
+    Delete,
+}
+
+impl Verb {
+    pub const ALL: [Verb; 3] = [Verb::Pull, Verb::Push, Verb::Delete];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Pull => "pull",
+            Verb::Push => "push",
+            Verb::Delete => "delete",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Verb> {
+        Verb::ALL.into_iter().find(|v| v.as_str() == s)
     }
 }
 
@@ -308,6 +400,21 @@ impl Config {
                 "auth.token.enabled",
                 "the token endpoint needs auth.htpasswd to check credentials",
             );
+        }
+        if self.auth.access.is_some() && self.auth.htpasswd.is_none() {
+            return invalid("auth.access", "an access policy needs auth.htpasswd to know its users");
+        }
+        if self.auth.access.is_some() && self.auth.anonymous_pull {
+            return invalid(
+                "auth.anonymous_pull",
+                "with auth.access, say what anonymous clients may pull per pattern \
+                 (`anonymous: [pull]`) instead",
+            );
+        }
+        if let Some(access) = &self.auth.access {
+            if let Some(message) = crate::access::policy::problem(access) {
+                return Err(ConfigError::Invalid { key: "auth.access", message });
+            }
         }
         if self.auth.token.ttl_secs == 0 {
             return invalid("auth.token.ttl_secs", "must be at least 1");

@@ -69,7 +69,7 @@ impl Claims {
             Action::Base => true,
             Action::Catalog => self.access.iter().any(|g| g.allows("registry", "catalog", "*")),
             Action::Repo { repo, verb } => {
-                self.access.iter().any(|g| g.allows("repository", repo.as_str(), verb))
+                self.access.iter().any(|g| g.allows("repository", repo.as_str(), verb.as_str()))
             }
         }
     }

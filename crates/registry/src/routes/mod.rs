@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode};
 
 use crate::access::{Action, Identity};
+use crate::config::Verb;
 use crate::error::{ErrorCode, RegistryError, Result};
 use crate::state::AppState;
 use crate::store::layout::Repo;
@@ -98,12 +99,12 @@ impl Route {
             Route::Base => Action::Base,
             Route::Catalog => Action::Catalog,
             Route::Manifest { repo, .. } | Route::Blob { repo, .. } => match *method {
-                Method::PUT | Method::POST | Method::PATCH => repo_action(repo, "push"),
-                Method::DELETE => repo_action(repo, "delete"),
-                _ => repo_action(repo, "pull"),
+                Method::PUT | Method::POST | Method::PATCH => repo_action(repo, Verb::Push),
+                Method::DELETE => repo_action(repo, Verb::Delete),
+                _ => repo_action(repo, Verb::Pull),
             },
-            Route::Tags { repo } | Route::Referrers { repo, .. } => repo_action(repo, "pull"),
-            Route::UploadStart { repo } | Route::Upload { repo, .. } => repo_action(repo, "push"),
+            Route::Tags { repo } | Route::Referrers { repo, .. } => repo_action(repo, Verb::Pull),
+            Route::UploadStart { repo } | Route::Upload { repo, .. } => repo_action(repo, Verb::Push),
         }
     }
 }
@@ -132,7 +133,7 @@ async fn route(state: &Arc<AppState>, request: Request) -> Result<Response> {
     let head = method == Method::HEAD;
     match (route, method) {
         (Route::Base, Method::GET | Method::HEAD) => Ok(base::get()),
-        (Route::Catalog, Method::GET) => catalog::list(state, uri).await,
+        (Route::Catalog, Method::GET) => catalog::list(state, &identity, uri).await,
         (Route::Manifest { repo, reference }, Method::GET | Method::HEAD) => {
             manifests::get(state, &repo, &reference, head).await
         }
