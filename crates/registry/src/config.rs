@@ -33,6 +33,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod distribution;
+
 /// The 4 MiB manifest limit the spec's clients expect registries to accept.
 pub const DEFAULT_MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 
@@ -358,14 +360,41 @@ pub enum ConfigError {
     Parse { path: PathBuf, source: serde_norway::Error },
     #[error("config key `{key}`: {message}")]
     Invalid { key: &'static str, message: String },
+    #[error("config file {path} (distribution's format):\n  {}", lines.join("\n  "))]
+    Unsupported { path: PathBuf, lines: Vec<String> },
+}
+
+/// A configuration read from a file, with the lines about keys it ignored.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    /// One line per key of distribution's format that ferry ignores.
+    pub warnings: Vec<String>,
 }
 
 impl Config {
     /// Reads a YAML file; missing keys take their defaults.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        Ok(Config::load(path)?.config)
+    }
+
+    /// Reads a YAML file in ferry's format or in distribution's ([`distribution`], told
+    /// apart by its `version` key), with the warnings about what was ignored.
+    pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        Config::from_yaml(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+        let parse = |source| ConfigError::Parse { path: path.into(), source };
+        if !text.trim().is_empty() {
+            let document: serde_norway::Value = serde_norway::from_str(&text).map_err(parse)?;
+            if distribution::is_distribution(&document) {
+                let t = distribution::translate(&document);
+                if !t.errors.is_empty() {
+                    return Err(ConfigError::Unsupported { path: path.into(), lines: t.errors });
+                }
+                return Ok(Loaded { config: t.config, warnings: t.warnings });
+            }
+        }
+        Ok(Loaded { config: Config::from_yaml(&text).map_err(parse)?, warnings: Vec::new() })
     }
 
     /// The configuration as YAML, in the file format [`Config::from_file`] reads.
