@@ -348,13 +348,18 @@ impl Ferry {
     /// `ferry serve --config <config> <extra>`, nothing else: the file says where to
     /// listen. `None` when ferry exits before it serves (its port was taken meanwhile).
     pub fn with_config(config: &Path, extra: &[&str]) -> Option<Ferry> {
+        Ferry::with_config_logging_to(config, extra, Stdio::inherit())
+    }
+
+    /// Like [`Ferry::with_config`], with the server's log going to `stderr`.
+    pub fn with_config_logging_to(config: &Path, extra: &[&str], stderr: Stdio) -> Option<Ferry> {
         let mut child = Command::new(ferry_bin())
             .arg("serve")
             .arg("--config")
             .arg(config)
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn ferry serve");
         let stdout = child.stdout.take().expect("stdout");

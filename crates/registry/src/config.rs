@@ -62,6 +62,8 @@ pub struct Config {
     /// HTTPS: a certificate and key, and optionally CAs that client certificates must
     /// chain to. Unset: plain HTTP.
     pub tls: crate::tls::TlsConfig,
+    /// Endpoints told of every push, pull, delete and mount ([`crate::notify`]).
+    pub notifications: NotificationsConfig,
 }
 
 impl Default for Config {
@@ -79,6 +81,7 @@ impl Default for Config {
             log: LogConfig::default(),
             ui: None,
             tls: crate::tls::TlsConfig::default(),
+            notifications: NotificationsConfig::default(),
         }
     }
 }
@@ -261,6 +264,104 @@ impl Default for TokenConfig {
             refresh_ttl_secs: 24 * 3600,
             allow_basic: false,
         }
+    }
+}
+
+/// Where events go, after distribution's `notifications`.
+///
+/// ```yaml
+/// notifications:
+///   endpoints:
+///     - name: ci
+///       url: http://ci.example/registry-events
+///       headers: { Authorization: [Bearer abc] }
+///       timeout_secs: 1
+///       retries: 3         # after the first attempt
+///       backoff_secs: 1    # the first retry's backoff ceiling; doubles, full jitter
+///       queue: 1024        # events waiting; more are dropped (and counted)
+///       ignore: { media_types: [application/octet-stream], actions: [pull] }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationsConfig {
+    pub endpoints: Vec<EndpointConfig>,
+}
+
+/// One notification endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EndpointConfig {
+    /// Names the endpoint in logs.
+    pub name: String,
+    pub url: String,
+    /// Sent with every POST (an `Authorization` for the endpoint, say); never logged.
+    pub headers: std::collections::BTreeMap<String, Vec<String>>,
+    pub timeout_secs: f64,
+    pub retries: u32,
+    pub backoff_secs: f64,
+    pub queue: usize,
+    pub ignore: IgnoreConfig,
+    pub disabled: bool,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            name: String::new(),
+            url: String::new(),
+            headers: Default::default(),
+            timeout_secs: 1.0,
+            retries: 3,
+            backoff_secs: 1.0,
+            queue: 1024,
+            ignore: IgnoreConfig::default(),
+            disabled: false,
+        }
+    }
+}
+
+/// Events an endpoint does not want.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IgnoreConfig {
+    pub media_types: Vec<String>,
+    pub actions: Vec<String>,
+}
+
+impl EndpointConfig {
+    /// A problem with this endpoint's keys, if any.
+    fn problem(&self) -> Option<String> {
+        let name = &self.name;
+        if name.is_empty() {
+            return Some("every endpoint needs a `name`".into());
+        }
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Some(format!("endpoint {name:?}: `url` must be an http:// or https:// URL"));
+        }
+        if !self.timeout_secs.is_finite() || self.timeout_secs <= 0.0 || self.timeout_secs > 3600.0 {
+            return Some(format!("endpoint {name:?}: `timeout_secs` must be above 0 (seconds)"));
+        }
+        if !self.backoff_secs.is_finite() || !(0.0..=3600.0).contains(&self.backoff_secs) {
+            return Some(format!("endpoint {name:?}: `backoff_secs` must be 0 or more (seconds)"));
+        }
+        if self.queue == 0 {
+            return Some(format!("endpoint {name:?}: `queue` must be at least 1"));
+        }
+        for (header, values) in &self.headers {
+            let valid = http::HeaderName::from_bytes(header.as_bytes()).is_ok()
+                && values.iter().all(|v| http::HeaderValue::from_str(v).is_ok());
+            if !valid {
+                return Some(format!("endpoint {name:?}: header {header:?} is not a valid HTTP header"));
+            }
+        }
+        for action in &self.ignore.actions {
+            if !["push", "pull", "delete", "mount"].contains(&action.as_str()) {
+                return Some(format!(
+                    "endpoint {name:?}: ignore.actions has {action:?}; use push, pull, delete or mount"
+                ));
+            }
+        }
+        None
     }
 }
 
@@ -474,6 +575,9 @@ impl Config {
         }
         if self.limits.max_manifest_bytes == 0 {
             return invalid("limits.max_manifest_bytes", "must be at least 1");
+        }
+        if let Some(message) = self.notifications.endpoints.iter().find_map(EndpointConfig::problem) {
+            return Err(ConfigError::Invalid { key: "notifications.endpoints", message });
         }
         if let Some((key, message)) = self.tls.problem() {
             return invalid(key, message);

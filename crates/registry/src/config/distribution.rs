@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use serde_norway::{Mapping, Value};
 
-use super::{Config, LogFormat};
+use super::{Config, EndpointConfig, LogFormat};
 
 /// What reading a distribution config found: the configuration, and the lines about keys
 /// it could not map (`errors` refuse the file, `warnings` are printed at start).
@@ -58,9 +58,7 @@ pub fn translate(document: &Value) -> Translation {
                 "ferry checks the storage driver on every GET /healthz instead of on an interval; \
                  no file, http or tcp checks",
             ),
-            "notifications" => {
-                error(&mut t, "notifications", "ferry does not send notifications; remove the key")
-            }
+            "notifications" => notifications(&mut t, value),
             "proxy" => error(&mut t, "proxy", "ferry does not serve as a pull-through cache; remove the key"),
             "middleware" => error(
                 &mut t,
@@ -333,6 +331,99 @@ fn tls(t: &mut Translation, value: &Value) {
     }
 }
 
+fn notifications(t: &mut Translation, value: &Value) {
+    for (key, value) in entries(value) {
+        match key.as_str() {
+            "endpoints" => {
+                for endpoint in value.as_sequence().into_iter().flatten() {
+                    let endpoint = notification_endpoint(t, endpoint);
+                    t.config.notifications.endpoints.push(endpoint);
+                }
+            }
+            "events" => warn(t, "notifications.events", "ferry's events carry no references; ignored"),
+            other => unknown(t, &format!("notifications.{other}")),
+        }
+    }
+}
+
+fn notification_endpoint(t: &mut Translation, value: &Value) -> EndpointConfig {
+    let mut endpoint = EndpointConfig::default();
+    let list = |value: &Value| -> Vec<String> {
+        value.as_sequence().into_iter().flatten().filter_map(scalar).collect()
+    };
+    for (key, value) in entries(value) {
+        let path = format!("notifications.endpoints.{key}");
+        match key.as_str() {
+            "name" => endpoint.name = scalar(value).unwrap_or_default(),
+            "url" => endpoint.url = scalar(value).unwrap_or_default(),
+            "disabled" => endpoint.disabled = scalar(value).as_deref() == Some("true"),
+            "headers" => {
+                for (name, values) in entries(value) {
+                    endpoint.headers.insert(name, list(values));
+                }
+            }
+            "timeout" | "backoff" => match scalar(value).as_deref().and_then(go_duration) {
+                Some(secs) if key == "timeout" => endpoint.timeout_secs = secs,
+                Some(secs) => endpoint.backoff_secs = secs,
+                None => {
+                    t.errors.push(format!("config key `{path}`: expected a duration like 500ms, 1s or 2m"))
+                }
+            },
+            "threshold" => match scalar(value).and_then(|n| n.parse().ok()) {
+                Some(n) => {
+                    endpoint.retries = n;
+                    warn(
+                        t,
+                        &path,
+                        "ferry retries a failed event this many times with backoff, then drops it \
+                         (distribution retries forever)",
+                    );
+                }
+                None => t.errors.push(format!("config key `{path}`: expected a number")),
+            },
+            "ignoredmediatypes" => endpoint.ignore.media_types.extend(list(value)),
+            "ignore" => {
+                for (key, value) in entries(value) {
+                    match key.as_str() {
+                        "mediatypes" => endpoint.ignore.media_types.extend(list(value)),
+                        "actions" => endpoint.ignore.actions.extend(list(value)),
+                        other => unknown(t, &format!("notifications.endpoints.ignore.{other}")),
+                    }
+                }
+            }
+            _ => unknown(t, &path),
+        }
+    }
+    endpoint
+}
+
+/// Go's `time.ParseDuration` for what configs hold: `500ms`, `1s`, `1m30s`, `2h`.
+fn go_duration(text: &str) -> Option<f64> {
+    let mut total = 0.0;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let number: f64 = rest[..number_end].parse().ok()?;
+        rest = &rest[number_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += number * scale;
+        rest = &rest[unit_end..];
+    }
+    Some(total)
+}
+
 fn auth(t: &mut Translation, value: &Value) {
     for (key, value) in entries(value) {
         match key.as_str() {
@@ -410,6 +501,30 @@ mod tests {
     }
 
     #[test]
+    fn notifications_map() {
+        let t = read(
+            "version: 0.1\nstorage: {inmemory: {}}\nnotifications:\n  endpoints:\n    - name: alistener\n      \
+             disabled: false\n      url: https://my.listener.com/event\n      headers: {Authorization: [Bearer x]}\n      \
+             timeout: 500ms\n      threshold: 5\n      backoff: 1m30s\n      ignoredmediatypes: [application/octet-stream]\n      \
+             ignore: {mediatypes: [a/b], actions: [pull]}\n",
+        );
+        assert!(t.errors.is_empty(), "{:?}", t.errors);
+        let e = &t.config.notifications.endpoints[0];
+        assert_eq!((e.name.as_str(), e.url.as_str()), ("alistener", "https://my.listener.com/event"));
+        assert_eq!(e.headers["Authorization"], vec!["Bearer x".to_string()]);
+        assert_eq!((e.timeout_secs, e.backoff_secs, e.retries), (0.5, 90.0, 5));
+        assert_eq!(e.ignore.media_types, vec!["application/octet-stream".to_string(), "a/b".into()]);
+        assert_eq!(e.ignore.actions, vec!["pull".to_string()]);
+        assert_eq!(t.warnings.len(), 1, "{:?}", t.warnings);
+        t.config.validate().unwrap();
+        for (text, want) in
+            [("1s", Some(1.0)), ("1h2m", Some(3720.0)), ("250ms", Some(0.25)), ("5", None), ("x", None)]
+        {
+            assert_eq!(go_duration(text), want, "{text}");
+        }
+    }
+
+    #[test]
     fn unsupported_keys_table() {
         let base = "version: 0.1\nstorage: {filesystem: {rootdirectory: /r}}\n";
         // (extra YAML, the line's key, error (true) or warning)
@@ -419,7 +534,17 @@ mod tests {
             ("http: {net: unix, addr: /sock}", "`http.net`", true),
             ("auth: {token: {realm: x}}", "`auth.token`", true),
             ("proxy: {remoteurl: https://registry-1.docker.io}", "`proxy`", true),
-            ("notifications: {endpoints: []}", "`notifications`", true),
+            (
+                "notifications: {endpoints: [{name: a, url: 'http://x', timeout: 5q}]}",
+                "`notifications.endpoints.timeout`",
+                true,
+            ),
+            (
+                "notifications: {endpoints: [{name: a, url: 'http://x', hooks: 1}]}",
+                "`notifications.endpoints.hooks`",
+                true,
+            ),
+            ("notifications: {events: {includereferences: true}}", "`notifications.events`", false),
             ("middleware: {storage: []}", "`middleware`", true),
             ("http: {tls: {letsencrypt: {email: a}}}", "`http.tls.letsencrypt`", true),
             ("http: {tls: {clientcas: [/a, /b]}}", "`http.tls.clientcas`", true),

@@ -20,6 +20,7 @@ use crate::state::AppState;
 use crate::store::layout::Repo;
 use crate::uri::percent_decode;
 
+mod announce;
 mod base;
 mod blobs;
 mod catalog;
@@ -124,21 +125,36 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> R
 async fn route(state: &Arc<AppState>, request: Request) -> Result<Response> {
     let (parts, body) = request.into_parts();
     let route = Route::parse(parts.uri.path())?;
+    let identity = parts.extensions.get::<Identity>().cloned().unwrap_or(Identity::Open);
+    let response = handle(state, route.clone(), &parts, body, &identity).await?;
+    if state.notifier.is_some() {
+        announce::announce(state, &route, &parts, &identity, response.status(), response.headers()).await;
+    }
+    Ok(response)
+}
+
+/// Runs the handler of a parsed route.
+async fn handle(
+    state: &Arc<AppState>,
+    route: Route,
+    parts: &http::request::Parts,
+    body: axum::body::Body,
+    identity: &Identity,
+) -> Result<Response> {
     let method = parts.method.clone();
     if state.config.read_only && is_write(&method) {
         return Err(RegistryError::unsupported("this registry is read-only (config `read_only: true`)"));
     }
-    let identity = parts.extensions.get::<Identity>().cloned().unwrap_or(Identity::Open);
     let uri = &parts.uri;
     let head = method == Method::HEAD;
     match (route, method) {
         (Route::Base, Method::GET | Method::HEAD) => Ok(base::get()),
-        (Route::Catalog, Method::GET) => catalog::list(state, &identity, uri).await,
+        (Route::Catalog, Method::GET) => catalog::list(state, identity, uri).await,
         (Route::Manifest { repo, reference }, Method::GET | Method::HEAD) => {
             manifests::get(state, &repo, &reference, head).await
         }
         (Route::Manifest { repo, reference }, Method::PUT) => {
-            manifests::put(state, &repo, &reference, &parts, body).await
+            manifests::put(state, &repo, &reference, parts, body).await
         }
         (Route::Manifest { repo, reference }, Method::DELETE) => {
             manifests::delete(state, &repo, &reference).await
@@ -148,10 +164,10 @@ async fn route(state: &Arc<AppState>, request: Request) -> Result<Response> {
         }
         (Route::Blob { repo, digest }, Method::DELETE) => blobs::delete(state, &repo, &digest).await,
         (Route::UploadStart { repo }, Method::POST) => {
-            uploads::start(state, &repo, &identity, &parts, body).await
+            uploads::start(state, &repo, identity, parts, body).await
         }
-        (Route::Upload { repo, id }, Method::PATCH) => uploads::patch(state, &repo, &id, &parts, body).await,
-        (Route::Upload { repo, id }, Method::PUT) => uploads::put(state, &repo, &id, &parts, body).await,
+        (Route::Upload { repo, id }, Method::PATCH) => uploads::patch(state, &repo, &id, parts, body).await,
+        (Route::Upload { repo, id }, Method::PUT) => uploads::put(state, &repo, &id, parts, body).await,
         (Route::Upload { repo, id }, Method::GET) => uploads::status(state, &repo, &id).await,
         (Route::Upload { repo, id }, Method::DELETE) => uploads::cancel(state, &repo, &id).await,
         (Route::Tags { repo }, Method::GET) => tags::list(state, &repo, uri).await,
