@@ -313,6 +313,66 @@ fn tokens_stay_in_their_repository(server: &Server) {
     assert_eq!(root_status(server, "other/thing", &format!("blobs/{}", sha256(&config))), 404);
 }
 
+/// A cross-repository mount needs pull on the source: bob may push to library/base but
+/// not read team-a/app, so his mount from there opens an upload instead (202), and the
+/// blob does not appear; root's mount is 201.
+fn mounts_need_pull_on_the_source(server: &Server) {
+    let url = &server.ferry.url;
+    let (config, _) = image("team-a/app:seed");
+    let digest = sha256(&config);
+    let mount = format!("{url}/v2/library/base/blobs/uploads/?mount={digest}&from=team-a/app");
+    let bob = match server.mode {
+        Mode::Basic => basic("bob"),
+        Mode::Token => {
+            let body = token_answer(
+                server,
+                "bob",
+                "repository:library/base:pull,push&scope=repository:team-a/app:pull",
+            );
+            let token = body["token"].as_str().unwrap();
+            assert_eq!(
+                access_of(token),
+                json!([{"type": "repository", "name": "library/base", "actions": ["pull", "push"]}]),
+                "nothing of team-a/app"
+            );
+            format!("Bearer {token}")
+        }
+    };
+    let r = request("POST", &mount).header("Authorization", &bob).send();
+    assert_eq!(r.status, 202, "bob's mount: {}", r.text());
+    assert_eq!(root_status(server, "library/base", &format!("blobs/{digest}")), 404);
+    let root = match server.mode {
+        Mode::Basic => basic("root"),
+        Mode::Token => {
+            let body = token_answer(
+                server,
+                "root",
+                "repository:library/base:pull,push&scope=repository:team-a/app:pull",
+            );
+            format!("Bearer {}", body["token"].as_str().unwrap())
+        }
+    };
+    assert_eq!(request("POST", &mount).header("Authorization", &root).send().status, 201, "root's mount");
+}
+
+/// `POST /token` (the OAuth2 form) grants what `GET /token` grants, and says it in `scope`.
+fn oauth_grants_the_same(server: &Server) {
+    let form = format!(
+        "grant_type=password&service=ferry&client_id=test&username=alice&password={}\
+         &scope=repository%3Alibrary%2Fbase%3Apull%2Cpush%2Cdelete",
+        password("alice")
+    );
+    let r = request("POST", &format!("{}/token", server.ferry.url))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["scope"], "repository:library/base:pull");
+    let want = json!([{"type": "repository", "name": "library/base", "actions": ["pull"]}]);
+    assert_eq!(access_of(body["access_token"].as_str().unwrap()), want);
+}
+
 /// The whole table over raw HTTP, for one mode.
 fn http_table(mode: Mode) {
     let dir = TempDir::new("access-http");
@@ -330,8 +390,10 @@ fn http_table(mode: Mode) {
     }
     catalogs(&server);
     anonymous(&server);
+    mounts_need_pull_on_the_source(&server);
     if mode == Mode::Token {
         tokens_stay_in_their_repository(&server);
+        oauth_grants_the_same(&server);
     }
 }
 

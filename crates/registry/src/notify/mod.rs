@@ -9,7 +9,7 @@
 //! dead endpoint therefore fills its own queue and no more: an event that finds the queue
 //! full is dropped, counted, and logged (the first and every hundredth).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,6 +35,7 @@ pub struct Notifier {
     sinks: Vec<Sink>,
     /// The receiving ends, until [`Notifier::start`] hands them to the delivery tasks.
     pending: Mutex<Vec<Delivery>>,
+    started: AtomicBool,
 }
 
 struct Sink {
@@ -73,11 +74,15 @@ impl Notifier {
             });
             pending.push(Delivery { endpoint: endpoint.clone(), client, rx });
         }
-        Ok(Notifier { sinks, pending: Mutex::new(pending) })
+        Ok(Notifier { sinks, pending: Mutex::new(pending), started: AtomicBool::new(false) })
     }
 
-    /// Starts one delivery task per endpoint, on the current tokio runtime.
+    /// Starts one delivery task per endpoint, on the current tokio runtime; once, at the
+    /// latest with the first event (a router served by other means starts it then).
     pub fn start(&self) {
+        if self.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
         for delivery in pending {
             tokio::spawn(deliver(delivery));
@@ -86,6 +91,7 @@ impl Notifier {
 
     /// Queues `event` for every endpoint that does not ignore it; never waits.
     pub fn publish(&self, event: Event) {
+        self.start();
         for sink in &self.sinks {
             let ignored = sink.ignore_actions.iter().any(|a| a == event.action.as_str())
                 || sink.ignore_media_types.contains(&event.target.media_type);
