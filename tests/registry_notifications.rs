@@ -134,12 +134,82 @@ fn start(dir: &TempDir, yaml: impl Fn(u16) -> String, log: &Path) -> Ferry {
     panic!("ferry serve did not start");
 }
 
+/// POST, then PUT with the bytes (distribution 2.8 ignores a monolithic POST's body).
 fn push_blob(url: &str, repo: &str, bytes: &[u8]) {
-    let r = request("POST", &format!("{url}/v2/{repo}/blobs/uploads/?digest={}", sha256(bytes)))
+    let r = request("POST", &format!("{url}/v2/{repo}/blobs/uploads/")).basic("pusher", "push-Pw-5").send();
+    assert_eq!(r.status, 202, "{}", r.text());
+    let location = support::resolve(url, r.header("location").unwrap());
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let r = request("PUT", &format!("{location}{sep}digest={}", sha256(bytes)))
         .basic("pusher", "push-Pw-5")
         .body(bytes)
         .send();
     assert_eq!(r.status, 201, "{}", r.text());
+}
+
+/// What [`exercise`] pushed.
+struct Pushed {
+    config_blob: Vec<u8>,
+    layer: Vec<u8>,
+    manifest: Vec<u8>,
+    digest: String,
+}
+
+/// Pushes an image (two blobs, one manifest), pulls it (HEAD and GET of the manifest, HEAD
+/// of the config, GET of the layer) and deletes the manifest, as user `pusher`.
+fn exercise(url: &str, repo: &str) -> Pushed {
+    let layer = support::random_bytes(3000, 7);
+    let config_blob = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(&config_blob), "size": config_blob.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(&layer), "size": layer.len()}],
+    }))
+    .unwrap();
+    let digest = sha256(&manifest);
+    push_blob(url, repo, &config_blob);
+    push_blob(url, repo, &layer);
+    let r = request("PUT", &format!("{url}/v2/{repo}/manifests/v1"))
+        .basic("pusher", "push-Pw-5")
+        .header("Content-Type", OCI_MANIFEST)
+        .body(manifest.clone())
+        .send();
+    assert_eq!(r.status, 201);
+    let get = |path: &str, method: &str| {
+        request(method, &format!("{url}/v2/{repo}/{path}"))
+            .basic("pusher", "push-Pw-5")
+            .header("Accept", OCI_MANIFEST)
+            .header("User-Agent", "notify-test/1")
+            .send()
+    };
+    assert_eq!(get("manifests/v1", "HEAD").status, 200);
+    assert_eq!(get("manifests/v1", "GET").body, manifest);
+    assert_eq!(get(&format!("blobs/{}", sha256(&config_blob)), "HEAD").status, 200);
+    assert_eq!(get(&format!("blobs/{}", sha256(&layer)), "GET").body, layer);
+    assert_eq!(get(&format!("manifests/{digest}"), "DELETE").status, 202);
+    Pushed { config_blob, layer, manifest, digest }
+}
+
+/// The events `sink` received, once `want` have arrived and a moment has passed with
+/// nothing more.
+fn events(sink: &Sink, want: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sink.deliveries().len() < want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    sink.deliveries().iter().flat_map(|d| d.body["events"].as_array().cloned().unwrap_or_default()).collect()
+}
+
+/// (action, target media type, digest, tag) of each event.
+fn summary(events: &[Value]) -> Vec<(String, String, String, String)> {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    events
+        .iter()
+        .map(|e| {
+            (s(&e["action"]), s(&e["target"]["mediaType"]), s(&e["target"]["digest"]), s(&e["target"]["tag"]))
+        })
+        .collect()
 }
 
 #[test]
@@ -150,54 +220,10 @@ fn push_pull_delete_events_in_distributions_envelope() {
     let ferry = start(&dir, |port| config(&dir, port, &sink.url, ""), &dir.join("ferry.log"));
     let url = &ferry.url;
     let repo = "team/app";
-    let layer = support::random_bytes(3000, 7);
-    let config_blob = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(&config_blob), "size": config_blob.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(&layer), "size": layer.len()}],
-    }))
-    .unwrap();
-    let digest = sha256(&manifest);
-    // Push: two blobs and the manifest.
-    push_blob(url, repo, &config_blob);
-    push_blob(url, repo, &layer);
-    let r = request("PUT", &format!("{url}/v2/{repo}/manifests/v1"))
-        .basic("pusher", "push-Pw-5")
-        .header("Content-Type", OCI_MANIFEST)
-        .body(manifest.clone())
-        .send();
-    assert_eq!(r.status, 201);
-    // Pull: HEAD only asks (no event), GET of the manifest and of the layer pull.
-    let get = |path: &str, method: &str| {
-        request(method, &format!("{url}/v2/{repo}/{path}"))
-            .basic("pusher", "push-Pw-5")
-            .header("Accept", OCI_MANIFEST)
-            .header("User-Agent", "notify-test/1")
-            .send()
-    };
-    assert_eq!(get("manifests/v1", "HEAD").status, 200);
-    assert_eq!(get("manifests/v1", "GET").body, manifest);
-    assert_eq!(get(&format!("blobs/{}", sha256(&layer)), "GET").body, layer);
-    // Delete the manifest.
-    assert_eq!(get(&format!("manifests/{digest}"), "DELETE").status, 202);
-
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while sink.deliveries().len() < 6 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300)); // nothing more arrives
+    let Pushed { config_blob, layer, manifest, digest } = exercise(url, repo);
     let deliveries = sink.deliveries();
-    let events: Vec<Value> =
-        deliveries.iter().flat_map(|d| d.body["events"].as_array().cloned().unwrap_or_default()).collect();
-    let summary: Vec<(String, String, String, String)> = events
-        .iter()
-        .map(|e| {
-            let t = &e["target"];
-            let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-            (s(&e["action"]), s(&t["mediaType"]), s(&t["digest"]), s(&t["tag"]))
-        })
-        .collect();
+    let events = events(&sink, 9);
+    let summary = summary(&events);
     let blob = "application/octet-stream".to_string();
     let s = |x: &str| x.to_string();
     assert_eq!(
@@ -206,9 +232,12 @@ fn push_pull_delete_events_in_distributions_envelope() {
             (s("push"), blob.clone(), sha256(&config_blob), s("")),
             (s("push"), blob.clone(), sha256(&layer), s("")),
             (s("push"), s(OCI_MANIFEST), digest.clone(), s("v1")),
+            (s("pull"), s(OCI_MANIFEST), digest.clone(), s("v1")), // HEAD counts, as in distribution
             (s("pull"), s(OCI_MANIFEST), digest.clone(), s("v1")),
+            (s("pull"), blob.clone(), sha256(&config_blob), s("")), // HEAD
             (s("pull"), blob.clone(), sha256(&layer), s("")),
             (s("delete"), s(""), digest.clone(), s("")),
+            (s("delete"), s(""), s(""), s("v1")), // the tag went with the manifest
         ],
         "exactly these events, in order"
     );
@@ -217,7 +246,15 @@ fn push_pull_delete_events_in_distributions_envelope() {
         assert_eq!(d.header("authorization"), Some("Bearer sink-Secret-7"), "the endpoint's headers");
     }
     let host = ferry.host();
-    let sizes = [config_blob.len(), layer.len(), manifest.len(), manifest.len(), layer.len()];
+    let sizes = [
+        config_blob.len(),
+        layer.len(),
+        manifest.len(),
+        manifest.len(),
+        manifest.len(),
+        config_blob.len(),
+        layer.len(),
+    ];
     for (event, size) in events.iter().zip(sizes) {
         assert_eq!(event["target"]["size"], size, "{event}");
         assert_eq!(event["target"]["length"], size, "{event}");
@@ -232,9 +269,10 @@ fn push_pull_delete_events_in_distributions_envelope() {
         assert_eq!(event["source"]["addr"], host.as_str());
     }
     assert_eq!(events[2]["target"]["url"], format!("{url}/v2/{repo}/manifests/{digest}"));
-    assert_eq!(events[4]["target"]["url"], format!("{url}/v2/{repo}/blobs/{}", sha256(&layer)));
-    assert_eq!(events[3]["request"]["method"], "GET");
-    assert_eq!(events[3]["request"]["useragent"], "notify-test/1");
+    assert_eq!(events[6]["target"]["url"], format!("{url}/v2/{repo}/blobs/{}", sha256(&layer)));
+    assert_eq!(events[3]["request"]["method"], "HEAD");
+    assert_eq!(events[4]["request"]["method"], "GET");
+    assert_eq!(events[4]["request"]["useragent"], "notify-test/1");
     let log = std::fs::read_to_string(dir.join("ferry.log")).unwrap();
     assert!(!log.contains("sink-Secret-7"), "the endpoint's credentials are never logged:\n{log}");
 }
@@ -278,4 +316,57 @@ fn a_dead_sink_fills_a_bounded_queue_and_never_blocks_pushes() {
     assert!(warnings[0].contains("endpoint=dead") && warnings[0].contains("dropped=1"), "{}", warnings[0]);
     assert!(sink.deliveries().is_empty());
     assert_eq!(sink.connections(), 1, "one delivery at a time, still waiting for its answer");
+}
+
+/// distribution itself, on the same config file and the same requests, sends the same
+/// events: the same actions, targets and actor, and the same fields in the envelope.
+#[test]
+fn the_same_events_as_distribution() {
+    if !support::require("docker-registry") {
+        return;
+    }
+    let (ferry_sink, peer_sink) = (Sink::start(false), Sink::start(false));
+    let dir = TempDir::new("notify-ferry");
+    write_htpasswd(&dir, "pusher", "push-Pw-5");
+    let ferry = start(&dir, |port| config(&dir, port, &ferry_sink.url, ""), &dir.join("ferry.log"));
+    let peer_dir = TempDir::new("notify-distribution");
+    write_htpasswd(&peer_dir, "pusher", "push-Pw-5");
+    let port = free_port();
+    std::fs::write(peer_dir.join("config.yml"), config(&peer_dir, port, &peer_sink.url, "")).unwrap();
+    let mut peer = std::process::Command::new("docker-registry")
+        .arg("serve")
+        .arg(peer_dir.join("config.yml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let peer_url = format!("http://127.0.0.1:{port}");
+    support::wait_until_up(&peer_url, &mut peer, "docker-registry");
+    exercise(&ferry.url, "team/app");
+    exercise(&peer_url, "team/app");
+    let (ours, theirs) = (events(&ferry_sink, 9), events(&peer_sink, 9));
+    let _ = peer.kill();
+    let _ = peer.wait();
+    assert_eq!(summary(&ours), summary(&theirs));
+    let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    for (a, b) in ours.iter().zip(&theirs) {
+        assert_eq!(keys(a), keys(b), "event fields:\n{a}\n{b}");
+        assert_eq!(keys(&a["source"]), keys(&b["source"]));
+        assert_eq!(keys(&a["actor"]), keys(&b["actor"]));
+        // distribution also records the client's address (`request.addr`); ferry does not.
+        let mut theirs_request = keys(&b["request"]);
+        theirs_request.retain(|k| k != "addr");
+        assert_eq!(keys(&a["request"]), theirs_request);
+        let path = |t: &Value| {
+            let mut t = t.clone();
+            if let Some(url) = t["url"].as_str() {
+                t["url"] = url.splitn(4, '/').nth(3).unwrap_or_default().into();
+            }
+            t
+        };
+        assert_eq!(path(&a["target"]), path(&b["target"]), "targets");
+        assert_eq!(a["actor"], b["actor"]);
+        assert_eq!(a["request"]["method"], b["request"]["method"]);
+        assert_eq!(a["request"]["useragent"], b["request"]["useragent"]);
+    }
 }

@@ -1,7 +1,9 @@
-//! The events a successful request causes, in distribution's terms: a manifest or blob
-//! pushed, pulled (`GET`; a `HEAD` only asks), deleted, or a blob mounted from another
-//! repository. Built from the route and the answer, after the handler has succeeded, and
-//! handed to the notifier, which never makes the request wait.
+//! The events a successful request causes, in distribution's terms and as distribution
+//! 2.8 sends them (checked side by side in tests/registry_notifications.rs): a manifest or
+//! blob pushed, pulled (`GET` or `HEAD`, both of which distribution counts), deleted
+//! (a manifest's deletion also deletes its tags: one event each), or a blob mounted from
+//! another repository. Built from the route and the answer after the handler has
+//! succeeded, and handed to the notifier, which never makes the request wait.
 
 use std::sync::Arc;
 
@@ -36,6 +38,7 @@ pub(super) async fn announce(
     identity: &Identity,
     status: StatusCode,
     answer: &HeaderMap,
+    deleted_tags: Vec<String>,
 ) {
     let Some(notifier) = &state.notifier else { return };
     let digest = text(answer, DIGEST_HEADER).to_owned();
@@ -44,7 +47,7 @@ pub(super) async fn announce(
         state.store.blob_size(repo, &parsed).await.ok().flatten()
     };
     let (action, repo, mut target) = match (route, &parts.method, status.as_u16()) {
-        (Route::Manifest { repo, reference }, &Method::GET, 200) => {
+        (Route::Manifest { repo, reference }, &Method::GET | &Method::HEAD, 200) => {
             let size = text(answer, CONTENT_LENGTH).parse().ok();
             let tag = if is_digest(reference) { String::new() } else { reference.clone() };
             let media_type = text(answer, CONTENT_TYPE).to_owned();
@@ -64,7 +67,7 @@ pub(super) async fn announce(
             };
             (Action::Delete, repo, target)
         }
-        (Route::Blob { repo, digest }, &Method::GET, 200 | 206) => {
+        (Route::Blob { repo, digest }, &Method::GET | &Method::HEAD, 200 | 206) => {
             let size = blob_size(repo, digest.clone()).await;
             let target = Target {
                 media_type: BLOB_MEDIA_TYPE.into(),
@@ -96,7 +99,8 @@ pub(super) async fn announce(
     };
     let base = state.base_url(&parts.headers);
     target.repository = repo.to_string();
-    if !target.digest.is_empty() {
+    // distribution gives deletions no URL: there is nothing left to fetch.
+    if !target.digest.is_empty() && action != Action::Delete {
         let kind = if matches!(route, Route::Manifest { .. }) { "manifests" } else { "blobs" };
         target.url = format!("{base}/v2/{repo}/{kind}/{}", target.digest);
     }
@@ -106,18 +110,24 @@ pub(super) async fn announce(
         Identity::Open | Identity::Anonymous => String::new(),
     };
     let source_addr = state.local_addr.get().map_or_else(|| state.config.addr.clone(), |a| a.to_string());
-    notifier.publish(Event {
+    let request = RequestRecord {
         id: crate::random::random_hex(16),
-        timestamp: rfc3339(now_secs()),
-        action,
-        target,
-        request: RequestRecord {
+        host: text(&parts.headers, HOST).to_owned(),
+        method: parts.method.to_string(),
+        useragent: text(&parts.headers, USER_AGENT).to_owned(),
+    };
+    let tag_targets =
+        deleted_tags.into_iter().map(|tag| Target { repository: repo.to_string(), tag, ..Target::default() });
+    for (action, target) in std::iter::once((action, target)).chain(tag_targets.map(|t| (Action::Delete, t)))
+    {
+        notifier.publish(Event {
             id: crate::random::random_hex(16),
-            host: text(&parts.headers, HOST).to_owned(),
-            method: parts.method.to_string(),
-            useragent: text(&parts.headers, USER_AGENT).to_owned(),
-        },
-        actor: Actor { name: actor },
-        source: Source { addr: source_addr, instance_id: state.instance_id.clone() },
-    });
+            timestamp: rfc3339(now_secs()),
+            action,
+            target,
+            request: request.clone(),
+            actor: Actor { name: actor.clone() },
+            source: Source { addr: source_addr.clone(), instance_id: state.instance_id.clone() },
+        });
+    }
 }

@@ -128,7 +128,10 @@ async fn route(state: &Arc<AppState>, request: Request) -> Result<Response> {
     let identity = parts.extensions.get::<Identity>().cloned().unwrap_or(Identity::Open);
     let response = handle(state, route.clone(), &parts, body, &identity).await?;
     if state.notifier.is_some() {
-        announce::announce(state, &route, &parts, &identity, response.status(), response.headers()).await;
+        let deleted = response.extensions().get::<manifests::DeletedTags>().map(|d| d.0.clone());
+        let (status, headers) = (response.status(), response.headers().clone());
+        let deleted = deleted.unwrap_or_default();
+        announce::announce(state, &route, &parts, &identity, status, &headers, deleted).await;
     }
     Ok(response)
 }
