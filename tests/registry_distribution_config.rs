@@ -251,4 +251,16 @@ fn unsupported_and_unknown_keys_get_one_line_each() {
         assert_eq!(logged.lines().filter(|l| l.contains(key)).count(), 1, "{key}:\n{logged}");
     }
     assert!(!logged.contains("s3cr3t"), "the secret is never logged:\n{logged}");
+
+    // --print-config shows what the file became, the warnings as comments.
+    let output = Command::new(ferry_bin())
+        .args(["serve", "--print-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("# config key `storage.cache` is not supported"), "{printed}");
+    assert!(printed.contains("\ndelete: false\n"), "distribution's default: {printed}");
+    assert!(printed.contains(&format!("root: {}", dir.join("data").display())), "{printed}");
 }

@@ -386,6 +386,64 @@ mod tests {
         }
     }
 
+    /// Under a policy: 401 when credentials are missing or wrong, or when a token lacks a
+    /// scope the policy would grant; 403 `DENIED` when a known caller is refused.
+    #[tokio::test]
+    async fn policy_decisions_table() {
+        let config = crate::config::Config::from_yaml(
+            "auth: {htpasswd: /h, access: {repositories: {'team/*': {policies: [{users: [alice], actions: [pull]}], \
+             anonymous: [pull]}}}}",
+        )
+        .unwrap();
+        let mut auth = authenticator(false, true);
+        auth.policy = Policy::from_config(config.auth.access.as_ref(), false);
+        auth.allow_basic = true;
+        let issuer = auth.token_issuer().unwrap();
+        let bearer = |sub: &str, scope: &str| {
+            let token = issuer.issue(sub, vec![token::Grant::parse_scope(scope).unwrap()], token::now_secs());
+            let mut h = HeaderMap::new();
+            h.insert(AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+            h
+        };
+        let action = |repo: &str, verb| Action::Repo { repo: Repo::parse(repo).unwrap(), verb };
+        let none = HeaderMap::new();
+        let good = basic("alice", "secret");
+        let bad = basic("alice", "wrong");
+        let alice_pull = bearer("alice", "repository:team/a:pull");
+        let alice_push = bearer("alice", "repository:team/a:pull,push");
+        let anon_pull = bearer("", "repository:team/a:pull");
+        // (credentials, action, expected status: 200 allowed, else the refusal's)
+        let cases: Vec<(&HeaderMap, Action, u16)> = vec![
+            (&none, action("team/a", Verb::Pull), 200),
+            (&none, action("team/a", Verb::Push), 401),
+            (&none, action("other", Verb::Pull), 401),
+            (&good, action("team/a", Verb::Pull), 200),
+            (&good, action("team/a", Verb::Push), 403),
+            (&good, action("other", Verb::Pull), 403),
+            (&bad, action("team/a", Verb::Pull), 401),
+            (&alice_pull, action("team/a", Verb::Pull), 200),
+            (&alice_pull, action("team/b", Verb::Pull), 401), // allowed, but not by this token
+            (&alice_push, action("team/a", Verb::Push), 403), // the token says push; the policy does not
+            (&alice_pull, action("other", Verb::Pull), 403),
+            (&anon_pull, action("team/a", Verb::Pull), 200),
+            (&anon_pull, action("team/a", Verb::Delete), 401),
+            (&good, Action::Catalog, 200),
+            (&none, Action::Catalog, 401),
+        ];
+        for (headers, action, want) in cases {
+            let got = match auth.authenticate(headers, &action, "http://r").await {
+                Ok(_) => 200,
+                Err(e) => {
+                    if e.status == http::StatusCode::FORBIDDEN {
+                        assert_eq!(e.code, crate::error::ErrorCode::Denied);
+                    }
+                    e.status.as_u16()
+                }
+            };
+            assert_eq!(got, want, "{action:?} with {headers:?}");
+        }
+    }
+
     #[test]
     fn schemes_are_case_insensitive() {
         let cases = [
