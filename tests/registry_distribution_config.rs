@@ -228,7 +228,8 @@ fn unsupported_and_unknown_keys_get_one_line_each() {
     let yaml = format!(
         "version: 0.1\nlog: {{level: warn}}\nstorage: {{filesystem: {{rootdirectory: {}}}, cache: {{blobdescriptor: inmemory}}}}\n\
          http: {{addr: 127.0.0.1:0, secret: s3cr3t, headers: {{X-Content-Type-Options: [nosniff]}}}}\n\
-         health: {{storagedriver: {{enabled: true, interval: 10s, threshold: 3}}}}\n",
+         health: {{storagedriver: {{enabled: true, interval: 10s, threshold: 3}}}}\n\
+         notifications: {{endpoints: [{{name: ci, url: 'http://127.0.0.1:9/e', headers: {{Authorization: [Bearer n0tify-Key]}}}}]}}\n",
         dir.join("data").display()
     );
     std::fs::write(&config, yaml).unwrap();
@@ -251,6 +252,7 @@ fn unsupported_and_unknown_keys_get_one_line_each() {
         assert_eq!(logged.lines().filter(|l| l.contains(key)).count(), 1, "{key}:\n{logged}");
     }
     assert!(!logged.contains("s3cr3t"), "the secret is never logged:\n{logged}");
+    assert!(!logged.contains("n0tify-Key"), "nor an endpoint's credentials:\n{logged}");
 
     // --print-config shows what the file became, the warnings as comments.
     let output = Command::new(ferry_bin())
@@ -263,4 +265,6 @@ fn unsupported_and_unknown_keys_get_one_line_each() {
     assert!(printed.contains("# config key `storage.cache` is not supported"), "{printed}");
     assert!(printed.contains("\ndelete: false\n"), "distribution's default: {printed}");
     assert!(printed.contains(&format!("root: {}", dir.join("data").display())), "{printed}");
+    assert!(printed.contains("url: http://127.0.0.1:9/e"), "{printed}");
+    assert!(!printed.contains("n0tify-Key"), "an endpoint's credentials are not printed: {printed}");
 }

@@ -262,6 +262,12 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         if shown.auth.token.key.is_some() {
             shown.auth.token.key = Some("<hidden>".into());
         }
+        // Notification endpoints' headers often carry their credentials.
+        for endpoint in &mut shown.notifications.endpoints {
+            for values in endpoint.headers.values_mut() {
+                values.iter_mut().for_each(|v| *v = "<hidden>".into());
+            }
+        }
         print!("{}", config_yaml(&shown)?);
         return Ok(());
     }
