@@ -106,6 +106,35 @@ fn a_destination_slower_to_ask_for_its_blobs_still_joins_the_read() {
 }
 
 #[test]
+fn a_blob_two_tags_share_waits_for_the_slower_tags_siblings() {
+    // app:v1 and app:v2 share a layer and start together (proc 6). v1's check at one.test is
+    // answered 503 once, so its sibling gathers a retry later while the others' transfers
+    // of the shared layer queue: still one group of three per blob.
+    let rules = r#"{"src.test/app": ["one.test/app", "two.test/app", "three.test/app"]}"#;
+    let mut net = Network::new();
+    let src = net.add(SRC);
+    ImageBuilder::new(src, "app").image(Some("v1"), &[b"shared layer", b"v1 layer"], "linux/amd64");
+    ImageBuilder::new(src, "app").image(Some("v2"), &[b"shared layer", b"v2 layer"], "linux/amd64");
+    for host in DESTINATIONS {
+        net.add(host);
+    }
+    net.faults.push(Fault::status(Method::HEAD, "one.test/v2/app/manifests/v1", 1, 503));
+    let rules = parse_images_file("images.json", rules, &|_| None).expect("valid images file");
+    let mut endpoints = EndpointMap::default();
+    endpoints.insecure.extend([SRC, DESTINATIONS[0], DESTINATIONS[1], DESTINATIONS[2]].map(str::to_owned));
+    let job = Job { plan: Plan::Rules(rules), credentials: Default::default(), endpoints };
+    let options = SyncOptions { proc: 6, ..SyncOptions::default() };
+    let mut machine = SyncMachine::new(job, options, Instant::ZERO, UnixTime(0));
+    let mut sim = Simulation::new(net);
+    sim.run(&mut machine).expect("the machine finishes");
+    assert_eq!(machine.report().summary.copied, 6, "{:?}", machine.report().summary);
+    for (digest, members) in groups(&sim) {
+        let ids: BTreeSet<_> = members.iter().map(|(id, _, _)| *id).collect();
+        assert_eq!((ids.len(), members.len()), (1, 3), "{digest}: {members:?}");
+    }
+}
+
+#[test]
 fn a_destination_that_holds_a_blob_is_left_out_of_its_group() {
     let mut net = network();
     let layer = net.registry("two.test").put_blob("app", b"app layer");

@@ -318,10 +318,6 @@ impl BlobTable {
         while self.transfers < self.max_transfers {
             let Some((key, location)) = self.queue.pop_front() else { break };
             let Some(want) = self.queued_want(&key) else { continue };
-            if self.may_be_joined(&key, &want) {
-                held.push((key, location));
-                continue;
-            }
             let mut members = vec![(key, location)];
             let mut rest = VecDeque::new();
             while let Some((other, location)) = self.queue.pop_front() {
@@ -333,6 +329,10 @@ impl BlobTable {
                 }
             }
             self.queue = rest;
+            if self.may_be_joined(&members, &want) {
+                held.extend(members);
+                continue;
+            }
             self.transfers += 1;
             let share = (members.len() > 1).then(|| {
                 let id = self.next_group;
@@ -366,19 +366,22 @@ impl BlobTable {
         (op.stage == Stage::Queued).then(|| op.want.clone())
     }
 
-    /// Whether another destination may yet want this blob from this source: a sibling of
-    /// the image has not said which blobs it needs, or another registry's HEAD or mount
-    /// of the blob is under way.
-    fn may_be_joined(&self, key: &BlobKey, want: &BlobWant) -> bool {
-        if self.gathering.contains_key(&want.source.to_string()) {
+    /// Whether another destination may yet join the queued transfers of `want`'s blob
+    /// (`members`): a sibling of one of their images has not said which blobs it needs,
+    /// or another registry's HEAD or mount of the blob is under way.
+    fn may_be_joined(&self, members: &[(BlobKey, Option<String>)], want: &BlobWant) -> bool {
+        let gathering = members
+            .iter()
+            .filter_map(|(key, _)| self.queued_want(key))
+            .any(|w| self.gathering.contains_key(&w.source.to_string()));
+        if gathering {
             return true;
         }
-        let first = BlobKey { digest: key.digest.clone(), registry: String::new() };
-        self.entries.range(first..).take_while(|(k, _)| k.digest == key.digest).any(|(k, entry)| {
-            k.registry != key.registry
-                && entry.busy.as_ref().is_some_and(|op| {
-                    matches!(op.stage, Stage::Head | Stage::Mount) && same_source(&op.want, want)
-                })
+        let first = BlobKey { digest: want.digest.clone(), registry: String::new() };
+        self.entries.range(first..).take_while(|(k, _)| k.digest == want.digest).any(|(_, entry)| {
+            entry.busy.as_ref().is_some_and(|op| {
+                matches!(op.stage, Stage::Head | Stage::Mount) && same_source(&op.want, want)
+            })
         })
     }
 
