@@ -183,11 +183,18 @@ fn a_destination_killed_mid_run_leaves_the_other_two_complete() {
     assert_complete(&first.url, &images);
     assert_complete(&second.url, &images);
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let mut killed_failures = 0;
     for entry in report["images"].as_array().unwrap() {
         let destination = entry["destination"].as_str().unwrap();
-        let expected = if destination.starts_with(&third.host()) { "failed" } else { "copied" };
-        assert_eq!(entry["outcome"], expected, "{entry}");
+        if destination.starts_with(&third.host()) {
+            // An image may have landed there in the instant before the kill.
+            assert!(entry["outcome"] == "failed" || entry["outcome"] == "copied", "{entry}");
+            killed_failures += usize::from(entry["outcome"] == "failed");
+        } else {
+            assert_eq!(entry["outcome"], "copied", "{entry}");
+        }
     }
+    assert!(killed_failures >= 1, "the killed destination's last image failed: {report}");
 }
 
 fn wait(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
