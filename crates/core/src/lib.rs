@@ -23,6 +23,7 @@ pub mod manifest;
 pub mod plan;
 pub mod progress;
 pub mod reference;
+pub mod referrers;
 pub mod retry;
 pub mod scheme;
 mod session;

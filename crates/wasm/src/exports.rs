@@ -68,8 +68,10 @@ export interface Summary {
   blobs_transferred: number; blobs_mounted: number; blobs_present: number;
   bytes_transferred: number; requests: number; transfers: number; retries: number;
   elapsed_ms: number; rounds: number; dry_run?: boolean; immutable?: number; bytes_to_copy?: number; repositories?: number; shard?: Shard; failures?: Failure[];
-  rate_limits?: WindowReport[];
+  rate_limits?: WindowReport[]; referrers?: ReferrerTotals;
 }
+/** What became of the images' referrers (signatures, SBOMs, attestations). */
+export interface ReferrerTotals { copied: number; skipped: number; failed: number; dropped?: number; indexed?: number }
 /** A registry's requests of one kind, as its rate limiter counts them. */
 export type ActionClass = "manifest_read" | "blob_read" | "upload" | "mount" | "listing";
 /** A window that was pushed back (429/503): how often, and the smallest it got (absent at fixed concurrency). */
@@ -89,11 +91,15 @@ export type ProgressEvent =
       rewritten_from?: string; dry_run?: boolean }
   | { event: "image_failed"; image: number; source: string; destination: string; reason: string; kind: FailureKind;
       retryable: boolean }
+  | { event: "referrer_queued"; image: number; subject: number; subject_digest: string; artifact_type?: string }
+  | { event: "referrers_dropped"; image: number; subject_digest: string; count: number; reason: string }
+  | { event: "referrers_failed"; image: number; subject_digest: string; reason: string; kind: FailureKind }
   | { event: "job_finished"; status: "succeeded" | "failed"; summary: Summary };
 export interface ImageReport {
   source: string; destination: string;
   outcome: "copied" | "skipped" | "failed" | "would_copy" | "pending"; round: number; immutable?: boolean;
-  digest?: string; rewritten_from?: string; bytes: number; reason?: string; kind?: FailureKind;
+  digest?: string; rewritten_from?: string; subject_digest?: string; referrers_dropped?: number; bytes: number;
+  reason?: string; kind?: FailureKind;
 }
 /** The job's report: what `ferry sync --report` writes. */
 export interface CopyReport { status: "succeeded" | "failed"; summary: Summary; images: ImageReport[] }

@@ -87,6 +87,7 @@ pub(crate) async fn copy(
         tags: Default::default(),
         platforms: Vec::new(),
         immutable: None,
+        referrers: None,
     };
     let job =
         Job { plan: Plan::Rules(vec![rule]), credentials: access.credentials, endpoints: access.endpoints };
