@@ -204,6 +204,14 @@ pub fn fallback_tag(subject: &Digest) -> String {
     format!("{}-{}", subject.algorithm().name(), &hex[..hex.len().min(64)])
 }
 
+/// The subject a tag-schema tag names: `sha256-<hex>` back to `sha256:<hex>`; `None` for
+/// any other tag (cosign's `.sig` tags included).
+pub fn fallback_subject(tag: &str) -> Option<Digest> {
+    let (algorithm, hex) = tag.split_once('-')?;
+    let digest: Digest = format!("{algorithm}:{hex}").parse().ok()?;
+    (fallback_tag(&digest) == tag).then_some(digest)
+}
+
 /// cosign's tag for `kind` of `subject`: `sha256-<hex>.sig`.
 pub fn cosign_tag(subject: &Digest, kind: CosignKind) -> String {
     format!("{}.{}", fallback_tag(subject), kind.name())
@@ -350,6 +358,10 @@ mod tests {
         let hex = digest.hex().to_owned();
         assert_eq!(fallback_tag(&digest), format!("sha256-{hex}"));
         assert_eq!(cosign_tag(&digest, CosignKind::Att), format!("sha256-{hex}.att"));
+        assert_eq!(fallback_subject(&fallback_tag(&digest)), Some(digest.clone()));
+        assert_eq!(fallback_subject(&cosign_tag(&digest, CosignKind::Sig)), None);
+        assert_eq!(fallback_subject("sha256-abc"), None);
+        assert_eq!(fallback_subject("v1-2"), None);
         for (tag, want) in [
             (format!("sha256-{hex}"), true),
             (format!("sha256-{hex}.sig"), true),
