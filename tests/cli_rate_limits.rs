@@ -52,7 +52,10 @@ fn sync(source: &str, destination: &str, prefix: &str, extra: &[&str]) -> Outcom
     .unwrap();
     let report = dir.join("report.json");
     let proc = PROC.to_string();
-    let mut args = vec!["sync", "--images", images_file.to_str().unwrap(), "--proc", &proc];
+    // Images alone: the limiter's budget is sized for their manifest reads (referrers
+    // would add a tag-schema read per image at this distribution source).
+    let mut args =
+        vec!["sync", "--images", images_file.to_str().unwrap(), "--proc", &proc, "--referrers", "none"];
     args.extend(["--progress", "json", "--report", report.to_str().unwrap()]);
     args.extend(extra);
     let started = Instant::now();

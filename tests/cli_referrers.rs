@@ -245,6 +245,18 @@ fn referrers_travel_in_all_four_directions_with_identical_digests() {
         list_in_tag_schema(&tag_destination.url, repo, &source.image.digest, entry);
         (other.digest, "application/vnd.example.other".to_owned())
     };
+    // ferry inspect lists an image's referrers: type, digest, size.
+    let run = ferry(&["inspect", "--json", &format!("{}/{repo}:v1", tag_source.host())]);
+    let inspected: Value =
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
+    assert_eq!(
+        inspected["referrers"],
+        json!([{ "artifactType": SBOM_TYPE, "digest": from_tags.sbom.digest, "size": from_tags.sbom.bytes.len() }]),
+        "{inspected}"
+    );
+    let run = ferry(&["inspect", &format!("{}/{repo}:v1", api_source.host())]);
+    assert!(run.stdout.contains(&format!("{SBOM_TYPE}  {}", from_api.sbom.digest)), "{}", run.stdout);
+
     let dir = TempDir::new("referrers");
     let cases: [(&str, &Source, &str, &str, bool); 4] = [
         ("api-to-api", &from_api, &api_source.url, &api_destination.url, true),
@@ -288,6 +300,33 @@ fn referrers_travel_in_all_four_directions_with_identical_digests() {
                 "{name}"
             );
         }
+        // ferry diff --referrers: v1's referrers are all at the destination (cosign's tag
+        // too); at a tag-schema destination the unrelated entry is extra.
+        let run = ferry(&["diff", "--referrers", "--json", &format!("{s}/{repo}"), &format!("{d}/{repo}")]);
+        let diff: Value =
+            serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{name}: {e}: {}", run.stdout));
+        let v1 =
+            diff["rows"].as_array().unwrap().iter().find(|r| r["tag"] == "v1").expect("a v1 row").clone();
+        let statuses: Vec<(&str, &str)> = v1["referrers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["artifact_type"].as_str().unwrap_or(""), r["status"].as_str().unwrap()))
+            .collect();
+        let mut want = vec![(SBOM_TYPE, "in_sync"), ("cosign sig", "in_sync")];
+        if !destination_api {
+            want.insert(0, ("application/vnd.example.other", "extra"));
+        }
+        let mut statuses_sorted = statuses.clone();
+        statuses_sorted.sort();
+        want.sort();
+        assert_eq!(statuses_sorted, want, "{name}: {v1}");
+        assert!(diff["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| !r["tag"].as_str().unwrap().starts_with("sha256-")));
+
         // Nothing new: everything is skipped, nothing written.
         let (code, report, stderr) = sync(s, d, repo, &dir, &format!("{name}-again"));
         assert_eq!(code, 0, "{name} again: {stderr}");

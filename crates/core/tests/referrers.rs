@@ -347,3 +347,77 @@ fn a_concurrent_index_update_is_merged_again_not_lost() {
         }
     }
 }
+
+fn diff(network: Network, referrers: bool) -> (Simulation, ferry_core::diff::DiffReport) {
+    use ferry_core::diff::{DiffJob, DiffMachine, Target};
+    let mut endpoints = EndpointMap::default();
+    endpoints.insecure.extend([SRC.to_owned(), DST.to_owned()]);
+    let target =
+        |registry: &str| Target { registry: registry.to_owned(), repository: Some("app".to_owned()) };
+    let job = DiffJob {
+        source: target(SRC),
+        destination: Some(target(DST)),
+        reference: None,
+        details: false,
+        referrers,
+        credentials: Default::default(),
+        endpoints,
+        retry: Default::default(),
+        seed: 0,
+    };
+    let mut machine = DiffMachine::new(job, Instant::ZERO, WALL);
+    let mut sim = Simulation::new(network);
+    sim.run(&mut machine).expect("the diff finishes");
+    let report = machine.report();
+    (sim, report)
+}
+
+#[test]
+fn a_diff_with_referrers_says_which_are_in_sync_missing_or_extra() {
+    use ferry_core::diff::TagStatus;
+    for (source_api, destination_api) in [(true, true), (false, false)] {
+        let case = format!("api {source_api}/{destination_api}");
+        let (net, src) = network(source_api, destination_api);
+        // The image went over without its referrers.
+        let (sim, _) = run(net, V1, with(ReferrerFilter::None));
+        let mut net = sim.network;
+        // An artifact only the destination has.
+        let extra = ImageBuilder::new(net.registry(DST), "app").artifact(
+            &src.image,
+            "x/extra",
+            b"extra",
+            !destination_api,
+        );
+        net.log.clear();
+        let (sim, report) = diff(net, true);
+        assert_eq!((report.in_sync, report.missing, report.extra), (1, 0, 0), "{case}: v1 alone is a row");
+        let row = &report.rows[0];
+        let got: Vec<(Option<Digest>, TagStatus)> =
+            row.referrers.iter().map(|r| (r.digest.clone(), r.status)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(src.sbom.clone()), TagStatus::Missing),
+                (Some(extra), TagStatus::Extra),
+                (None, TagStatus::Missing)
+            ],
+            "{case}"
+        );
+        assert_eq!((report.referrers_missing, report.referrers_extra), (2, 1), "{case}");
+        assert!(!report.is_in_sync(), "{case}");
+        // Two tags/list, a HEAD per side, the referrers of each side (after a 404, the
+        // tag-schema index).
+        let per_side = if source_api { 1 } else { 2 };
+        assert_eq!(sim.network.log.len(), 2 + 2 + 2 * per_side, "{case}: {:#?}", log(&sim));
+        // After a sync with referrers, what the source lists is at the destination.
+        let (sim, _) = run(sim.network, V1, SyncOptions::default());
+        let (_, report) = diff(sim.network, true);
+        assert_eq!(
+            (report.referrers_in_sync, report.referrers_missing, report.referrers_extra),
+            (2, 0, 1),
+            "{case}"
+        );
+        let (_, off) = diff(network(source_api, destination_api).0, false);
+        assert!(off.rows.iter().all(|r| r.referrers.is_empty()), "{case}: off, no referrers");
+    }
+}

@@ -46,6 +46,11 @@ export interface DiffRow {
   media_type?: string;
   platforms?: string[];
   size?: number;
+  referrers?: ReferrerDiff[];
+}
+/** One referrer of a tag's manifest (signature, SBOM, attestation) as both sides list it. */
+export interface ReferrerDiff {
+  digest?: string; tag?: string; artifact_type?: string; size?: number; status: TagStatus | "listed";
 }
 export interface DiffReport {
   rows: DiffRow[];
@@ -53,6 +58,7 @@ export interface DiffReport {
   missing: number;
   different: number;
   extra: number;
+  referrers_in_sync?: number; referrers_missing?: number; referrers_extra?: number;
   errors: KindedError[];
 }
 export interface DiffOptions {

@@ -169,6 +169,7 @@ async fn read(
         destination,
         reference,
         details,
+        referrers: false,
         credentials: access.credentials,
         endpoints: access.endpoints,
         retry: RetryPolicy::default(),
