@@ -324,7 +324,8 @@ pub struct ReferrerTotals {
     pub copied: usize,
     /// Referrers the destination already held.
     pub skipped: usize,
-    /// Referrers that failed; their subjects stay copied.
+    /// Referrers that failed, and subjects whose referrers could not be found or listed
+    /// at the destination; the subjects stay copied.
     pub failed: usize,
     /// Referrers of indexes a platform filter rewrote, left behind.
     #[serde(default, skip_serializing_if = "is_zero_count")]

@@ -246,6 +246,7 @@ impl SyncMachine {
         summary.failures.extend(self.referrers.failures().iter().cloned());
         summary.referrers.dropped = self.referrers.counts.dropped;
         summary.referrers.indexed = self.referrers.counts.indexed;
+        summary.referrers.failed += self.referrers.failures().len();
         summary.failed = summary.failures.len();
         summary.rounds = self.round;
         summary.requests = self.session.stats.requests;
