@@ -64,6 +64,8 @@ export interface DiffReport {
 export interface DiffOptions {
   /** Also read the source's manifests: platforms and total size per tag. */
   details?: boolean;
+  /** Also compare each tag's referrers (signatures, SBOMs, attestations) on both sides. */
+  referrers?: boolean;
 }
 
 export interface Failure { source: string; destination: string; reason: string; kind: FailureKind; retryable: boolean }
@@ -114,6 +116,8 @@ export interface CopyOptions {
   tags?: string[];
   /** "os/arch[/variant]" children of an index to copy; default: all. */
   platforms?: string[];
+  /** Which referrers (signatures, SBOMs, attestations) travel: "all" (default), "none", or kinds, e.g. "sig,application/spdx+json". */
+  referrers?: string;
   onProgress?: (event: ProgressEvent) => void;
   /** Aborting stops new work, aborts requests in flight and rejects with an AbortError. */
   signal?: AbortSignal;
