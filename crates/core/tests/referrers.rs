@@ -421,3 +421,24 @@ fn a_diff_with_referrers_says_which_are_in_sync_missing_or_extra() {
         assert!(off.rows.iter().all(|r| r.referrers.is_empty()), "{case}: off, no referrers");
     }
 }
+
+#[test]
+fn a_referrers_api_the_transport_cannot_read_counts_as_none() {
+    // A browser sees distribution's 404 without CORS headers as a network error.
+    use ferry_core::testkit::{Fault, FaultAnswer};
+    let (mut net, src) = network(false, false);
+    let unreadable = Fault {
+        method: Some(Method::GET),
+        path_contains: "/referrers/".to_owned(),
+        times: usize::MAX,
+        answer: FaultAnswer::Disconnect,
+    };
+    net.faults.push(unreadable);
+    let (mut sim, report) = run(net, V1, SyncOptions::default());
+    assert_eq!(report.status, JobStatus::Succeeded, "{:?}", report.summary.failures);
+    assert_eq!(report.summary.referrers.copied, 3);
+    assert_eq!(listed(&mut sim.network, DST, &src.image), vec![src.sbom.clone()]);
+    let (_, diff) = diff(sim.network, true);
+    assert!(diff.errors.is_empty(), "{:?}", diff.errors);
+    assert_eq!((diff.referrers_in_sync, diff.referrers_missing), (2, 0));
+}

@@ -27,6 +27,8 @@ mod blobs;
 mod image;
 mod referrers;
 
+pub(crate) use referrers::no_api;
+
 use std::collections::VecDeque;
 
 use crate::api::EndpointMap;

@@ -41,6 +41,16 @@ use crate::reference::Reference;
 use crate::referrers::{cosign_tag, fallback_tag, merge_index, referrers_list, ReferrerFilter, MAX_DEPTH};
 use crate::session::{AuthNeed, Call, Outcome};
 
+/// What a referrers API call that failed at the transport counts as: a 404, no API. A
+/// browser cannot read distribution's 404 for a route it lacks, which carries no CORS
+/// headers, and sees a network error; the tag-schema read that follows, a route every
+/// registry has, says whether the registry answers at all.
+pub(crate) fn no_api() -> http::Response<Vec<u8>> {
+    let mut response = http::Response::new(Vec::new());
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response
+}
+
 /// Read-modify-write rounds of one subject's tag-schema index before ferry gives up on
 /// listing it: a concurrent writer that drops ferry's entries twice in a row is rare.
 pub(crate) const INDEX_ATTEMPTS: u32 = 3;
@@ -382,8 +392,10 @@ impl ReferrerTable {
             RefStep::Tags(_) => return,
         };
         self.subjects[id.0].outstanding = self.subjects[id.0].outstanding.saturating_sub(1);
+        let api_probe = matches!(step, RefStep::SourceApi(_) | RefStep::DestinationApi(_));
         let response = match outcome {
             Outcome::Response(response) => response,
+            Outcome::Failed(e) if e.from_transport && api_probe => no_api(),
             Outcome::Failed(e) => return self.fail(id, e.error, out),
             Outcome::Transferred => return,
         };

@@ -599,8 +599,11 @@ impl SessionMachine for DiffMachine {
     }
 
     fn on_outcome(&mut self, purpose: Purpose, outcome: Outcome, now: Instant) {
+        let api_probe = matches!(purpose, Purpose::Referrers(_, _, _, false));
         let response = match outcome {
             Outcome::Response(r) => r,
+            // As in a sync: a browser sees distribution's CORS-less 404 as a network error.
+            Outcome::Failed(e) if e.from_transport && api_probe => crate::copy::no_api(),
             Outcome::Failed(e) => return self.errors.push(e.error),
             Outcome::Transferred => return,
         };
