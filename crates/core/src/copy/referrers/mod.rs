@@ -22,6 +22,8 @@
 //! A referrer that fails (a lying blob, say) fails alone: its subject is already at the
 //! destination, and the index lists only referrers that made it.
 
+mod tags;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use http::header::CONTENT_TYPE;
@@ -33,13 +35,13 @@ use crate::api::{manifest_request, request};
 use crate::auth::Scope;
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind};
-use crate::listing::Listing;
 use crate::manifest::{media_type, Descriptor, PlatformFilter};
 use crate::plan::CopyTask;
 use crate::progress::{Event, Failure};
 use crate::reference::Reference;
 use crate::referrers::{cosign_tag, fallback_tag, merge_index, referrers_list, ReferrerFilter, MAX_DEPTH};
 use crate::session::{AuthNeed, Call, Outcome};
+use tags::{Lookup, Paged, RepoTags};
 
 /// What a referrers API call that failed at the transport counts as: a 404, no API. A
 /// browser cannot read distribution's 404 for a route it lacks, which carries no CORS
@@ -134,12 +136,6 @@ struct Subject {
     attempts: u32,
 }
 
-/// A source repository's tags, for cosign's: known, or being listed for waiting subjects.
-enum Tags {
-    Known(BTreeSet<String>),
-    Listing { listing: Listing, items: BTreeSet<String>, waiting: Vec<SubjectId> },
-}
-
 /// A referrer task's place: which subject it belongs to and the entry it adds to the
 /// subject's list at the destination (none for a cosign tag).
 #[derive(Debug, Clone)]
@@ -165,7 +161,7 @@ pub(crate) struct ReferrerTable {
     roles: BTreeMap<ImageId, Role>,
     /// Whether a registry answers the referrers API, once a request told.
     api: BTreeMap<String, bool>,
-    tags: Vec<((String, String), Tags)>,
+    tags: RepoTags,
     failures: Vec<Failure>,
     pub counts: Counts,
 }
@@ -173,10 +169,7 @@ pub(crate) struct ReferrerTable {
 impl ReferrerTable {
     /// Tags the planner listed: cosign's are looked up there at no cost.
     pub(crate) fn know_tags(&mut self, registry: &str, repository: &str, tags: BTreeSet<String>) {
-        let key = (registry.to_owned(), repository.to_owned());
-        if !self.tags.iter().any(|(k, _)| *k == key) {
-            self.tags.push((key, Tags::Known(tags)));
-        }
+        self.tags.know((registry.to_owned(), repository.to_owned()), tags);
     }
 
     /// The image whose manifest a subject is.
@@ -338,32 +331,14 @@ impl ReferrerTable {
     fn cosign_tags(&mut self, id: SubjectId, ctx: &Context, out: &mut Effects) {
         let source = &self.subjects[id.0].source;
         let key = (source.registry().to_owned(), source.repository().to_owned());
-        match self.tags.iter().position(|(k, _)| *k == key) {
-            Some(at) => match &mut self.tags[at].1 {
-                Tags::Known(tags) => {
-                    let tags = tags.clone();
-                    self.resolve_cosign(id, &tags);
-                }
-                Tags::Listing { waiting, .. } => {
-                    waiting.push(id);
-                    self.subjects[id.0].outstanding += 1;
-                }
-            },
-            None => {
-                let listing = Listing::Tags { registry: key.0.clone(), repository: key.1.clone() };
-                match listing.first(&ctx.endpoints) {
-                    Ok(call) => {
-                        let at = self.tags.len();
-                        self.tags.push((
-                            key,
-                            Tags::Listing { listing, items: BTreeSet::new(), waiting: vec![id] },
-                        ));
-                        self.subjects[id.0].outstanding += 1;
-                        out.push(ReferrerEffect::Send(RefStep::Tags(at), call));
-                    }
-                    Err(error) => self.fail(id, error, out),
-                }
+        match self.tags.lookup(key, id, &ctx.endpoints) {
+            Lookup::Known(tags) => self.resolve_cosign(id, &tags),
+            Lookup::Waiting => self.subjects[id.0].outstanding += 1,
+            Lookup::Start(at, call) => {
+                self.subjects[id.0].outstanding += 1;
+                out.push(ReferrerEffect::Send(RefStep::Tags(at), *call));
             }
+            Lookup::Failed(error) => self.fail(id, error, out),
         }
     }
 
@@ -454,40 +429,22 @@ impl ReferrerTable {
     }
 
     fn on_tags(&mut self, at: usize, outcome: Outcome, ctx: &Context, out: &mut Effects) {
-        let Some((_, Tags::Listing { listing, items, waiting })) = self.tags.get_mut(at) else { return };
-        let page = match outcome {
-            Outcome::Response(r) if r.status().is_success() => listing.read(&r, &ctx.endpoints),
-            // A repository with no tags lists none: no cosign tags.
-            Outcome::Response(r) if r.status() == StatusCode::NOT_FOUND => {
-                Ok(crate::listing::Page { items: Vec::new(), next: None })
-            }
-            Outcome::Response(r) => Err(refused(&r, listing.describe())),
-            Outcome::Failed(e) => Err(e.error.context(listing.describe())),
-            Outcome::Transferred => return,
-        };
-        let waiting_now = waiting.clone();
-        match page {
-            Ok(page) => {
-                items.extend(page.items);
-                if let Some(next) = page.next {
-                    out.push(ReferrerEffect::Send(RefStep::Tags(at), next));
-                    return;
-                }
-                let tags = std::mem::take(items);
-                self.tags[at].1 = Tags::Known(tags.clone());
-                for id in waiting_now {
+        match self.tags.on_page(at, outcome, &ctx.endpoints) {
+            Paged::Next(call) => out.push(ReferrerEffect::Send(RefStep::Tags(at), *call)),
+            Paged::Done(tags, waiting) => {
+                for id in waiting {
                     self.subjects[id.0].outstanding -= 1;
                     self.resolve_cosign(id, &tags);
                     self.advance(id, ctx, out);
                 }
             }
-            Err(error) => {
-                self.tags[at].1 = Tags::Known(BTreeSet::new());
-                for id in waiting_now {
+            Paged::Failed(error, waiting) => {
+                for id in waiting {
                     self.subjects[id.0].outstanding -= 1;
                     self.fail(id, error.clone(), out);
                 }
             }
+            Paged::Ignored => {}
         }
     }
 
