@@ -10,6 +10,8 @@
 //! and list exactly the expected descriptors: through its API (ferry serve) or in its
 //! tag-schema index (distribution), where an unrelated entry put there before survives.
 //! A second run copies nothing. A referrer whose blob lies fails alone, with exit 1.
+//! Before each first run, `--dry-run` foresees, per registry, the requests the run then
+//! makes, referrers' included, as counting proxies in front of both registries see them.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -17,9 +19,13 @@ mod support;
 #[path = "support/cli.rs"]
 mod cli;
 
+#[path = "support/fault_proxy.rs"]
+mod fault_proxy;
+
 use std::process::Command;
 
 use cli::{ferry, head_digest, push_image, put_manifest, OCI_INDEX, OCI_MANIFEST};
+use fault_proxy::{FaultProxy, Schedule};
 use serde_json::{json, Value};
 use support::{
     get, random_bytes, request, require, require_python_module, Distribution, DistributionOpts, Ferry,
@@ -175,6 +181,23 @@ fn entries(list: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The requests a proxy forwarded since it was last cleared, and its manifest GETs.
+fn counted(proxy: &FaultProxy) -> (u64, u64) {
+    let log = proxy.log();
+    let http = log.iter().filter(|l| ["GET", "HEAD", "PUT", "POST", "PATCH"].contains(&l.method.as_str()));
+    let gets = log.iter().filter(|l| l.method == "GET" && l.target.contains("/manifests/")).count();
+    (http.count() as u64, gets as u64)
+}
+
+/// A dry run's forecast for `host`: (requests, counted against a pull limit).
+fn forecast(report: &Value, host: &str) -> (u64, u64) {
+    let entries = report["summary"]["forecast"].as_array().cloned().unwrap_or_default();
+    let entry = entries.iter().find(|e| e["registry"] == host).unwrap_or_else(|| {
+        panic!("no forecast for {host}: {entries:?}");
+    });
+    (entry["requests"].as_u64().unwrap(), entry["counted"].as_u64().unwrap())
+}
+
 fn api_list(base: &str, repo: &str, subject: &str) -> Value {
     let r = get(&format!("{base}/v2/{repo}/referrers/{subject}"));
     assert_eq!(r.status, 200, "the referrers API of {base}");
@@ -190,6 +213,17 @@ fn tag_schema_list(base: &str, repo: &str, subject: &str) -> Value {
 }
 
 fn sync(source: &str, destination: &str, repo: &str, dir: &TempDir, name: &str) -> (i32, Value, String) {
+    sync_with(source, destination, repo, dir, name, &[])
+}
+
+fn sync_with(
+    source: &str,
+    destination: &str,
+    repo: &str,
+    dir: &TempDir,
+    name: &str,
+    extra: &[&str],
+) -> (i32, Value, String) {
     let images = dir.join(&format!("{name}.json"));
     std::fs::write(
         &images,
@@ -197,15 +231,10 @@ fn sync(source: &str, destination: &str, repo: &str, dir: &TempDir, name: &str) 
     )
     .unwrap();
     let report = dir.join(&format!("{name}-report.json"));
-    let run = ferry(&[
-        "sync",
-        "--images",
-        images.to_str().unwrap(),
-        "--report",
-        report.to_str().unwrap(),
-        "--progress",
-        "plain",
-    ]);
+    let mut args = vec!["sync", "--images", images.to_str().unwrap(), "--report", report.to_str().unwrap()];
+    args.extend(["--progress", "plain"]);
+    args.extend(extra);
+    let run = ferry(&args);
     run.assert_no_panic();
     let report: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     (run.code, report, run.stderr)
@@ -267,8 +296,22 @@ fn referrers_travel_in_all_four_directions_with_identical_digests() {
     for (name, src, from, to, destination_api) in cases {
         let other = (!destination_api).then(|| unrelated(src));
         let (s, d) = (from.trim_start_matches("http://"), to.trim_start_matches("http://"));
-        let (code, report, stderr) = sync(s, d, repo, &dir, name);
+        // A dry run, then the run, both through counting proxies: the forecast is exact.
+        let (src_proxy, dst_proxy) =
+            (FaultProxy::start(from, Schedule::none()), FaultProxy::start(to, Schedule::none()));
+        let (ps, pd) = (src_proxy.host(), dst_proxy.host());
+        let (code, dry, stderr) = sync_with(&ps, &pd, repo, &dir, &format!("{name}-dry"), &["--dry-run"]);
+        assert_eq!(code, 0, "{name} dry run: {stderr}");
+        let foreseen = (forecast(&dry, &ps), forecast(&dry, &pd));
+        src_proxy.clear_log();
+        dst_proxy.clear_log();
+        let (code, report, stderr) = sync(&ps, &pd, repo, &dir, name);
         assert_eq!(code, 0, "{name}: {stderr}");
+        assert_eq!(
+            (counted(&src_proxy), counted(&dst_proxy)),
+            foreseen,
+            "{name}: the forecast, source and destination"
+        );
         assert_eq!(report["summary"]["referrers"]["copied"], 3, "{name}: {report}");
         for (what, digest) in
             [("image", &src.image.digest), ("sbom", &src.sbom.digest), ("signature", &src.signature.digest)]

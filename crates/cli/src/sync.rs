@@ -75,7 +75,12 @@ none copies images alone (sha256-* tags then copy as plain tags, as image-syncer
 a sync with nothing new: one more request per tag at the source (the referrers API, or
 the tag-schema index once the API answered 404), one HEAD per referrer at the destination
 (two for a cosign tag), one tags/list per repository a rule names tags of, one probe of
-each destination's API and, without it, one read of each subject's index. An index that
+each destination's API and, without it, one read of each subject's index. --dry-run's
+per-registry forecast counts all of these, and the referrers' copies, as the real run
+makes them: it reads what the real run reads and counts each tag-schema index it would
+push as a PUT and a read back (exact when nothing fails and no one else writes the
+destination meanwhile). Reading a referrer's manifest, a cosign tag or a sha256-<hex>
+index is a manifest GET, counted against a pull budget like any other. An index that
 a platform filter rewrites loses its own signatures (they sign the full index's digest):
 the plan, the report and --dry-run say so per image; the platforms' images keep theirs.
 
@@ -89,7 +94,7 @@ Examples:
   ferry sync --auth auth.json --images images.json
   ferry sync --images images.json --immutable '^v?[0-9]+[.][0-9]+[.][0-9]+$'   # releases never move
   ferry sync --config config.yaml --proc 10 --arch amd64,arm64
-  ferry sync --images images.json --dry-run            # what would move, nothing written
+  ferry sync --images images.json --dry-run            # what would move, the requests per registry; nothing written
   ferry sync --images images.json --referrers none     # images without their signatures
   ferry sync --images images.json --progress json --report report.json
   ferry sync --config config.yaml --shard 1/4          # the second of four shares
@@ -142,8 +147,9 @@ pub(crate) struct SyncArgs {
     #[arg(long, value_name = "all|none|TYPE,...")]
     pub referrers: Option<ReferrerFilter>,
 
-    /// Look at both sides and print what would be copied or skipped, with bytes and
-    /// requests; write nothing
+    /// Look at both sides and print what would be copied or skipped, with bytes, and per
+    /// registry the requests the real run will make and those counting against a pull
+    /// limit; write nothing
     #[arg(long)]
     pub dry_run: bool,
 

@@ -13,7 +13,8 @@
 //!
 //! Drain, then wait, as [`Machine`](crate::machine::Machine) documents. The machine plans first (catalogs, tag lists), then copies at
 //! most `proc` images at once. Each image: one HEAD on each side and a skip when the
-//! digests agree; otherwise the source manifest (and an index's children), every blob
+//! digests agree (none when the destination's tag list lacks the tag, see
+//! [`crate::plan`]); otherwise the source manifest (and an index's children), every blob
 //! HEAD -> mount -> transfer, the children, and the manifest last. A blob that several
 //! images need moves once; the others wait for it and then mount it.
 //!
@@ -24,6 +25,7 @@
 //! blob moved in an earlier round is not asked for again. Permanent failures stay.
 
 mod blobs;
+mod forecast;
 mod image;
 mod referrers;
 
@@ -39,7 +41,7 @@ use crate::error::{Error, ErrorKind};
 use crate::error_body::ErrorBody;
 use crate::machine::SessionMachine;
 use crate::manifest::PlatformFilter;
-use crate::plan::{CopyTask, Planner};
+use crate::plan::{CopyTask, DestinationTag, Planned, Planner};
 use crate::progress::{BlobOutcome, Event, Failure, ImageOutcome, ImageReport, Report, Summary};
 use crate::reference::normalize_registry;
 use crate::referrers::ReferrerFilter;
@@ -49,6 +51,8 @@ use crate::shard::Shard;
 use crate::time::{Instant, UnixTime, WallClock};
 
 use blobs::{BlobEffect, BlobKey, BlobTable, BlobWant};
+use forecast::Forecast;
+pub use forecast::RegistryRequests;
 use image::{ImageEffect, ImageId, ImageTask, Step};
 use referrers::{RefStep, ReferrerEffect, ReferrerTable};
 
@@ -180,6 +184,8 @@ pub struct SyncMachine {
     active: usize,
     blobs: BlobTable,
     referrers: ReferrerTable,
+    /// In a dry run, the real run's requests per registry.
+    forecast: Forecast,
     summary: Summary,
     /// The pass over the queue under way, from 1.
     round: u32,
@@ -202,7 +208,8 @@ impl SyncMachine {
         let mut machine = SyncMachine {
             summary: Summary { dry_run: options.dry_run, shard: options.shard, ..Summary::default() },
             session,
-            planner: Planner::new(rules, options.platforms.clone(), options.referrers.clone(), options.shard),
+            planner: Planner::new(rules, options.platforms.clone(), options.referrers.clone(), options.shard)
+                .dry_run(options.dry_run),
             planning: true,
             plan_failures_told: 0,
             images: Vec::new(),
@@ -211,6 +218,7 @@ impl SyncMachine {
             active: 0,
             blobs: BlobTable::new(max_transfers),
             referrers: ReferrerTable::default(),
+            forecast: Forecast::default(),
             round: 1,
             started: now,
             finished: false,
@@ -218,7 +226,9 @@ impl SyncMachine {
         };
         let calls = machine.planner.start(&machine.ctx.endpoints);
         machine.submit_plan_calls(calls, now);
-        machine.queue_images(tasks.into_iter().map(|task| (task, false)).collect());
+        let tasks =
+            tasks.into_iter().map(|task| Planned { task, held: false, listed: DestinationTag::Check });
+        machine.queue_images(tasks.collect());
         machine.advance_planning(now);
         machine
     }
@@ -255,6 +265,10 @@ impl SyncMachine {
         summary.transfers = self.session.stats.transfers;
         summary.retries = self.session.stats.retries;
         summary.rate_limits = self.session.window_report();
+        summary.budgets = self.session.budget_report();
+        if self.ctx.options.dry_run {
+            summary.forecast = self.forecast.report();
+        }
         Report { status: summary.status(), summary, images }
     }
 
@@ -268,15 +282,23 @@ impl SyncMachine {
 
     fn submit_plan_calls(&mut self, calls: Vec<(u64, Call)>, now: Instant) {
         for (id, call) in calls {
-            self.session.submit(Purpose::Plan(id), call, now);
+            self.submit(Purpose::Plan(id), call, now);
         }
+    }
+
+    /// Hands a call to the session; a dry run counts it for the forecast.
+    fn submit(&mut self, purpose: Purpose, call: Call, now: Instant) {
+        if self.ctx.options.dry_run {
+            self.forecast.call(&call);
+        }
+        self.session.submit(purpose, call, now);
     }
 
     /// Queues the tasks; a held one (an immutable tag the destination lists) ends
     /// skipped at once, without a request. Returns how many were held.
-    fn queue_images(&mut self, tasks: Vec<(CopyTask, bool)>) -> usize {
+    fn queue_images(&mut self, tasks: Vec<Planned>) -> usize {
         let mut held = 0;
-        for (task, immutable) in tasks {
+        for Planned { task, held: immutable, listed } in tasks {
             let id = ImageId(self.images.len());
             if immutable {
                 self.images.push(ImageTask::held(id, task, self.round));
@@ -284,7 +306,7 @@ impl SyncMachine {
                 self.summary.immutable += 1;
                 held += 1;
             } else {
-                self.images.push(ImageTask::new(id, task, self.round));
+                self.images.push(ImageTask::new(id, task, self.round).listed(listed));
                 self.queue.push_back(id);
             }
         }
@@ -371,8 +393,8 @@ impl SyncMachine {
         let mut queued: Vec<ImageId> = again;
         queued.sort();
         for id in queued {
-            let task = self.images[id.0].task().clone();
-            self.images[id.0] = ImageTask::new(id, task, self.round);
+            let (task, listed) = (self.images[id.0].task().clone(), self.images[id.0].listing());
+            self.images[id.0] = ImageTask::new(id, task, self.round).listed(listed);
             self.queue.push_back(id);
         }
         if listings > 0 {
@@ -389,7 +411,7 @@ impl SyncMachine {
     fn apply_image(&mut self, id: ImageId, effects: Vec<ImageEffect>, now: Instant) {
         for effect in effects {
             match effect {
-                ImageEffect::Send(step, call) => self.session.submit(Purpose::Image(id, step), call, now),
+                ImageEffect::Send(step, call) => self.submit(Purpose::Image(id, step), call, now),
                 ImageEffect::NeedBlobs => {
                     let image = &self.images[id.0];
                     let task = image.task();
@@ -402,6 +424,7 @@ impl SyncMachine {
                             destination: task.destination.clone(),
                             digest,
                             size,
+                            empty_repository: image.empty_repository(),
                         })
                         .collect();
                     for want in wants {
@@ -426,6 +449,11 @@ impl SyncMachine {
                             self.summary.bytes_transferred += size;
                         }
                     }
+                    if self.ctx.options.dry_run {
+                        let task = self.images[id.0].task();
+                        let (source, destination) = (task.source.registry(), task.destination.registry());
+                        self.forecast.blob(outcome, source, destination, size);
+                    }
                     self.session.emit(Event::BlobDone { image: id.0, digest, size, outcome });
                 }
                 ImageEffect::Emit(event) => self.session.emit(event),
@@ -443,6 +471,11 @@ impl SyncMachine {
                             self.failed.push(id);
                         }
                         (ImageOutcome::WouldCopy | ImageOutcome::Pending, _) => {}
+                    }
+                    if outcome == ImageOutcome::WouldCopy {
+                        let image = &self.images[id.0];
+                        let registry = image.task().destination.registry();
+                        self.forecast.pushes(registry, image.manifests_to_push());
                     }
                     // Referrers follow their subject: look for those of every manifest the
                     // image left at the destination (in a dry run: would leave).
@@ -473,7 +506,7 @@ impl SyncMachine {
     fn apply_referrers(&mut self, effects: Vec<ReferrerEffect>, now: Instant) {
         for effect in effects {
             match effect {
-                ReferrerEffect::Send(step, call) => self.session.submit(Purpose::Referrers(step), call, now),
+                ReferrerEffect::Send(step, call) => self.submit(Purpose::Referrers(step), call, now),
                 ReferrerEffect::Queue { subject, task, entry } => {
                     let id = ImageId(self.images.len());
                     let artifact_type = entry.as_ref().and_then(|e| e.artifact_type.clone());
@@ -491,6 +524,9 @@ impl SyncMachine {
                     }
                 }
                 ReferrerEffect::Emit(event) => self.session.emit(event),
+                ReferrerEffect::Foresee { registry, requests, counted } => {
+                    self.forecast.foresee(&registry, requests, counted);
+                }
             }
         }
     }
@@ -500,7 +536,7 @@ impl SyncMachine {
         for effect in effects {
             let (id, image_effects) = match effect {
                 BlobEffect::Send(key, call) => {
-                    self.session.submit(Purpose::Blob(key), *call, now);
+                    self.submit(Purpose::Blob(key), *call, now);
                     continue;
                 }
                 BlobEffect::Ready { image, digest, outcome } => {
@@ -525,6 +561,7 @@ impl SyncMachine {
                         destination: task.task().destination.clone(),
                         digest,
                         size,
+                        empty_repository: task.empty_repository(),
                     };
                     let mut effects = Vec::new();
                     self.blobs.request(want, &self.ctx, &mut effects);

@@ -5,7 +5,10 @@
 //! referrer in turn, to [`MAX_DEPTH`]) the [`ReferrerTable`] asks the source's referrers
 //! API; a 404 there means the registry has none ("the registry MUST NOT return a `404 Not
 //! Found` to a referrers API requests" when it does), so it reads the `<alg>-<hex>` tag
-//! of the referrers tag schema instead, and remembers per registry which one to ask. With
+//! of the referrers tag schema instead, and remembers per registry which one to ask:
+//! one request at a time finds out (the first subject's), and the others wait for its
+//! answer, so a job asks exactly once per registry and side whatever the timing, and a dry
+//! run foresees the real run's requests exactly. With
 //! cosign kinds wanted it also looks up `sha256-<hex>.sig|.att|.sbom` in the source
 //! repository's tag list (the planner's, else one listing per repository).
 //!
@@ -21,6 +24,10 @@
 //!
 //! A referrer that fails (a lying blob, say) fails alone: its subject is already at the
 //! destination, and the index lists only referrers that made it.
+//!
+//! A dry run makes the same reads (the destination's probe and its tag-schema index
+//! included) and, where the real run would push a merged index, foresees that `PUT` and the
+//! read back ([`ReferrerEffect::Foresee`]) instead of sending them.
 
 mod tags;
 
@@ -90,9 +97,28 @@ pub(crate) enum ReferrerEffect {
         entry: Option<Descriptor>,
     },
     Emit(Event),
+    /// In a dry run: requests to `registry` the real run makes and the dry run does not
+    /// (an index's `PUT` and its read back), `counted` of them against a pull budget.
+    Foresee {
+        registry: String,
+        requests: u64,
+        counted: u64,
+    },
 }
 
 type Effects = Vec<ReferrerEffect>;
+
+/// What the job knows of a registry's referrers API, on one side of the copy.
+#[derive(Debug)]
+enum Api {
+    /// One subject's request is finding out; these subjects wait for its answer.
+    Probing(Vec<SubjectId>),
+    Known(bool),
+}
+
+/// A registry and whether it is asked as a source (discovery) or a destination (listing):
+/// each side finds out once, so the count does not hang on which side asks first.
+type ApiKey = (String, bool);
 
 /// What the subject's manifest is to the job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,8 +185,8 @@ pub(crate) struct ReferrerTable {
     seen: BTreeSet<(String, String, Digest)>,
     queued: BTreeSet<String>,
     roles: BTreeMap<ImageId, Role>,
-    /// Whether a registry answers the referrers API, once a request told.
-    api: BTreeMap<String, bool>,
+    /// Whether a registry answers the referrers API, per side, once a request told.
+    api: BTreeMap<ApiKey, Api>,
     tags: RepoTags,
     failures: Vec<Failure>,
     pub counts: Counts,
@@ -237,11 +263,7 @@ impl ReferrerTable {
             attempts: 0,
         });
         if task.referrers.wants_any_artifact() {
-            let sent = match self.api.get(source.registry()) {
-                Some(false) => self.read_source_index(id, ctx, out),
-                _ => self.send_referrers(id, true, ctx, out),
-            };
-            if let Err(error) = sent {
+            if let Err(error) = self.ask(id, true, ctx, out) {
                 return self.fail(id, error, out);
             }
         }
@@ -249,6 +271,97 @@ impl ReferrerTable {
             self.cosign_tags(id, ctx, out);
         }
         self.advance(id, ctx, out);
+    }
+
+    fn api_key(&self, id: SubjectId, source_side: bool) -> ApiKey {
+        let s = &self.subjects[id.0];
+        let image = if source_side { &s.source } else { &s.destination };
+        (image.registry().to_owned(), source_side)
+    }
+
+    /// The subject's first request on one side: the referrers API where the registry has
+    /// it, else the tag-schema index; the probe itself when nobody knows yet, and a wait
+    /// while another subject's probe is out.
+    fn ask(
+        &mut self,
+        id: SubjectId,
+        source_side: bool,
+        ctx: &Context,
+        out: &mut Effects,
+    ) -> Result<(), Error> {
+        let key = self.api_key(id, source_side);
+        match self.api.get_mut(&key) {
+            Some(Api::Known(has_api)) => {
+                let has_api = *has_api;
+                self.known(id, source_side, has_api, ctx, out)
+            }
+            Some(Api::Probing(waiting)) => {
+                waiting.push(id);
+                self.subjects[id.0].outstanding += 1;
+                Ok(())
+            }
+            None => {
+                self.api.insert(key.clone(), Api::Probing(Vec::new()));
+                let sent = self.send_referrers(id, source_side, ctx, out);
+                if sent.is_err() {
+                    self.api.remove(&key);
+                }
+                sent
+            }
+        }
+    }
+
+    /// The subject's request once the registry's API is known.
+    fn known(
+        &mut self,
+        id: SubjectId,
+        source_side: bool,
+        has_api: bool,
+        ctx: &Context,
+        out: &mut Effects,
+    ) -> Result<(), Error> {
+        match (source_side, has_api) {
+            (true, true) => self.send_referrers(id, true, ctx, out),
+            (true, false) => self.read_source_index(id, ctx, out),
+            (false, true) => {
+                self.subjects[id.0].phase = Phase::Done;
+                Ok(())
+            }
+            (false, false) => self.read_destination_index(id, ctx, out),
+        }
+    }
+
+    /// A probe told whether the registry has the API: the subjects that waited go on.
+    fn learn(&mut self, key: ApiKey, has_api: bool, ctx: &Context, out: &mut Effects) {
+        let waiting = match self.api.insert(key.clone(), Api::Known(has_api)) {
+            Some(Api::Probing(waiting)) => waiting,
+            _ => Vec::new(),
+        };
+        for id in waiting {
+            self.subjects[id.0].outstanding -= 1;
+            if self.subjects[id.0].phase == Phase::Done {
+                continue; // failed meanwhile
+            }
+            match self.known(id, key.1, has_api, ctx, out) {
+                Ok(()) => self.advance(id, ctx, out),
+                Err(error) => self.fail(id, error, out),
+            }
+        }
+    }
+
+    /// A probe failed without telling: the first subject that waited probes in its place.
+    fn release(&mut self, key: ApiKey, ctx: &Context, out: &mut Effects) {
+        let Some(Api::Probing(waiting)) = self.api.remove(&key) else { return };
+        for id in waiting {
+            self.subjects[id.0].outstanding -= 1;
+            if self.subjects[id.0].phase == Phase::Done {
+                continue;
+            }
+            match self.ask(id, key.1, ctx, out) {
+                Ok(()) => self.advance(id, ctx, out),
+                Err(error) => self.fail(id, error, out),
+            }
+        }
     }
 
     fn subject_auth(&self, id: SubjectId, source_side: bool, write: bool) -> AuthNeed {
@@ -368,6 +481,25 @@ impl ReferrerTable {
         };
         self.subjects[id.0].outstanding = self.subjects[id.0].outstanding.saturating_sub(1);
         let api_probe = matches!(step, RefStep::SourceApi(_) | RefStep::DestinationApi(_));
+        self.on_answer(id, step, outcome, api_probe, ctx, out);
+        if api_probe {
+            // A probe that failed told nothing: another subject asks.
+            let key = self.api_key(id, matches!(step, RefStep::SourceApi(_)));
+            if matches!(self.api.get(&key), Some(Api::Probing(_))) {
+                self.release(key, ctx, out);
+            }
+        }
+    }
+
+    fn on_answer(
+        &mut self,
+        id: SubjectId,
+        step: RefStep,
+        outcome: Outcome,
+        api_probe: bool,
+        ctx: &Context,
+        out: &mut Effects,
+    ) {
         let response = match outcome {
             Outcome::Response(response) => response,
             Outcome::Failed(e) if e.from_transport && api_probe => no_api(),
@@ -395,14 +527,14 @@ impl ReferrerTable {
         ctx: &Context,
         out: &mut Effects,
     ) -> Result<(), Error> {
-        let registry = self.subjects[id.0].source.registry().to_owned();
+        let key = self.api_key(id, true);
         match response.status() {
             StatusCode::NOT_FOUND => {
-                self.api.insert(registry, false);
+                self.learn(key, false, ctx, out);
                 self.read_source_index(id, ctx, out)
             }
             s if s.is_success() => {
-                self.api.insert(registry, true);
+                self.learn(key, true, ctx, out);
                 self.take_found(id, response.into_body())
             }
             _ => Err(refused(&response, format!("referrers of {}", self.name(id, true)))),
@@ -455,14 +587,14 @@ impl ReferrerTable {
         ctx: &Context,
         out: &mut Effects,
     ) -> Result<(), Error> {
-        let registry = self.subjects[id.0].destination.registry().to_owned();
+        let key = self.api_key(id, false);
         match response.status() {
             StatusCode::NOT_FOUND => {
-                self.api.insert(registry, false);
+                self.learn(key, false, ctx, out);
                 self.read_destination_index(id, ctx, out)
             }
             s if s.is_success() => {
-                self.api.insert(registry, true);
+                self.learn(key, true, ctx, out);
                 self.subjects[id.0].phase = Phase::Done;
                 Ok(())
             }
@@ -499,6 +631,14 @@ impl ReferrerTable {
             self.subjects[id.0].phase = Phase::Done;
             return Ok(());
         };
+        if ctx.options.dry_run {
+            // The real run pushes the merged index and reads it back, a manifest GET.
+            let registry = s.destination.registry().to_owned();
+            out.push(ReferrerEffect::Foresee { registry, requests: 2, counted: 1 });
+            self.counts.indexed += 1;
+            self.subjects[id.0].phase = Phase::Done;
+            return Ok(());
+        }
         if s.attempts >= INDEX_ATTEMPTS {
             return Err(Error::new(
                 ErrorKind::Refused,
@@ -636,24 +776,17 @@ impl ReferrerTable {
     }
 
     /// Every referrer of the subject has ended: make the destination list those that made
-    /// it. Nothing to do in a dry run, or for a registry known to have the API.
+    /// it. Nothing to do for a registry known to have the API. A dry run reads as the real
+    /// run does and foresees its writes.
     fn list_at_destination(&mut self, id: SubjectId, ctx: &Context, out: &mut Effects) {
         let s = &mut self.subjects[id.0];
-        if s.listed.is_empty() || ctx.options.dry_run {
+        if s.listed.is_empty() {
             s.phase = Phase::Done;
             return;
         }
         s.phase = Phase::Indexing;
         s.attempts = 0;
-        let sent = match self.api.get(s.destination.registry()) {
-            Some(true) => {
-                s.phase = Phase::Done;
-                Ok(())
-            }
-            Some(false) => self.read_destination_index(id, ctx, out),
-            None => self.send_referrers(id, false, ctx, out),
-        };
-        if let Err(error) = sent {
+        if let Err(error) = self.ask(id, false, ctx, out) {
             self.fail(id, error, out);
         }
     }
