@@ -11,7 +11,7 @@
 //! looks at that one tag or digest.
 //!
 //! With `referrers`, each tag's manifest also has its referrers compared (see
-//! [`referrers`]): per side, one request to the referrers API (or, once a registry
+//! `diff/referrers.rs`): per side, one request to the referrers API (or, once a registry
 //! answered it 404, one read of the tag-schema index); `sha256-…` tags are then the
 //! referrers' and get no row of their own.
 
