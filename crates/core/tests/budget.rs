@@ -206,11 +206,11 @@ fn a_dry_run_foresees_referrers_requests_too() {
     // Referrer discovery (the API or, after one 404, the tag-schema indexes; cosign's tags),
     // the referrers' own copies, the destination's probe and, without its API, its
     // tag-schema indexes read, pushed and read back: all in the forecast, cold, half
-    // there, and a no-op, in all four directions.
+    // there, and a no-op, in all four directions, and within one registry.
     let images = r#"{"src.test/app": "dst.test/app"}"#;
     for (source_api, destination_api) in [(true, true), (true, false), (false, true), (false, false)] {
-        let seeds: [(&str, Build); 3] = [
-            ("cold", Box::new(move || with_referrers(4, source_api, destination_api))),
+        let seeds: [(&str, Build, &str); 4] = [
+            ("cold", Box::new(move || with_referrers(4, source_api, destination_api)), images),
             (
                 "half there",
                 Box::new(move || {
@@ -225,6 +225,7 @@ fn a_dry_run_foresees_referrers_requests_too() {
                     app.cosign_signature(&image, b"cosign signature of v9");
                     net
                 }),
+                images,
             ),
             (
                 "no-op",
@@ -235,9 +236,16 @@ fn a_dry_run_foresees_referrers_requests_too() {
                     net.log.clear();
                     net
                 }),
+                images,
+            ),
+            // Source and destination on one registry (its API or not is the source's).
+            (
+                "within one registry",
+                Box::new(move || with_referrers(3, source_api, destination_api)),
+                r#"{"src.test/app": "src.test/copy"}"#,
             ),
         ];
-        for (name, seed) in &seeds {
+        for (name, seed, images) in &seeds {
             for proc in [1, 5] {
                 let case = format!("{name}, api {source_api}/{destination_api}, proc {proc}");
                 let options = SyncOptions { proc, ..SyncOptions::default() };
@@ -246,6 +254,19 @@ fn a_dry_run_foresees_referrers_requests_too() {
                 let report = real.report();
                 assert_eq!(report.status, JobStatus::Succeeded, "{case}: {:?}", report.summary.failures);
                 assert_eq!(report.summary.referrers.failed, 0, "{case}");
+                if *name != "no-op" {
+                    assert!(report.summary.referrers.copied > 0, "{case}: referrers were copied");
+                }
+                // A registry without the API is asked once per side, however many images
+                // end at once.
+                let probes = |host: &str| real_sim.network.count(&Method::GET, host, "/referrers/");
+                if !source_api {
+                    let sides = if *name == "within one registry" { 2 } else { 1 };
+                    assert_eq!(probes(SRC), sides, "{case}: one probe of the source per side");
+                }
+                if !destination_api && *name != "within one registry" && *name != "no-op" {
+                    assert_eq!(probes(DST), 1, "{case}: one probe of the destination");
+                }
                 let dry_report = dry.report();
                 assert_eq!(dry_report.summary.forecast, seen(&real_sim), "{case}");
                 assert_eq!(dry_report.summary.referrers.indexed, report.summary.referrers.indexed, "{case}");
