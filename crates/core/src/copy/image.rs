@@ -15,6 +15,7 @@ use crate::api::{manifest_request, put_manifest};
 use crate::auth::Scope;
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind};
+use crate::error_body::{ErrorBody, ErrorCode};
 use crate::manifest::{media_type, select, Descriptor, ImageManifest, Manifest, ManifestError, RawManifest};
 use crate::plan::{CopyTask, DestinationTag};
 use crate::progress::{BlobOutcome, Event, Failure, ImageOutcome, ImageReport};
@@ -491,7 +492,15 @@ impl ImageTask {
             _ => (self.task.destination.to_string(), self.root.as_ref().map(|r| r.digest().clone())),
         };
         if !response.status().is_success() {
-            return Err(refused(response, format!("pushing manifest {what}")));
+            let error = refused(response, format!("pushing manifest {what}"));
+            return Err(if self.children.is_empty() || !names_unknown_child(response) {
+                error
+            } else {
+                // Every child was pushed or seen at the destination just before; distribution
+                // can still deny one while another tag's push of it is under way. The next
+                // round pushes the index again.
+                Error::new(ErrorKind::Unavailable, error.message())
+            });
         }
         if let (Some(got), Some(expected)) = (content_digest(response), expected) {
             if got != expected {
@@ -690,6 +699,14 @@ impl ImageTask {
 
 /// A manifest that cannot be used: its bytes lie, ferry does not copy its kind, or it is
 /// malformed.
+/// Whether a refused push names `MANIFEST_BLOB_UNKNOWN`. OCI Distribution Spec v1.1:
+/// "This error MAY be returned when a manifest blob is unknown to the registry."
+fn names_unknown_child(response: &http::Response<Vec<u8>>) -> bool {
+    ErrorBody::parse(response.body()).is_some_and(|body| {
+        body.errors.iter().any(|item| item.code == ErrorCode::ManifestBlobUnknown.as_str())
+    })
+}
+
 fn manifest_error(error: ManifestError, what: impl std::fmt::Display) -> Error {
     let kind = match &error {
         ManifestError::DigestMismatch { .. } => ErrorKind::Integrity,
