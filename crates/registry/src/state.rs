@@ -23,6 +23,8 @@ pub struct AppState {
     pub local_addr: OnceLock<SocketAddr>,
     /// The web page's directory, served at `/ui/`; `None` when `ui` is unset.
     pub ui: Option<UiDir>,
+    /// The job relay at `/jobs`; `None` unless `relay.enabled`.
+    pub relay: Option<crate::relay::Relay>,
 }
 
 impl AppState {
