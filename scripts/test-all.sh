@@ -5,7 +5,7 @@
 #
 # Installs, each only when missing: the Debian packages of the peers and tools
 # (docker-registry, skopeo, chromium, chromium-driver, wabt, binaryen, apache2-utils,
-# openssl, nodejs, npm, time), the wasm32 target, `just`, `wasm-bindgen-cli` at the version in
+# openssl, nodejs, npm, time, haproxy), the wasm32 target, `just`, `wasm-bindgen-cli` at the version in
 # Cargo.lock, and the npm packages (playwright-core, with no browser download).
 # Installing Debian packages needs root (or sudo).
 set -euo pipefail
@@ -27,6 +27,8 @@ command -v npm >/dev/null || need_apt+=(npm)
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 [ -x /usr/bin/time ] || need_apt+=(time)
+# The relay's test redirects through haproxy to a host the relay must refuse (~25 s).
+[ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null || need_apt+=(haproxy)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=()
   [ "$(id -u)" -eq 0 ] || sudo=(sudo)

@@ -452,6 +452,22 @@ mod tests {
             ("tls: {key: /k}", Some("tls.cert")),
             ("tls: {client_ca: /ca}", Some("tls.client_ca")),
             ("tls: {cert: /c, key: /k, client_ca: /ca}", None),
+            ("relay: {enabled: true, allow: [ghcr.io]}", Some("relay.enabled")),
+            ("auth: {htpasswd: /x}\nrelay: {enabled: true}", Some("relay.allow")),
+            ("auth: {htpasswd: /x}\nrelay: {enabled: true, allow: ['http://ghcr.io']}", Some("relay.allow")),
+            (
+                "auth: {htpasswd: /x}\nrelay: {enabled: true, allow: [a.example], max_jobs: 0}",
+                Some("relay.max_jobs"),
+            ),
+            (
+                "auth: {htpasswd: /x}\nrelay: {enabled: true, allow: [a.example], max_job_secs: 0}",
+                Some("relay.max_job_secs"),
+            ),
+            (
+                "auth: {htpasswd: /x}\nrelay: {enabled: true, allow: ['*.corp.example', '127.0.0.1:5000']}",
+                None,
+            ),
+            ("relay: {allow: ['http://ignored-while-off']}", None),
         ];
         for (yaml, key) in cases {
             let got = Config::from_yaml(yaml).unwrap().validate();

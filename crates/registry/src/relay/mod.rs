@@ -77,18 +77,21 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// The relay's own user, or the 401 that asks for one.
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(auth) = &state.auth else {
-        // `relay.enabled` needs auth.htpasswd (Config::validate); never run jobs for anyone.
-        return Err(error(StatusCode::FORBIDDEN, "the relay has no users: set auth.htpasswd"));
+/// The relay, for one of its own users; else the 401 that asks for one (or 404 when the
+/// relay is off). Boxed: an answer is large beside a reference.
+async fn admit<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<&'a Relay, Box<Response>> {
+    let (Some(auth), Some(relay)) = (&state.auth, &state.relay) else {
+        // `relay.enabled` needs auth.htpasswd (Config::validate): never run jobs for anyone.
+        return Err(Box::new(error(
+            StatusCode::NOT_FOUND,
+            "the relay is off (relay.enabled, auth.htpasswd)",
+        )));
     };
     let base = state.base_url(headers);
-    auth.authenticate(headers, &Action::Base, &base).await.map(|_| ()).map_err(IntoResponse::into_response)
-}
-
-fn relay(state: &AppState) -> Result<&Relay, Response> {
-    state.relay.as_ref().ok_or_else(|| error(StatusCode::NOT_FOUND, "the relay is off (relay.enabled)"))
+    match auth.authenticate(headers, &Action::Base, &base).await {
+        Ok(_) => Ok(relay),
+        Err(refused) => Err(Box::new(refused.into_response())),
+    }
 }
 
 fn ndjson(job: Arc<JobRecord>, offset: usize, status: StatusCode) -> Response {
@@ -105,12 +108,9 @@ fn ndjson(job: Arc<JobRecord>, offset: usize, status: StatusCode) -> Response {
 
 /// `POST /jobs`.
 async fn create(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(refused) = authenticate(&state, &headers).await {
-        return refused;
-    }
-    let relay = match relay(&state) {
+    let relay = match admit(&state, &headers).await {
         Ok(relay) => relay,
-        Err(off) => return off,
+        Err(refused) => return *refused,
     };
     if body.len() > MAX_REQUEST_BYTES {
         return error(
@@ -196,12 +196,9 @@ async fn events(
     Path(id): Path<String>,
     uri: http::Uri,
 ) -> Response {
-    if let Err(refused) = authenticate(&state, &headers).await {
-        return refused;
-    }
-    let relay = match relay(&state) {
+    let relay = match admit(&state, &headers).await {
         Ok(relay) => relay,
-        Err(off) => return off,
+        Err(refused) => return *refused,
     };
     let Some(offset) = offset(uri.query()) else {
         return error(StatusCode::BAD_REQUEST, "offset must be a line number, 0 or more");
@@ -217,12 +214,9 @@ async fn events(
 
 /// `DELETE /jobs/<id>`.
 async fn cancel(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(refused) = authenticate(&state, &headers).await {
-        return refused;
-    }
-    let relay = match relay(&state) {
+    let relay = match admit(&state, &headers).await {
         Ok(relay) => relay,
-        Err(off) => return off,
+        Err(refused) => return *refused,
     };
     match relay.job(&id) {
         Some(job) if job.is_finished() => error(StatusCode::CONFLICT, format!("job {id} has already ended")),
