@@ -1,5 +1,5 @@
 //! What every request handler shares: the configuration, the store, upload sessions,
-//! the authenticator and the web page's directory.
+//! the authenticator, the notifier and the web page's directory.
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -8,6 +8,7 @@ use http::HeaderMap;
 
 use crate::access::Authenticator;
 use crate::config::Config;
+use crate::notify::Notifier;
 use crate::store::uploads::Uploads;
 use crate::store::Store;
 use crate::ui::UiDir;
@@ -25,6 +26,10 @@ pub struct AppState {
     pub ui: Option<UiDir>,
     /// The job relay at `/jobs`; `None` unless `relay.enabled`.
     pub relay: Option<crate::relay::Relay>,
+    /// Tells the notification endpoints; `None` when there are none.
+    pub notifier: Option<Notifier>,
+    /// Names this process in events' `source.instanceID`.
+    pub instance_id: String,
 }
 
 impl AppState {
