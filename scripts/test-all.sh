@@ -6,7 +6,8 @@
 # Installs, each only when missing: the Debian packages of the peers and tools
 # (docker-registry, skopeo, chromium, chromium-driver, wabt, binaryen, apache2-utils,
 # openssl, nodejs, npm, time, haproxy), the wasm32 target, `just`, `wasm-bindgen-cli` at the version in
-# Cargo.lock, and the npm packages (playwright-core, with no browser download).
+# Cargo.lock, and the npm packages (playwright-core, with no browser download; workerd, whose
+# binary ships in the package: about 10 s and 155 MB).
 # Installing Debian packages needs root (or sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
