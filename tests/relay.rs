@@ -2,8 +2,9 @@
 //! headers, Basic auth on both): a whole-registry diff and a copy through the job API,
 //! streamed as NDJSON to their final status line; re-attaching mid-job from an offset;
 //! cancelling; the allowlist (an unlisted 127.0.0.1 port, `localhost`, and a redirect by
-//! haproxy to an unlisted host); the relay's own auth and CORS; and no registry password
-//! in the relay's log, read at debug level.
+//! haproxy to an unlisted host); the relay's own auth and CORS; its bounds (one job at a
+//! time, one second each: 429, then a `cancelled` last line); and no registry password in
+//! the relays' logs, read at debug level.
 
 #[path = "support/cli.rs"]
 mod cli;
@@ -414,12 +415,37 @@ fn the_relay_diffs_copies_and_streams_only_for_its_users_and_only_to_listed_regi
     assert!(errors.contains("refused") && errors.contains("not on the relay's allowlist"), "{errors}");
     assert!(watch.log().is_empty(), "the unlisted registry was reached: {:?}", watch.log());
 
-    // No password, and no Basic header made from one, in the relay's log.
-    drop(relay);
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("relay job started"), "the log is at debug level: {text}");
-    for (user, password) in [SOURCE, DESTINATION, RELAY] {
-        assert!(!text.contains(password), "{user}'s password is in the relay's log");
-        assert!(!text.contains(&basic((user, password))[6..]), "{user}'s Basic credentials are in the log");
+    // Bounded: one job at a time, for at most a second.
+    let tight_dir = TempDir::new("relay-tight");
+    let tight_log = dir.join("tight.log");
+    let tight =
+        Relay::start(&tight_dir, &allow, &["--relay-max-jobs", "1", "--relay-max-job-secs", "1"], &tight_log);
+    let mut long =
+        Stream::open("POST", &format!("{}/jobs", tight.url), Some(&basic(RELAY)), Some(&slow_again));
+    assert_eq!(long.status, 200);
+    long.next_line().unwrap();
+    let second = Stream::open("POST", &format!("{}/jobs", tight.url), Some(&basic(RELAY)), Some(&diff));
+    assert_eq!(second.status, 429);
+    assert!(second.header("retry-after").is_some());
+    assert!(second.body().contains("relay.max_jobs"));
+    let rest = long.rest();
+    let last = parse(rest.last().unwrap());
+    assert_eq!(last["kind"], "cancelled", "{rest:?}");
+    assert!(last["reason"].as_str().unwrap().contains("relay.max_job_secs"), "{last}");
+    // Once it ended, the next job runs.
+    assert_eq!(run_job(&tight, &diff).last().unwrap()["event"], "diff_finished");
+
+    // No password, and no Basic header made from one, in the relays' logs.
+    drop((relay, tight));
+    for log in [log, tight_log] {
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("relay job started"), "the log is at debug level: {text}");
+        for (user, password) in [SOURCE, DESTINATION, RELAY] {
+            assert!(!text.contains(password), "{user}'s password is in the relay's log");
+            assert!(
+                !text.contains(&basic((user, password))[6..]),
+                "{user}'s Basic credentials are in the log"
+            );
+        }
     }
 }
