@@ -7,7 +7,8 @@ registry once. Both tools then mirror the same set of images, every tag of every
 repository `SRC/<ns>/<name>` into `DST/mirror/<name>`:
 
 * ferry: an image-syncer images file, `{"SRC/<ns>/<name>": "DST/mirror/<name>", ...}`
-  (no tag: every tag), run as `ferry sync --images FILE --proc N --no-docker-config`;
+  (no tag: every tag), run as `ferry sync --images FILE --proc N --no-docker-config
+  --referrers none` (skopeo copies no referrers, so neither does ferry here);
 * skopeo: one `--src yaml` file listing every repository with an empty tag list (every
   tag), run as `skopeo sync --all --preserve-digests --src yaml --dest docker
   --dest-tls-verify=false FILE DST/mirror` (skopeo names the destination after the last
@@ -33,6 +34,12 @@ empty cache directory: for root the script runs in a private mount namespace (`u
 starts (seeding gets one too, so the machine's cache is never touched); otherwise it sets
 `XDG_DATA_HOME`. The no-op sync of a run keeps the cache its cold sync filled, as a mirror
 job run twice would. ferry keeps no state between runs.
+
+Referrers: after the runs, ferry syncs once more, cold then no-op, into a fresh destination
+with its default `--referrers all`, and the report gives those requests beside the
+`--referrers none` ones: what full fidelity costs when there are no referrers to copy (the
+corpus has none; distribution has no referrers API, so ferry asks it once per registry and
+then reads each manifest's tag-schema index).
 
 Memory check: the corpus is rebuilt with the largest layer N times bigger (default 4,
 every other blob unchanged) and one more cold sync per tool reports its peak RSS.
@@ -83,7 +90,7 @@ TLS = {}
 SIDES = ("source", "destination")
 # Route classes in the order the tables show them.
 CLASSES = ["ping", "tags/list", "manifest HEAD", "manifest GET", "manifest PUT", "blob HEAD", "blob GET",
-           "mount", "upload POST", "upload PATCH", "upload PUT", "other"]
+           "mount", "upload POST", "upload PATCH", "upload PUT", "referrers", "other"]
 
 
 def route_class(method: str, target: str) -> str:
@@ -93,6 +100,8 @@ def route_class(method: str, target: str) -> str:
         return "ping"
     if path.endswith("/tags/list"):
         return "tags/list"
+    if "/referrers/" in path:
+        return "referrers"
     if "/blobs/uploads" in path:
         if method == "POST" and "mount=" in query:
             return "mount"
@@ -210,8 +219,9 @@ def mirror_name(repo: str) -> str:
 class Tool:
     """One of the two syncers, with its job written for a given source and destination."""
 
-    def __init__(self, name: str, workdir: Path, ferry_bin: Path, proc: int):
+    def __init__(self, name: str, workdir: Path, ferry_bin: Path, proc: int, referrers: str = "none"):
         self.name, self.workdir, self.ferry_bin, self.proc = name, workdir, ferry_bin, proc
+        self.referrers = referrers
         self.cache = None
 
     def fresh_cache(self) -> None:
@@ -226,7 +236,8 @@ class Tool:
             job.with_suffix(".json").write_text(json.dumps(images, indent=1))
             trust = [a for r in (source, destination) for a in ("--cert-dir", f"{r.host}={TLS['dir']}")] if TLS else []
             return [str(self.ferry_bin), "sync", "--images", str(job.with_suffix(".json")), "--proc",
-                    str(self.proc), "--no-docker-config", "--progress", "plain", *trust]
+                    str(self.proc), "--no-docker-config", "--progress", "plain", "--referrers", self.referrers,
+                    *trust]
         # JSON is YAML; an empty tag list means every tag.
         access = {"cert-dir": str(TLS["dir"])} if TLS else {"tls-verify": False}
         spec = {source.host: {**access, "images": {r: [] for r in repos}}}
@@ -305,7 +316,7 @@ def total(result: dict) -> int:
     return sum(result["source"].values()) + sum(result["destination"].values())
 
 
-def report(meta: dict, args, results: dict, big: dict, big_meta: dict, repos: list) -> None:
+def report(meta: dict, args, results: dict, big: dict, big_meta: dict, repos: list, full: dict) -> None:
     med = lambda tool, phase, f: statistics.median(f(r) for r in results[tool][phase])
     rows = []
     ratios = {}
@@ -330,6 +341,24 @@ def report(meta: dict, args, results: dict, big: dict, big_meta: dict, repos: li
           f"{meta['largest_blob_bytes'] / MIB:.0f} MiB), scale {args.scale}, median of {args.runs} runs, "
           f"ferry --proc {args.proc}{', over TLS' if args.tls else ''}")
     table(("", "ferry sync", "skopeo sync", "ferry/skopeo"), rows)
+
+    if full:
+        print("\nferry's requests with referrers off (as above) and on (its default), source + destination:")
+        rows = []
+        for phase, label in (("cold", "cold sync"), ("noop", "no-op sync")):
+            off = [med("ferry", phase, lambda r, side=side: sum(r[side].values())) for side in SIDES]
+            on = [sum(full[phase][side].values()) for side in SIDES]
+            rows.append((f"{label}, HTTP requests", " + ".join(f"{n:.0f}" for n in off),
+                         " + ".join(f"{n:.0f}" for n in on), f"{sum(on) / sum(off):.2f}"))
+        for cls in CLASSES:
+            off = [statistics.median(r[side][cls] for r in results["ferry"]["noop"]) for side in SIDES]
+            on = [full["noop"][side][cls] for side in SIDES]
+            if any(off) or any(on):
+                rows.append((f"  no-op {cls}", " + ".join(f"{n:.0f}" for n in off), " + ".join(f"{n:.0f}" for n in on),
+                             ""))
+        rows.append(("wall time, no-op", fmt_s(med("ferry", "noop", lambda r: r["wall"])), fmt_s(full["noop"]["wall"]),
+                     ""))
+        table(("", "--referrers none", "--referrers all", "all/none"), rows)
 
     print("\nrequests per sync by route class, source + destination (median over runs):")
     rows = []
@@ -412,7 +441,7 @@ def main() -> int:
         log("TLS: every registry serves HTTPS with a private CA; both tools verify it")
     tools = {t: Tool(t, workdir, ferry_bin, args.proc) for t in TOOLS}
     results = {t: {"cold": [], "noop": []} for t in TOOLS}
-    big, big_meta = {}, {}
+    big, big_meta, full = {}, {}, {}
     failures = 0
     live = []
     try:
@@ -440,6 +469,19 @@ def main() -> int:
                 live.remove(destination)
                 if not args.keep:
                     shutil.rmtree(destination.dir)
+        # ferry's default: referrers travel (none here to copy; this measures their cost).
+        with_referrers = Tool("ferry", workdir, ferry_bin, args.proc, referrers="all")
+        destination = Registry(workdir)
+        destination.start()
+        live.append(destination)
+        for phase in ("cold", "noop"):
+            full[phase] = sync_once(with_referrers, repos, source, destination)
+            log(f"  {phase:<4} ferry --referrers all {fmt_s(full[phase]['wall']):>8}  {total(full[phase])} requests")
+        failures += check_mirror(destination, images, "ferry --referrers all")
+        destination.stop()
+        live.remove(destination)
+        if not args.keep:
+            shutil.rmtree(destination.dir)
         if args.largest_factor > 1:
             source.stop()
             live.remove(source)
@@ -470,7 +512,7 @@ def main() -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    report(meta, args, results, big, big_meta, repos)
+    report(meta, args, results, big, big_meta, repos, full)
     if failures:
         log(f"{failures} mirrored digests differ from the corpus")
         return 1

@@ -94,6 +94,28 @@ pub fn require(tool: &str) -> bool {
     found
 }
 
+/// Whether `python3` can import `module` (a peer installed with pip, e.g. `oras`), under
+/// the same rule as [`require`]: missing fails the test when peers are required.
+pub fn require_python_module(module: &str, package: &str) -> bool {
+    let found = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        if peers_required() {
+            panic!(
+                "the Python package {package} is required (FERRY_REQUIRE_PEERS or CI is set): \
+                 python3 -m pip install {package}, or run scripts/test-all.sh, which installs it"
+            );
+        }
+        eprintln!("SKIP: python3 cannot import {module} (python3 -m pip install {package})");
+    }
+    found
+}
+
 /// Whether a missing peer fails the test instead of skipping it.
 fn peers_required() -> bool {
     let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0");

@@ -18,6 +18,7 @@ use ferry_core::copy::{Job, SyncMachine, SyncOptions};
 use ferry_core::manifest::PlatformFilter;
 use ferry_core::progress::Report;
 use ferry_core::reference::api_host;
+use ferry_core::referrers::ReferrerFilter;
 use ferry_core::retry::RetryPolicy;
 use ferry_core::shard::Shard;
 use ferry_core::transport::Clock as _;
@@ -63,6 +64,26 @@ FERRY_SHARDS=COUNT) and the index comes from JOB_COMPLETION_INDEX; --shard wins 
 both. The job's completions must equal the count. Each shard still lists the catalogs of
 whole-registry rules, but only its own repositories' tags. See deploy/ in the repository.
 
+Referrers, for full-fidelity mirrors: --referrers all (the default; or a rule's
+`referrers:` key in ferry's config, which wins) copies every image's signatures, SBOMs and
+attestations after it, byte for byte: those the source's referrers API lists (OCI 1.1), or
+its tag-schema index (sha256-<hex>) where it has no API, and cosign's sha256-<hex>.sig,
+.att and .sbom tags, with their own referrers in turn. At a destination without the API,
+ferry keeps the sha256-<hex> index up to date and every entry already in it. --referrers
+none copies images alone (sha256-* tags then copy as plain tags, as image-syncer does);
+--referrers sig,att,sbom,TYPE/SUBTYPE picks cosign kinds and artifact types. What it costs
+a sync with nothing new: one more request per tag at the source (the referrers API, or
+the tag-schema index once the API answered 404), one HEAD per referrer at the destination
+(two for a cosign tag), one tags/list per repository a rule names tags of, one probe of
+each destination's API and, without it, one read of each subject's index. --dry-run's
+per-registry forecast counts all of these, and the referrers' copies, as the real run
+makes them: it reads what the real run reads and counts each tag-schema index it would
+push as a PUT and a read back (exact when nothing fails and no one else writes the
+destination meanwhile). Reading a referrer's manifest, a cosign tag or a sha256-<hex>
+index is a manifest GET, counted against a pull budget like any other. An index that
+a platform filter rewrites loses its own signatures (they sign the full index's digest):
+the plan, the report and --dry-run say so per image; the platforms' images keep theirs.
+
 Credentials from docker's config (~/.docker/config.json, or --docker-config, with its
 credsStore and credHelpers) are used for registries the auth file does not name.
 
@@ -74,6 +95,7 @@ Examples:
   ferry sync --images images.json --immutable '^v?[0-9]+[.][0-9]+[.][0-9]+$'   # releases never move
   ferry sync --config config.yaml --proc 10 --arch amd64,arm64
   ferry sync --images images.json --dry-run            # what would move, the requests per registry; nothing written
+  ferry sync --images images.json --referrers none     # images without their signatures
   ferry sync --images images.json --progress json --report report.json
   ferry sync --config config.yaml --shard 1/4          # the second of four shares
   JOB_COMPLETION_INDEX=1 ferry sync --config config.yaml --shards 4   # the same";
@@ -118,6 +140,12 @@ pub(crate) struct SyncArgs {
     /// Push manifests even when the destination already has the same digest
     #[arg(long)]
     pub force: bool,
+
+    /// Which referrers (signatures, SBOMs, attestations) travel with the images: all,
+    /// none, or cosign kinds and artifact types, e.g. sig,application/spdx+json (see
+    /// below for what each costs) [default: all, or a rule's `referrers`]
+    #[arg(long, value_name = "all|none|TYPE,...")]
+    pub referrers: Option<ReferrerFilter>,
 
     /// Look at both sides and print what would be copied or skipped, with bytes, and per
     /// registry the requests the real run will make and those counting against a pull
@@ -184,6 +212,7 @@ impl SyncArgs {
             os: Vec::new(),
             arch: Vec::new(),
             force: false,
+            referrers: None,
             dry_run: false,
             docker_config: None,
             no_docker_config: false,
@@ -226,6 +255,7 @@ pub(crate) async fn sync(args: &SyncArgs) -> anyhow::Result<Report> {
         rounds: retries,
         shard: shard(args.shard.as_deref(), args.shards.as_deref(), &common::env)?,
         adaptive: !args.fixed_concurrency,
+        referrers: args.referrers.clone().unwrap_or_default(),
     };
     common::set_tls(tls(&config, args));
     let mut config = config;

@@ -68,6 +68,7 @@ fn rule(text: &str, source: SourceSpec, destinations: Vec<DestinationSpec>) -> R
         tags: TagFilter::default(),
         platforms: Vec::new(),
         immutable: None,
+        referrers: None,
     }
 }
 

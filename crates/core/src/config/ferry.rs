@@ -12,6 +12,7 @@
 //!     tags: {include: ["^1\\."], exclude: ["-rc"], semver: ">=1.25, <2"}
 //!     platforms: [linux/amd64, linux/arm64/v8]
 //!     immutable: "^1\\.[0-9]+\\.[0-9]+$"   # released tags never move: not checked again
+//!     referrers: sig,application/spdx+json    # all (the default), none, or kinds
 //! proc: 6
 //! retries: 3
 //! tls:
@@ -28,10 +29,11 @@ use super::node::Node;
 use super::rule::{self, Rule, TagSelector};
 use super::tls::{self, TlsConfig};
 use super::{auth, AuthConfig, ConfigError, Doc, Env};
+use crate::referrers::ReferrerFilter;
 
 const TOP_LEVEL: [&str; 8] = ["auth", "images", "rules", "proc", "retries", "os", "arch", "tls"];
 const FERRY_ONLY: [&str; 6] = ["rules", "proc", "retries", "os", "arch", "tls"];
-const RULE_FIELDS: [&str; 5] = ["source", "destination", "tags", "platforms", "immutable"];
+const RULE_FIELDS: [&str; 6] = ["source", "destination", "tags", "platforms", "immutable", "referrers"];
 
 /// A whole job: logins, rules (the `images` map first, then `rules`, each in file order)
 /// and the run options.
@@ -177,7 +179,30 @@ fn parse_rule(doc: &Doc<'_>, key: &str, node: &Node) -> Result<Rule, ConfigError
         }
     };
 
-    Ok(Rule { source_text: source_text.to_owned(), source, destinations, tags, platforms, immutable })
+    let referrers_key = format!("{key}.referrers");
+    let referrers = match field("referrers") {
+        None => None,
+        Some(node) => {
+            let value = doc.string(&referrers_key, "referrers", node, "referrers: all")?;
+            Some(value.parse::<ReferrerFilter>().map_err(|e| {
+                doc.error(
+                    &referrers_key,
+                    e.to_string(),
+                    "write e.g. `referrers: all`, `referrers: none` or `referrers: sig,sbom`",
+                )
+            })?)
+        }
+    };
+
+    Ok(Rule {
+        source_text: source_text.to_owned(),
+        source,
+        destinations,
+        tags,
+        platforms,
+        immutable,
+        referrers,
+    })
 }
 
 /// An os, architecture or variant name: `[a-z0-9._-]+`.
