@@ -2,9 +2,9 @@
 //!
 //! ```json
 //! {"kind": "diff", "source": "http://127.0.0.1:5000[/repo]", "destination": "http://127.0.0.1:5001[/repo-or-prefix]",
-//!  "details"?: false, "auth"?: {"source"?: Auth, "destination"?: Auth}}
+//!  "details"?: false, "referrers"?: false, "auth"?: {"source"?: Auth, "destination"?: Auth}}
 //! {"kind": "copy", "images": [{"source": "http://127.0.0.1:5000/repo:tag", "destination": "http://127.0.0.1:5001/repo:tag"}],
-//!  "auth"?: {...}}
+//!  "referrers"?: "all" | "none" | "sig,sbom,...", "auth"?: {...}}
 //! ```
 //!
 //! A side is a registry's base URL, `http(s)://host[:port]`, followed by a repository (and,
@@ -22,6 +22,7 @@ use ferry_core::diff::{DiffJob, Target};
 use ferry_core::manifest::PlatformFilter;
 use ferry_core::plan::CopyTask;
 use ferry_core::reference::{validate_repository, Reference};
+use ferry_core::referrers::{ReferrerFilter, FILTER_CHOICES};
 use ferry_core::retry::RetryPolicy;
 use serde::Deserialize;
 
@@ -39,6 +40,10 @@ struct Body {
     destination: Option<String>,
     #[serde(default)]
     details: bool,
+    /// A diff: also compare each tag's referrers. A copy: which referrers travel with the
+    /// images (`all`, the default, `none`, or kinds), as `ferry copy --referrers`.
+    #[serde(default)]
+    referrers: Option<serde_json::Value>,
     #[serde(default)]
     images: Vec<ImagePair>,
     #[serde(default)]
@@ -192,6 +197,11 @@ pub fn parse(body: &[u8], seed: u64) -> Result<Work, String> {
             if !source_path.is_empty() && destination_path.is_empty() {
                 return Err("the source is a repository, so the destination must name one too".into());
             }
+            let referrers = match &body.referrers {
+                None => false,
+                Some(serde_json::Value::Bool(compare)) => *compare,
+                Some(_) => return Err("a diff's `referrers` is true or false".into()),
+            };
             let optional = |path: String| (!path.is_empty()).then_some(path);
             let credentials = CredentialStore::new(pairs).map_err(|e| e.to_string())?;
             Work::Diff(DiffJob {
@@ -202,6 +212,7 @@ pub fn parse(body: &[u8], seed: u64) -> Result<Work, String> {
                 }),
                 reference: None,
                 details: body.details,
+                referrers,
                 credentials,
                 endpoints,
                 retry: RetryPolicy::default(),
@@ -217,6 +228,13 @@ pub fn parse(body: &[u8], seed: u64) -> Result<Work, String> {
             if body.images.is_empty() || body.images.len() > MAX_IMAGES {
                 return Err(format!("a copy needs between 1 and {MAX_IMAGES} `images`"));
             }
+            let referrers = match &body.referrers {
+                None => ReferrerFilter::default(),
+                Some(serde_json::Value::String(text)) => text
+                    .parse::<ReferrerFilter>()
+                    .map_err(|e| format!("a copy's `referrers`: {e}; expected {FILTER_CHOICES}"))?,
+                Some(_) => return Err(format!("a copy's `referrers` is a string: {FILTER_CHOICES}")),
+            };
             let mut tasks = Vec::with_capacity(body.images.len());
             for (i, pair) in body.images.iter().enumerate() {
                 let (s_registry, s_path) = side(&format!("images[{i}].source"), &pair.source)?;
@@ -230,7 +248,8 @@ pub fn parse(body: &[u8], seed: u64) -> Result<Work, String> {
                     (None, None, Some(tag)) => destination.with_tag(tag).map_err(|e| e.to_string())?,
                     _ => destination,
                 };
-                tasks.push(CopyTask { source, destination, platforms: PlatformFilter::default() });
+                let platforms = PlatformFilter::default();
+                tasks.push(CopyTask { source, destination, platforms, referrers: referrers.clone() });
             }
             let credentials = CredentialStore::new(pairs).map_err(|e| e.to_string())?;
             let job = Job { plan: Plan::Tasks(tasks), credentials, endpoints };
@@ -267,6 +286,14 @@ mod tests {
                 "unknown field",
             ),
             (r#"{"kind":"copy","images":[]}"#, "between 1 and"),
+            (
+                r#"{"kind":"diff","source":"http://a:1","destination":"http://b:1","referrers":"all"}"#,
+                "true or false",
+            ),
+            (
+                r#"{"kind":"copy","referrers":"nope","images":[{"source":"http://a:1/x:1","destination":"http://b:1/x"}]}"#,
+                "referrers",
+            ),
             (
                 r#"{"kind":"copy","images":[{"source":"http://a:1/x","destination":"http://b:1/x"}]}"#,
                 "no tag",
