@@ -137,7 +137,7 @@ pub(crate) fn run(args: CopyArgs) -> anyhow::Result<ExitCode> {
         ..SyncOptions::default()
     };
     let runtime = common::runtime()?;
-    let report = runtime.block_on(execute(job, options, &args.output))?;
+    let report = runtime.block_on(execute(job, options, &args.output, None))?;
     Ok(common::job_exit(&report))
 }
 

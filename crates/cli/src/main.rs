@@ -22,6 +22,7 @@ mod ls;
 mod progress;
 mod sample;
 mod serve;
+mod state;
 mod sync;
 
 const AFTER_HELP: &str = "\

@@ -3,10 +3,12 @@
 //! The flags are image-syncer's (`--auth`, `--images`, `--config`, `--proc`, `--retries`,
 //! `--os`, `--arch`, `--force`) and read its files unchanged; ferry adds `--dry-run`,
 //! `--report`, `--progress`, `--docker-config`, `--max-transfers`, `--immutable` and the
-//! shard flags `--shard` and `--shards` (with `JOB_COMPLETION_INDEX` and `FERRY_SHARDS`).
+//! shard flags `--shard` and `--shards` (with `JOB_COMPLETION_INDEX` and `FERRY_SHARDS`),
+//! and `--state` (see [`crate::state`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -26,6 +28,7 @@ use ferry_native::{run_sync, RegistryTls, TlsOptions, TokioClock};
 
 use crate::common::{self, bad_input};
 use crate::progress::{summary_text, write_report, Progress, ProgressArgs};
+use crate::state::StateFile;
 
 const AFTER_HELP: &str = "\
 Files are JSON or YAML by their extension (.json, .yaml, .yml), as image-syncer reads them:
@@ -64,6 +67,20 @@ FERRY_SHARDS=COUNT) and the index comes from JOB_COMPLETION_INDEX; --shard wins 
 both. The job's completions must equal the count. Each shard still lists the catalogs of
 whole-registry rules, but only its own repositories' tags. See deploy/ in the repository.
 
+Resume across runs: --state FILE (or the config's `state: FILE`) keeps the upload sessions
+this run opens and the blobs it sees at each destination. A run killed in the middle of a
+blob leaves its session at the registry; the next run with the same --state asks the
+registry how much it holds and sends only the rest. A file that is not ferry's, was
+written for other rules, or is older than 7 days is ignored with a warning. The file is
+never trusted blindly: every manifest and blob is still checked at the destination
+before a manifest is pushed; a blob the file saw in another repository is mounted from
+there, which the registry does only if it holds it.
+
+One read, many writes: a rule with a list of destinations starts an image's copies to all
+of them together and reads each blob they lack from the source once, streaming it to
+every destination at the pace of the slowest; a destination that fails fails only its own
+images.
+
 Referrers, for full-fidelity mirrors: --referrers all (the default; or a rule's
 `referrers:` key in ferry's config, which wins) copies every image's signatures, SBOMs and
 attestations after it, byte for byte: those the source's referrers API lists (OCI 1.1), or
@@ -98,6 +115,7 @@ Examples:
   ferry sync --images images.json --referrers none     # images without their signatures
   ferry sync --images images.json --progress json --report report.json
   ferry sync --config config.yaml --shard 1/4          # the second of four shares
+  ferry sync --images images.json --state ferry-state.json   # killed? run it again
   JOB_COMPLETION_INDEX=1 ferry sync --config config.yaml --shards 4   # the same";
 
 /// Options of `ferry sync`.
@@ -196,6 +214,12 @@ pub(crate) struct SyncArgs {
     #[arg(long, value_name = "N")]
     pub shards: Option<String>,
 
+    /// Keep upload sessions and blobs seen at the destinations in FILE, so that a run
+    /// killed mid-blob is resumed by the next run with the same FILE [default: the config
+    /// file's `state`]
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
     #[command(flatten)]
     pub output: ProgressArgs,
 }
@@ -222,6 +246,7 @@ impl SyncArgs {
             immutable: None,
             shard: None,
             shards: None,
+            state: None,
             output: ProgressArgs { progress: crate::progress::Mode::Auto, report: None },
         }
     }
@@ -244,7 +269,7 @@ pub(crate) async fn sync(args: &SyncArgs) -> anyhow::Result<Report> {
     .map_err(|e| bad_input(format!("--os/--arch: {e}")))?;
     // One number, as image-syncer's --retries: retries of each request, and rounds.
     let retries = args.retries.or(config.retries).unwrap_or(2);
-    let options = SyncOptions {
+    let mut options = SyncOptions {
         proc: args.proc.or(config.proc).unwrap_or(5),
         max_transfers: args.max_transfers,
         retry: RetryPolicy { retries, ..RetryPolicy::default() },
@@ -256,6 +281,15 @@ pub(crate) async fn sync(args: &SyncArgs) -> anyhow::Result<Report> {
         shard: shard(args.shard.as_deref(), args.shards.as_deref(), &common::env)?,
         adaptive: !args.fixed_concurrency,
         referrers: args.referrers.clone().unwrap_or_default(),
+        resume: Default::default(),
+    };
+    let state = match state_path(&config, args) {
+        Some(path) if !args.dry_run => {
+            let (file, state) = StateFile::open(&path, &config.rules)?;
+            options.resume = state;
+            Some(Arc::new(file))
+        }
+        _ => None,
     };
     common::set_tls(tls(&config, args));
     let mut config = config;
@@ -269,7 +303,13 @@ pub(crate) async fn sync(args: &SyncArgs) -> anyhow::Result<Report> {
     }
     let mut job = Job::from_config(&config).map_err(bad_input)?;
     job.credentials = credentials(&config, args)?;
-    execute(job, options, &args.output).await
+    execute(job, options, &args.output, state).await
+}
+
+/// `--state`, else the config's `state` (relative to the config file's folder).
+fn state_path(config: &JobConfig, args: &SyncArgs) -> Option<PathBuf> {
+    let base = args.config.as_deref().and_then(Path::parent).unwrap_or(Path::new(""));
+    args.state.clone().or_else(|| config.state.as_ref().map(|p| base.join(p)))
 }
 
 /// This process's shard: `--shard`, else a count from `--shards` (or `FERRY_SHARDS`) with
@@ -381,18 +421,35 @@ fn credentials(config: &JobConfig, args: &SyncArgs) -> anyhow::Result<Credential
     Ok(store.with_fallback(CredentialStore::new(docker).map_err(bad_input)?))
 }
 
-/// Runs a copy job to the end, shows its progress, writes the report if asked, and prints
-/// the summary.
-pub(crate) async fn execute(job: Job, options: SyncOptions, output: &ProgressArgs) -> anyhow::Result<Report> {
-    let transport = common::transport(&job.endpoints.insecure)?;
+/// Runs a copy job to the end, shows its progress, keeps the state file if given, writes
+/// the report if asked, and prints the summary.
+pub(crate) async fn execute(
+    job: Job,
+    options: SyncOptions,
+    output: &ProgressArgs,
+    state: Option<Arc<StateFile>>,
+) -> anyhow::Result<Report> {
+    let mut transport = common::transport(&job.endpoints.insecure)?;
+    if let Some(state) = &state {
+        transport = transport.with_journal(state.clone());
+    }
     let clock = TokioClock::new();
     let (now, wall) = (clock.now(), clock.wall_now());
     let dry_run = options.dry_run;
     let mut machine = SyncMachine::new(job, options, now, wall);
     let mut progress = Progress::new(output.progress, dry_run);
-    let result = run_sync(&mut machine, &transport, &clock, |event| progress.on_event(&event)).await;
+    let result = run_sync(&mut machine, &transport, &clock, |event| {
+        if let Some(state) = &state {
+            state.on_event(&event);
+        }
+        progress.on_event(&event)
+    })
+    .await;
     progress.finish();
     result.context("driving the copy job")?;
+    if let Some(state) = &state {
+        state.finish()?;
+    }
     let report = machine.report();
     if let Some(path) = &output.report {
         write_report(path, &report)?;

@@ -27,6 +27,7 @@ pub mod progress;
 pub mod ratelimit;
 pub mod reference;
 pub mod referrers;
+pub mod resume;
 pub mod retry;
 pub mod scheme;
 mod session;

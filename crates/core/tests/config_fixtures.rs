@@ -234,6 +234,7 @@ fn ferry_config_uses_every_feature() {
             },
         )]
         .into(),
+        state: Some("state/ferry-state.json".into()),
     };
     assert_eq!(job, want);
 

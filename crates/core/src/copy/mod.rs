@@ -18,6 +18,10 @@
 //! HEAD -> mount -> transfer, the children, and the manifest last. A blob that several
 //! images need moves once; the others wait for it and then mount it.
 //!
+//! One read, many writes: the destinations of one source image (a rule with a list of
+//! destinations) start together, and a blob that several of them lack is read from the
+//! source once and streamed to all of them (see `blobs`).
+//!
 //! Rounds, after image-syncer: when the pass over the queue ends with images or listings
 //! that failed transiently (rate limited, unavailable, once their requests' own retries
 //! ran out), they run again as fresh attempts, up to [`SyncOptions::rounds`] more times,
@@ -31,7 +35,7 @@ mod referrers;
 
 pub(crate) use referrers::no_api;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use crate::api::EndpointMap;
 use crate::auth::{AuthError, CredentialStore};
@@ -45,6 +49,7 @@ use crate::plan::{CopyTask, DestinationTag, Planned, Planner};
 use crate::progress::{BlobOutcome, Event, Failure, ImageOutcome, ImageReport, Report, Summary};
 use crate::reference::normalize_registry;
 use crate::referrers::ReferrerFilter;
+use crate::resume::ResumeState;
 use crate::retry::RetryPolicy;
 use crate::session::{Call, Outcome, Session};
 use crate::shard::Shard;
@@ -125,6 +130,9 @@ pub struct SyncOptions {
     /// Plan only this shard's source repositories (see [`crate::shard`]); every
     /// repository when `None`.
     pub shard: Option<Shard>,
+    /// What past runs left (`--state`, see [`crate::resume`]): upload sessions to go on
+    /// with, and repositories to mount blobs from. Empty by default.
+    pub resume: ResumeState,
     /// Which referrers travel with the images of rules without their own `referrers`
     /// (see [`crate::referrers`]). All of them by default, as a mirror wants: each
     /// manifest copied or in sync costs one more request at the source (the referrers API,
@@ -147,6 +155,7 @@ impl Default for SyncOptions {
             rounds: 2,
             shard: None,
             adaptive: true,
+            resume: ResumeState::default(),
             referrers: ReferrerFilter::All,
         }
     }
@@ -182,6 +191,8 @@ pub struct SyncMachine {
     failed: Vec<ImageId>,
     queue: VecDeque<ImageId>,
     active: usize,
+    /// Started images that have not yet asked the blob table for their blobs.
+    gathering: BTreeSet<ImageId>,
     blobs: BlobTable,
     referrers: ReferrerTable,
     /// In a dry run, the real run's requests per registry.
@@ -216,6 +227,7 @@ impl SyncMachine {
             failed: Vec::new(),
             queue: VecDeque::new(),
             active: 0,
+            gathering: BTreeSet::new(),
             blobs: BlobTable::new(max_transfers),
             referrers: ReferrerTable::default(),
             forecast: Forecast::default(),
@@ -345,16 +357,45 @@ impl SyncMachine {
         self.fill(now);
     }
 
-    /// Starts queued images while fewer than `proc` are active.
+    /// Starts queued images while fewer than `proc` are active. The destinations of one
+    /// source image (queued next to each other) start together, so that their blobs are
+    /// read once: `proc` may be passed by the siblings of the last image started.
     fn fill(&mut self, now: Instant) {
         while self.active < self.ctx.options.proc.max(1) {
-            let Some(id) = self.queue.pop_front() else { break };
-            self.active += 1;
-            let mut effects = Vec::new();
-            self.images[id.0].start(&self.ctx, &mut effects);
-            self.apply_image(id, effects, now);
+            let Some(first) = self.queue.pop_front() else { break };
+            let source = self.images[first.0].task().source.clone();
+            let mut started = vec![first];
+            while let Some(&next) = self.queue.front() {
+                if self.images[next.0].task().source != source {
+                    break;
+                }
+                started.extend(self.queue.pop_front());
+            }
+            // All of them gather before any starts, so that none transfers alone.
+            for &id in &started {
+                self.active += 1;
+                self.gathering.insert(id);
+                self.blobs.gathering(&source);
+            }
+            for id in started {
+                let mut effects = Vec::new();
+                self.images[id.0].start(&self.ctx, &mut effects);
+                self.apply_image(id, effects, now);
+            }
         }
         self.check_finished(now);
+    }
+
+    /// The image has asked for its blobs or ended: transfers from its source no longer
+    /// wait for it.
+    fn gathered(&mut self, id: ImageId, now: Instant) {
+        if !self.gathering.remove(&id) {
+            return;
+        }
+        let source = self.images[id.0].task().source.clone();
+        let mut effects = Vec::new();
+        self.blobs.gathered(&source, &self.ctx, &mut effects);
+        self.apply_blobs(effects, now);
     }
 
     /// At the end of a pass: another round when some failures may mend and rounds
@@ -432,6 +473,9 @@ impl SyncMachine {
                         self.blobs.request(want, &self.ctx, &mut effects);
                         self.apply_blobs(effects, now);
                     }
+                    // Only once its own requests are in may its siblings' transfers leave
+                    // without it.
+                    self.gathered(id, now);
                     let mut effects = Vec::new();
                     self.images[id.0].advance(&self.ctx, &mut effects);
                     self.apply_image(id, effects, now);
@@ -493,6 +537,7 @@ impl SyncMachine {
                             self.referrers.discover(id, &task, digest, mode, &self.ctx, &mut effects);
                         }
                     }
+                    self.gathered(id, now);
                     self.active -= 1;
                     self.apply_referrers(effects, now);
                     self.fill(now);

@@ -274,7 +274,7 @@ fn config_errors() {
                 "start the file with `auth:`, `images:` or `rules:` at the top level",
             ),
         ),
-        ("rule: []".into(), e("rule", "unknown top-level key \"rule\"", "use one of: auth, images, rules, proc, retries, os, arch, tls")),
+        ("rule: []".into(), e("rule", "unknown top-level key \"rule\"", "use one of: auth, images, rules, proc, retries, os, arch, tls, state")),
         (
             "auth: [1]".into(),
             err(
