@@ -260,9 +260,13 @@ fn the_relay_diffs_copies_and_streams_only_for_its_users_and_only_to_listed_regi
     // A bigger image, copied through a slow proxy, to catch the job mid-way.
     let big = random_bytes(1_500_000, 41);
     let (slow_digest, _) = cli::push_image(&source.url, "slow/big", Some("1"), &[&big], "linux/amd64");
-    source.restart(&DistributionOpts { htpasswd: Some(htpasswd(&dir, "src.htpasswd", SOURCE).into()) });
+    source.restart(&DistributionOpts {
+        htpasswd: Some(htpasswd(&dir, "src.htpasswd", SOURCE).into()),
+        ..DistributionOpts::default()
+    });
     let destination = Distribution::start(&DistributionOpts {
         htpasswd: Some(htpasswd(&dir, "dst.htpasswd", DESTINATION).into()),
+        ..DistributionOpts::default()
     });
     let slow = FaultProxy::start(&source.url, Schedule::throttled(300_000));
     // distribution sends no CORS headers: a page cannot read it directly.
