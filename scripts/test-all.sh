@@ -5,10 +5,10 @@
 #
 # Installs, each only when missing: the Debian packages of the peers and tools
 # (docker-registry, skopeo, chromium, chromium-driver, wabt, binaryen, apache2-utils,
-# openssl, nodejs, npm, time, python3-pip), the `oras` Python package (oras-py, which pushes
-# the referrer artifacts of tests/cli_referrers.rs; about 4 s), the wasm32 target, `just`,
-# `wasm-bindgen-cli` at the version in Cargo.lock, and the npm packages (playwright-core,
-# with no browser download).
+# openssl, nodejs, npm, time, python3-pip, haproxy), the `oras` Python package (oras-py, which
+# pushes the referrer artifacts of tests/cli_referrers.rs; about 4 s), the wasm32 target, `just`,
+# `wasm-bindgen-cli` at the version in Cargo.lock, and the npm packages (playwright-core, with no
+# browser download; workerd, whose binary ships in the package: about 10 s and 155 MB).
 # Installing Debian packages needs root (or sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +31,8 @@ command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 [ -x /usr/bin/time ] || need_apt+=(time)
 # oras-py comes from PyPI through pip.
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+# The relay's test redirects through haproxy to a host the relay must refuse (~25 s).
+[ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null || need_apt+=(haproxy)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=()
   [ "$(id -u)" -eq 0 ] || sudo=(sudo)

@@ -20,6 +20,8 @@ Examples:
   ferry serve --ui web                             # ferry's web page at http://127.0.0.1:5000/ui/
   ferry serve --tls-cert reg.crt --tls-key reg.key # HTTPS (HTTP/2 by ALPN); SIGHUP reloads them
   ferry serve --tls-cert reg.crt --tls-key reg.key --tls-client-ca clients.crt  # mutual TLS
+  ferry serve --htpasswd ./htpasswd --relay --relay-allow ghcr.io --relay-allow '*.corp.example' \
+              --cors-origin https://ferry.example   # job relay at /jobs for the web page
   ferry serve --config ferry.yaml --print-config   # show the effective config
   ferry serve --config /etc/docker/registry/config.yml  # distribution's config file, as it is";
 
@@ -28,8 +30,8 @@ Examples:
 #[command(after_help = AFTER_HELP)]
 pub(crate) struct ServeArgs {
     /// YAML config file (keys: addr, public_url, storage, read_only, delete, cors, auth,
-    /// limits, http, log, ui, tls), or distribution's config.yml (`version: 0.1`) as it
-    /// is; flags given here override its values
+    /// limits, http, log, ui, tls, relay), or distribution's config.yml (`version: 0.1`) as
+    /// it is; flags given here override its values
     #[arg(short, long, value_name = "FILE", env = "FERRY_CONFIG")]
     config: Option<PathBuf>,
 
@@ -157,6 +159,25 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     tls_client_ca: Option<PathBuf>,
 
+    /// Serve the job relay: POST /jobs (diff or copy, answered as NDJSON), GET
+    /// /jobs/<id>/events?offset=N, DELETE /jobs/<id>; needs --htpasswd and --relay-allow
+    /// [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    relay: Option<bool>,
+
+    /// A registry the relay may reach: host, host:port or *.domain; repeat for several.
+    /// Loopback, private and link-local addresses only when listed exactly
+    #[arg(long = "relay-allow", value_name = "HOST")]
+    relay_allow: Vec<String>,
+
+    /// Relay jobs running at once; more get 429 [default: 4]
+    #[arg(long, value_name = "N")]
+    relay_max_jobs: Option<usize>,
+
+    /// Seconds a relay job may run before it is stopped [default: 3600]
+    #[arg(long, value_name = "SECS")]
+    relay_max_job_secs: Option<u64>,
+
     /// Log level [default: info]
     #[arg(long, value_name = "LEVEL", value_parser = ["error", "warn", "info", "debug", "trace"])]
     log_level: Option<String>,
@@ -232,6 +253,12 @@ impl ServeArgs {
         if self.tls_client_ca.is_some() {
             c.tls.client_ca = self.tls_client_ca;
         }
+        set(&mut c.relay.enabled, self.relay);
+        if !self.relay_allow.is_empty() {
+            c.relay.allow = self.relay_allow;
+        }
+        set(&mut c.relay.max_jobs, self.relay_max_jobs);
+        set(&mut c.relay.max_job_secs, self.relay_max_job_secs);
         set(&mut c.log.level, self.log_level);
         if let Some(format) = self.log_format {
             c.log.format = if format == "json" { LogFormat::Json } else { LogFormat::Text };
@@ -284,12 +311,16 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("starting the runtime")?;
     runtime.block_on(async move {
         let has_ui = config.ui.is_some();
+        let has_relay = config.relay.enabled;
         let running = ferry_registry::serve(config).await.context("starting the registry")?;
         let (mut interrupt, mut terminate, mut hangup) = hooks();
         // The one line on stdout: scripts and tests read the URL from it.
         println!("ferry registry listening on {}", running.url());
         if has_ui {
             tracing::info!("web page at {}{}", running.url(), ferry_registry::ui::PREFIX);
+        }
+        if has_relay {
+            tracing::info!("job relay at {}/jobs", running.url());
         }
         tokio::select! {
             () = shutdown_signal(&mut interrupt, &mut terminate) => {}
