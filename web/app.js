@@ -10,6 +10,8 @@ import { diagnose, probe } from './cors.js';
 import { renderDiagnosis } from './diagnosis-view.js';
 import { describeFailure } from './failure.js';
 import { formatBytes, formatRate } from './format.js';
+import { WIDE_KEYS } from './registry-wide.js';
+import { startRegistryView } from './registry-view.js';
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -168,7 +170,10 @@ function writeHash() {
     statuses: state.statuses,
     q: state.q,
   });
-  history.replaceState(null, '', hash || `${location.pathname}${location.search}`);
+  // The registry-wide view's keys stay as they are.
+  const wide = location.hash.replace(/^#/, '').split('&').filter((pair) => WIDE_KEYS.includes(pair.split('=')[0]));
+  const all = [hash.replace(/^#/, ''), ...wide].filter(Boolean).join('&');
+  history.replaceState(null, '', all ? `#${all}` : `${location.pathname}${location.search}`);
 }
 
 /** Applies the hash; runs the diff when it names two repositories not compared yet. */
@@ -526,3 +531,4 @@ ui.cancel.addEventListener('click', () => {
 
 window.addEventListener('hashchange', applyHash);
 applyHash();
+startRegistryView({ loadedFerry, withAuth });

@@ -72,7 +72,7 @@ function digestCell(label, digest) {
       type: 'button',
       class: 'digest',
       title: `${digest} (click to copy)`,
-      'aria-label': `${label} ${digest}, copy`,
+      'aria-label': `Copy ${label.toLowerCase()} digest ${shortDigest(digest)}`,
       'data-copy': digest,
       'data-digest': digest,
       text: shortDigest(digest),
