@@ -376,6 +376,13 @@ impl<P> Session<P> {
         }
     }
 
+    /// The `Authorization` value `need` is sent with now, if the registry asked for one and
+    /// it is known (a Basic credential, or a fresh token): for a request the driver sends
+    /// itself, such as a blob `GET` it streams.
+    pub(crate) fn authorization_now(&mut self, need: &AuthNeed, now: Instant) -> Option<String> {
+        self.authorization(need, now).ok().flatten()
+    }
+
     /// Looks for what authorises `need` now; `Err` when a token must be fetched first.
     fn authorization(&mut self, need: &AuthNeed, now: Instant) -> Result<Option<String>, ()> {
         let Some(challenge) = self.challenges.get(&need.registry) else { return Ok(None) };
