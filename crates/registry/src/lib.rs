@@ -45,6 +45,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub mod access;
+pub mod cache;
 pub mod config;
 pub mod driver;
 pub mod error;
@@ -84,6 +85,8 @@ pub enum ServeError {
     Notify(#[from] notify::NotifyError),
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
+    #[error("{0}")]
+    Proxy(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
     #[error("server failed: {0}")]
@@ -134,6 +137,7 @@ impl RegistryBuilder {
             true => Some(notify::Notifier::new(&config.notifications)?),
             false => None,
         };
+        let cache = cache::Cache::new(&config.proxy).map_err(ServeError::Proxy)?;
         let state = AppState {
             config,
             store,
@@ -142,6 +146,7 @@ impl RegistryBuilder {
             local_addr: OnceLock::new(),
             ui,
             notifier,
+            cache,
             instance_id: random::random_hex(16),
         };
         Ok(Registry { state: Arc::new(state) })

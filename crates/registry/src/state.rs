@@ -26,6 +26,8 @@ pub struct AppState {
     pub ui: Option<UiDir>,
     /// Tells the notification endpoints; `None` when there are none.
     pub notifier: Option<Notifier>,
+    /// The pull-through cache; `None` when no upstream is configured.
+    pub cache: Option<crate::cache::Cache>,
     /// Names this process in events' `source.instanceID`.
     pub instance_id: String,
 }
