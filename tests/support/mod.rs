@@ -7,6 +7,7 @@
 // them: `pub` marks what test files call.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod layout;
 pub mod oci;
 pub mod tls;
 
@@ -417,9 +418,10 @@ impl Drop for Ferry {
 /// --config` reads the very same file ([`Ferry::with_config`]).
 pub fn distribution_config(root: &Path, port: u16, opts: &DistributionOpts) -> String {
     let mut yaml = format!(
-        "version: 0.1\nlog: {{level: error, accesslog: {{disabled: true}}}}\n\
+        "version: 0.1\nlog: {{level: error, accesslog: {{disabled: {}}}}}\n\
          storage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\n\
          http: {{addr: 127.0.0.1:{port}}}\n",
+        opts.access_log.is_none(),
         root.display()
     );
     if let Some(htpasswd) = &opts.htpasswd {
@@ -432,6 +434,9 @@ pub fn distribution_config(root: &Path, port: u16, opts: &DistributionOpts) -> S
 pub struct DistributionOpts {
     /// An htpasswd file (bcrypt) to turn Basic auth on.
     pub htpasswd: Option<PathBuf>,
+    /// Where distribution's access log goes (one combined-log line per request, on its
+    /// stdout); `None` keeps it off.
+    pub access_log: Option<PathBuf>,
 }
 
 /// A running distribution 2.8 (`docker-registry serve`), killed on drop.
@@ -470,6 +475,12 @@ impl Distribution {
         panic!("docker-registry did not start again on port {port}");
     }
 
+    /// Stops the registry (SIGKILL); [`Distribution::restart`] starts it again.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The storage driver's root directory: blobs live under
     /// `docker/registry/v2/blobs/sha256/<xx>/<hex>/data`.
     pub fn storage(&self) -> PathBuf {
@@ -481,10 +492,20 @@ impl Distribution {
         let yaml = distribution_config(&dir.join("data"), port, opts);
         let config = dir.join("config.yml");
         std::fs::write(&config, yaml).expect("write distribution config");
+        let stdout = match &opts.access_log {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("open the access log"),
+            ),
+            None => Stdio::null(),
+        };
         let mut child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config)
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn docker-registry");
