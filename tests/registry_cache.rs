@@ -8,6 +8,8 @@
 
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/fault_proxy.rs"]
+mod fault_proxy;
 #[path = "support/mod.rs"]
 mod support;
 
@@ -17,6 +19,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use cli::ferry;
+use fault_proxy::{Fault, FaultProxy, Schedule};
 use support::layout::{assert_blobs_identical, build_multiarch_layout, OCI_INDEX, OCI_MANIFEST};
 use support::{request, sha256, skopeo, write_htpasswd, Distribution, DistributionOpts, Ferry, TempDir};
 
@@ -191,4 +194,123 @@ fn pull_through_cache_of_a_real_distribution() {
 
     let log = std::fs::read_to_string(&ferry_log).unwrap();
     assert!(!log.contains(PASSWORD), "the upstream's password is never logged");
+}
+
+/// Every file path under `dir`.
+fn files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path.display().to_string());
+        }
+    }
+    out
+}
+
+/// A GET whose body may be cut short: the status, `Content-Length`, and the bytes that came.
+fn get_raw(url: &str) -> (u16, usize, Vec<u8>) {
+    use std::io::Read as _;
+    let mut stream = request("GET", url).start(false, None);
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a whole header") + 4;
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    (status, length, raw[end..].to_vec())
+}
+
+#[test]
+fn a_lying_upstream_never_reaches_the_cache() {
+    if !support::require("docker-registry") {
+        return;
+    }
+    let upstream = Distribution::start(&DistributionOpts::default());
+    let layer = support::random_bytes(300_000, 11);
+    let digest = cli::push_blob(&upstream.url, "app", &layer);
+    let hex = digest.trim_start_matches("sha256:").to_owned();
+    let data = upstream.storage().join(format!("docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]));
+    let mut lie = layer.clone();
+    lie[150_000] ^= 0xff;
+    std::fs::write(&data, &lie).unwrap();
+
+    // distribution's own config file, with its `proxy` key, starts the cache.
+    let dir = TempDir::new("cache-liar");
+    let config = dir.join("config.yml");
+    let cache = (0..5)
+        .find_map(|_| {
+            let port = support::free_port();
+            let yaml = format!(
+                "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}}}\n\
+                 http: {{addr: 127.0.0.1:{port}}}\nproxy: {{remoteurl: '{}'}}\n",
+                dir.join("data").display(),
+                upstream.url
+            );
+            std::fs::write(&config, yaml).unwrap();
+            Ferry::with_config(&config, &[])
+        })
+        .expect("ferry serve starts from distribution's config");
+    for attempt in 0..2 {
+        let (status, length, body) = get_raw(&format!("{}/v2/app/blobs/{digest}", cache.url));
+        assert_eq!((status, length), (200, layer.len()), "attempt {attempt}");
+        assert!(body.len() < length, "attempt {attempt}: the client sees the answer cut short");
+        assert_eq!(
+            body[..],
+            lie[..body.len()],
+            "attempt {attempt}: what came is the upstream's bytes so far"
+        );
+        let stored: Vec<String> = files(&dir.join("data")).into_iter().filter(|f| f.contains(&hex)).collect();
+        assert!(
+            stored.is_empty(),
+            "attempt {attempt}: a blob that does not match is never stored: {stored:?}"
+        );
+    }
+}
+
+#[test]
+fn a_rate_limited_upstream_leaves_the_cache_serving_with_a_warning() {
+    if !support::require("docker-registry") {
+        return;
+    }
+    let upstream = Distribution::start(&DistributionOpts::default());
+    let proxy = FaultProxy::start(&upstream.url, Schedule::none());
+    let layer = support::random_bytes(20_000, 12);
+    let (digest, _) = cli::push_image(&upstream.url, "app", Some("v1"), &[&layer], "linux/amd64");
+    let dir = TempDir::new("cache-limited");
+    let config = dir.join("ferry.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "addr: 127.0.0.1:0\nstorage: {{driver: memory}}\n\
+             proxy: {{upstreams: [{{url: '{}', tag_ttl_secs: 1}}]}}\n",
+            proxy.url
+        ),
+    )
+    .unwrap();
+    let cache = Ferry::with_config(&config, &[]).expect("ferry serve starts");
+    assert_eq!(head_manifest(&cache.url, "app", "v1"), (digest.clone(), None));
+    let layer_url = format!("{}/v2/app/blobs/{}", cache.url, sha256(&layer));
+    assert_eq!(support::get(&layer_url).body, layer);
+
+    // Every manifest read upstream is now answered 429 with `Retry-After: 1`.
+    proxy.set_schedule(Schedule::rate_limited(0, 1));
+    std::thread::sleep(Duration::from_millis(1300));
+    let (cached, warning) = head_manifest(&cache.url, "app", "v1");
+    assert_eq!(cached, digest);
+    assert!(warning.as_deref().is_some_and(|w| w.starts_with("110 ")), "{warning:?}");
+    assert_eq!(support::get(&layer_url).body, layer, "blobs are immutable: served without asking");
+    proxy.clear_log();
+    let r = request("GET", &format!("{}/v2/app/manifests/never", cache.url)).send();
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.header("retry-after").is_some(), "{:?}", r.headers);
+    // The core's policy: one retry after the upstream's Retry-After, then the answer.
+    assert_eq!(proxy.injected(Fault::RateLimited { retry_after: 1 }), 2, "{:?}", proxy.log());
 }

@@ -223,3 +223,68 @@ pub fn upstream_error(error: &Error, code: ErrorCode, what: &str) -> RegistryErr
         .with_status(StatusCode::BAD_GATEWAY),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_prefixes(prefixes: &[&str], allow_push: bool) -> Cache {
+        let upstreams = prefixes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| UpstreamConfig {
+                prefix: (*p).into(),
+                url: format!("https://up{i}.test"),
+                ..Default::default()
+            })
+            .collect();
+        Cache::new(&ProxyConfig { upstreams, allow_push }).expect("a valid config").expect("upstreams")
+    }
+
+    #[test]
+    fn repositories_route_to_the_longest_prefix() {
+        let cache = with_prefixes(&["docker.io/", "docker.io/library/", "ghcr.io/"], false);
+        // (local repository, upstream base and repository there; None when not cached)
+        let cases = [
+            ("docker.io/nginx/app", Some(("https://up0.test", "nginx/app"))),
+            ("docker.io/library/alpine", Some(("https://up1.test", "alpine"))),
+            ("ghcr.io/org/tool", Some(("https://up2.test", "org/tool"))),
+            ("ghcr.iox/tool", None),
+            ("local/app", None),
+        ];
+        for (name, want) in cases {
+            let repo = Repo::parse(name).unwrap();
+            let got = cache.source(&repo).map(|s| (s.upstream.endpoint.base().to_owned(), s.repository));
+            assert_eq!(got, want.map(|(b, r)| (b.to_owned(), r.to_owned())), "{name}");
+        }
+        let everything = with_prefixes(&[""], false);
+        let got = everything.source(&Repo::parse("library/alpine").unwrap()).map(|s| s.repository);
+        assert_eq!(got.as_deref(), Some("library/alpine"));
+    }
+
+    #[test]
+    fn pushes_to_a_cached_prefix_are_refused_unless_allowed() {
+        let (cached, local) = (Repo::parse("hub/app").unwrap(), Repo::parse("mine/app").unwrap());
+        let refusing = with_prefixes(&["hub/"], false);
+        let err = refusing.check_push(&cached).unwrap_err();
+        assert_eq!(err.code, ErrorCode::Unsupported);
+        assert!(err.message().contains("proxy.allow_push"), "{}", err.message());
+        assert!(refusing.check_push(&local).is_ok());
+        assert!(with_prefixes(&["hub/"], true).check_push(&cached).is_ok());
+    }
+
+    #[test]
+    fn upstream_failures_answer_404_503_or_502() {
+        let cases = [
+            (ErrorKind::NotFound, 404),
+            (ErrorKind::Unavailable, 503),
+            (ErrorKind::RateLimited, 503),
+            (ErrorKind::Unauthorized, 502),
+            (ErrorKind::Integrity, 502),
+        ];
+        for (kind, status) in cases {
+            let err = upstream_error(&Error::new(kind, "r.test: no"), ErrorCode::ManifestUnknown, "app:v1");
+            assert_eq!(err.status.as_u16(), status, "{kind:?}");
+        }
+    }
+}
