@@ -122,6 +122,14 @@ fn pull_through_cache_of_a_real_distribution() {
     let blob_gets = served(&access_log, "\"GET /v2/multi/arch/blobs/");
     assert_eq!(blob_gets.len(), 6, "2 configs and 4 layers fetched: {blob_gets:?}");
     assert!(blob_gets.values().all(|&n| n == 1), "each blob fetched once upstream: {blob_gets:?}");
+    let manifest_gets = served(&access_log, "\"GET /v2/multi/arch/manifests/");
+    assert_eq!(manifest_gets.len(), 3, "the index and its 2 images, by digest: {manifest_gets:?}");
+    assert!(
+        manifest_gets.values().all(|&n| n == 1),
+        "each manifest fetched once upstream: {manifest_gets:?}"
+    );
+    let tag_heads = served(&access_log, "\"HEAD /v2/multi/arch/manifests/v1 ");
+    assert_eq!(tag_heads.values().sum::<usize>(), 1, "one HEAD resolved the tag for all ten");
 
     // ferry pulls it through the cache too, into a second registry, byte for byte.
     let copy_dir = TempDir::new("cache-copy");
@@ -295,7 +303,7 @@ fn a_rate_limited_upstream_leaves_the_cache_serving_with_a_warning() {
         ),
     )
     .unwrap();
-    let cache = Ferry::with_config(&config, &[]).expect("ferry serve starts");
+    let cache = Ferry::with_config_logging_to(&config, &[], Stdio::null()).expect("ferry serve starts");
     assert_eq!(head_manifest(&cache.url, "app", "v1"), (digest.clone(), None));
     let layer_url = format!("{}/v2/app/blobs/{}", cache.url, sha256(&layer));
     assert_eq!(support::get(&layer_url).body, layer);

@@ -27,7 +27,10 @@ pub async fn ensure(
     repo: &Repo,
     reference: &str,
 ) -> Result<Freshness> {
-    match Reference::parse(reference)? {
+    let parsed = Reference::parse(reference)?;
+    let lock = cache.manifest_lock(repo, reference);
+    let _one_at_a_time = lock.lock().await;
+    match parsed {
         Reference::Digest(digest) => {
             if state.store.manifest_meta(repo, &digest).await?.is_some() {
                 return Ok(Freshness::Fresh);

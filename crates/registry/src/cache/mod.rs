@@ -46,6 +46,9 @@ const RETRY: RetryPolicy = RetryPolicy {
     max_retry_after: Duration::from_secs(5),
 };
 
+/// Held while one `repository:reference` is resolved upstream.
+type ReferenceLock = Arc<tokio::sync::Mutex<()>>;
+
 /// One upstream, ready to fetch from.
 struct UpstreamRoute {
     prefix: String,
@@ -62,6 +65,9 @@ pub struct Cache {
     blobs: blobs::Fetches,
     /// When each `repository:tag` was last confirmed upstream.
     checked: Mutex<HashMap<(String, String), std::time::Instant>>,
+    /// One lock per `repository:reference`, so that concurrent pulls of a manifest ask the
+    /// upstream once: the first fetches, the others find it stored (or freshly checked).
+    manifest_locks: Mutex<HashMap<(String, String), ReferenceLock>>,
 }
 
 /// Where a repository's content comes from upstream.
@@ -87,6 +93,7 @@ impl Cache {
             clock: TokioClock::new(),
             blobs: blobs::Fetches::default(),
             checked: Mutex::new(HashMap::new()),
+            manifest_locks: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -115,6 +122,16 @@ impl Cache {
                 source.upstream.endpoint.base()
             ))),
             _ => Ok(()),
+        }
+    }
+
+    /// The lock of one manifest reference.
+    fn manifest_lock(&self, repo: &Repo, reference: &str) -> ReferenceLock {
+        let key = (repo.as_str().to_owned(), reference.to_owned());
+        match self.manifest_locks.lock() {
+            Ok(mut locks) => locks.entry(key).or_default().clone(),
+            // A poisoned map only loses the coalescing, not the answer.
+            Err(_) => Arc::default(),
         }
     }
 
