@@ -119,7 +119,8 @@ fn join(state: &Arc<AppState>, source: &Source<'_>, repo: &Repo, digest: &Digest
     };
     let mut running =
         cache.blobs.running.lock().map_err(|_| RegistryError::internal("proxy", "a fetch panicked"))?;
-    if let Some(fetch) = running.get(digest) {
+    // A fetch whose task is gone (it panicked) is replaced, not joined.
+    if let Some(fetch) = running.get(digest).filter(|f| f.progress.has_changed().is_ok()) {
         return Ok(fetch.clone());
     }
     let dir = std::env::temp_dir().join(format!("ferry-cache-{}", std::process::id()));
@@ -221,95 +222,112 @@ impl Job {
 
 /// Where a client's body reads from.
 enum Phase {
-    /// The staging file, at this offset.
+    /// The staging file, opened once there is something to read.
     Staging(Option<tokio::fs::File>),
     /// Storage, once the blob is there.
     Stored(BoxReader),
     Done,
 }
 
-/// A client's body: the staging file as it grows, then storage; the last byte only once
-/// the blob is verified.
+/// One client's body: the staging file as it grows, then storage; the last byte only
+/// once the blob is verified.
+struct Follower {
+    state: Arc<AppState>,
+    fetch: Arc<BlobFetch>,
+    digest: Digest,
+    progress: watch::Receiver<Progress>,
+    phase: Phase,
+    /// Bytes sent so far.
+    at: u64,
+    buf: Vec<u8>,
+}
+
+impl Follower {
+    /// The next chunk, an error that ends the body, or `None` at its end.
+    async fn next(&mut self) -> Option<std::io::Result<Bytes>> {
+        let item = self.read().await;
+        match &item {
+            Some(Ok(chunk)) => self.at += chunk.len() as u64,
+            Some(Err(_)) => self.phase = Phase::Done,
+            None => {}
+        }
+        item
+    }
+
+    async fn read(&mut self) -> Option<std::io::Result<Bytes>> {
+        loop {
+            match &mut self.phase {
+                Phase::Done => return None,
+                Phase::Stored(reader) => {
+                    return match reader.read(&mut self.buf).await {
+                        Ok(0) => None,
+                        Ok(n) => Some(Ok(Bytes::copy_from_slice(&self.buf[..n]))),
+                        Err(e) => Some(Err(e)),
+                    };
+                }
+                Phase::Staging(file) => {
+                    let now = self.progress.borrow_and_update().clone();
+                    let readable = match now {
+                        Progress::Starting => 0,
+                        // The last byte waits for the verdict.
+                        Progress::Streaming { size, written } => written.min(size.saturating_sub(1)),
+                        Progress::Stored => match self.state.store.open_blob(&self.digest, self.at).await {
+                            Ok(reader) => {
+                                self.phase = Phase::Stored(reader);
+                                continue;
+                            }
+                            Err(e) => return Some(Err(std::io::Error::other(e.to_string()))),
+                        },
+                        Progress::Failed(e) => {
+                            return Some(Err(std::io::Error::other(format!(
+                                "the upstream fetch failed: {e}"
+                            ))))
+                        }
+                    };
+                    if self.at < readable {
+                        if file.is_none() {
+                            match open_at(&self.fetch.staging, self.at).await {
+                                Ok(opened) => *file = Some(opened),
+                                Err(e) => return Some(Err(e)),
+                            }
+                        }
+                        let Some(f) = file.as_mut() else { continue };
+                        let want = ((readable - self.at) as usize).min(CHUNK);
+                        return match f.read(&mut self.buf[..want]).await {
+                            Ok(0) => Some(Err(std::io::Error::other("the staging file ended early"))),
+                            Ok(n) => Some(Ok(Bytes::copy_from_slice(&self.buf[..n]))),
+                            Err(e) => Some(Err(e)),
+                        };
+                    }
+                    if self.progress.changed().await.is_err()
+                        && !matches!(*self.progress.borrow(), Progress::Stored | Progress::Failed(_))
+                    {
+                        return Some(Err(std::io::Error::other("the blob's fetch ended without a word")));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A client's body, following `fetch`.
 fn follow(
     state: Arc<AppState>,
     fetch: Arc<BlobFetch>,
     digest: Digest,
 ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> {
     let progress = fetch.progress.clone();
-    let start = (Phase::Staging(None), 0u64, progress, vec![0u8; CHUNK]);
-    futures_util::stream::unfold(start, move |(mut phase, at, mut progress, mut buf)| {
-        let (state, fetch, digest) = (state.clone(), fetch.clone(), digest.clone());
-        async move {
-            loop {
-                match &mut phase {
-                    Phase::Done => return None,
-                    Phase::Stored(reader) => {
-                        let result = reader.read(&mut buf).await;
-                        return match result {
-                            Ok(0) => None,
-                            Ok(n) => Some((
-                                Ok(Bytes::copy_from_slice(&buf[..n])),
-                                (phase, at + n as u64, progress, buf),
-                            )),
-                            Err(e) => Some((Err(e), (Phase::Done, at, progress, buf))),
-                        };
-                    }
-                    Phase::Staging(file) => {
-                        let now = progress.borrow_and_update().clone();
-                        let readable = match now {
-                            Progress::Starting => 0,
-                            // The last byte waits for the verdict.
-                            Progress::Streaming { size, written } => written.min(size.saturating_sub(1)),
-                            Progress::Stored => match state.store.open_blob(&digest, at).await {
-                                Ok(reader) => {
-                                    phase = Phase::Stored(reader);
-                                    continue;
-                                }
-                                Err(e) => {
-                                    return Some((
-                                        Err(std::io::Error::other(e.to_string())),
-                                        (Phase::Done, at, progress, buf),
-                                    ))
-                                }
-                            },
-                            Progress::Failed(e) => {
-                                let error = std::io::Error::other(format!("the upstream fetch failed: {e}"));
-                                return Some((Err(error), (Phase::Done, at, progress, buf)));
-                            }
-                        };
-                        if at < readable {
-                            if file.is_none() {
-                                match open_at(&fetch.staging, at).await {
-                                    Ok(f) => *file = Some(f),
-                                    Err(e) => return Some((Err(e), (Phase::Done, at, progress, buf))),
-                                }
-                            }
-                            let want = ((readable - at) as usize).min(CHUNK);
-                            let Some(f) = file.as_mut() else { continue };
-                            return match f.read(&mut buf[..want]).await {
-                                Ok(0) => Some((
-                                    Err(std::io::Error::other("the staging file ended early")),
-                                    (Phase::Done, at, progress, buf),
-                                )),
-                                Ok(n) => Some((
-                                    Ok(Bytes::copy_from_slice(&buf[..n])),
-                                    (phase, at + n as u64, progress, buf),
-                                )),
-                                Err(e) => Some((Err(e), (Phase::Done, at, progress, buf))),
-                            };
-                        }
-                        if progress.changed().await.is_err()
-                            && !matches!(*progress.borrow(), Progress::Stored | Progress::Failed(_))
-                        {
-                            return Some((
-                                Err(std::io::Error::other("the blob's fetch ended without a word")),
-                                (Phase::Done, at, progress, buf),
-                            ));
-                        }
-                    }
-                }
-            }
-        }
+    let follower = Follower {
+        state,
+        fetch,
+        digest,
+        progress,
+        phase: Phase::Staging(None),
+        at: 0,
+        buf: vec![0u8; CHUNK],
+    };
+    futures_util::stream::unfold(follower, |mut follower| async move {
+        follower.next().await.map(|item| (item, follower))
     })
 }
 
