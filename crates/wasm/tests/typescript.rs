@@ -13,6 +13,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use ferry_core::budget::BudgetReport;
+use ferry_core::copy::RegistryRequests;
 use ferry_core::diff::{DiffReport, TagDiff, TagStatus};
 use ferry_core::progress::{
     BlobOutcome, Event, Failure, ImageOutcome, ImageReport, JobStatus, Report, Summary,
@@ -109,6 +111,8 @@ fn declared_interfaces_name_every_field_of_the_core_structs() {
         ("Summary", fields::<Summary>()),
         ("Failure", fields::<Failure>()),
         ("WindowReport", fields::<WindowReport>()),
+        ("BudgetReport", fields::<BudgetReport>()),
+        ("RegistryRequests", fields::<RegistryRequests>()),
         ("ImageReport", fields::<ImageReport>()),
         ("DiffReport", fields::<DiffReport>()),
         ("DiffRow", fields::<TagDiff>()),
