@@ -332,3 +332,52 @@ fn a_rate_limited_upstream_leaves_the_cache_serving_with_a_warning() {
     // The core's policy: one retry after the upstream's Retry-After, then the answer.
     assert_eq!(proxy.injected(Fault::RateLimited { retry_after: 1 }), 2, "{:?}", proxy.log());
 }
+
+#[test]
+fn a_blob_streams_to_its_client_before_it_is_stored() {
+    if !support::require("docker-registry") {
+        return;
+    }
+    use std::io::Read as _;
+    let upstream = Distribution::start(&DistributionOpts::default());
+    // 512 KiB at 256 KiB/s: the upstream needs about two seconds to send it.
+    let proxy = FaultProxy::start(&upstream.url, Schedule::throttled(256 * 1024));
+    let blob = support::random_bytes(512 * 1024, 13);
+    let digest = cli::push_blob(&upstream.url, "app", &blob);
+    let hex = digest.trim_start_matches("sha256:").to_owned();
+    let dir = TempDir::new("cache-stream");
+    let config = dir.join("ferry.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "addr: 127.0.0.1:0\nstorage: {{driver: filesystem, root: {}}}\nproxy: {{upstreams: [{{url: '{}'}}]}}\n",
+            dir.join("data").display(),
+            proxy.url
+        ),
+    )
+    .unwrap();
+    let cache = Ferry::with_config_logging_to(&config, &[], Stdio::null()).expect("ferry serve starts");
+    let stored =
+        || files(&dir.join("data")).into_iter().filter(|f| f.contains(&hex) && f.ends_with("/data")).count();
+
+    let mut stream = request("GET", &format!("{}/v2/app/blobs/{digest}", cache.url)).start(false, None);
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let header_end = loop {
+        let n = stream.read(&mut buf).expect("the answer comes");
+        assert!(n > 0, "the answer ended early: {}", String::from_utf8_lossy(&raw));
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            if raw.len() >= end + 4 + 64 * 1024 {
+                break end + 4;
+            }
+        }
+    };
+    assert!(raw.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&raw[..header_end]));
+    assert_eq!(stored(), 0, "the client has its first 64 KiB while the blob is not stored yet");
+    stream.read_to_end(&mut raw).expect("the rest of the body");
+    assert!(raw[header_end..] == blob[..], "the client gets the blob byte for byte");
+    assert_eq!(stored(), 1, "once the client has the last byte, the blob is stored");
+    assert_eq!(proxy.count(|l| l.method == "GET" && l.target.contains("/blobs/")), 1);
+}
