@@ -160,9 +160,11 @@ fn pull_through_cache_of_a_real_distribution() {
     // A tag moved upstream is seen once the TTL has passed, not before; the re-check is one HEAD.
     std::thread::sleep(Duration::from_secs(TTL_SECS) + Duration::from_millis(300));
     let heads = |log: &Path| served(log, "\"HEAD /v2/multi/arch/manifests/v1 ").values().sum::<usize>();
-    let before = heads(&access_log);
+    let lines = |log: &Path| std::fs::read_to_string(log).unwrap_or_default().lines().count();
+    let (before, lines_before) = (heads(&access_log), lines(&access_log));
     assert_eq!(head_manifest(&cache.url, "hub/multi/arch", "v1"), (index_digest.clone(), None));
     assert_eq!(heads(&access_log), before + 1, "one HEAD re-checks the tag");
+    assert_eq!(lines(&access_log), lines_before + 1, "authorised up front: no 401 first");
     let index_json: serde_json::Value = serde_json::from_slice(&index).unwrap();
     let child = index_json["manifests"][0]["digest"].as_str().unwrap().to_owned();
     let child_bytes =

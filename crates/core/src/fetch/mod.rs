@@ -27,7 +27,7 @@ use crate::error::{Error, ErrorKind};
 use crate::machine::SessionMachine;
 use crate::manifest::RawManifest;
 use crate::retry::RetryPolicy;
-use crate::session::{AuthNeed, Call, Outcome, Session};
+use crate::session::{AuthNeed, Call, Learned, Outcome, Session};
 use crate::time::{Instant, UnixTime, WallClock};
 
 #[cfg(test)]
@@ -80,6 +80,18 @@ pub struct Upstream {
     pub retry: RetryPolicy,
 }
 
+/// What fetches from one upstream learned about authorising there (its challenge, and
+/// tokens until they expire on the driver's clock), so the next fetch skips the `401` and
+/// the token request. Never printed: it holds credentials.
+#[derive(Clone, Default)]
+pub struct UpstreamAuth(Learned);
+
+impl std::fmt::Debug for UpstreamAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UpstreamAuth(..)")
+    }
+}
+
 /// The machine: one [`Want`] of one repository.
 pub struct Fetch {
     session: Session<()>,
@@ -90,22 +102,30 @@ pub struct Fetch {
 }
 
 impl Fetch {
-    /// Starts fetching `want` from `repository` upstream; `seed` seeds the retry jitter.
+    /// Starts fetching `want` from `repository` upstream, authorising as `auth` (what
+    /// earlier fetches there learned) says; `seed` seeds the retry jitter.
     pub fn new(
         upstream: Upstream,
+        auth: UpstreamAuth,
         repository: &str,
         want: Want,
         seed: u64,
         now: Instant,
         wall: UnixTime,
     ) -> Self {
-        let session = Session::new(upstream.credentials, upstream.retry, seed, WallClock::new(now, wall));
+        let mut session = Session::new(upstream.credentials, upstream.retry, seed, WallClock::new(now, wall));
+        session.learn(auth.0);
         let registry = crate::api::host_of(upstream.endpoint.base());
         let need =
             AuthNeed { registry, repository: repository.to_owned(), scopes: vec![Scope::pull(repository)] };
         let mut fetch = Fetch { session, endpoint: upstream.endpoint, need, want, result: None };
         fetch.start(now);
         fetch
+    }
+
+    /// What this fetch knows about authorising at the upstream, for the next fetch.
+    pub fn auth(&self) -> UpstreamAuth {
+        UpstreamAuth(self.session.learned())
     }
 
     /// What came of the fetch, once [`Machine::is_finished`](crate::machine::Machine::is_finished).

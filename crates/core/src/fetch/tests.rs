@@ -5,7 +5,7 @@ use std::time::Duration;
 use http::header::AUTHORIZATION;
 use http::Method;
 
-use super::{Fetch, Fetched, Upstream, Want};
+use super::{Fetch, Fetched, Upstream, UpstreamAuth, Want};
 use crate::api::Endpoint;
 use crate::auth::{Credential, CredentialStore};
 use crate::digest::Digest;
@@ -41,9 +41,18 @@ fn upstream() -> Upstream {
 }
 
 fn run(sim: &mut Simulation, want: Want) -> Result<Fetched, crate::error::Error> {
-    let mut fetch = Fetch::new(upstream(), "app", want, 1, sim.now, UnixTime(1_700_000_000));
+    run_as(sim, want, UpstreamAuth::default()).0
+}
+
+/// A fetch starting from `auth`; its result and what it learned.
+fn run_as(
+    sim: &mut Simulation,
+    want: Want,
+    auth: UpstreamAuth,
+) -> (Result<Fetched, crate::error::Error>, UpstreamAuth) {
+    let mut fetch = Fetch::new(upstream(), auth, "app", want, 1, sim.now, UnixTime(1_700_000_000));
     sim.run(&mut fetch).expect("the driver contract holds");
-    fetch.result().expect("a finished fetch has a result")
+    (fetch.result().expect("a finished fetch has a result"), fetch.auth())
 }
 
 /// Method, path and status of every request the upstream saw.
@@ -77,6 +86,28 @@ fn manifest_by_tag_after_the_token_dance_is_the_upstreams_bytes() {
             (Method::GET, "/v2/app/manifests/v1".into(), 200),
         ]
     );
+}
+
+#[test]
+fn a_later_fetch_reuses_the_challenge_and_token_until_the_token_expires() {
+    let (network, _, layer) = network();
+    let mut sim = Simulation::new(network);
+    let (first, auth) = run_as(&mut sim, Want::TagDigest("v1".into()), UpstreamAuth::default());
+    assert!(first.is_ok());
+    assert_eq!(sim.network.log.len(), 3, "401, token, HEAD");
+    let (second, auth) = run_as(&mut sim, Want::Blob(layer.clone()), auth);
+    assert!(second.is_ok());
+    assert_eq!(
+        log(&sim)[3..],
+        [(Method::HEAD, format!("/v2/app/blobs/{layer}"), 200)],
+        "authorised up front"
+    );
+    // The fake's tokens live 300 s: past that, the next fetch asks for a new one first.
+    sim.now = sim.now + Duration::from_secs(301);
+    let (third, _) = run_as(&mut sim, Want::TagDigest("v1".into()), auth);
+    assert!(third.is_ok());
+    let paths: Vec<String> = log(&sim)[4..].iter().map(|(_, p, _)| p.clone()).collect();
+    assert_eq!(paths, ["/token", "/v2/app/manifests/v1"]);
 }
 
 #[test]

@@ -123,7 +123,7 @@ fn join(state: &Arc<AppState>, source: &Source<'_>, repo: &Repo, digest: &Digest
     if let Some(fetch) = running.get(digest).filter(|f| f.progress.has_changed().is_ok()) {
         return Ok(fetch.clone());
     }
-    let dir = std::env::temp_dir().join(format!("ferry-cache-{}", std::process::id()));
+    let dir = std::env::temp_dir().join("ferry-cache");
     let staging = dir.join(format!("{}-{}", digest.hex(), crate::random::random_hex(8)));
     let (tx, rx) = watch::channel(Progress::Starting);
     let fetch = Arc::new(BlobFetch { staging: staging.clone(), progress: rx });

@@ -20,7 +20,7 @@ use axum::response::Response;
 use ferry_core::api::Endpoint;
 use ferry_core::auth::{Credential, CredentialStore};
 use ferry_core::error::{Error, ErrorKind};
-use ferry_core::fetch::{Fetch, Fetched, Upstream, Want};
+use ferry_core::fetch::{Fetch, Fetched, Upstream, UpstreamAuth, Want};
 use ferry_core::retry::RetryPolicy;
 use ferry_native::{NativeTransport, TokioClock};
 use http::{Method, StatusCode};
@@ -68,6 +68,8 @@ pub struct Cache {
     /// One lock per `repository:reference`, so that concurrent pulls of a manifest ask the
     /// upstream once: the first fetches, the others find it stored (or freshly checked).
     manifest_locks: Mutex<HashMap<(String, String), ReferenceLock>>,
+    /// What fetches learned about authorising at each upstream, by its base URL.
+    auth: Mutex<HashMap<String, UpstreamAuth>>,
 }
 
 /// Where a repository's content comes from upstream.
@@ -94,6 +96,7 @@ impl Cache {
             blobs: blobs::Fetches::default(),
             checked: Mutex::new(HashMap::new()),
             manifest_locks: Mutex::new(HashMap::new()),
+            auth: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -144,10 +147,15 @@ impl Cache {
     async fn fetch_from(&self, upstream: &Upstream, repository: &str, want: Want) -> Result<Fetched, Error> {
         let seed = u64::from_str_radix(&crate::random::random_hex(8), 16).unwrap_or(1);
         let (now, wall) = (ferry_core::transport::Clock::now(&self.clock), self.clock.wall_now());
-        let mut machine = Fetch::new(upstream.clone(), repository, want, seed, now, wall);
+        let base = upstream.endpoint.base().to_owned();
+        let auth = self.auth.lock().ok().and_then(|a| a.get(&base).cloned()).unwrap_or_default();
+        let mut machine = Fetch::new(upstream.clone(), auth, repository, want, seed, now, wall);
         ferry_core::driver::run(&mut machine, &self.transport, &self.clock, |_| {})
             .await
             .map_err(|e| Error::new(ErrorKind::Unavailable, e.to_string()))?;
+        if let Ok(mut auth) = self.auth.lock() {
+            auth.insert(base, machine.auth());
+        }
         machine
             .result()
             .unwrap_or_else(|| Err(Error::new(ErrorKind::Unavailable, "the fetch ended without a result")))
