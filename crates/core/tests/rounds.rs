@@ -8,6 +8,7 @@ use ferry_core::config::parse_images_file;
 use ferry_core::copy::{Job, Plan, SyncMachine, SyncOptions};
 use ferry_core::digest::Digest;
 use ferry_core::progress::{Event, ImageOutcome, JobStatus};
+use ferry_core::referrers::ReferrerFilter;
 use ferry_core::testkit::{Fault, FaultAnswer, ImageBuilder, LoggedRequest, Network, Simulation};
 use ferry_core::time::{Instant, UnixTime};
 use http::Method;
@@ -30,7 +31,8 @@ fn run(images: &str, faults: Vec<Fault>, rounds: u32) -> (Simulation, SyncMachin
     let mut endpoints = EndpointMap::default();
     endpoints.insecure.extend([SRC.to_owned(), DST.to_owned()]);
     let job = Job { plan: Plan::Rules(rules), credentials: Default::default(), endpoints };
-    let options = SyncOptions { rounds, ..SyncOptions::default() };
+    // Images alone: these exact counts leave referrers out (tests/referrers.rs counts them).
+    let options = SyncOptions { rounds, referrers: ReferrerFilter::None, ..SyncOptions::default() };
     let mut sim = Simulation::new(net);
     let mut machine = SyncMachine::new(job, options, Instant::ZERO, UnixTime(1_700_000_000));
     sim.run(&mut machine).expect("the machine finishes");
