@@ -7,6 +7,7 @@
 // them: `pub` marks what test files call.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod layout;
 pub mod oci;
 pub mod tls;
 
@@ -494,6 +495,12 @@ impl Distribution {
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("docker-registry did not start again on port {port}");
+    }
+
+    /// Stops the registry (SIGKILL); [`Distribution::restart`] starts it again.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The storage driver's root directory: blobs live under
