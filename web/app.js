@@ -12,6 +12,7 @@ import { describeFailure } from './failure.js';
 import { formatBytes, formatRate } from './format.js';
 import { WIDE_KEYS } from './registry-wide.js';
 import { startRegistryView } from './registry-view.js';
+import { relayApi } from './relay-client.js';
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -77,6 +78,23 @@ async function loadedFerry() {
   }
 }
 
+/**
+ * What makes the calls: ferry-wasm from this tab, or, when "Go through the relay" is
+ * ticked, the relay with the same `diff` and `copy`. Null after saying what is missing.
+ */
+async function loadedApi() {
+  if (!field('relay-use').checked) return loadedFerry();
+  let url;
+  try {
+    url = parseRegistry(field('relay-url').value, 'relay-url').registry;
+  } catch (error) {
+    if (!(error instanceof InputProblem)) throw error;
+    markInvalid(error);
+    return null;
+  }
+  return relayApi({ url, username: field('relay-username').value, password: field('relay-password').value });
+}
+
 // ------------------------------------------------------------------ messages
 
 function showMessage(kind, text) {
@@ -140,7 +158,7 @@ function markInvalid(problem) {
   const input = field(problem.field);
   input?.setAttribute('aria-invalid', 'true');
   input?.focus();
-  showMessage('error', `${input?.labels?.[0]?.textContent ?? 'Field'} (${SIDES[problem.field.split('-')[0]]}): ${problem.message}`);
+  showMessage('error', `${input?.labels?.[0]?.textContent ?? 'Field'} (${SIDES[problem.field.split('-')[0]] ?? 'relay'}): ${problem.message}`);
 }
 
 function readBothSides() {
@@ -221,6 +239,7 @@ async function checkRegistries(sides, { showOk }) {
 async function explainFailure(error, sides, what) {
   showMessage('error', `${what} failed: ${describeFailure(error?.kind, error?.message ?? String(error))}`);
   if (error?.name !== 'NetworkError') return;
+  ui.message.textContent += ' A registry that sends no CORS headers can still be reached through a relay: see "Through a relay" in the form.';
   if (error.registry) {
     const side = sideOf(error.registry, sides);
     const repository = side === 'destination' ? sides.dst.repository : sides.src.repository;
@@ -294,7 +313,7 @@ async function runDiff({ keepOutcomes = false } = {}) {
   updateActions();
   ui.results.setAttribute('aria-busy', 'true');
   try {
-    const ferry = await loadedFerry();
+    const ferry = await loadedApi();
     if (ferry) {
       const report = await ferry.diff(withAuth(sides.src, 'src'), withAuth(sides.dst, 'dst'), { details: true, referrers: true });
       state.report = report;
@@ -340,7 +359,7 @@ function updateOverall(progress, ended) {
 async function runCopy(tags) {
   if (!tags.length || state.copy || !state.compared) return;
   const sides = state.compared;
-  const ferry = await loadedFerry();
+  const ferry = await loadedApi();
   if (!ferry) return;
   const sizes = new Map(state.report.rows.map((row) => [row.tag, row.size]));
   const progress = new CopyProgress(tags.map((tag) => ({ tag, size: sizes.get(tag) })), performance.now());
@@ -531,4 +550,4 @@ ui.cancel.addEventListener('click', () => {
 
 window.addEventListener('hashchange', applyHash);
 applyHash();
-startRegistryView({ loadedFerry, withAuth });
+startRegistryView({ loadedFerry: loadedApi, withAuth });

@@ -5,10 +5,15 @@
 // serious or critical violation. Last, a 2,000-tag repository pair: how long it takes to
 // render and to filter is printed, not asserted (benchmarks hold targets).
 //
-// Needs what e2e.test.mjs needs, plus axe-core (package.json, installed by `npm ci`).
+// Then a distribution with no CORS headers as the source: the page explains it, and diffs
+// and copies through `ferry serve --relay`.
+//
+// Needs what e2e.test.mjs needs (docker-registry and htpasswd for the relay case), plus
+// axe-core (package.json, installed by `npm ci`).
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -16,7 +21,7 @@ import { join } from 'node:path';
 
 import { chromium } from 'playwright-core';
 
-import { ROOT, OCI_MANIFEST, bytes, hasBlob, headDigest, pushImage, pushIndex, putManifest, startFerry, freePort } from './support/registries.mjs';
+import { ROOT, OCI_MANIFEST, bytes, hasBlob, have, headDigest, pushImage, pushIndex, putManifest, startDistribution, startFerry, freePort } from './support/registries.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
@@ -179,6 +184,61 @@ test('registry-wide diff, filters, hash and copy all missing across repositories
   await page.locator(`#diagnosis section[data-registry="${closed.url}"]`).waitFor({ timeout: 30_000 });
   problems.push(...(await axeProblems('CORS diagnosis')));
   assert.deepEqual(problems, []);
+});
+
+test('a distribution without CORS: explained, then diffed and copied through ferry serve --relay', async (t) => {
+  const missing = ['docker-registry', 'htpasswd'].filter((tool) => !have(tool));
+  if (missing.length) return t.skip(`not installed: ${missing.join(', ')}`);
+  const repository = 'relayed/app';
+  const peer = await startDistribution();
+  cleanups.push(() => peer.stop());
+  const one = await pushImage(peer.url, repository, { tags: ['1.0', 'latest'], layers: [bytes('relayed', 32 * KIB)] });
+  const index = await pushIndex(peer.url, repository, { tag: '2.0', platforms: ['linux/amd64', 'linux/arm64'], shared: [bytes('relayed base', 16 * KIB)], ownSize: 8 * KIB });
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-web-relay-'));
+  const users = join(dir, 'htpasswd');
+  const made = spawnSync('htpasswd', ['-Bbc', users, 'page', 'relay-Pa55']);
+  assert.equal(made.status, 0, `htpasswd: ${made.stderr}`);
+  const relay = await startFerry(['--storage', 'memory', '--htpasswd', users, '--relay', '--relay-allow', new URL(peer.url).host, '--relay-allow', new URL(destination.url).host, '--cors-origin', origin]);
+  cleanups.push(async () => {
+    await relay.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  await page.goto('about:blank');
+  await page.goto(`${origin}/ui/#src=${peer.url}/${repository}&dst=${destination.url}/${repository}`);
+  const section = page.locator(`#diagnosis section[data-registry="${peer.url}"]`);
+  await section.waitFor({ timeout: 30_000 });
+  assert.equal(await section.getAttribute('data-verdict'), 'no_allow_origin');
+  assert.match(await page.textContent('#message'), /^Comparing failed: .*through a relay: see "Through a relay" in the form\.$/);
+  const problems = await axeProblems('no CORS, explained');
+
+  await page.click('#relay summary');
+  await page.check('#relay-use');
+  await page.fill('#relay-url', relay.url);
+  await page.fill('#relay-username', 'page');
+  await page.fill('#relay-password', 'wrong');
+  await page.click('#compare');
+  await page.waitForFunction(() => /refused the job \(HTTP 401\): check the relay username and password/.test(document.querySelector('#message')?.textContent), null, { timeout: 30_000 });
+  await page.fill('#relay-password', 'relay-Pa55');
+  await page.click('#compare');
+  await page.waitForSelector('#diff-table tbody tr[data-tag="latest"]', { timeout: 30_000 });
+  assert.deepEqual(await page.$$eval('#diff-table tbody tr', (rows) => rows.map((r) => [r.dataset.tag, r.dataset.status])), [['1.0', 'missing'], ['2.0', 'missing'], ['latest', 'missing']]);
+  problems.push(...(await axeProblems('diffed through the relay')));
+
+  await page.click('#copy-missing');
+  await page.waitForSelector('#progress[data-state="done"]', { timeout: 60_000 });
+  await page.waitForFunction(() => !document.querySelector('#results').hasAttribute('aria-busy') && document.querySelector('[data-count="in_sync"]')?.textContent === '3', null, { timeout: 30_000 });
+  assert.match(await page.textContent('#overall-text'), /^Done: copied 3, skipped 0, failed 0 of 3 image\(s\)/);
+  for (const [tag, digest] of [['1.0', one.digest], ['latest', one.digest], ['2.0', index.digest]]) {
+    assert.equal(await headDigest(destination.url, repository, tag), digest, tag);
+  }
+  for (const child of index.children) {
+    assert.equal(await headDigest(destination.url, repository, child.digest), child.digest, `index child ${child.platform.architecture}`);
+    for (const blob of child.blobs) assert.ok(await hasBlob(destination.url, repository, blob), `blob ${blob}`);
+  }
+  problems.push(...(await axeProblems('copied through the relay')));
+  assert.deepEqual(problems, []);
+  await page.uncheck('#relay-use');
 });
 
 // 2,000 rows as 40 repositories of 50 tags: ferry-wasm's diff of ONE 2,000-tag repository
