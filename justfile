@@ -62,5 +62,5 @@ demo-web:
 test-web:
     scripts/build-wasm.sh
     cargo build --quiet -p ferry-cli
-    [ -d node_modules ] || PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci
+    [ -d node_modules/axe-core ] || PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci
     FERRY_BIN="${CARGO_TARGET_DIR:-target}/debug/ferry" node --test web/test/*.test.mjs

@@ -59,7 +59,8 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen" ];
   cargo install wasm-bindgen-cli --version "$bindgen"
 fi
 
-# The browser tests drive Debian's Chromium through playwright-core; no browser is downloaded.
+# The browser tests drive Debian's Chromium through playwright-core (no browser is downloaded)
+# and scan the page with axe-core (npm, ~1 s, 3 MB).
 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
 
 # Peers are required: a test whose tool is missing fails instead of skipping.
