@@ -205,11 +205,36 @@ pub struct StorageConfig {
     pub driver: String,
     /// Root directory of the `filesystem` driver.
     pub root: PathBuf,
+    /// Expiry of abandoned upload sessions (distribution's `maintenance.uploadpurging`),
+    /// applied by `ferry serve gc`.
+    pub upload_purging: UploadPurgingConfig,
+    /// Seconds `/healthz` waits for the driver's health check before answering 503.
+    pub health_timeout_secs: u64,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { driver: "filesystem".into(), root: PathBuf::from("./ferry-data") }
+        StorageConfig {
+            driver: "filesystem".into(),
+            root: PathBuf::from("./ferry-data"),
+            upload_purging: UploadPurgingConfig::default(),
+            health_timeout_secs: 5,
+        }
+    }
+}
+
+/// Upload sessions older than `age_secs` are abandoned: `ferry serve gc` removes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadPurgingConfig {
+    pub enabled: bool,
+    /// Seconds since the session started (distribution's default: 168h).
+    pub age_secs: u64,
+}
+
+impl Default for UploadPurgingConfig {
+    fn default() -> Self {
+        UploadPurgingConfig { enabled: true, age_secs: 168 * 3600 }
     }
 }
 

@@ -25,7 +25,9 @@ mod tests;
 /// A manifest revision of one repository, as the store holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestEntry {
+    /// The repository holding the revision.
     pub repo: String,
+    /// The digest of the manifest's bytes.
     pub digest: Digest,
     /// A tag of the repository points at it.
     pub tagged: bool,
@@ -45,8 +47,11 @@ pub struct ManifestEntry {
 #[derive(Debug, thiserror::Error)]
 #[error("manifest {digest} of repository {repo} is unreadable ({source}); garbage collection stops so that no blob it references is deleted: delete the manifest or restore it")]
 pub struct UnreadableManifest {
+    /// The repository holding the revision.
     pub repo: String,
+    /// The revision's digest.
     pub digest: Digest,
+    /// What is wrong with its bytes.
     #[source]
     pub source: ManifestError,
 }
@@ -84,7 +89,9 @@ impl ManifestEntry {
 /// A blob of the global store, with its age when the driver knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobEntry {
+    /// The content's digest (its path in the store).
     pub digest: Digest,
+    /// Bytes it takes.
     pub size: u64,
     /// Seconds since it was last written; `None` when the driver cannot tell.
     pub age_secs: Option<u64>,
@@ -93,8 +100,11 @@ pub struct BlobEntry {
 /// An upload session, with the seconds since it started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadEntry {
+    /// The repository the upload was started in.
     pub repo: String,
+    /// The session id.
     pub id: String,
+    /// Seconds since the session started.
     pub age_secs: u64,
 }
 
@@ -161,11 +171,14 @@ pub fn mark(manifests: &[ManifestEntry], policy: &Policy) -> Marked {
 pub struct Sweep {
     /// `(repo, digest)` of the manifest revisions to unlink (with their tags).
     pub manifests: Vec<(String, Digest)>,
+    /// Blob content to delete.
     pub blobs: Vec<BlobEntry>,
+    /// Upload sessions that expired.
     pub uploads: Vec<UploadEntry>,
 }
 
 impl Sweep {
+    /// The bytes the blobs to delete take.
     pub fn bytes(&self) -> u64 {
         self.blobs.iter().map(|b| b.size).sum()
     }

@@ -127,6 +127,29 @@ fn unknown(t: &mut Translation, key: &str) {
     ));
 }
 
+/// `storage.maintenance.uploadpurging: {enabled, age, interval, dryrun}`: ferry applies
+/// `enabled` and `age` when `ferry serve gc` runs, not on an interval.
+fn upload_purging(t: &mut Translation, value: &Value) {
+    for (key, value) in entries(value) {
+        match key.as_str() {
+            "enabled" => t.config.storage.upload_purging.enabled = scalar(value).as_deref() == Some("true"),
+            "age" => match scalar(value).as_deref().and_then(go_duration) {
+                Some(secs) => t.config.storage.upload_purging.age_secs = secs as u64,
+                None => t.errors.push(
+                    "config key `storage.maintenance.uploadpurging.age`: expected a duration like 168h"
+                        .into(),
+                ),
+            },
+            "interval" | "dryrun" => warn(
+                t,
+                &format!("storage.maintenance.uploadpurging.{key}"),
+                "ferry purges abandoned uploads when `ferry serve gc` runs (its --dry-run deletes nothing)",
+            ),
+            other => unknown(t, &format!("storage.maintenance.uploadpurging.{other}")),
+        }
+    }
+}
+
 fn log(t: &mut Translation, value: &Value) {
     let mut access_log_off = false;
     for (key, value) in entries(value) {
@@ -191,12 +214,7 @@ fn storage(t: &mut Translation, value: &Value) {
                 for (key, value) in entries(value) {
                     match key.as_str() {
                         "readonly" => t.config.read_only = flag(value, "enabled"),
-                        "uploadpurging" => warn(
-                            t,
-                            "storage.maintenance.uploadpurging",
-                            "ferry removes an upload's files when it is cancelled, and temporary files at \
-                             start; no periodic purge",
-                        ),
+                        "uploadpurging" => upload_purging(t, value),
                         other => unknown(t, &format!("storage.maintenance.{other}")),
                     }
                 }
@@ -509,7 +527,7 @@ mod tests {
     fn keys_map_table() {
         let t = read(
             "version: '0.1'\nlog: {level: debug, formatter: json}\n\
-             storage: {inmemory: {}, delete: {enabled: true}, maintenance: {readonly: {enabled: true}}, redirect: {disable: true}}\n\
+             storage: {inmemory: {}, delete: {enabled: true}, maintenance: {readonly: {enabled: true}, uploadpurging: {enabled: true, age: 2h30m}}, redirect: {disable: true}}\n\
              http: {addr: 127.0.0.1:5001, host: https://r.example, headers: {Access-Control-Allow-Origin: ['http://a'], \
              Access-Control-Allow-Credentials: ['true']}, tls: {certificate: /c, key: /k, clientcas: [/ca], minimumtls: tls1.2}}\n\
              auth: {htpasswd: {realm: r, path: /h}}\n",
@@ -519,6 +537,7 @@ mod tests {
         assert_eq!((c.log.level.as_str(), c.log.format), ("debug", LogFormat::Json));
         assert_eq!(c.storage.driver, "memory");
         assert!(c.delete && c.read_only);
+        assert_eq!((c.storage.upload_purging.enabled, c.storage.upload_purging.age_secs), (true, 9000));
         assert_eq!(c.addr, "127.0.0.1:5001");
         assert_eq!(c.public_url.as_deref(), Some("https://r.example"));
         assert_eq!(c.cors.origins, vec!["http://a".to_string()]);
@@ -603,9 +622,14 @@ mod tests {
             ("http: {secret: s, debug: {addr: ':5001'}}", "`http.debug`", false),
             ("http: {headers: {X-Frame-Options: [deny]}}", "`http.headers.X-Frame-Options`", false),
             (
-                "storage: {filesystem: {rootdirectory: /r}, maintenance: {uploadpurging: {enabled: true}}}",
-                "uploadpurging",
+                "storage: {filesystem: {rootdirectory: /r}, maintenance: {uploadpurging: {interval: 24h}}}",
+                "uploadpurging.interval",
                 false,
+            ),
+            (
+                "storage: {filesystem: {rootdirectory: /r}, maintenance: {uploadpurging: {age: soon}}}",
+                "uploadpurging.age",
+                true,
             ),
         ];
         for (extra, key, is_error) in cases {
