@@ -22,6 +22,7 @@ mod ls;
 mod progress;
 mod sample;
 mod serve;
+mod serve_gc;
 mod state;
 mod sync;
 

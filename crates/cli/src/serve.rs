@@ -23,7 +23,8 @@ Examples:
   ferry serve --htpasswd ./htpasswd --relay --relay-allow ghcr.io --relay-allow '*.corp.example' \
               --cors-origin https://ferry.example   # job relay at /jobs for the web page
   ferry serve --config ferry.yaml --print-config   # show the effective config
-  ferry serve --config /etc/docker/registry/config.yml  # distribution's config file, as it is";
+  ferry serve --config /etc/docker/registry/config.yml  # distribution's config file, as it is
+  ferry serve gc --root ./ferry-data --dry-run      # what garbage collection would free";
 
 /// Options of `ferry serve`. Every option is also a key of the YAML config file.
 #[derive(Debug, Args)]
@@ -189,6 +190,17 @@ pub(crate) struct ServeArgs {
     /// Print the effective configuration as YAML and exit
     #[arg(long)]
     print_config: bool,
+
+    #[command(subcommand)]
+    command: Option<ServeCommand>,
+}
+
+/// What `ferry serve` runs instead of the registry.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum ServeCommand {
+    /// Garbage collection: delete unreferenced blobs (and untagged manifests with
+    /// --delete-untagged) and expired upload sessions from the registry's storage.
+    Gc(crate::serve_gc::GcArgs),
 }
 
 impl ServeArgs {
@@ -279,7 +291,10 @@ fn init_logging(config: &Config) {
     }
 }
 
-pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
+pub(crate) fn run(mut args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(ServeCommand::Gc(gc)) = args.command.take() {
+        return crate::serve_gc::run(gc);
+    }
     let (config, print_config, warnings) = args.config()?;
     if print_config {
         for warning in &warnings {

@@ -114,7 +114,7 @@ pub async fn collect<F: Future<Output = ()>>(
         blobs_deleted: plan.blobs.len(),
         bytes_freed: plan.bytes(),
         uploads_expired: plan.uploads.len(),
-        blobs_kept_in_grace: unreferenced.blobs.len() - plan.blobs.len(),
+        blobs_kept_in_grace: unreferenced.blobs.len().saturating_sub(plan.blobs.len()),
         blobs_scanned: blobs.len(),
     };
     if options.dry_run {
