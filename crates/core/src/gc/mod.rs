@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::digest::Digest;
-use crate::manifest::{Manifest, ManifestError, RawManifest};
+use crate::manifest::{Manifest, RawManifest};
 
 #[cfg(test)]
 mod tests;
@@ -45,15 +45,14 @@ pub struct ManifestEntry {
 /// Why a manifest could not be marked: its references are unknown, so nothing may be
 /// swept.
 #[derive(Debug, thiserror::Error)]
-#[error("manifest {digest} of repository {repo} is unreadable ({source}); garbage collection stops so that no blob it references is deleted: delete the manifest or restore it")]
+#[error("manifest {digest} of repository {repo} is unreadable ({reason}); garbage collection stops so that no blob it references is deleted: delete the manifest or restore it")]
 pub struct UnreadableManifest {
     /// The repository holding the revision.
     pub repo: String,
     /// The revision's digest.
     pub digest: Digest,
     /// What is wrong with its bytes.
-    #[source]
-    pub source: ManifestError,
+    pub reason: String,
 }
 
 impl ManifestEntry {
@@ -65,10 +64,10 @@ impl ManifestEntry {
         media_type: &str,
         bytes: Vec<u8>,
     ) -> Result<ManifestEntry, UnreadableManifest> {
-        let raw = RawManifest::parse(bytes, Some(media_type)).map_err(|source| UnreadableManifest {
+        let raw = RawManifest::parse(bytes, Some(media_type)).map_err(|e| UnreadableManifest {
             repo: repo.to_owned(),
             digest: digest.clone(),
-            source,
+            reason: e.to_string(),
         })?;
         let (subject, children, blobs) = match raw.manifest() {
             Manifest::Image(image) => (
