@@ -194,3 +194,18 @@ fn a_push_between_mark_and_sweep_stays_complete_and_pullable() {
     assert_pullable(&reused, &ferry, "gc/app", "back", &dir.join("pulled-back"));
     assert_pullable(&fresh, &ferry, "gc/other", "new", &dir.join("pulled-new"));
 }
+
+#[test]
+fn gc_names_storage_it_cannot_collect() {
+    let dir = TempDir::new("gc-bad-root");
+    let missing = dir.join("missing");
+    let cases: [(&[&str], &str); 2] = [
+        (&["--root", missing.to_str().unwrap()], "is not a directory"),
+        (&["--storage", "memory"], "inside one `ferry serve` process"),
+    ];
+    for (args, message) in cases {
+        let output = Command::new(ferry_bin()).args(["serve", "gc"]).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success() && stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
