@@ -169,6 +169,8 @@ pub struct SyncMachine {
     /// The pass over the queue under way, from 1.
     round: u32,
     started: Instant,
+    /// Set by [`Machine::stop`](crate::machine::Machine::stop): no image or round starts.
+    stopping: bool,
     finished: bool,
 }
 
@@ -197,6 +199,7 @@ impl SyncMachine {
             blobs: BlobTable::new(max_transfers),
             round: 1,
             started: now,
+            stopping: false,
             finished: false,
             ctx: Context { endpoints: job.endpoints, options },
         };
@@ -232,6 +235,10 @@ impl SyncMachine {
         summary.transfers = self.session.stats.transfers;
         summary.retries = self.session.stats.retries;
         summary.rate_limits = self.session.window_report();
+        summary.requests_by = self.session.stats.request_counts();
+        if self.stopping {
+            summary.stopped = self.images.iter().filter(|i| i.outcome() == ImageOutcome::Pending).count();
+        }
         Report { status: summary.status(), summary, images }
     }
 
@@ -291,7 +298,7 @@ impl SyncMachine {
 
     /// Starts queued images while fewer than `proc` are active.
     fn fill(&mut self, now: Instant) {
-        while self.active < self.ctx.options.proc.max(1) {
+        while !self.stopping && self.active < self.ctx.options.proc.max(1) {
             let Some(id) = self.queue.pop_front() else { break };
             self.active += 1;
             let mut effects = Vec::new();
@@ -312,7 +319,7 @@ impl SyncMachine {
         {
             return;
         }
-        if self.round <= self.ctx.options.rounds && self.start_round(now) {
+        if !self.stopping && self.round <= self.ctx.options.rounds && self.start_round(now) {
             return;
         }
         self.finished = true;
@@ -490,6 +497,13 @@ impl SessionMachine for SyncMachine {
 
     fn settle(&mut self, now: Instant) {
         self.check_finished(now);
+    }
+
+    /// Queued images stay queued (`pending` in the report, counted in `stopped`); images
+    /// in flight, and listings in flight, run to their end; no further round starts.
+    fn stop_starting(&mut self, _now: Instant) {
+        self.stopping = true;
+        self.queue.clear();
     }
 
     fn finished(&self) -> bool {

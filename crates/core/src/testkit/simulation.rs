@@ -36,6 +36,8 @@ pub struct Simulation {
     transfers: usize,
     /// The most transfers ever in flight at once: a test checks it against the limit.
     pub max_transfers: usize,
+    /// When to [`Machine::stop`] the machine, as a service's shutdown signal would.
+    pub stop_at: Option<Instant>,
 }
 
 impl Simulation {
@@ -53,6 +55,7 @@ impl Simulation {
             max_active_images: 0,
             transfers: 0,
             max_transfers: 0,
+            stop_at: None,
         }
     }
 
@@ -77,6 +80,12 @@ impl Simulation {
                 (None, Some(b)) => b,
                 (None, None) => return Err(Misuse::Stalled),
             };
+            if let Some(at) = self.stop_at.filter(|at| *at <= next) {
+                self.now = self.now.max(at);
+                self.stop_at = None;
+                machine.stop(self.now);
+                continue;
+            }
             self.now = self.now.max(next);
             if completion == Some(next) {
                 let Some((_, (id, done, transfer))) = self.pending.pop_first() else { continue };
