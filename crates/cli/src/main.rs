@@ -17,12 +17,14 @@ mod copy;
 mod demo;
 mod demo_web;
 mod diff;
+mod exporter;
 mod inspect;
 mod ls;
 mod progress;
 mod sample;
 mod serve;
 mod sync;
+mod watch;
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success, 1 some image failed or a registry could not be reached,

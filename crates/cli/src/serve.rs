@@ -20,6 +20,7 @@ Examples:
   ferry serve --ui web                             # ferry's web page at http://127.0.0.1:5000/ui/
   ferry serve --tls-cert reg.crt --tls-key reg.key # HTTPS (HTTP/2 by ALPN); SIGHUP reloads them
   ferry serve --tls-cert reg.crt --tls-key reg.key --tls-client-ca clients.crt  # mutual TLS
+  ferry serve --metrics-addr 127.0.0.1:5001        # Prometheus metrics at :5001/metrics
   ferry serve --config ferry.yaml --print-config   # show the effective config";
 
 /// Options of `ferry serve`. Every option is also a key of the YAML config file.
@@ -163,6 +164,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
 
+    /// Serve Prometheus metrics at /metrics on this separate address (as distribution's
+    /// debug server), e.g. 0.0.0.0:5001; port 0 picks a free one
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_addr: Option<std::net::SocketAddr>,
+
     /// Print the effective configuration as YAML and exit
     #[arg(long)]
     print_config: bool,
@@ -170,7 +176,7 @@ pub(crate) struct ServeArgs {
 
 impl ServeArgs {
     /// The config file (or the defaults) with the flags applied on top.
-    fn config(self) -> anyhow::Result<(Config, bool)> {
+    fn config(self) -> anyhow::Result<(Config, bool, Option<std::net::SocketAddr>)> {
         let mut c = match &self.config {
             Some(path) => Config::from_file(path)?,
             None => Config::default(),
@@ -231,7 +237,7 @@ impl ServeArgs {
             c.log.format = if format == "json" { LogFormat::Json } else { LogFormat::Text };
         }
         c.validate().context("invalid configuration")?;
-        Ok((c, self.print_config))
+        Ok((c, self.print_config, self.metrics_addr))
     }
 }
 
@@ -247,7 +253,7 @@ fn init_logging(config: &Config) {
 }
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let (config, print_config) = args.config()?;
+    let (config, print_config, metrics_addr) = args.config()?;
     if print_config {
         let mut shown = config.clone();
         if shown.auth.token.key.is_some() {
@@ -265,6 +271,16 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
+        if let Some(addr) = metrics_addr {
+            let handle = crate::exporter::install(&[(
+                "ferry_serve_request_duration_seconds",
+                ferry_registry::middleware::metrics::LATENCY_SECONDS,
+            )])?;
+            ferry_registry::middleware::metrics::describe();
+            let bound = crate::exporter::spawn(addr, crate::exporter::router(handle, axum::Router::new())).await?;
+            tracing::info!("metrics at http://{bound}/metrics");
+            eprintln!("ferry: metrics at http://{bound}/metrics");
+        }
         let has_ui = config.ui.is_some();
         let running = ferry_registry::serve(config).await.context("starting the registry")?;
         let (mut interrupt, mut terminate, mut hangup) = hooks();

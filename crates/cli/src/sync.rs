@@ -16,15 +16,16 @@ use ferry_core::config::{
 };
 use ferry_core::copy::{Job, SyncMachine, SyncOptions};
 use ferry_core::manifest::PlatformFilter;
-use ferry_core::progress::Report;
+use ferry_core::progress::{Event, Report};
 use ferry_core::reference::api_host;
 use ferry_core::retry::RetryPolicy;
 use ferry_core::shard::Shard;
 use ferry_core::transport::Clock as _;
-use ferry_native::{run_sync, RegistryTls, TlsOptions, TokioClock};
+use ferry_native::{run_sync_until, RegistryTls, TlsOptions, TokioClock};
 
 use crate::common::{self, bad_input};
 use crate::progress::{summary_text, write_report, Progress, ProgressArgs};
+use crate::watch::WatchArgs;
 
 const AFTER_HELP: &str = "\
 Files are JSON or YAML by their extension (.json, .yaml, .yml), as image-syncer reads them:
@@ -169,6 +170,9 @@ pub(crate) struct SyncArgs {
 
     #[command(flatten)]
     pub output: ProgressArgs,
+
+    #[command(flatten)]
+    pub service: WatchArgs,
 }
 
 impl SyncArgs {
@@ -193,11 +197,15 @@ impl SyncArgs {
             shard: None,
             shards: None,
             output: ProgressArgs { progress: crate::progress::Mode::Auto, report: None },
+            service: WatchArgs::default(),
         }
     }
 }
 
 pub(crate) fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
+    if args.service.watch {
+        return crate::watch::run(args);
+    }
     let runtime = common::runtime()?;
     let report = runtime.block_on(sync(&args))?;
     Ok(common::job_exit(&report))
@@ -205,7 +213,13 @@ pub(crate) fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
 
 /// Reads the files, runs the job and prints its summary; the report says how it went.
 pub(crate) async fn sync(args: &SyncArgs) -> anyhow::Result<Report> {
-    let config = load(args)?;
+    let (job, options) = prepare(load(args)?, args)?;
+    execute(job, options, &args.output).await
+}
+
+/// The job and its options from a loaded configuration and the flags. Errors are bad
+/// input (exit code 2).
+pub(crate) fn prepare(config: JobConfig, args: &SyncArgs) -> anyhow::Result<(Job, SyncOptions)> {
     let platforms = PlatformFilter::new(
         if args.os.is_empty() { &config.os } else { &args.os },
         if args.arch.is_empty() { &config.arch } else { &args.arch },
@@ -238,7 +252,7 @@ pub(crate) async fn sync(args: &SyncArgs) -> anyhow::Result<Report> {
     }
     let mut job = Job::from_config(&config).map_err(bad_input)?;
     job.credentials = credentials(&config, args)?;
-    execute(job, options, &args.output).await
+    Ok((job, options))
 }
 
 /// This process's shard: `--shard`, else a count from `--shards` (or `FERRY_SHARDS`) with
@@ -291,7 +305,7 @@ const INDEX_VAR: &str = "JOB_COMPLETION_INDEX";
 const SHARDS_VAR: &str = "FERRY_SHARDS";
 
 /// The job's configuration from `--config`, or from `--auth` and `--images`.
-fn load(args: &SyncArgs) -> anyhow::Result<JobConfig> {
+pub(crate) fn load(args: &SyncArgs) -> anyhow::Result<JobConfig> {
     let env = |name: &str| common::env(name);
     if let Some(path) = &args.config {
         let text = common::read_text(path, "config file")?;
@@ -353,13 +367,29 @@ fn credentials(config: &JobConfig, args: &SyncArgs) -> anyhow::Result<Credential
 /// Runs a copy job to the end, shows its progress, writes the report if asked, and prints
 /// the summary.
 pub(crate) async fn execute(job: Job, options: SyncOptions, output: &ProgressArgs) -> anyhow::Result<Report> {
+    execute_until(job, options, output, std::future::pending(), |_| {}).await
+}
+
+/// As [`execute`], handing each event to `observe` too; once `stop` resolves, no new
+/// image starts and the job ends when those in flight have (`--watch`'s shutdown).
+pub(crate) async fn execute_until(
+    job: Job,
+    options: SyncOptions,
+    output: &ProgressArgs,
+    stop: impl std::future::Future<Output = ()>,
+    mut observe: impl FnMut(&Event),
+) -> anyhow::Result<Report> {
     let transport = common::transport(&job.endpoints.insecure)?;
     let clock = TokioClock::new();
     let (now, wall) = (clock.now(), clock.wall_now());
     let dry_run = options.dry_run;
     let mut machine = SyncMachine::new(job, options, now, wall);
     let mut progress = Progress::new(output.progress, dry_run);
-    let result = run_sync(&mut machine, &transport, &clock, |event| progress.on_event(&event)).await;
+    let on_event = |event: Event| {
+        observe(&event);
+        progress.on_event(&event);
+    };
+    let result = run_sync_until(&mut machine, &transport, &clock, on_event, stop).await;
     progress.finish();
     result.context("driving the copy job")?;
     let report = machine.report();

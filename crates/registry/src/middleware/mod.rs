@@ -1,5 +1,6 @@
 //! The app and the middleware around it, outermost first:
 //!
+//! 0. [`metrics`]: requests by route class, method and status, latency, bytes in and out;
 //! 1. access log (`tower_http::trace`): one line per request with method, path, status
 //!    and latency;
 //! 2. [`cors`]: preflights answered before anything else, CORS headers on every answer;
@@ -23,6 +24,7 @@ use crate::state::AppState;
 
 pub mod auth;
 pub mod cors;
+pub mod metrics;
 pub mod recovery;
 pub mod token;
 
@@ -53,6 +55,7 @@ pub fn app(state: Arc<AppState>) -> Router {
                 .on_request(())
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
+        .layer(axum::middleware::from_fn(metrics::record))
         .with_state(state)
 }
 
