@@ -425,6 +425,12 @@ impl Distribution {
         panic!("docker-registry did not start again on port {port}");
     }
 
+    /// SIGKILL: the registry is unreachable until [`Distribution::restart`].
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The storage driver's root directory: blobs live under
     /// `docker/registry/v2/blobs/sha256/<xx>/<hex>/data`.
     pub fn storage(&self) -> PathBuf {
