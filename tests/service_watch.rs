@@ -91,7 +91,9 @@ fn a_watch_follows_the_source_its_config_and_its_health() {
     // A tag pushed between runs arrives at the next run.
     let runs = watch.reports().len();
     let (v2, _) = push_image(&source.url, "app", Some("v2"), &[b"app v2"], "linux/amd64");
-    watch.wait_for("app:v2 at the destination", WAIT, |_| head_digest(&destination.url, "app", "v2").is_some());
+    watch.wait_for("app:v2 at the destination", WAIT, |_| {
+        head_digest(&destination.url, "app", "v2").is_some()
+    });
     assert_eq!(head_digest(&destination.url, "app", "v2").as_deref(), Some(v2.as_str()));
     assert!(watch.reports().len() > runs, "v2 came in a later run");
 
@@ -111,7 +113,9 @@ fn a_watch_follows_the_source_its_config_and_its_health() {
         w.log_text().contains("the new config was not loaded, the old one keeps running")
     });
     let (v3, _) = push_image(&source.url, "app", Some("v3"), &[b"app v3"], "linux/amd64");
-    watch.wait_for("app:v3 at the destination", WAIT, |_| head_digest(&destination.url, "app", "v3").is_some());
+    watch.wait_for("app:v3 at the destination", WAIT, |_| {
+        head_digest(&destination.url, "app", "v3").is_some()
+    });
     assert_eq!(head_digest(&destination.url, "app", "v3").as_deref(), Some(v3.as_str()));
     assert_eq!(watch.readyz().0, 200, "a rejected edit does not make the service unready");
     let log = watch.log_text();

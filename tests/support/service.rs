@@ -79,7 +79,11 @@ impl Watch {
     pub fn wait_for(&mut self, what: &str, timeout: Duration, mut done: impl FnMut(&mut Watch) -> bool) {
         let deadline = Instant::now() + timeout;
         while !done(self) {
-            assert!(Instant::now() < deadline, "waited {timeout:?} for {what}; the log:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "waited {timeout:?} for {what}; the log:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -170,9 +174,11 @@ pub struct Prometheus {
 impl Prometheus {
     pub fn start(targets: &[(&str, &str)]) -> Prometheus {
         let dir = TempDir::new("prometheus");
-        let mut config = String::from("global: {scrape_interval: 1s, scrape_timeout: 900ms}\nscrape_configs:\n");
+        let mut config =
+            String::from("global: {scrape_interval: 1s, scrape_timeout: 900ms}\nscrape_configs:\n");
         for (job, target) in targets {
-            config.push_str(&format!("  - job_name: {job}\n    static_configs: [{{targets: ['{target}']}}]\n"));
+            config
+                .push_str(&format!("  - job_name: {job}\n    static_configs: [{{targets: ['{target}']}}]\n"));
         }
         let config_path = dir.join("prometheus.yml");
         std::fs::write(&config_path, config).unwrap();

@@ -277,7 +277,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
                 ferry_registry::middleware::metrics::LATENCY_SECONDS,
             )])?;
             ferry_registry::middleware::metrics::describe();
-            let bound = crate::exporter::spawn(addr, crate::exporter::router(handle, axum::Router::new())).await?;
+            let bound =
+                crate::exporter::spawn(addr, crate::exporter::router(handle, axum::Router::new())).await?;
             tracing::info!("metrics at http://{bound}/metrics");
             eprintln!("ferry: metrics at http://{bound}/metrics");
         }

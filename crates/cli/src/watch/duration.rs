@@ -4,7 +4,8 @@ use std::time::Duration;
 
 /// `500ms`, `30s`, `5m`, `1h`, or a combination such as `1h30m`.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let fail = || format!("{text:?} is not a duration: write a number and a unit (ms, s, m, h), e.g. 30s or 5m");
+    let fail =
+        || format!("{text:?} is not a duration: write a number and a unit (ms, s, m, h), e.g. 30s or 5m");
     let mut total = Duration::ZERO;
     let mut rest = text.trim();
     if rest.is_empty() {
@@ -51,7 +52,9 @@ mod tests {
             let got = parse_duration(text);
             match want {
                 Some(want) => assert_eq!(got.as_ref(), Ok(want), "{text:?}"),
-                None => assert!(got.as_ref().is_err_and(|e| e.contains("is not a duration")), "{text:?}: {got:?}"),
+                None => {
+                    assert!(got.as_ref().is_err_and(|e| e.contains("is not a duration")), "{text:?}: {got:?}")
+                }
             }
         }
     }

@@ -91,8 +91,11 @@ impl Recorder {
         counter!("ferry_sync_retries_total").increment(s.retries);
         for c in &s.requests_by {
             let status = c.status.map_or_else(|| "none".to_owned(), |s| s.to_string());
-            let labels =
-                [("registry", c.registry.clone()), ("class", c.class.as_str().to_owned()), ("status", status)];
+            let labels = [
+                ("registry", c.registry.clone()),
+                ("class", c.class.as_str().to_owned()),
+                ("status", status),
+            ];
             counter!("ferry_sync_requests_total", &labels).increment(c.count);
         }
         for w in &s.rate_limits {
@@ -150,25 +153,67 @@ fn class_name(class: ferry_core::window::ActionClass) -> &'static str {
 
 fn describe() {
     describe_counter!("ferry_sync_runs_total", "Sync runs, by how they ended: succeeded, failed (an image or rule failed), error (the run could not start), abandoned (the drain timeout passed)");
-    describe_histogram!("ferry_sync_run_duration_seconds", Unit::Seconds, "Duration of each finished sync run");
+    describe_histogram!(
+        "ferry_sync_run_duration_seconds",
+        Unit::Seconds,
+        "Duration of each finished sync run"
+    );
     describe_gauge!("ferry_sync_running", "1 while a sync run is under way");
     describe_gauge!("ferry_sync_last_run_timestamp_seconds", Unit::Seconds, "Unix time the last run ended");
-    describe_gauge!("ferry_sync_last_success_timestamp_seconds", Unit::Seconds, "Unix time the last run with no failure ended");
-    describe_counter!("ferry_sync_images_total", "Images by outcome: copied (manifest pushed), skipped (already in sync), failed");
-    describe_counter!("ferry_sync_images_stopped_total", "Images never started because the service was stopping");
-    describe_counter!("ferry_sync_blobs_total", "Blobs each image needed, by how they got to the destination: transferred, mounted, present");
-    describe_counter!("ferry_sync_bytes_transferred_total", Unit::Bytes, "Bytes of the blobs transferred, as their manifests give them");
+    describe_gauge!(
+        "ferry_sync_last_success_timestamp_seconds",
+        Unit::Seconds,
+        "Unix time the last run with no failure ended"
+    );
+    describe_counter!(
+        "ferry_sync_images_total",
+        "Images by outcome: copied (manifest pushed), skipped (already in sync), failed"
+    );
+    describe_counter!(
+        "ferry_sync_images_stopped_total",
+        "Images never started because the service was stopping"
+    );
+    describe_counter!(
+        "ferry_sync_blobs_total",
+        "Blobs each image needed, by how they got to the destination: transferred, mounted, present"
+    );
+    describe_counter!(
+        "ferry_sync_bytes_transferred_total",
+        Unit::Bytes,
+        "Bytes of the blobs transferred, as their manifests give them"
+    );
     describe_counter!("ferry_sync_transfers_total", "Blob transfers started, retries included");
-    describe_counter!("ferry_sync_retries_total", "Retries scheduled, of requests, transfers and token fetches");
-    describe_counter!("ferry_sync_requests_total", "Small requests (not transfers) by registry, class and HTTP status (none: no answer)");
+    describe_counter!(
+        "ferry_sync_retries_total",
+        "Retries scheduled, of requests, transfers and token fetches"
+    );
+    describe_counter!(
+        "ferry_sync_requests_total",
+        "Small requests (not transfers) by registry, class and HTTP status (none: no answer)"
+    );
     describe_counter!("ferry_sync_pushbacks_total", "429 and 503 answers, by registry and action class");
-    describe_gauge!("ferry_sync_window", "Requests of a class a registry is sent at once, after its window last shrank");
-    describe_counter!("ferry_sync_window_shrinks_total", "Times a registry's window of a class shrank after a 429 or 503");
+    describe_gauge!(
+        "ferry_sync_window",
+        "Requests of a class a registry is sent at once, after its window last shrank"
+    );
+    describe_counter!(
+        "ferry_sync_window_shrinks_total",
+        "Times a registry's window of a class shrank after a 429 or 503"
+    );
     describe_counter!("ferry_sync_failures_total", "Failures runs ended with, by kind");
-    describe_gauge!("ferry_sync_up_to_date_ratio", "Share of a rule's images in sync after the last run (copied or skipped)");
+    describe_gauge!(
+        "ferry_sync_up_to_date_ratio",
+        "Share of a rule's images in sync after the last run (copied or skipped)"
+    );
     describe_gauge!("ferry_sync_config_rules", "Rules in the config in use");
-    describe_counter!("ferry_sync_config_reloads_total", "Config reloads: loaded, or rejected (the old config kept running)");
-    describe_gauge!("ferry_sync_config_last_reload_ok", "1 when the last reload loaded, 0 when it was rejected");
+    describe_counter!(
+        "ferry_sync_config_reloads_total",
+        "Config reloads: loaded, or rejected (the old config kept running)"
+    );
+    describe_gauge!(
+        "ferry_sync_config_last_reload_ok",
+        "1 when the last reload loaded, 0 when it was rejected"
+    );
 }
 
 #[cfg(test)]

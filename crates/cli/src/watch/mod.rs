@@ -206,7 +206,13 @@ async fn run_once(
 }
 
 /// Loads the config files again; keeps the old config when the new one does not load.
-fn reload(config: &mut JobConfig, args: &SyncArgs, sources: &mut Sources, recorder: &metrics::Recorder, why: &str) {
+fn reload(
+    config: &mut JobConfig,
+    args: &SyncArgs,
+    sources: &mut Sources,
+    recorder: &metrics::Recorder,
+    why: &str,
+) {
     sources.remember();
     let loaded = sync::load(args).and_then(|new| sync::prepare(new.clone(), args).map(|_| new));
     match loaded {

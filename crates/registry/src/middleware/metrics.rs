@@ -34,8 +34,16 @@ pub fn describe() {
         Unit::Seconds,
         "Time to each response's head, by route class"
     );
-    describe_counter!("ferry_serve_received_bytes_total", Unit::Bytes, "Request body bytes received, by route class");
-    describe_counter!("ferry_serve_sent_bytes_total", Unit::Bytes, "Response body bytes sent, by route class");
+    describe_counter!(
+        "ferry_serve_received_bytes_total",
+        Unit::Bytes,
+        "Request body bytes received, by route class"
+    );
+    describe_counter!(
+        "ferry_serve_sent_bytes_total",
+        Unit::Bytes,
+        "Response body bytes sent, by route class"
+    );
     describe_gauge!("ferry_serve_upload_sessions", "Blob upload sessions open in this process");
     describe_counter!("ferry_serve_storage_errors_total", "Storage driver errors answered as 500");
 }
@@ -48,9 +56,11 @@ pub async fn record(request: Request, next: Next) -> Response {
     let received = counter!("ferry_serve_received_bytes_total", "route" => route);
     let request = request.map(|body| Body::new(Counted { inner: body, counter: received }));
     let response = next.run(request).await;
-    histogram!("ferry_serve_request_duration_seconds", "route" => route).record(started.elapsed().as_secs_f64());
+    histogram!("ferry_serve_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
     let status = response.status().as_u16().to_string();
-    counter!("ferry_serve_requests_total", "route" => route, "method" => method, "status" => status).increment(1);
+    counter!("ferry_serve_requests_total", "route" => route, "method" => method, "status" => status)
+        .increment(1);
     let sent = counter!("ferry_serve_sent_bytes_total", "route" => route);
     response.map(|body| Body::new(Counted { inner: body, counter: sent }))
 }
@@ -100,7 +110,10 @@ impl HttpBody for Counted {
     type Data = Bytes;
     type Error = axum::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled {
             if let Some(data) = frame.data_ref() {
