@@ -134,7 +134,8 @@ fn the_indexed_jobs_agree_with_ferry_and_with_their_config_map_and_secret() {
 /// The Python with the Kubernetes API's models (Debian's python3-kubernetes), or `None`
 /// (and a skip, or a failure when peers are required) without it.
 fn python_with_kubernetes() -> Option<&'static str> {
-    let python = if std::path::Path::new("/usr/bin/python3").exists() { "/usr/bin/python3" } else { "python3" };
+    let python =
+        if std::path::Path::new("/usr/bin/python3").exists() { "/usr/bin/python3" } else { "python3" };
     let found = std::process::Command::new(python)
         .args(["-c", "import kubernetes.client, yaml"])
         .output()
@@ -222,7 +223,8 @@ fn the_watch_deployment_probes_the_port_ferry_listens_on_and_drains_within_its_g
 
     // The drain ends before Kubernetes' grace period does.
     let drain = arg(&args, "--drain-timeout");
-    let drain_secs: u64 = drain.strip_suffix('s').and_then(|s| s.parse().ok()).expect("--drain-timeout in seconds");
+    let drain_secs: u64 =
+        drain.strip_suffix('s').and_then(|s| s.parse().ok()).expect("--drain-timeout in seconds");
     let grace = pod["terminationGracePeriodSeconds"].as_u64().expect("terminationGracePeriodSeconds");
     assert!(drain_secs < grace, "--drain-timeout {drain} must end within the {grace}s grace period");
 
