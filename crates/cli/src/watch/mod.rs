@@ -164,7 +164,7 @@ async fn serve(args: SyncArgs) -> anyhow::Result<ExitCode> {
 
 /// How one run ended.
 enum RunEnd {
-    Finished(Report),
+    Finished(Box<Report>),
     Error(anyhow::Error),
     /// Stopped, and the drain timeout passed with work in flight.
     Abandoned,
@@ -195,7 +195,7 @@ async fn run_once(
     let run = sync::execute_until(job, options, output, stopped(stop), |event| recorder.on_event(event));
     tokio::select! {
         result = run => match result.context("the sync run") {
-            Ok(report) => RunEnd::Finished(report),
+            Ok(report) => RunEnd::Finished(Box::new(report)),
             Err(e) => RunEnd::Error(e),
         },
         () = deadline => {
