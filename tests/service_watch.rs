@@ -91,11 +91,18 @@ fn a_watch_follows_the_source_its_config_and_its_health() {
     // A tag pushed between runs arrives at the next run.
     let runs = watch.reports().len();
     let (v2, _) = push_image(&source.url, "app", Some("v2"), &[b"app v2"], "linux/amd64");
-    watch.wait_for("app:v2 at the destination", WAIT, |_| {
-        head_digest(&destination.url, "app", "v2").is_some()
+    watch.wait_for("app:v2 at the destination, and the report of its run", WAIT, |w| {
+        head_digest(&destination.url, "app", "v2").is_some() && w.reports().len() > runs
     });
     assert_eq!(head_digest(&destination.url, "app", "v2").as_deref(), Some(v2.as_str()));
-    assert!(watch.reports().len() > runs, "v2 came in a later run");
+    let copied_v2 = watch.reports()[runs..].iter().any(|r| {
+        r["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["destination"].as_str().unwrap().ends_with("/app:v2") && i["outcome"] == "copied")
+    });
+    assert!(copied_v2, "a run after the first copied v2");
 
     // A rule added to the file takes effect without a restart.
     let (tool, _) = push_image(&source.url, "tool", Some("1.0"), &[b"tool"], "linux/amd64");
@@ -199,5 +206,51 @@ fn sigterm_mid_transfer_finishes_or_abandons_the_image_within_the_drain_timeout(
             case.drain,
             if case.finishes { "finished" } else { "abandoned" }
         );
+    }
+}
+
+#[test]
+fn a_cron_schedule_starts_runs_on_its_slots() {
+    if !require("docker-registry") {
+        return;
+    }
+    let source = Distribution::start(&DistributionOpts::default());
+    let destination = Ferry::start(&["--storage", "memory"]);
+    push_image(&source.url, "app", Some("v1"), &[b"app v1"], "linux/amd64");
+    let dir = TempDir::new("watch-cron");
+    let images = dir.join("images.json");
+    write_images(&images, &[(format!("{}/app", source.host()), format!("{}/app", destination.host()))]);
+    // Every second second (six fields, seconds first).
+    let mut watch =
+        Watch::start(dir.path(), &["--images", images.to_str().unwrap(), "--schedule", "*/2 * * * * *"]);
+    // The first run starts at once; the next ones on the slots, 2 s apart.
+    watch.wait_runs(2, WAIT);
+    let second = std::time::Instant::now();
+    let reports = watch.wait_runs(3, WAIT);
+    let between = second.elapsed();
+    assert_eq!(reports[0]["summary"]["copied"], 1);
+    assert_eq!(reports[2]["summary"]["skipped"], 1, "later runs find the image in sync");
+    assert!(between >= Duration::from_millis(1500), "the second and third runs were {between:?} apart");
+    let (status, _) = watch.terminate();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn bad_service_flags_exit_2_naming_the_flag() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["sync", "--images", "x.json", "--watch", "--schedule", "every hour"],
+            "\"every hour\" is not a cron schedule",
+        ),
+        (&["sync", "--images", "x.json", "--watch", "--interval", "5"], "\"5\" is not a duration"),
+        (&["sync", "--images", "x.json", "--interval", "5m"], "--watch"),
+        (
+            &["sync", "--images", "x.json", "--watch", "--dry-run"],
+            "--watch copies; it cannot be combined with --dry-run",
+        ),
+    ];
+    for (args, want) in cases {
+        let run = cli::ferry(args).expect(2, want);
+        assert!(run.stderr.contains(want), "{args:?}: {}", run.stderr);
     }
 }

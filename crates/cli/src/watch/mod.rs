@@ -1,7 +1,7 @@
 //! `ferry sync --watch`: the configured sync as a long-lived service.
 //!
-//! One run at a time, on an interval: a run that outlasts the interval is followed by the
-//! next at once, never overlapped. Between runs the config files are read again when they
+//! One run at a time, on an interval and/or a cron schedule ([`schedule`]): a run that
+//! outlasts its slot is followed by the next at once, never overlapped. Between runs the config files are read again when they
 //! change (polled, which also sees a Kubernetes ConfigMap's symlink swap) or on SIGHUP; a
 //! new config that does not load is reported and the old one keeps running. SIGTERM (or
 //! SIGINT) stops starting work: the run in flight lets its images finish (the core's
@@ -33,11 +33,13 @@ mod duration;
 mod health;
 mod metrics;
 mod reload;
+mod schedule;
 mod signals;
 
 pub(crate) use duration::parse_duration;
 use health::Health;
 use reload::Sources;
+pub(crate) use schedule::{parse_cron, CronSchedule};
 use signals::Signals;
 
 /// The flags of `ferry sync --watch`.
@@ -49,9 +51,15 @@ pub(crate) struct WatchArgs {
     pub watch: bool,
 
     /// Time from the start of one run to the start of the next (e.g. 30s, 5m, 1h); a run
-    /// that takes longer is followed by the next at once
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration, requires = "watch")]
-    pub interval: Duration,
+    /// that takes longer is followed by the next at once [default: 5m without --schedule]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "watch")]
+    pub interval: Option<Duration>,
+
+    /// Also (or instead) start runs on a cron schedule, in UTC: five fields (minute hour
+    /// day month weekday, e.g. "0 */2 * * *"), or six with seconds first. With --interval
+    /// too, a run starts at whichever comes first
+    #[arg(long, value_name = "CRON", value_parser = parse_cron, requires = "watch")]
+    pub schedule: Option<CronSchedule>,
 
     /// Serve /healthz, /readyz and /metrics (Prometheus) on this address, e.g.
     /// 0.0.0.0:9090
@@ -88,6 +96,7 @@ pub(crate) fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
 /// The service loop: serve the HTTP port, run, wait, reload, drain.
 async fn serve(args: SyncArgs) -> anyhow::Result<ExitCode> {
     let service = args.service.clone();
+    let schedule = schedule::Schedule::new(service.interval, service.schedule.clone());
     let mut sources = Sources::new(&args);
     let mut config = sync::load(&args)?;
     sync::prepare(config.clone(), &args)?;
@@ -110,18 +119,21 @@ async fn serve(args: SyncArgs) -> anyhow::Result<ExitCode> {
         let started = tokio::time::Instant::now();
         match run_once(&config, &args, &output, &recorder, stop_rx.clone(), service.drain_timeout).await {
             RunEnd::Finished(report) => {
-                let ok = report.summary.failed == 0;
-                health.run_ended(ok);
-                recorder.run_ended(&report, unix_now());
+                // The files first: whoever sees the health or the metrics change finds the
+                // report that changed them.
                 if let Some(last) = &args.output.report {
-                    write_report(last, &report)?;
+                    if let Err(e) = write_report(last, &report) {
+                        eprintln!("ferry: {e:#}");
+                    }
                 }
                 if let Some(dir) = &service.report_dir {
                     let path = dir.join(format!("run-{}-{runs}.json", unix_now() as u64));
                     if let Err(e) = write_report(&path, &report) {
-                        tracing::error!("{e:#}");
+                        eprintln!("ferry: {e:#}");
                     }
                 }
+                health.run_ended(report.summary.failed == 0);
+                recorder.run_ended(&report, unix_now());
             }
             RunEnd::Error(e) => {
                 eprintln!("ferry: run {runs} failed: {e:#}");
@@ -139,11 +151,11 @@ async fn serve(args: SyncArgs) -> anyhow::Result<ExitCode> {
             eprintln!("ferry: stopped after run {runs}");
             return Ok(ExitCode::SUCCESS);
         }
-        let next = started + service.interval;
         loop {
+            let wait = schedule.wait(started.elapsed(), chrono::Utc::now());
             let terminated = stopped(stop_rx.clone());
             tokio::select! {
-                () = tokio::time::sleep_until(next) => break,
+                () = tokio::time::sleep(wait) => break,
                 () = terminated => {
                     eprintln!("ferry: stopped between runs");
                     return Ok(ExitCode::SUCCESS);
