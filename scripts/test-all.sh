@@ -5,8 +5,9 @@
 #
 # Installs, each only when missing: the Debian packages of the peers and tools
 # (docker-registry, skopeo, chromium, chromium-driver, wabt, binaryen, apache2-utils,
-# openssl, nodejs, npm, time), the wasm32 target, `just`, `wasm-bindgen-cli` at the version in
-# Cargo.lock, and the npm packages (playwright-core, with no browser download).
+# openssl, nodejs, npm, time, prometheus, podman, docker.io, python3-kubernetes), the
+# wasm32 target, `just`, `wasm-bindgen-cli` at the version in Cargo.lock, and the npm
+# packages (playwright-core, with no browser download).
 # Installing Debian packages needs root (or sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,15 @@ command -v npm >/dev/null || need_apt+=(npm)
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 [ -x /usr/bin/time ] || need_apt+=(time)
+# The service tests: a real Prometheus scrapes ferry and promtool lints its metrics; the
+# Dockerfile is built and run by podman and by a dockerd the test starts; the Kubernetes
+# manifests are checked against the API's models in python3-kubernetes. Measured here:
+# prometheus, podman and docker.io about 20 s together (apt-get update included),
+# python3-kubernetes about 15 s.
+command -v promtool >/dev/null || need_apt+=(prometheus)
+command -v podman >/dev/null || need_apt+=(podman)
+command -v dockerd >/dev/null || need_apt+=(docker.io)
+/usr/bin/python3 -c 'import kubernetes.client' 2>/dev/null || need_apt+=(python3-kubernetes)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=()
   [ "$(id -u)" -eq 0 ] || sudo=(sudo)
