@@ -64,6 +64,13 @@ FERRY_SHARDS=COUNT) and the index comes from JOB_COMPLETION_INDEX; --shard wins 
 both. The job's completions must equal the count. Each shard still lists the catalogs of
 whole-registry rules, but only its own repositories' tags. See deploy/ in the repository.
 
+As a service, --watch: the sync runs every --interval (default 5m) and/or on a cron
+--schedule (UTC), one run at a time; the config files are reloaded when they change or on
+SIGHUP (a config that does not load is reported and the old one keeps running); SIGTERM
+lets the images in flight finish for --drain-timeout, starts nothing new and exits 0.
+--listen serves /healthz, /readyz (503 after --unready-after failed runs in a row) and
+Prometheus /metrics. --report-dir keeps each run's report. See deploy/deployment.yaml.
+
 Credentials from docker's config (~/.docker/config.json, or --docker-config, with its
 credsStore and credHelpers) are used for registries the auth file does not name.
 
@@ -77,7 +84,8 @@ Examples:
   ferry sync --images images.json --dry-run            # what would move, nothing written
   ferry sync --images images.json --progress json --report report.json
   ferry sync --config config.yaml --shard 1/4          # the second of four shares
-  JOB_COMPLETION_INDEX=1 ferry sync --config config.yaml --shards 4   # the same";
+  JOB_COMPLETION_INDEX=1 ferry sync --config config.yaml --shards 4   # the same
+  ferry sync --config config.yaml --watch --interval 15m --listen 0.0.0.0:9090";
 
 /// Options of `ferry sync`.
 #[derive(Debug, Clone, Args)]
