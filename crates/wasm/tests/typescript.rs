@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ferry_core::diff::{DiffReport, TagDiff, TagStatus};
 use ferry_core::progress::{
-    BlobOutcome, Event, Failure, ImageOutcome, ImageReport, JobStatus, Report, Summary,
+    BlobOutcome, Event, Failure, ImageOutcome, ImageReport, JobStatus, Report, RequestCount, Summary,
 };
 use ferry_core::window::WindowReport;
 use serde::de::{self, DeserializeOwned, Visitor};
@@ -109,6 +109,7 @@ fn declared_interfaces_name_every_field_of_the_core_structs() {
         ("Summary", fields::<Summary>()),
         ("Failure", fields::<Failure>()),
         ("WindowReport", fields::<WindowReport>()),
+        ("RequestCount", fields::<RequestCount>()),
         ("ImageReport", fields::<ImageReport>()),
         ("DiffReport", fields::<DiffReport>()),
         ("DiffRow", fields::<TagDiff>()),
