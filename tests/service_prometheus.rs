@@ -93,6 +93,10 @@ fn prometheus_sees_what_the_reports_say() {
     );
     let latency = prometheus.value("sum(ferry_serve_request_duration_seconds_count)");
     assert_eq!(latency, Some(expected), "one latency observation per request");
+    // The seeding's uploads all committed: no session is left open.
+    assert_eq!(prometheus.value("ferry_serve_upload_sessions"), Some(0.0));
+    let received = prometheus.value("sum(ferry_serve_received_bytes_total{route=\"blob_upload\"})").unwrap();
+    assert!(received > 0.0, "the seeding's blob bytes were counted as they came in");
     let sent = prometheus.value("sum(ferry_serve_sent_bytes_total{route=\"blob\"})").unwrap();
     assert!(sent >= bytes, "the registry sent at least the blobs' bytes: {sent} < {bytes}");
     eprintln!(
