@@ -1,11 +1,12 @@
 //! What `/healthz` and `/readyz` answer.
 //!
-//! Alive is the process answering. Ready is a loaded config and fewer than
-//! `--unready-after` failed runs in a row: a mirror whose source went away stops being
-//! ready (Kubernetes takes it out of its Service and shows it), and is ready again after
-//! the first run that succeeds.
+//! Alive is the process answering. Ready is fewer than `--unready-after` failed runs in a
+//! row: a mirror whose source went away stops being ready (Kubernetes takes it out of its
+//! Service and shows it), and is ready again after the first run that succeeds. A config
+//! is always loaded by then: the port opens only once the first config has loaded, and a
+//! later one that does not load leaves the old one running.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::http::StatusCode;
@@ -32,18 +33,13 @@ pub(crate) fn routes(health: Arc<Health>) -> Router {
 /// The service's readiness, shared by the run loop and the HTTP port.
 #[derive(Debug)]
 pub(crate) struct Health {
-    config_loaded: AtomicBool,
     failed_in_a_row: AtomicUsize,
     threshold: usize,
 }
 
 impl Health {
     pub(crate) fn new(threshold: usize) -> Health {
-        Health { config_loaded: AtomicBool::new(false), failed_in_a_row: AtomicUsize::new(0), threshold }
-    }
-
-    pub(crate) fn set_config_loaded(&self, loaded: bool) {
-        self.config_loaded.store(loaded, Ordering::Relaxed);
+        Health { failed_in_a_row: AtomicUsize::new(0), threshold }
     }
 
     /// A run ended: `ok` when no image and no rule failed.
@@ -57,9 +53,6 @@ impl Health {
 
     /// `Ok` when ready, else why not.
     pub(crate) fn readiness(&self) -> Result<(), String> {
-        if !self.config_loaded.load(Ordering::Relaxed) {
-            return Err("no config is loaded yet".to_owned());
-        }
         let failed = self.failed_in_a_row.load(Ordering::Relaxed);
         if failed >= self.threshold {
             return Err(format!(
@@ -78,8 +71,7 @@ mod tests {
     #[test]
     fn ready_until_the_threshold_of_failures_in_a_row() {
         let health = Health::new(2);
-        assert!(health.readiness().is_err(), "not ready before the config loads");
-        health.set_config_loaded(true);
+        assert!(health.readiness().is_ok(), "ready before the first run");
         let steps = [(false, true), (false, false), (false, false), (true, true), (false, true)];
         for (i, (ok, ready)) in steps.into_iter().enumerate() {
             health.run_ended(ok);

@@ -102,7 +102,6 @@ async fn serve(args: SyncArgs) -> anyhow::Result<ExitCode> {
     sync::prepare(config.clone(), &args)?;
     sources.remember();
     let health = Arc::new(Health::new(service.unready_after));
-    health.set_config_loaded(true);
     let recorder = metrics::Recorder::install()?;
     recorder.rules(&config);
     if let Some(addr) = service.listen {
