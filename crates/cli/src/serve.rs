@@ -28,7 +28,7 @@ Examples:
 #[command(after_help = AFTER_HELP)]
 pub(crate) struct ServeArgs {
     /// YAML config file (keys: addr, public_url, storage, read_only, delete, cors, auth,
-    /// limits, http, log, ui, tls); flags given here override its values
+    /// limits, http, log, ui, tls, metrics_addr); flags given here override its values
     #[arg(short, long, value_name = "FILE", env = "FERRY_CONFIG")]
     config: Option<PathBuf>,
 
@@ -167,7 +167,7 @@ pub(crate) struct ServeArgs {
     /// Serve Prometheus metrics at /metrics on this separate address (as distribution's
     /// debug server), e.g. 0.0.0.0:5001; port 0 picks a free one
     #[arg(long, value_name = "HOST:PORT")]
-    metrics_addr: Option<std::net::SocketAddr>,
+    metrics_addr: Option<String>,
 
     /// Print the effective configuration as YAML and exit
     #[arg(long)]
@@ -176,7 +176,7 @@ pub(crate) struct ServeArgs {
 
 impl ServeArgs {
     /// The config file (or the defaults) with the flags applied on top.
-    fn config(self) -> anyhow::Result<(Config, bool, Option<std::net::SocketAddr>)> {
+    fn config(self) -> anyhow::Result<(Config, bool)> {
         let mut c = match &self.config {
             Some(path) => Config::from_file(path)?,
             None => Config::default(),
@@ -232,12 +232,15 @@ impl ServeArgs {
         if self.tls_client_ca.is_some() {
             c.tls.client_ca = self.tls_client_ca;
         }
+        if self.metrics_addr.is_some() {
+            c.metrics_addr = self.metrics_addr;
+        }
         set(&mut c.log.level, self.log_level);
         if let Some(format) = self.log_format {
             c.log.format = if format == "json" { LogFormat::Json } else { LogFormat::Text };
         }
         c.validate().context("invalid configuration")?;
-        Ok((c, self.print_config, self.metrics_addr))
+        Ok((c, self.print_config))
     }
 }
 
@@ -253,7 +256,7 @@ fn init_logging(config: &Config) {
 }
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let (config, print_config, metrics_addr) = args.config()?;
+    let (config, print_config) = args.config()?;
     if print_config {
         let mut shown = config.clone();
         if shown.auth.token.key.is_some() {
@@ -271,7 +274,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
-        if let Some(addr) = metrics_addr {
+        if let Some(addr) = config.metrics_addr.as_deref() {
+            let addr = addr.parse().context("metrics_addr")?;
             let handle = crate::exporter::install(&[(
                 "ferry_serve_request_duration_seconds",
                 ferry_registry::middleware::metrics::LATENCY_SECONDS,

@@ -24,6 +24,7 @@
 //! log: { level: info, format: text }
 //! ui: ./web
 //! tls: { cert: ./registry.crt, key: ./registry.key, client_ca: ./clients.crt }
+//! metrics_addr: 127.0.0.1:5001   # Prometheus /metrics on a port of its own
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -57,6 +58,9 @@ pub struct Config {
     /// HTTPS: a certificate and key, and optionally CAs that client certificates must
     /// chain to. Unset: plain HTTP.
     pub tls: crate::tls::TlsConfig,
+    /// Where `ferry serve` answers Prometheus's `/metrics`: an address of its own, as
+    /// distribution's debug server. Unset: no metrics endpoint.
+    pub metrics_addr: Option<String>,
 }
 
 impl Default for Config {
@@ -74,6 +78,7 @@ impl Default for Config {
             log: LogConfig::default(),
             ui: None,
             tls: crate::tls::TlsConfig::default(),
+            metrics_addr: None,
         }
     }
 }
@@ -293,6 +298,9 @@ impl Config {
         let invalid = |key, message: &str| Err(ConfigError::Invalid { key, message: message.into() });
         if self.addr.parse::<std::net::SocketAddr>().is_err() {
             return invalid("addr", "expected host:port with an IP address, like 127.0.0.1:5000");
+        }
+        if self.metrics_addr.as_deref().is_some_and(|a| a.parse::<std::net::SocketAddr>().is_err()) {
+            return invalid("metrics_addr", "expected host:port with an IP address, like 127.0.0.1:5001");
         }
         if !crate::driver::DRIVERS.iter().any(|d| d.name == self.storage.driver) {
             return invalid("storage.driver", "expected `filesystem` or `memory`");
