@@ -67,6 +67,12 @@ fn prometheus_sees_what_the_reports_say() {
     assert!(bytes > 0.0);
     let got = prometheus.wait_value("ferry_sync_bytes_transferred_total", WAIT, |v| v == bytes);
     assert_eq!(got, Some(bytes), "bytes transferred, as Prometheus has it");
+    let live = prometheus.wait_value("ferry_sync_run_transferred_bytes", WAIT, |v| v == bytes);
+    assert_eq!(
+        live,
+        Some(bytes),
+        "the run's live byte count, from its blob_done events, ends at the report's"
+    );
     let succeeded = prometheus.wait_value("ferry_sync_runs_total{status=\"succeeded\"}", WAIT, |v| v == 1.0);
     assert_eq!(succeeded, Some(1.0));
     let ratio = prometheus.value(&format!("ferry_sync_up_to_date_ratio{{rule=\"{src}/app\"}}"));

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use ferry_core::config::{JobConfig, Rule};
-use ferry_core::progress::{Event, ImageOutcome, Report};
+use ferry_core::progress::{BlobOutcome, Event, ImageOutcome, Report};
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -55,14 +55,22 @@ impl Recorder {
 
     pub(super) fn run_started(&self) {
         gauge!("ferry_sync_running").set(1.0);
+        gauge!("ferry_sync_run_transferred_bytes").set(0.0);
     }
 
-    /// A progress event, as it happens: what the summary does not keep.
+    /// A progress event, as it happens: what the summary does not keep, and the run's
+    /// progress before its summary comes.
     pub(super) fn on_event(&self, event: &Event) {
-        if let Event::WindowShrunk { registry, class, window, .. } = event {
-            let labels = [("registry", registry.clone()), ("class", class_name(*class).to_owned())];
-            gauge!("ferry_sync_window", &labels).set(*window as f64);
-            counter!("ferry_sync_window_shrinks_total", &labels).increment(1);
+        match event {
+            Event::WindowShrunk { registry, class, window, .. } => {
+                let labels = [("registry", registry.clone()), ("class", class_name(*class).to_owned())];
+                gauge!("ferry_sync_window", &labels).set(*window as f64);
+                counter!("ferry_sync_window_shrinks_total", &labels).increment(1);
+            }
+            Event::BlobDone { size, outcome: BlobOutcome::Transferred, .. } => {
+                gauge!("ferry_sync_run_transferred_bytes").increment(*size as f64);
+            }
+            _ => {}
         }
     }
 
@@ -159,6 +167,11 @@ fn describe() {
         "Duration of each finished sync run"
     );
     describe_gauge!("ferry_sync_running", "1 while a sync run is under way");
+    describe_gauge!(
+        "ferry_sync_run_transferred_bytes",
+        Unit::Bytes,
+        "Bytes of the blobs the current (or last) run has transferred so far"
+    );
     describe_gauge!("ferry_sync_last_run_timestamp_seconds", Unit::Seconds, "Unix time the last run ended");
     describe_gauge!(
         "ferry_sync_last_success_timestamp_seconds",
