@@ -17,7 +17,8 @@
 # can point them at local images (tests/service_image.rs imports a runtime made of the
 # host's Debian 12 glibc, libgcc and CA bundle, the same files distroless/cc-debian12
 # ships).
-ARG BUILDER=docker.io/library/rust:1.85-bookworm
+# Rust 1.88 or later: the oldest that builds every crate in Cargo.lock (icu_* need it).
+ARG BUILDER=docker.io/library/rust:1.88-bookworm
 ARG RUNTIME=gcr.io/distroless/cc-debian12:nonroot
 ARG FERRY_FROM=build
 
