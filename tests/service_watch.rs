@@ -2,8 +2,9 @@
 //! the source and `ferry serve` as the destination, with a 1 s interval.
 //!
 //! What they prove: a tag pushed to the source between runs reaches the destination at
-//! the next run; a rule added to the config file takes effect without a restart; a broken
-//! edit is reported and the old config keeps running; `/readyz` turns 503 after
+//! the next run; a rule added to the config file takes effect without a restart, and
+//! SIGHUP reloads it at once; a broken edit is reported and the old config keeps running;
+//! a cron schedule starts runs on its slots; bad service flags exit 2 naming the flag; `/readyz` turns 503 after
 //! `--unready-after` failed runs (the source killed) and 200 once it is back; `/metrics`
 //! answers 100 scrapes at once, every one, and `promtool check metrics` accepts it;
 //! SIGTERM mid-transfer exits 0 within the drain timeout, with the image either finished
@@ -253,4 +254,36 @@ fn bad_service_flags_exit_2_naming_the_flag() {
         let run = cli::ferry(args).expect(2, want);
         assert!(run.stderr.contains(want), "{args:?}: {}", run.stderr);
     }
+}
+
+#[test]
+fn sighup_reloads_the_config_between_runs() {
+    if !require("docker-registry") {
+        return;
+    }
+    let source = Distribution::start(&DistributionOpts::default());
+    let destination = Ferry::start(&["--storage", "memory"]);
+    let (src, dst) = (source.host(), destination.host());
+    push_image(&source.url, "app", Some("v1"), &[b"app v1"], "linux/amd64");
+    let dir = TempDir::new("watch-hup");
+    let images = dir.join("images.json");
+    let mut rules = vec![(format!("{src}/app"), format!("{dst}/app"))];
+    write_images(&images, &rules);
+    // Neither the schedule nor the change check comes round during the test: only SIGHUP.
+    let mut watch = Watch::start(
+        dir.path(),
+        &["--images", images.to_str().unwrap(), "--interval", "1h", "--reload-check", "1h"],
+    );
+    watch.wait_runs(1, WAIT);
+    assert_eq!(sample(&watch.metrics(), "ferry_sync_config_rules"), Some(1.0));
+    rules.push((format!("{src}/tool"), format!("{dst}/tool")));
+    write_images(&images, &rules);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!watch.log_text().contains("config reloaded"), "nothing reloads before the signal");
+    let hup = std::process::Command::new("kill").args(["-HUP", &watch.pid().to_string()]).status().unwrap();
+    assert!(hup.success());
+    watch.wait_for("the reload on SIGHUP", WAIT, |w| w.log_text().contains("config reloaded after SIGHUP"));
+    assert_eq!(sample(&watch.metrics(), "ferry_sync_config_rules"), Some(2.0));
+    let (status, _) = watch.terminate();
+    assert_eq!(status.code(), Some(0));
 }
