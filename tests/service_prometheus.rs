@@ -4,7 +4,8 @@
 //! What it proves, through Prometheus's `/api/v1/query` after one run: the images copied
 //! and the bytes transferred equal the run's report, the requests by registry equal the
 //! report's tally, and the registry's request counter grew by exactly the requests the
-//! sync sent it (its small requests plus one GET per blob transferred).
+//! sync sent it (its small requests plus one GET per blob transferred); and no series of
+//! either names a digest or a tag.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -105,6 +106,15 @@ fn prometheus_sees_what_the_reports_say() {
     assert!(received > 0.0, "the seeding's blob bytes were counted as they came in");
     let sent = prometheus.value("sum(ferry_serve_sent_bytes_total{route=\"blob\"})").unwrap();
     assert!(sent >= bytes, "the registry sent at least the blobs' bytes: {sent} < {bytes}");
+    // Labels stay bounded: no series of either job names a digest or a tag.
+    let series = prometheus.query("{__name__=~\"ferry_.+\"}");
+    assert!(series.len() > 20, "{} series", series.len());
+    for (labels, _) in &series {
+        for (name, value) in labels.as_object().unwrap() {
+            let value = value.as_str().unwrap();
+            assert!(!value.contains("sha256") && !value.ends_with(":v1"), "{name}={value:?} in {labels}");
+        }
+    }
     eprintln!(
         "Prometheus: {copied} images copied, {bytes} bytes, {to_source} requests + {transfers} transfers to the \
          source, registry requests {seeded} -> {expected}"
