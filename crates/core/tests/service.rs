@@ -1,25 +1,35 @@
-//! A stopped job (a service shutting down) on the virtual clock: the images in flight run
-//! to their end, queued images never start and are counted as stopped, and no manifest
-//! is pushed for an image whose blobs did not all arrive.
+//! What `ferry sync --watch` takes from the core, on the virtual clock.
+//!
+//! A stopped job (a service shutting down): the images in flight run to their end, queued
+//! images never start and are counted as stopped, and no manifest is pushed for an image
+//! whose blobs did not all arrive. The summary's tally of small requests by registry,
+//! class and status (what the metrics count): every request once, a broken connection
+//! under no status.
 
 use ferry_core::api::EndpointMap;
 use ferry_core::config::parse_images_file;
 use ferry_core::copy::{Job, Plan, SyncMachine, SyncOptions};
 use ferry_core::progress::{Event, ImageOutcome, RequestClass};
-use ferry_core::testkit::{ImageBuilder, Network, Simulation};
+use ferry_core::testkit::{Fault, FaultAnswer, ImageBuilder, Network, Simulation};
 use ferry_core::time::{Instant, UnixTime};
+use http::Method;
 use std::time::Duration;
 
 const SRC: &str = "src.test";
 const DST: &str = "dst.test";
 
 fn run(stop_at: Option<Duration>) -> (Simulation, SyncMachine) {
+    run_with(stop_at, Vec::new())
+}
+
+fn run_with(stop_at: Option<Duration>, faults: Vec<Fault>) -> (Simulation, SyncMachine) {
     let mut net = Network::new();
     for repo in ["a", "b", "c"] {
         let layer = format!("layer of {repo}").into_bytes();
         ImageBuilder::new(net.registry(SRC), repo).image(Some("v1"), &[&layer], "linux/amd64");
     }
     net.add(DST);
+    net.faults = faults;
     let images =
         r#"{"src.test/a:v1": "dst.test/a", "src.test/b:v1": "dst.test/b", "src.test/c:v1": "dst.test/c"}"#;
     let rules = parse_images_file("images.json", images, &|_| None).expect("valid images file");
@@ -94,4 +104,26 @@ fn the_summary_tallies_requests_by_registry_class_and_status() {
     assert!(count(SRC, RequestClass::ManifestRead, 200) >= 3);
     // The destination's manifest HEADs found nothing.
     assert_eq!(count(DST, RequestClass::ManifestRead, 404), 3);
+}
+
+#[test]
+fn a_broken_connection_is_tallied_under_no_status() {
+    let cut = Fault {
+        method: Some(Method::HEAD),
+        path_contains: "dst.test/v2/a/manifests/v1".to_owned(),
+        times: 1,
+        answer: FaultAnswer::Disconnect,
+    };
+    let (_, machine) = run_with(None, vec![cut]);
+    let summary = machine.report().summary;
+    assert_eq!(summary.copied, 3, "the retry mends it: {:?}", summary.failures);
+    assert_eq!(summary.retries, 1);
+    let broken: Vec<_> = summary.requests_by.iter().filter(|c| c.status.is_none()).collect();
+    assert_eq!(broken.len(), 1, "{:?}", summary.requests_by);
+    assert_eq!(
+        (broken[0].registry.as_str(), broken[0].class, broken[0].count),
+        (DST, RequestClass::ManifestRead, 1)
+    );
+    let total: u64 = summary.requests_by.iter().map(|c| c.count).sum();
+    assert_eq!(total, summary.requests, "retries included, every small request once");
 }
