@@ -1,6 +1,7 @@
 //! The app and the middleware around it, outermost first:
 //!
-//! 0. [`metrics`]: requests by route class, method and status, latency, bytes in and out;
+//! 0. [`metrics`], with `metrics_addr` set: requests by route class, method and status,
+//!    latency, bytes in and out;
 //! 1. access log (`tower_http::trace`): one line per request with method, path, status
 //!    and latency;
 //! 2. [`cors`]: preflights answered before anything else, CORS headers on every answer;
@@ -44,7 +45,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             );
         }
     }
-    router
+    let router = router
         .fallback(crate::routes::dispatch)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware))
         .layer(recovery::layer())
@@ -54,9 +55,14 @@ pub fn app(state: Arc<AppState>) -> Router {
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_request(())
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
-        .layer(axum::middleware::from_fn(metrics::record))
-        .with_state(state)
+        );
+    // Counting costs a little per request and frame: only when metrics are served.
+    let router = if state.config.metrics_addr.is_some() {
+        router.layer(axum::middleware::from_fn(metrics::record))
+    } else {
+        router
+    };
+    router.with_state(state)
 }
 
 /// `/healthz`: 200 when the storage driver answers, 503 otherwise.
