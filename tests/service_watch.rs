@@ -8,7 +8,8 @@
 //! `--unready-after` failed runs (the source killed) and 200 once it is back; `/metrics`
 //! answers 100 scrapes at once, every one, and `promtool check metrics` accepts it;
 //! SIGTERM mid-transfer exits 0 within the drain timeout, with the image either finished
-//! (its tag at the source's digest) or abandoned (no tag, no committed layer).
+//! (its tag at the source's digest) or abandoned (no tag, no committed layer), and a second
+//! SIGTERM exits 1 at once, abandoning it the same way.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -158,14 +159,25 @@ fn sigterm_mid_transfer_finishes_or_abandons_the_image_within_the_drain_timeout(
     }
     struct Case {
         drain: &'static str,
+        /// A second SIGTERM this long after the first.
+        second: Option<Duration>,
         /// Whether the image in flight finishes (its tag arrives) or is abandoned.
         finishes: bool,
+        code: i32,
         /// The most the exit may take after SIGTERM.
         within: Duration,
     }
     let cases = [
-        Case { drain: "30s", finishes: true, within: Duration::from_secs(20) },
-        Case { drain: "500ms", finishes: false, within: Duration::from_secs(3) },
+        Case { drain: "30s", second: None, finishes: true, code: 0, within: Duration::from_secs(20) },
+        Case { drain: "500ms", second: None, finishes: false, code: 0, within: Duration::from_secs(3) },
+        // A second signal does not wait for the drain.
+        Case {
+            drain: "30s",
+            second: Some(Duration::from_millis(300)),
+            finishes: false,
+            code: 1,
+            within: Duration::from_secs(3),
+        },
     ];
     for (i, case) in cases.iter().enumerate() {
         let source = Distribution::start(&DistributionOpts::default());
@@ -187,9 +199,9 @@ fn sigterm_mid_transfer_finishes_or_abandons_the_image_within_the_drain_timeout(
         });
         std::thread::sleep(Duration::from_millis(500));
         assert!(head_digest(&destination.url, "big", "v1").is_none(), "SIGTERM lands mid-transfer");
-        let (status, took) = watch.terminate();
+        let (status, took) = watch.terminate_after(case.second);
         let log = watch.log_text();
-        assert_eq!(status.code(), Some(0), "drain {}: {log}", case.drain);
+        assert_eq!(status.code(), Some(case.code), "drain {}: {log}", case.drain);
         assert!(took <= case.within, "drain {}: exit took {took:?}: {log}", case.drain);
         let tag = head_digest(&destination.url, "big", "v1");
         let committed = has_blob(&destination.url, "big", &layer_digest);
@@ -200,11 +212,14 @@ fn sigterm_mid_transfer_finishes_or_abandons_the_image_within_the_drain_timeout(
         } else {
             assert_eq!(tag, None, "drain {}: no manifest without its layer: {log}", case.drain);
             assert!(!committed, "drain {}: the layer's upload was left uncommitted", case.drain);
-            assert!(log.contains("transfers in flight were abandoned uncommitted"), "{log}");
+            let said = if case.second.is_some() { "exiting now" } else { "abandoned uncommitted" };
+            assert!(log.contains(said), "{log}");
         }
         eprintln!(
-            "drain {}: SIGTERM mid-transfer, exit 0 in {took:?}, image {}",
+            "drain {}{}: SIGTERM mid-transfer, exit {} in {took:?}, image {}",
             case.drain,
+            if case.second.is_some() { " and a second SIGTERM" } else { "" },
+            case.code,
             if case.finishes { "finished" } else { "abandoned" }
         );
     }

@@ -112,8 +112,19 @@ impl Watch {
 
     /// Sends SIGTERM; returns the exit status and the time the process took to exit.
     pub fn terminate(&mut self) -> (ExitStatus, Duration) {
+        self.terminate_after(None)
+    }
+
+    /// Sends SIGTERM, and a second one `then` later if it is given; returns the exit status
+    /// and the time from the first signal to the exit.
+    pub fn terminate_after(&mut self, then: Option<Duration>) -> (ExitStatus, Duration) {
         let sent = Instant::now();
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        if let Some(then) = then {
+            std::thread::sleep(then);
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        }
         let status = self.child.wait().expect("wait for ferry");
         (status, sent.elapsed())
     }

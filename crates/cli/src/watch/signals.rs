@@ -4,8 +4,8 @@ use anyhow::Context as _;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 
-/// SIGTERM and SIGINT set the stop flag (a task listens for them for the whole run);
-/// SIGHUP wakes [`Signals::hangup`].
+/// The first SIGTERM or SIGINT sets the stop flag, a second one exits at once with 1 (a
+/// task listens for them for the whole run); SIGHUP wakes [`Signals::hangup`].
 pub(super) struct Signals {
     hangup: Signal,
 }
@@ -22,6 +22,13 @@ impl Signals {
             };
             eprintln!("ferry: {name}: starting no new work, draining what is in flight");
             stop_tx.send_replace(true);
+            // A second signal is someone who will not wait for the drain (a second Ctrl-C).
+            let name = tokio::select! {
+                _ = terminate.recv() => "SIGTERM",
+                _ = interrupt.recv() => "SIGINT",
+            };
+            eprintln!("ferry: a second {name}: exiting now; transfers in flight are left uncommitted");
+            std::process::exit(1);
         });
         Ok(Signals { hangup })
     }
