@@ -96,7 +96,8 @@ fn prometheus_sees_what_the_reports_say() {
     assert_eq!(
         served,
         Some(expected),
-        "the registry counted {seeded} seeding requests, then {to_source} small requests and {transfers} blob GETs of the sync"
+        "the registry counted {seeded} seeding requests, then {to_source} small requests and \
+         {transfers} blob GETs of the sync"
     );
     let latency = prometheus.value("sum(ferry_serve_request_duration_seconds_count)");
     assert_eq!(latency, Some(expected), "one latency observation per request");

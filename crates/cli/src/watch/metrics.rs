@@ -160,7 +160,11 @@ fn class_name(class: ferry_core::window::ActionClass) -> &'static str {
 }
 
 fn describe() {
-    describe_counter!("ferry_sync_runs_total", "Sync runs, by how they ended: succeeded, failed (an image or rule failed), error (the run could not start), abandoned (the drain timeout passed)");
+    describe_counter!(
+        "ferry_sync_runs_total",
+        "Sync runs, by how they ended: succeeded, failed (an image or rule failed), error (the run \
+         could not start), abandoned (the drain timeout passed)"
+    );
     describe_histogram!(
         "ferry_sync_run_duration_seconds",
         Unit::Seconds,

@@ -1,9 +1,10 @@
 //! `ferry sync --watch`: the configured sync as a long-lived service.
 //!
 //! One run at a time, on an interval and/or a cron schedule ([`schedule`]): a run that
-//! outlasts its slot is followed by the next at once, never overlapped. Between runs the config files are read again when they
-//! change (polled, which also sees a Kubernetes ConfigMap's symlink swap) or on SIGHUP; a
-//! new config that does not load is reported and the old one keeps running. SIGTERM (or
+//! outlasts its slot is followed by the next at once, never overlapped. Between runs the
+//! config files are read again when they change (polled, which also sees a Kubernetes
+//! ConfigMap's symlink swap) or on SIGHUP; a new config that does not load is reported
+//! and the old one keeps running. SIGTERM (or
 //! SIGINT) stops starting work: the run in flight lets its images finish (the core's
 //! `Machine::stop`) and exits 0; what is still moving when `--drain-timeout` passes is
 //! abandoned uncommitted, so no manifest is pushed without all its blobs.
