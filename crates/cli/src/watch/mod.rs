@@ -4,10 +4,10 @@
 //! outlasts its slot is followed by the next at once, never overlapped. Between runs the
 //! config files are read again when they change (polled, which also sees a Kubernetes
 //! ConfigMap's symlink swap) or on SIGHUP; a new config that does not load is reported
-//! and the old one keeps running. SIGTERM (or
-//! SIGINT) stops starting work: the run in flight lets its images finish (the core's
-//! `Machine::stop`) and exits 0; what is still moving when `--drain-timeout` passes is
-//! abandoned uncommitted, so no manifest is pushed without all its blobs.
+//! and the old one keeps running. SIGTERM (or SIGINT) stops starting work: the run in
+//! flight lets its images finish (the core's `Machine::stop`) and exits 0; what is still
+//! moving when `--drain-timeout` passes is abandoned uncommitted, so no manifest is pushed
+//! without all its blobs. A second signal exits 1 at once, as cleanly.
 //!
 //! With `--listen`, an HTTP port answers `/healthz`, `/readyz` and `/metrics`
 //! ([`health`], [`metrics`]); each run's report goes to the log and, with `--report-dir`,
