@@ -19,14 +19,14 @@ mod service;
 use std::time::Duration;
 
 use cli::{head_digest, push_image};
-use service::{sum_of, Prometheus, Watch};
+use service::{promtool_check, sum_of, Prometheus, Watch};
 use support::{free_port, get, require, Distribution, DistributionOpts, Ferry, TempDir};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 #[test]
 fn prometheus_sees_what_the_reports_say() {
-    if !require("docker-registry") || !require("prometheus") {
+    if !require("docker-registry") || !require("prometheus") || !require("promtool") {
         return;
     }
     let metrics_port = free_port();
@@ -107,6 +107,14 @@ fn prometheus_sees_what_the_reports_say() {
     assert!(received > 0.0, "the seeding's blob bytes were counted as they came in");
     let sent = prometheus.value("sum(ferry_serve_sent_bytes_total{route=\"blob\"})").unwrap();
     assert!(sent >= bytes, "the registry sent at least the blobs' bytes: {sent} < {bytes}");
+    // Both expositions pass Prometheus's own linter.
+    for url in [format!("http://{metrics_addr}/metrics"), format!("{}/metrics", watch.url)] {
+        let exposition = get(&url).text();
+        if let Err(complaints) = promtool_check(&exposition) {
+            panic!("promtool check metrics on {url}:\n{complaints}\n{exposition}");
+        }
+    }
+
     // Labels stay bounded: no series of either job names a digest or a tag.
     let series = prometheus.query("{__name__=~\"ferry_.+\"}");
     assert!(series.len() > 20, "{} series", series.len());
