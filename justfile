@@ -34,8 +34,10 @@ fuzz SECONDS="20":
 # Part 2: `ferry sync` vs `skopeo sync` between two distribution registries (bench/sync.py).
 # Part 3: `ferry serve` vs distribution under 200 clients pushing, then pulling, at once: throughput,
 # peak RSS, threads, RSS once idle (bench/registry_load.py; 32 MiB each, small: 50 clients x 4 MiB).
+# Part 4: `ferry serve` pushes with a dead or refusing notification endpoint against none (bench/notify.py).
 bench SCALE="full" RUNS="3":
     python3 bench/registry.py --scale {{SCALE}} --runs {{RUNS}}
+    python3 bench/notify.py --no-build --runs {{RUNS}}
     python3 bench/sync.py --scale {{SCALE}} --runs {{RUNS}}
     if [ "{{SCALE}}" = small ]; then python3 bench/registry_load.py --no-build --clients 50 --blob-mib 4; \
     else python3 bench/registry_load.py --no-build --clients 200 --blob-mib 32; fi

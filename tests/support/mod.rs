@@ -347,6 +347,35 @@ impl Ferry {
         Ferry { child, url }
     }
 
+    /// `ferry serve --config <config> <extra>`, nothing else: the file says where to
+    /// listen. `None` when ferry exits before it serves (its port was taken meanwhile).
+    pub fn with_config(config: &Path, extra: &[&str]) -> Option<Ferry> {
+        Ferry::with_config_logging_to(config, extra, Stdio::inherit())
+    }
+
+    /// Like [`Ferry::with_config`], with the server's log going to `stderr`.
+    pub fn with_config_logging_to(config: &Path, extra: &[&str], stderr: Stdio) -> Option<Ferry> {
+        let mut child = Command::new(ferry_bin())
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn ferry serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read ferry's first line");
+        let url = line.trim().rsplit(' ').next().unwrap_or_default().to_owned();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        Some(Ferry { child, url })
+    }
+
     /// Filesystem storage under `dir`.
     pub fn with_root(dir: &Path, extra: &[&str]) -> Ferry {
         let root = dir.to_str().expect("utf-8 path");
@@ -384,6 +413,22 @@ impl Drop for Ferry {
 }
 
 // ---------------------------------------------------------------- distribution
+
+/// The config file of a distribution test peer: filesystem storage under `root`, deletes
+/// on, `127.0.0.1:port`, Basic auth when `opts` has an htpasswd file. `ferry serve
+/// --config` reads the very same file ([`Ferry::with_config`]).
+pub fn distribution_config(root: &Path, port: u16, opts: &DistributionOpts) -> String {
+    let mut yaml = format!(
+        "version: 0.1\nlog: {{level: error, accesslog: {{disabled: true}}}}\n\
+         storage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\n\
+         http: {{addr: 127.0.0.1:{port}}}\n",
+        root.display()
+    );
+    if let Some(htpasswd) = &opts.htpasswd {
+        yaml.push_str(&format!("auth: {{htpasswd: {{realm: test, path: {}}}}}\n", htpasswd.display()));
+    }
+    yaml
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct DistributionOpts {
@@ -441,15 +486,7 @@ impl Distribution {
 
     /// `None` when the process exited at once (the port was taken in the meantime).
     fn spawn(dir: &TempDir, port: u16, opts: &DistributionOpts) -> Option<Child> {
-        let mut yaml = format!(
-            "version: 0.1\nlog: {{level: error, accesslog: {{disabled: true}}}}\n\
-             storage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\n\
-             http: {{addr: 127.0.0.1:{port}}}\n",
-            dir.join("data").display()
-        );
-        if let Some(htpasswd) = &opts.htpasswd {
-            yaml.push_str(&format!("auth: {{htpasswd: {{realm: test, path: {}}}}}\n", htpasswd.display()));
-        }
+        let yaml = distribution_config(&dir.join("data"), port, opts);
         let config = dir.join("config.yml");
         std::fs::write(&config, yaml).expect("write distribution config");
         let mut child = Command::new("docker-registry")

@@ -3,8 +3,10 @@
 
 use serde_json::{json, Value};
 
-use super::tls::{Forwarder, Pki};
-use super::{request, resolve, sha256, Ferry, Response, TempDir};
+use super::tls::{self, Forwarder, PeerOpts, Pki};
+use super::{
+    distribution_config, free_port, request, resolve, sha256, DistributionOpts, Ferry, Response, TempDir,
+};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -36,28 +38,39 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// A `ferry serve` with `extra` flags. In a test crate whose name ends in `_tls`
-    /// (`registry_conformance_tls`), it serves HTTPS with a private CA, and `ferry.url` is
-    /// a plain-to-TLS [`Forwarder`] in front of it: the same suite, over TLS.
+    /// A `ferry serve` started from the config file the tests give distribution peers
+    /// (`support::distribution_config`, read unchanged), with `extra` flags on top. In a
+    /// test crate whose name ends in `_tls` (`registry_conformance_tls`), that file is the
+    /// TLS peer's (`tls::distribution_config`) with a private CA, and `ferry.url` is a
+    /// plain-to-TLS [`Forwarder`] in front of it: the same suite, over TLS.
     pub fn start(extra: &[&str]) -> Registry {
         let dir = TempDir::new("conformance");
-        if !env!("CARGO_CRATE_NAME").ends_with("_tls") {
-            let ferry = Ferry::with_root(&dir.join("data"), extra);
+        let pki = env!("CARGO_CRATE_NAME").ends_with("_tls").then(Pki::new);
+        let config = dir.join("config.yml");
+        for _attempt in 0..5 {
+            let port = free_port();
+            let yaml = match &pki {
+                None => distribution_config(&dir.join("data"), port, &DistributionOpts::default()),
+                Some(pki) => tls::distribution_config(
+                    pki,
+                    &dir.join("data"),
+                    port,
+                    &PeerOpts { tls: true, client_cas: false },
+                ),
+            };
+            std::fs::write(&config, yaml).expect("write the distribution config");
+            let Some(mut ferry) = Ferry::with_config(&config, extra) else { continue };
+            if let Some(pki) = &pki {
+                assert!(ferry.url.starts_with("https://"), "{}", ferry.url);
+                let forwarder = Forwarder::start(&ferry.host(), &pki.ca());
+                ferry.url = forwarder.url.clone();
+                // The forwarder serves until the test process ends; its CA is in memory already.
+                static FORWARDERS: std::sync::Mutex<Vec<Forwarder>> = std::sync::Mutex::new(Vec::new());
+                FORWARDERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(forwarder);
+            }
             return Registry { _dir: dir, ferry };
         }
-        let pki = Pki::new();
-        let (cert, key) = (pki.file("server.crt"), pki.file("server.key"));
-        let mut args =
-            vec!["--tls-cert", cert.to_str().expect("utf-8"), "--tls-key", key.to_str().expect("utf-8")];
-        args.extend_from_slice(extra);
-        let mut ferry = Ferry::with_root(&dir.join("data"), &args);
-        assert!(ferry.url.starts_with("https://"), "{}", ferry.url);
-        let forwarder = Forwarder::start(&ferry.host(), &pki.ca());
-        ferry.url = forwarder.url.clone();
-        // The forwarder serves until the test process ends; its CA is in memory already.
-        static FORWARDERS: std::sync::Mutex<Vec<Forwarder>> = std::sync::Mutex::new(Vec::new());
-        FORWARDERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(forwarder);
-        Registry { _dir: dir, ferry }
+        panic!("ferry serve did not start from {}", config.display());
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -131,6 +131,29 @@ pub struct PeerOpts {
     pub client_cas: bool,
 }
 
+/// The config file of a [`DistributionTls`] peer (its access log on): filesystem storage
+/// under `root`, deletes on, `127.0.0.1:port`, TLS and client CAs as `opts` say. `ferry
+/// serve --config` reads the very same file.
+pub fn distribution_config(pki: &Pki, root: &Path, port: u16, opts: &PeerOpts) -> String {
+    let mut http = format!("addr: 127.0.0.1:{port}");
+    if opts.tls {
+        http.push_str(&format!(
+            ", tls: {{certificate: {}, key: {}",
+            pki.file("server.crt").display(),
+            pki.file("server.key").display()
+        ));
+        if opts.client_cas {
+            http.push_str(&format!(", clientcas: [{}]", pki.ca().display()));
+        }
+        http.push('}');
+    }
+    format!(
+        "version: 0.1\nlog: {{level: error, accesslog: {{disabled: false}}}}\n\
+         storage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{{http}}}\n",
+        root.display()
+    )
+}
+
 /// distribution with TLS from a [`Pki`] (or plain HTTP) and its access log on, killed on drop.
 pub struct DistributionTls {
     child: Child,
@@ -144,23 +167,7 @@ impl DistributionTls {
         let dir = TempDir::new("distribution-tls");
         for _attempt in 0..5 {
             let port = free_port();
-            let mut http = format!("addr: 127.0.0.1:{port}");
-            if opts.tls {
-                http.push_str(&format!(
-                    ", tls: {{certificate: {}, key: {}",
-                    pki.file("server.crt").display(),
-                    pki.file("server.key").display()
-                ));
-                if opts.client_cas {
-                    http.push_str(&format!(", clientcas: [{}]", pki.ca().display()));
-                }
-                http.push('}');
-            }
-            let yaml = format!(
-                "version: 0.1\nlog: {{level: error, accesslog: {{disabled: false}}}}\n\
-                 storage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{{http}}}\n",
-                dir.join("data").display()
-            );
+            let yaml = distribution_config(pki, &dir.join("data"), port, opts);
             std::fs::write(dir.join("config.yml"), yaml).expect("write config");
             let log = std::fs::File::create(dir.join("access.log")).expect("create log");
             let mut child = Command::new("docker-registry")

@@ -21,14 +21,16 @@ Examples:
   ferry serve --tls-cert reg.crt --tls-key reg.key # HTTPS (HTTP/2 by ALPN); SIGHUP reloads them
   ferry serve --tls-cert reg.crt --tls-key reg.key --tls-client-ca clients.crt  # mutual TLS
   ferry serve --metrics-addr 127.0.0.1:5001        # Prometheus metrics at :5001/metrics
-  ferry serve --config ferry.yaml --print-config   # show the effective config";
+  ferry serve --config ferry.yaml --print-config   # show the effective config
+  ferry serve --config /etc/docker/registry/config.yml  # distribution's config file, as it is";
 
 /// Options of `ferry serve`. Every option is also a key of the YAML config file.
 #[derive(Debug, Args)]
 #[command(after_help = AFTER_HELP)]
 pub(crate) struct ServeArgs {
     /// YAML config file (keys: addr, public_url, storage, read_only, delete, cors, auth,
-    /// limits, http, log, ui, tls, metrics_addr); flags given here override its values
+    /// limits, http, log, ui, tls, notifications, metrics_addr), or distribution's
+    /// config.yml (`version: 0.1`) as it is; flags given here override its values
     #[arg(short, long, value_name = "FILE", env = "FERRY_CONFIG")]
     config: Option<PathBuf>,
 
@@ -176,10 +178,14 @@ pub(crate) struct ServeArgs {
 
 impl ServeArgs {
     /// The config file (or the defaults) with the flags applied on top.
-    fn config(self) -> anyhow::Result<(Config, bool)> {
-        let mut c = match &self.config {
-            Some(path) => Config::from_file(path)?,
-            None => Config::default(),
+    /// Also the lines about keys of a distribution config file that ferry ignores.
+    fn config(self) -> anyhow::Result<(Config, bool, Vec<String>)> {
+        let (mut c, warnings) = match &self.config {
+            Some(path) => {
+                let loaded = Config::load(path)?;
+                (loaded.config, loaded.warnings)
+            }
+            None => (Config::default(), Vec::new()),
         };
         fn set<T>(slot: &mut T, value: Option<T>) {
             if let Some(value) = value {
@@ -240,7 +246,7 @@ impl ServeArgs {
             c.log.format = if format == "json" { LogFormat::Json } else { LogFormat::Text };
         }
         c.validate().context("invalid configuration")?;
-        Ok((c, self.print_config))
+        Ok((c, self.print_config, warnings))
     }
 }
 
@@ -256,16 +262,28 @@ fn init_logging(config: &Config) {
 }
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let (config, print_config) = args.config()?;
+    let (config, print_config, warnings) = args.config()?;
     if print_config {
+        for warning in &warnings {
+            println!("# {warning}");
+        }
         let mut shown = config.clone();
         if shown.auth.token.key.is_some() {
             shown.auth.token.key = Some("<hidden>".into());
+        }
+        // Notification endpoints' headers often carry their credentials.
+        for endpoint in &mut shown.notifications.endpoints {
+            for values in endpoint.headers.values_mut() {
+                values.iter_mut().for_each(|v| *v = "<hidden>".into());
+            }
         }
         print!("{}", config_yaml(&shown)?);
         return Ok(());
     }
     init_logging(&config);
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
     // Every file operation of the filesystem driver runs on tokio's blocking pool; its
     // default of 512 threads let 200 concurrent pushes grow the process to 500 threads.
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -13,6 +13,9 @@
 //!   htpasswd: ./htpasswd
 //!   anonymous_pull: false
 //!   token: { enabled: true, service: ferry, ttl_secs: 300 }
+//!   access:                        # who may do what where (see AccessConfig)
+//!     groups: { team-a: [alice] }
+//!     repositories: { "team-a/**": { policies: [{ groups: [team-a], actions: [pull, push] }] } }
 //! limits: { max_manifest_bytes: 4194304, max_blob_bytes: 0 }
 //! http:
 //!   header_read_timeout_secs: 30   # first byte of a request head to its end
@@ -30,6 +33,8 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+pub mod distribution;
 
 /// The 4 MiB manifest limit the spec's clients expect registries to accept.
 pub const DEFAULT_MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
@@ -58,6 +63,8 @@ pub struct Config {
     /// HTTPS: a certificate and key, and optionally CAs that client certificates must
     /// chain to. Unset: plain HTTP.
     pub tls: crate::tls::TlsConfig,
+    /// Endpoints told of every push, pull, delete and mount ([`crate::notify`]).
+    pub notifications: NotificationsConfig,
     /// Where `ferry serve` answers Prometheus's `/metrics`: an address of its own, as
     /// distribution's debug server. Unset: no metrics endpoint.
     pub metrics_addr: Option<String>,
@@ -78,6 +85,7 @@ impl Default for Config {
             log: LogConfig::default(),
             ui: None,
             tls: crate::tls::TlsConfig::default(),
+            notifications: NotificationsConfig::default(),
             metrics_addr: None,
         }
     }
@@ -121,6 +129,9 @@ pub struct AuthConfig {
     /// Let anyone pull (GET/HEAD) without credentials; pushes still need them.
     pub anonymous_pull: bool,
     pub token: TokenConfig,
+    /// Who may pull, push and delete where. Unset: every htpasswd user may do
+    /// everything, and anonymous clients may pull when `anonymous_pull` is set.
+    pub access: Option<AccessConfig>,
 }
 
 impl Default for AuthConfig {
@@ -130,6 +141,7 @@ impl Default for AuthConfig {
             realm: "ferry".into(),
             anonymous_pull: false,
             token: TokenConfig::default(),
+            access: None,
         }
     }
 }
@@ -137,6 +149,91 @@ impl Default for AuthConfig {
 impl AuthConfig {
     pub fn enabled(&self) -> bool {
         self.htpasswd.is_some()
+    }
+}
+
+/// An access policy, after zot's `accessControl`: groups of htpasswd users, repository
+/// patterns with the actions each user, group, logged-in user or anonymous client may
+/// take there, and admins who may do everything.
+///
+/// ```yaml
+/// access:
+///   groups: { team-a: [alice, bob], ops: [root] }
+///   admins: { groups: [ops] }
+///   repositories:
+///     "team-a/**":
+///       policies: [{ groups: [team-a], actions: [pull, push, delete] }]
+///     "library/*":
+///       policies: [{ users: [bob], actions: [pull, push] }]
+///       default: [pull]      # any logged-in user
+///       anonymous: [pull]    # no credentials
+/// ```
+///
+/// In a pattern `*` matches within one path segment and `**` across segments. Where
+/// several patterns match a repository, the longest decides; where none does, only admins
+/// may act.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessConfig {
+    /// Group name -> its users (names from the htpasswd file).
+    pub groups: std::collections::BTreeMap<String, Vec<String>>,
+    /// Users and groups that may do everything everywhere.
+    pub admins: Principals,
+    /// Repository pattern -> who may do what in the repositories it matches.
+    pub repositories: std::collections::BTreeMap<String, RepositoryPolicy>,
+}
+
+/// Users and groups, by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Principals {
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+/// Who may do what in the repositories of one pattern.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RepositoryPolicy {
+    /// Actions granted to named users and groups.
+    pub policies: Vec<AccessRule>,
+    /// Actions of every logged-in user.
+    pub default: Vec<Verb>,
+    /// Actions of clients without credentials.
+    pub anonymous: Vec<Verb>,
+}
+
+/// Actions granted to some users and groups.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessRule {
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+    pub actions: Vec<Verb>,
+}
+
+/// A repository action, as in distribution's token scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verb {
+    Pull,
+    Push,
+    Delete,
+}
+
+impl Verb {
+    pub const ALL: [Verb; 3] = [Verb::Pull, Verb::Push, Verb::Delete];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Pull => "pull",
+            Verb::Push => "push",
+            Verb::Delete => "delete",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Verb> {
+        Verb::ALL.into_iter().find(|v| v.as_str() == s)
     }
 }
 
@@ -172,6 +269,104 @@ impl Default for TokenConfig {
             refresh_ttl_secs: 24 * 3600,
             allow_basic: false,
         }
+    }
+}
+
+/// Where events go, after distribution's `notifications`.
+///
+/// ```yaml
+/// notifications:
+///   endpoints:
+///     - name: ci
+///       url: http://ci.example/registry-events
+///       headers: { Authorization: [Bearer abc] }
+///       timeout_secs: 1
+///       retries: 3         # after the first attempt
+///       backoff_secs: 1    # the first retry's backoff ceiling; doubles, full jitter
+///       queue: 1024        # events waiting; more are dropped (and counted)
+///       ignore: { media_types: [application/octet-stream], actions: [pull] }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationsConfig {
+    pub endpoints: Vec<EndpointConfig>,
+}
+
+/// One notification endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EndpointConfig {
+    /// Names the endpoint in logs.
+    pub name: String,
+    pub url: String,
+    /// Sent with every POST (an `Authorization` for the endpoint, say); never logged.
+    pub headers: std::collections::BTreeMap<String, Vec<String>>,
+    pub timeout_secs: f64,
+    pub retries: u32,
+    pub backoff_secs: f64,
+    pub queue: usize,
+    pub ignore: IgnoreConfig,
+    pub disabled: bool,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            name: String::new(),
+            url: String::new(),
+            headers: Default::default(),
+            timeout_secs: 1.0,
+            retries: 3,
+            backoff_secs: 1.0,
+            queue: 1024,
+            ignore: IgnoreConfig::default(),
+            disabled: false,
+        }
+    }
+}
+
+/// Events an endpoint does not want.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IgnoreConfig {
+    pub media_types: Vec<String>,
+    pub actions: Vec<String>,
+}
+
+impl EndpointConfig {
+    /// A problem with this endpoint's keys, if any.
+    fn problem(&self) -> Option<String> {
+        let name = &self.name;
+        if name.is_empty() {
+            return Some("every endpoint needs a `name`".into());
+        }
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Some(format!("endpoint {name:?}: `url` must be an http:// or https:// URL"));
+        }
+        if !self.timeout_secs.is_finite() || self.timeout_secs <= 0.0 || self.timeout_secs > 3600.0 {
+            return Some(format!("endpoint {name:?}: `timeout_secs` must be above 0 (seconds)"));
+        }
+        if !self.backoff_secs.is_finite() || !(0.0..=3600.0).contains(&self.backoff_secs) {
+            return Some(format!("endpoint {name:?}: `backoff_secs` must be 0 or more (seconds)"));
+        }
+        if self.queue == 0 {
+            return Some(format!("endpoint {name:?}: `queue` must be at least 1"));
+        }
+        for (header, values) in &self.headers {
+            let valid = http::HeaderName::from_bytes(header.as_bytes()).is_ok()
+                && values.iter().all(|v| http::HeaderValue::from_str(v).is_ok());
+            if !valid {
+                return Some(format!("endpoint {name:?}: header {header:?} is not a valid HTTP header"));
+            }
+        }
+        for action in &self.ignore.actions {
+            if !["push", "pull", "delete", "mount"].contains(&action.as_str()) {
+                return Some(format!(
+                    "endpoint {name:?}: ignore.actions has {action:?}; use push, pull, delete or mount"
+                ));
+            }
+        }
+        None
     }
 }
 
@@ -271,14 +466,41 @@ pub enum ConfigError {
     Parse { path: PathBuf, source: serde_norway::Error },
     #[error("config key `{key}`: {message}")]
     Invalid { key: &'static str, message: String },
+    #[error("config file {path} (distribution's format):\n  {}", lines.join("\n  "))]
+    Unsupported { path: PathBuf, lines: Vec<String> },
+}
+
+/// A configuration read from a file, with the lines about keys it ignored.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    /// One line per key of distribution's format that ferry ignores.
+    pub warnings: Vec<String>,
 }
 
 impl Config {
     /// Reads a YAML file; missing keys take their defaults.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        Ok(Config::load(path)?.config)
+    }
+
+    /// Reads a YAML file in ferry's format or in distribution's ([`distribution`], told
+    /// apart by its `version` key), with the warnings about what was ignored.
+    pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        Config::from_yaml(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+        let parse = |source| ConfigError::Parse { path: path.into(), source };
+        if !text.trim().is_empty() {
+            let document: serde_norway::Value = serde_norway::from_str(&text).map_err(parse)?;
+            if distribution::is_distribution(&document) {
+                let t = distribution::translate(&document);
+                if !t.errors.is_empty() {
+                    return Err(ConfigError::Unsupported { path: path.into(), lines: t.errors });
+                }
+                return Ok(Loaded { config: t.config, warnings: t.warnings });
+            }
+        }
+        Ok(Loaded { config: Config::from_yaml(&text).map_err(parse)?, warnings: Vec::new() })
     }
 
     /// The configuration as YAML, in the file format [`Config::from_file`] reads.
@@ -317,6 +539,21 @@ impl Config {
                 "the token endpoint needs auth.htpasswd to check credentials",
             );
         }
+        if self.auth.access.is_some() && self.auth.htpasswd.is_none() {
+            return invalid("auth.access", "an access policy needs auth.htpasswd to know its users");
+        }
+        if self.auth.access.is_some() && self.auth.anonymous_pull {
+            return invalid(
+                "auth.anonymous_pull",
+                "with auth.access, say what anonymous clients may pull per pattern \
+                 (`anonymous: [pull]`) instead",
+            );
+        }
+        if let Some(access) = &self.auth.access {
+            if let Some(message) = crate::access::policy::problem(access) {
+                return Err(ConfigError::Invalid { key: "auth.access", message });
+            }
+        }
         if self.auth.token.ttl_secs == 0 {
             return invalid("auth.token.ttl_secs", "must be at least 1");
         }
@@ -346,6 +583,9 @@ impl Config {
         }
         if self.limits.max_manifest_bytes == 0 {
             return invalid("limits.max_manifest_bytes", "must be at least 1");
+        }
+        if let Some(message) = self.notifications.endpoints.iter().find_map(EndpointConfig::problem) {
+            return Err(ConfigError::Invalid { key: "notifications.endpoints", message });
         }
         if let Some((key, message)) = self.tls.problem() {
             return invalid(key, message);

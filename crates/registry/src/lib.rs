@@ -13,7 +13,8 @@
 //! middleware                 the app: access log, CORS, recovery, auth, /token, /healthz
 //! routes                     the /v2/ API handlers and the path parser (Route)
 //! state                      AppState: what every handler shares
-//! access                     Action, Identity, Authenticator, tokens
+//! notify                     events to notification endpoints, bounded queues
+//! access                     Action, Identity, Authenticator, policy, tokens
 //! store                      the registry's objects over a driver: blobs, manifests, tags,
 //!                            referrers, upload sessions (layout, uploads)
 //! error, driver, config,     the answer type, the storage drivers (paths and bytes only),
@@ -48,6 +49,7 @@ pub mod config;
 pub mod driver;
 pub mod error;
 pub mod middleware;
+pub mod notify;
 pub mod random;
 pub mod routes;
 mod server;
@@ -78,6 +80,8 @@ pub enum ServeError {
     Auth(#[from] access::AuthError),
     #[error(transparent)]
     Ui(#[from] ui::UiError),
+    #[error(transparent)]
+    Notify(#[from] notify::NotifyError),
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
@@ -126,7 +130,20 @@ impl RegistryBuilder {
         let auth = if config.auth.enabled() { Some(Authenticator::from_config(&config.auth)?) } else { None };
         let uploads = Uploads::new(store.clone(), config.limits.max_blob_bytes);
         let ui = config.ui.as_deref().map(ui::UiDir::open).transpose()?;
-        let state = AppState { config, store, uploads, auth, local_addr: OnceLock::new(), ui };
+        let notifier = match config.notifications.endpoints.iter().any(|e| !e.disabled) {
+            true => Some(notify::Notifier::new(&config.notifications)?),
+            false => None,
+        };
+        let state = AppState {
+            config,
+            store,
+            uploads,
+            auth,
+            local_addr: OnceLock::new(),
+            ui,
+            notifier,
+            instance_id: random::random_hex(16),
+        };
         Ok(Registry { state: Arc::new(state) })
     }
 }
@@ -153,6 +170,9 @@ impl Registry {
             .map_err(|source| ServeError::Bind { addr: addr.clone(), source })?;
         let local = listener.local_addr().map_err(|source| ServeError::Bind { addr, source })?;
         let _ = self.state.local_addr.set(local);
+        if let Some(notifier) = &self.state.notifier {
+            notifier.start();
+        }
         let app = self.router();
         let http = self.state.config.http.clone();
         let (tx, rx) = oneshot::channel::<()>();

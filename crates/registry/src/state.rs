@@ -1,5 +1,5 @@
 //! What every request handler shares: the configuration, the store, upload sessions,
-//! the authenticator and the web page's directory.
+//! the authenticator, the notifier and the web page's directory.
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -8,6 +8,7 @@ use http::HeaderMap;
 
 use crate::access::Authenticator;
 use crate::config::Config;
+use crate::notify::Notifier;
 use crate::store::uploads::Uploads;
 use crate::store::Store;
 use crate::ui::UiDir;
@@ -23,6 +24,10 @@ pub struct AppState {
     pub local_addr: OnceLock<SocketAddr>,
     /// The web page's directory, served at `/ui/`; `None` when `ui` is unset.
     pub ui: Option<UiDir>,
+    /// Tells the notification endpoints; `None` when there are none.
+    pub notifier: Option<Notifier>,
+    /// Names this process in events' `source.instanceID`.
+    pub instance_id: String,
 }
 
 impl AppState {

@@ -1,8 +1,11 @@
 //! Who may do what: Basic auth from an htpasswd file, and Bearer tokens from the
 //! built-in token endpoint ([`super::token`], served by [`crate::middleware::token`]).
 //!
-//! Users in the htpasswd file may do everything; anonymous clients may pull when
-//! `auth.anonymous_pull` is set; the catalog and `/v2/` itself need a user (or a token).
+//! What each caller may do is the [`Policy`]'s to say (`auth.access`; without it, users
+//! in the htpasswd file may do everything and anonymous clients may pull when
+//! `auth.anonymous_pull` is set); the catalog and `/v2/` itself need a user (or a token).
+//! Missing or wrong credentials get 401; a known caller the policy refuses gets 403
+//! `DENIED` (distribution spec: "DENIED: requested access to the resource is denied").
 //! Distribution spec: "If the registry requires authentication, it MUST return a 401
 //! Unauthorized response" on `/v2/`, which is how clients discover that they must log in.
 
@@ -18,9 +21,10 @@ use http::{HeaderMap, HeaderValue};
 
 use super::action::Action;
 use super::identity::Identity;
+use super::policy::{Policy, Subject};
 use super::token::{self, TokenIssuer};
-use crate::config::AuthConfig;
-use crate::error::RegistryError;
+use crate::config::{AuthConfig, Verb};
+use crate::error::{ErrorCode, RegistryError};
 
 /// Why the auth configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +48,7 @@ pub struct Authenticator {
     /// runs once per user rather than once per request.
     verified: Mutex<HashMap<String, Digest>>,
     realm: String,
-    anonymous_pull: bool,
+    policy: Policy,
     token: Option<TokenIssuer>,
     /// In token mode, also take Basic credentials on `/v2/` (`auth.token.allow_basic`).
     allow_basic: bool,
@@ -93,7 +97,7 @@ impl Authenticator {
             users,
             verified: Mutex::new(HashMap::new()),
             realm: config.realm.clone(),
-            anonymous_pull: config.anonymous_pull,
+            policy: Policy::from_config(config.access.as_ref(), config.anonymous_pull),
             token,
             allow_basic: config.token.allow_basic,
         })
@@ -101,10 +105,6 @@ impl Authenticator {
 
     pub fn token_issuer(&self) -> Option<&TokenIssuer> {
         self.token.as_ref()
-    }
-
-    pub fn anonymous_pull(&self) -> bool {
-        self.anonymous_pull
     }
 
     pub fn basic_challenge(&self) -> String {
@@ -155,8 +155,23 @@ impl Authenticator {
         Some(user.to_owned())
     }
 
-    /// Decides a request: its identity, or the 401 that asks for credentials.
+    /// Decides a request: its identity, or the answer that refuses it. 401 when the
+    /// credentials are missing or wrong (or a token lacks a scope the policy would grant,
+    /// so the client fetches a better one); 403 `DENIED` when the caller is known and
+    /// the policy refuses the action.
     pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        action: &Action,
+        base: &str,
+    ) -> Result<Identity, RegistryError> {
+        let identity = self.identify(headers, action, base).await?;
+        self.authorize(&identity, action, base)?;
+        Ok(identity)
+    }
+
+    /// Who the credentials say is asking; 401 when they are wrong.
+    async fn identify(
         &self,
         headers: &HeaderMap,
         action: &Action,
@@ -170,12 +185,7 @@ impl Authenticator {
                     self.challenge(base, action, Some("invalid_token")),
                     "a refresh token is not an access token; trade it at the token endpoint",
                 )),
-                Ok(claims) if claims.allows(action) => Ok(Identity::Token(claims)),
-                Ok(_) => Err(RegistryError::unauthorized(
-                    self.challenge(base, action, Some("insufficient_scope")),
-                    "the token does not grant this action",
-                )
-                .with_detail(serde_json::json!({ "scope": action.scope() }))),
+                Ok(claims) => Ok(Identity::Token(claims)),
                 Err(e) => Err(RegistryError::unauthorized(
                     self.challenge(base, action, Some("invalid_token")),
                     format!("{e}; request a new token"),
@@ -199,11 +209,87 @@ impl Authenticator {
                 )),
             };
         }
-        if self.anonymous_pull && action.is_pull() {
-            return Ok(Identity::Anonymous);
+        Ok(Identity::Anonymous)
+    }
+
+    /// Whether the identity may do `action`, by its credentials and the policy.
+    pub fn permits(&self, identity: &Identity, action: &Action) -> bool {
+        match identity {
+            Identity::Open => true,
+            Identity::Anonymous => self.policy_allows(Subject::Anonymous, action),
+            Identity::User(user) => self.policy_allows(Subject::User(user), action),
+            // Any valid token may ask for `/v2/`: clients that pull anonymously hold a
+            // token with no access at all.
+            Identity::Token(claims) => {
+                claims.allows(action)
+                    && (*action == Action::Base || self.policy_allows(Subject::of_token(&claims.sub), action))
+            }
         }
-        Err(RegistryError::unauthorized(self.challenge(base, action, None), "authentication required")
-            .with_detail(serde_json::json!({ "scope": action.scope() })))
+    }
+
+    /// What the policy says of `who` doing `action`; `/v2/` and the catalog need a user.
+    fn policy_allows(&self, who: Subject<'_>, action: &Action) -> bool {
+        match action {
+            Action::Base | Action::Catalog => matches!(who, Subject::User(_)),
+            Action::Repo { repo, verb } => self.policy.allows(who, repo.as_str(), *verb),
+        }
+    }
+
+    /// Whether the catalog lists `repo` to this identity: what it may pull. A token's
+    /// holder is asked about, not the token, which grants only `registry:catalog:*`.
+    pub fn lists(&self, identity: &Identity, repo: &str) -> bool {
+        let who = match identity {
+            Identity::Open => return true,
+            Identity::Anonymous => Subject::Anonymous,
+            Identity::User(user) => Subject::User(user),
+            Identity::Token(claims) => Subject::of_token(&claims.sub),
+        };
+        self.policy.allows(who, repo, Verb::Pull)
+    }
+
+    fn authorize(&self, identity: &Identity, action: &Action, base: &str) -> Result<(), RegistryError> {
+        if self.permits(identity, action) {
+            return Ok(());
+        }
+        let scope = serde_json::json!({ "scope": action.scope() });
+        let user = match identity {
+            Identity::Open => return Ok(()),
+            Identity::Anonymous => {
+                return Err(RegistryError::unauthorized(
+                    self.challenge(base, action, None),
+                    "authentication required",
+                )
+                .with_detail(scope))
+            }
+            Identity::User(user) => user,
+            Identity::Token(claims) => {
+                let who = Subject::of_token(&claims.sub);
+                if who == Subject::Anonymous || self.policy_allows(who, action) {
+                    return Err(RegistryError::unauthorized(
+                        self.challenge(base, action, Some("insufficient_scope")),
+                        "the token does not grant this action",
+                    )
+                    .with_detail(scope));
+                }
+                &claims.sub
+            }
+        };
+        Err(RegistryError::new(ErrorCode::Denied, denied_message(user, action)).with_detail(scope))
+    }
+
+    /// The policy, for the token endpoint's grants.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+}
+
+/// What a 403 says: who was refused what.
+fn denied_message(user: &str, action: &Action) -> String {
+    match action {
+        Action::Repo { repo, verb } => {
+            format!("user {user:?} may not {} repository {repo:?} (auth.access)", verb.as_str())
+        }
+        Action::Base | Action::Catalog => format!("user {user:?} may not do this"),
     }
 }
 
@@ -238,7 +324,7 @@ mod tests {
             users: HashMap::from([("alice".to_string(), hash)]),
             verified: Mutex::new(HashMap::new()),
             realm: "ferry".into(),
-            anonymous_pull,
+            policy: Policy::from_config(None, anonymous_pull),
             token: token.then(|| TokenIssuer::new(b"k".to_vec(), "ferry".into(), 60)),
             allow_basic: false,
         }
@@ -253,8 +339,8 @@ mod tests {
 
     #[tokio::test]
     async fn decisions_table() {
-        let pull = Action::Repo { repo: Repo::parse("a").unwrap(), verb: "pull" };
-        let push = Action::Repo { repo: Repo::parse("a").unwrap(), verb: "push" };
+        let pull = Action::Repo { repo: Repo::parse("a").unwrap(), verb: Verb::Pull };
+        let push = Action::Repo { repo: Repo::parse("a").unwrap(), verb: Verb::Push };
         let none = HeaderMap::new();
         let good = basic("alice", "secret");
         let bad = basic("alice", "wrong");
@@ -300,6 +386,64 @@ mod tests {
         }
     }
 
+    /// Under a policy: 401 when credentials are missing or wrong, or when a token lacks a
+    /// scope the policy would grant; 403 `DENIED` when a known caller is refused.
+    #[tokio::test]
+    async fn policy_decisions_table() {
+        let config = crate::config::Config::from_yaml(
+            "auth: {htpasswd: /h, access: {repositories: {'team/*': {policies: [{users: [alice], actions: [pull]}], \
+             anonymous: [pull]}}}}",
+        )
+        .unwrap();
+        let mut auth = authenticator(false, true);
+        auth.policy = Policy::from_config(config.auth.access.as_ref(), false);
+        auth.allow_basic = true;
+        let issuer = auth.token_issuer().unwrap();
+        let bearer = |sub: &str, scope: &str| {
+            let token = issuer.issue(sub, vec![token::Grant::parse_scope(scope).unwrap()], token::now_secs());
+            let mut h = HeaderMap::new();
+            h.insert(AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+            h
+        };
+        let action = |repo: &str, verb| Action::Repo { repo: Repo::parse(repo).unwrap(), verb };
+        let none = HeaderMap::new();
+        let good = basic("alice", "secret");
+        let bad = basic("alice", "wrong");
+        let alice_pull = bearer("alice", "repository:team/a:pull");
+        let alice_push = bearer("alice", "repository:team/a:pull,push");
+        let anon_pull = bearer("", "repository:team/a:pull");
+        // (credentials, action, expected status: 200 allowed, else the refusal's)
+        let cases: Vec<(&HeaderMap, Action, u16)> = vec![
+            (&none, action("team/a", Verb::Pull), 200),
+            (&none, action("team/a", Verb::Push), 401),
+            (&none, action("other", Verb::Pull), 401),
+            (&good, action("team/a", Verb::Pull), 200),
+            (&good, action("team/a", Verb::Push), 403),
+            (&good, action("other", Verb::Pull), 403),
+            (&bad, action("team/a", Verb::Pull), 401),
+            (&alice_pull, action("team/a", Verb::Pull), 200),
+            (&alice_pull, action("team/b", Verb::Pull), 401), // allowed, but not by this token
+            (&alice_push, action("team/a", Verb::Push), 403), // the token says push; the policy does not
+            (&alice_pull, action("other", Verb::Pull), 403),
+            (&anon_pull, action("team/a", Verb::Pull), 200),
+            (&anon_pull, action("team/a", Verb::Delete), 401),
+            (&good, Action::Catalog, 200),
+            (&none, Action::Catalog, 401),
+        ];
+        for (headers, action, want) in cases {
+            let got = match auth.authenticate(headers, &action, "http://r").await {
+                Ok(_) => 200,
+                Err(e) => {
+                    if e.status == http::StatusCode::FORBIDDEN {
+                        assert_eq!(e.code, crate::error::ErrorCode::Denied);
+                    }
+                    e.status.as_u16()
+                }
+            };
+            assert_eq!(got, want, "{action:?} with {headers:?}");
+        }
+    }
+
     #[test]
     fn schemes_are_case_insensitive() {
         let cases = [
@@ -323,9 +467,9 @@ mod tests {
         let token = issuer.issue("alice", vec![grant], token::now_secs());
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
-        let pull = Action::Repo { repo: Repo::parse("a").unwrap(), verb: "pull" };
-        let push = Action::Repo { repo: Repo::parse("a").unwrap(), verb: "push" };
-        let other = Action::Repo { repo: Repo::parse("b").unwrap(), verb: "pull" };
+        let pull = Action::Repo { repo: Repo::parse("a").unwrap(), verb: Verb::Pull };
+        let push = Action::Repo { repo: Repo::parse("a").unwrap(), verb: Verb::Push };
+        let other = Action::Repo { repo: Repo::parse("b").unwrap(), verb: Verb::Pull };
         assert!(auth.authenticate(&headers, &pull, "http://r").await.is_ok());
         assert!(auth.authenticate(&headers, &Action::Base, "http://r").await.is_ok());
         for action in [push, other] {

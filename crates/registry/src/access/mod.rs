@@ -1,5 +1,5 @@
 //! Access control, below the HTTP layer: what a request asks to do ([`Action`]), who is
-//! asking ([`Identity`]), how credentials are checked ([`Authenticator`]: htpasswd Basic
+//! asking ([`Identity`]), what the policy lets them do ([`policy`]), how credentials are checked ([`Authenticator`]: htpasswd Basic
 //! auth and Bearer tokens) and what a token says ([`token`]).
 //!
 //! The middleware that applies it to requests ([`crate::middleware::auth`]) and the token
@@ -9,6 +9,7 @@
 pub mod action;
 pub mod authenticator;
 pub mod identity;
+pub mod policy;
 pub mod token;
 
 pub use action::Action;

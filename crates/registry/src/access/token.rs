@@ -69,10 +69,27 @@ impl Claims {
             Action::Base => true,
             Action::Catalog => self.access.iter().any(|g| g.allows("registry", "catalog", "*")),
             Action::Repo { repo, verb } => {
-                self.access.iter().any(|g| g.allows("repository", repo.as_str(), verb))
+                self.access.iter().any(|g| g.allows("repository", repo.as_str(), verb.as_str()))
             }
         }
     }
+}
+
+/// RFC 3339 in UTC, as distribution writes `issued_at` in tokens and `timestamp` in events.
+pub fn rfc3339(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// Signs and checks tokens.

@@ -3,7 +3,8 @@
 //! 0. [`metrics`], with `metrics_addr` set: requests by route class, method and status,
 //!    latency, bytes in and out;
 //! 1. access log (`tower_http::trace`): one line per request with method, path, status
-//!    and latency;
+//!    and latency; every answer gets `X-Content-Type-Options: nosniff` (distribution's
+//!    sample config sets it; browsers must not guess a type for a blob);
 //! 2. [`cors`]: preflights answered before anything else, CORS headers on every answer;
 //! 3. [`recovery`]: a panicking handler answers 500 and the server keeps going;
 //! 4. [`auth`]: Basic or Bearer, per repository and action ([`crate::access`] decides);
@@ -17,7 +18,8 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
-use http::StatusCode;
+use http::{HeaderValue, StatusCode};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -50,6 +52,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware))
         .layer(recovery::layer())
         .layer(axum::middleware::from_fn_with_state(state.clone(), cors::cors))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            http::header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))

@@ -7,7 +7,6 @@
 //! `Authorization: Bearer <token>`. `POST /token` takes the OAuth2 form of the same
 //! request ([`oauth_handler`]). The tokens themselves are [`crate::access::token`].
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -15,30 +14,41 @@ use axum::response::{IntoResponse, Response};
 use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
 use http::HeaderValue;
 
-use crate::access::token::{now_secs, Grant, TokenIssuer};
+use crate::access::policy::{Policy, Subject};
+use crate::access::token::{now_secs, rfc3339, Grant, TokenIssuer};
 use crate::access::{Authenticator, Identity};
+use crate::config::Verb;
 use crate::error::{ErrorCode, RegistryError};
 use crate::state::AppState;
 use crate::uri::{form_pairs, query_pairs};
 
-/// What an identity may be granted for one requested scope.
-fn grant_for(identity: &Identity, anonymous_pull: bool, requested: &Grant) -> Grant {
-    let known = |a: &String| ["pull", "push", "delete", "*"].contains(&a.as_str());
-    let actions: BTreeSet<String> = match (identity, requested.kind.as_str()) {
-        (Identity::User(_), "repository") => requested.actions.iter().filter(|a| known(a)).cloned().collect(),
-        (Identity::User(_), "registry") if requested.name == "catalog" => {
+/// What an identity may be granted for one requested scope: the intersection of what it
+/// asks for and what the policy allows it (`*` asks for every action). Unknown actions
+/// are dropped; the catalog is granted to users only.
+fn grant_for(identity: &Identity, policy: &Policy, requested: &Grant) -> Grant {
+    let who = match identity {
+        Identity::User(user) => Subject::User(user),
+        _ => Subject::Anonymous,
+    };
+    let actions: Vec<String> = match requested.kind.as_str() {
+        "repository" => {
+            let asked: Vec<Verb> = if requested.actions.iter().any(|a| a == "*") {
+                Verb::ALL.to_vec()
+            } else {
+                requested.actions.iter().filter_map(|a| Verb::parse(a)).collect()
+            };
+            policy
+                .intersect(who, &requested.name, &asked)
+                .into_iter()
+                .map(|v| v.as_str().to_owned())
+                .collect()
+        }
+        "registry" if requested.name == "catalog" && matches!(who, Subject::User(_)) => {
             requested.actions.iter().filter(|a| *a == "*").cloned().collect()
         }
-        (_, "repository") if anonymous_pull => {
-            requested.actions.iter().filter(|a| *a == "pull").cloned().collect()
-        }
-        _ => BTreeSet::new(),
+        _ => Vec::new(),
     };
-    Grant {
-        kind: requested.kind.clone(),
-        name: requested.name.clone(),
-        actions: actions.into_iter().collect(),
-    }
+    Grant { kind: requested.kind.clone(), name: requested.name.clone(), actions }
 }
 
 /// `GET /token?service=…&scope=…`: checks the Basic credentials if any (anonymous
@@ -83,13 +93,15 @@ fn check_service(issuer: &TokenIssuer, params: &[(String, String)]) -> Result<()
     }
 }
 
-/// What `identity` may have of the requested scopes.
+/// What `identity` may have of the requested scopes; a scope granting nothing is left
+/// out, so a token's `access` lists exactly what it allows.
 fn grants(auth: &Authenticator, identity: &Identity, params: &[(String, String)]) -> Vec<Grant> {
     params
         .iter()
         .filter(|(k, _)| k == "scope")
         .flat_map(|(_, v)| v.split(' ').filter_map(Grant::parse_scope).collect::<Vec<_>>())
-        .map(|g| grant_for(identity, auth.anonymous_pull(), &g))
+        .map(|g| grant_for(identity, auth.policy(), &g))
+        .filter(|g| !g.actions.is_empty())
         .collect()
 }
 
@@ -180,7 +192,6 @@ async fn oauth(state: &AppState, request: Request) -> Result<Response, RegistryE
     let access = grants(auth, &Identity::User(user.clone()), &params);
     let scope = access
         .iter()
-        .filter(|g| !g.actions.is_empty())
         .map(|g| format!("{}:{}:{}", g.kind, g.name, g.actions.join(",")))
         .collect::<Vec<_>>()
         .join(" ");
@@ -198,23 +209,6 @@ async fn oauth(state: &AppState, request: Request) -> Result<Response, RegistryE
     Ok(json(body))
 }
 
-/// RFC 3339 in UTC, as `issued_at` is written by distribution's token servers.
-fn rfc3339(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,12 +224,16 @@ mod tests {
     fn grants_table() {
         let user = Identity::User("u".into());
         let anon = Identity::Anonymous;
+        let open = Policy::from_config(None, true);
+        let closed = Policy::from_config(None, false);
         let req = Grant::parse_scope("repository:a:pull,push,bogus").unwrap();
-        assert_eq!(grant_for(&user, false, &req).actions, vec!["pull", "push"]);
-        assert_eq!(grant_for(&anon, true, &req).actions, vec!["pull"]);
-        assert!(grant_for(&anon, false, &req).actions.is_empty());
+        assert_eq!(grant_for(&user, &closed, &req).actions, vec!["pull", "push"]);
+        assert_eq!(grant_for(&anon, &open, &req).actions, vec!["pull"]);
+        assert!(grant_for(&anon, &closed, &req).actions.is_empty());
+        let star = Grant::parse_scope("repository:a:*").unwrap();
+        assert_eq!(grant_for(&user, &closed, &star).actions, vec!["pull", "push", "delete"]);
         let catalog = Grant::parse_scope("registry:catalog:*").unwrap();
-        assert_eq!(grant_for(&user, false, &catalog).actions, vec!["*"]);
-        assert!(grant_for(&anon, true, &catalog).actions.is_empty());
+        assert_eq!(grant_for(&user, &closed, &catalog).actions, vec!["*"]);
+        assert!(grant_for(&anon, &open, &catalog).actions.is_empty());
     }
 }

@@ -233,15 +233,18 @@ pub(super) async fn put(
 
 /// Distribution spec end-9: by tag, the tag goes (202); by digest, the manifest and
 /// every tag pointing at it go (202); unknown references get 404.
+/// The tags a manifest's deletion took with it, for its events.
+#[derive(Debug, Clone)]
+pub(super) struct DeletedTags(pub Vec<String>);
+
 pub(super) async fn delete(state: &Arc<AppState>, repo: &Repo, reference: &str) -> Result<Response> {
     check_delete_enabled(state)?;
-    let deleted = match Reference::parse(reference)? {
-        Reference::Tag(tag) => state.store.delete_tag(repo, &tag).await?,
+    let tags = match Reference::parse(reference)? {
+        Reference::Tag(tag) => state.store.delete_tag(repo, &tag).await?.then(Vec::new),
         Reference::Digest(digest) => state.store.delete_manifest(repo, &digest).await?,
     };
-    if deleted {
-        Ok((StatusCode::ACCEPTED, [(CONTENT_LENGTH, "0")]).into_response())
-    } else {
-        Err(manifest_unknown(reference))
-    }
+    let Some(tags) = tags else { return Err(manifest_unknown(reference)) };
+    let mut response = (StatusCode::ACCEPTED, [(CONTENT_LENGTH, "0")]).into_response();
+    response.extensions_mut().insert(DeletedTags(tags));
+    Ok(response)
 }

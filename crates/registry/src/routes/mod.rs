@@ -14,11 +14,13 @@ use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode};
 
 use crate::access::{Action, Identity};
+use crate::config::Verb;
 use crate::error::{ErrorCode, RegistryError, Result};
 use crate::state::AppState;
 use crate::store::layout::Repo;
 use crate::uri::percent_decode;
 
+mod announce;
 mod base;
 mod blobs;
 mod catalog;
@@ -98,12 +100,12 @@ impl Route {
             Route::Base => Action::Base,
             Route::Catalog => Action::Catalog,
             Route::Manifest { repo, .. } | Route::Blob { repo, .. } => match *method {
-                Method::PUT | Method::POST | Method::PATCH => repo_action(repo, "push"),
-                Method::DELETE => repo_action(repo, "delete"),
-                _ => repo_action(repo, "pull"),
+                Method::PUT | Method::POST | Method::PATCH => repo_action(repo, Verb::Push),
+                Method::DELETE => repo_action(repo, Verb::Delete),
+                _ => repo_action(repo, Verb::Pull),
             },
-            Route::Tags { repo } | Route::Referrers { repo, .. } => repo_action(repo, "pull"),
-            Route::UploadStart { repo } | Route::Upload { repo, .. } => repo_action(repo, "push"),
+            Route::Tags { repo } | Route::Referrers { repo, .. } => repo_action(repo, Verb::Pull),
+            Route::UploadStart { repo } | Route::Upload { repo, .. } => repo_action(repo, Verb::Push),
         }
     }
 }
@@ -123,21 +125,39 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> R
 async fn route(state: &Arc<AppState>, request: Request) -> Result<Response> {
     let (parts, body) = request.into_parts();
     let route = Route::parse(parts.uri.path())?;
+    let identity = parts.extensions.get::<Identity>().cloned().unwrap_or(Identity::Open);
+    let response = handle(state, route.clone(), &parts, body, &identity).await?;
+    if state.notifier.is_some() {
+        let deleted = response.extensions().get::<manifests::DeletedTags>().map(|d| d.0.clone());
+        let (status, headers) = (response.status(), response.headers().clone());
+        let deleted = deleted.unwrap_or_default();
+        announce::announce(state, &route, &parts, &identity, status, &headers, deleted).await;
+    }
+    Ok(response)
+}
+
+/// Runs the handler of a parsed route.
+async fn handle(
+    state: &Arc<AppState>,
+    route: Route,
+    parts: &http::request::Parts,
+    body: axum::body::Body,
+    identity: &Identity,
+) -> Result<Response> {
     let method = parts.method.clone();
     if state.config.read_only && is_write(&method) {
         return Err(RegistryError::unsupported("this registry is read-only (config `read_only: true`)"));
     }
-    let identity = parts.extensions.get::<Identity>().cloned().unwrap_or(Identity::Open);
     let uri = &parts.uri;
     let head = method == Method::HEAD;
     match (route, method) {
         (Route::Base, Method::GET | Method::HEAD) => Ok(base::get()),
-        (Route::Catalog, Method::GET) => catalog::list(state, uri).await,
+        (Route::Catalog, Method::GET) => catalog::list(state, identity, uri).await,
         (Route::Manifest { repo, reference }, Method::GET | Method::HEAD) => {
             manifests::get(state, &repo, &reference, head).await
         }
         (Route::Manifest { repo, reference }, Method::PUT) => {
-            manifests::put(state, &repo, &reference, &parts, body).await
+            manifests::put(state, &repo, &reference, parts, body).await
         }
         (Route::Manifest { repo, reference }, Method::DELETE) => {
             manifests::delete(state, &repo, &reference).await
@@ -147,10 +167,10 @@ async fn route(state: &Arc<AppState>, request: Request) -> Result<Response> {
         }
         (Route::Blob { repo, digest }, Method::DELETE) => blobs::delete(state, &repo, &digest).await,
         (Route::UploadStart { repo }, Method::POST) => {
-            uploads::start(state, &repo, &identity, &parts, body).await
+            uploads::start(state, &repo, identity, parts, body).await
         }
-        (Route::Upload { repo, id }, Method::PATCH) => uploads::patch(state, &repo, &id, &parts, body).await,
-        (Route::Upload { repo, id }, Method::PUT) => uploads::put(state, &repo, &id, &parts, body).await,
+        (Route::Upload { repo, id }, Method::PATCH) => uploads::patch(state, &repo, &id, parts, body).await,
+        (Route::Upload { repo, id }, Method::PUT) => uploads::put(state, &repo, &id, parts, body).await,
         (Route::Upload { repo, id }, Method::GET) => uploads::status(state, &repo, &id).await,
         (Route::Upload { repo, id }, Method::DELETE) => uploads::cancel(state, &repo, &id).await,
         (Route::Tags { repo }, Method::GET) => tags::list(state, &repo, uri).await,

@@ -17,6 +17,7 @@ use http_body::Body as _;
 
 use super::shared::{DIGEST_HEADER, UPLOAD_UUID};
 use crate::access::{Action, Identity};
+use crate::config::Verb;
 use crate::error::{ErrorCode, RegistryError, Result};
 use crate::state::AppState;
 use crate::store::layout::{parse_digest, Repo, UploadId};
@@ -71,10 +72,8 @@ pub(super) async fn start(
         // registry SHOULD … return a 202 Accepted" with an upload session.
         if let Some(from) = query_value(&parts.uri, "from") {
             let from = Repo::parse(&from)?;
-            let may_read = identity.allows(
-                &Action::Repo { repo: from.clone(), verb: "pull" },
-                state.auth.as_ref().is_some_and(|a| a.anonymous_pull()),
-            );
+            let source = Action::Repo { repo: from.clone(), verb: Verb::Pull };
+            let may_read = state.auth.as_ref().is_none_or(|auth| auth.permits(identity, &source));
             if may_read && state.store.blob_size(&from, &digest).await?.is_some() {
                 state.store.link_blob(repo, &digest).await?;
                 tracing::info!(%repo, %from, %digest, "blob mounted");

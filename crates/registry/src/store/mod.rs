@@ -156,20 +156,22 @@ impl Store {
     }
 
     /// Deletes a manifest from a repository, with every tag that points at it and its
-    /// referrer entry.
-    pub async fn delete_manifest(&self, repo: &Repo, digest: &Digest) -> Result<bool> {
-        let Some(meta) = self.manifest_meta(repo, digest).await? else { return Ok(false) };
-        for tag in self.tags(repo).await?.unwrap_or_default() {
-            let Ok(tag) = Tag::parse(&tag) else { continue };
+    /// referrer entry; `None` when there was no such manifest, else the tags deleted.
+    pub async fn delete_manifest(&self, repo: &Repo, digest: &Digest) -> Result<Option<Vec<String>>> {
+        let Some(meta) = self.manifest_meta(repo, digest).await? else { return Ok(None) };
+        let mut deleted = Vec::new();
+        for name in self.tags(repo).await?.unwrap_or_default() {
+            let Ok(tag) = Tag::parse(&name) else { continue };
             if self.tag_target(repo, &tag).await?.as_ref() == Some(digest) {
                 found(self.driver.delete(&layout::tag_dir(repo, &tag)).await)?;
+                deleted.push(name);
             }
         }
         if let Some(subject) = &meta.subject {
             found(self.driver.delete(&layout::referrer_link(repo, subject, digest)).await)?;
         }
         found(self.driver.delete(&layout::revision_dir(repo, digest)).await)?;
-        Ok(true)
+        Ok(Some(deleted))
     }
 
     /// Whether a blob or a manifest was ever pushed to the repository. Upload sessions do
@@ -253,7 +255,7 @@ mod tests {
         store.put_manifest(&Repo::parse("a").unwrap(), &meta, bytes, &[], None).await.unwrap();
         assert_eq!(store.catalog().await.unwrap(), vec!["a", "a/b"]);
 
-        assert!(store.delete_manifest(&repo, &meta.digest).await.unwrap());
+        assert!(store.delete_manifest(&repo, &meta.digest).await.unwrap().is_some());
         assert_eq!(store.tags(&repo).await.unwrap().unwrap(), Vec::<String>::new());
         assert!(store.manifest(&repo, &Reference::Digest(meta.digest.clone())).await.unwrap().is_none());
         // Another repository's copy is untouched.
