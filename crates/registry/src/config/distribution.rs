@@ -538,25 +538,33 @@ mod tests {
     #[test]
     fn the_debug_servers_prometheus_becomes_the_metrics_address() {
         let base = "version: 0.1\nstorage: {inmemory: {}}\n";
-        // (http.debug, metrics_addr, a warning naming this key, an error naming this key)
-        let cases: [(&str, Option<&str>, Option<&str>, Option<&str>); 5] = [
-            (
+        struct Case {
+            debug: &'static str,
+            metrics_addr: Option<&'static str>,
+            /// The key a warning names, if one is given.
+            warning: Option<&'static str>,
+            /// The key an error names, if one is given.
+            error: Option<&'static str>,
+        }
+        let case = |debug, metrics_addr, warning, error| Case { debug, metrics_addr, warning, error };
+        let cases = [
+            case(
                 "{addr: ':5001', prometheus: {enabled: true, path: /metrics}}",
                 Some("0.0.0.0:5001"),
                 None,
                 None,
             ),
-            ("{addr: 'localhost:5001', prometheus: {enabled: true}}", Some("127.0.0.1:5001"), None, None),
-            (
+            case("{addr: 'localhost:5001', prometheus: {enabled: true}}", Some("127.0.0.1:5001"), None, None),
+            case(
                 "{addr: ':5001', prometheus: {enabled: true, path: /m}}",
                 Some("0.0.0.0:5001"),
                 Some("`http.debug.prometheus.path`"),
                 None,
             ),
-            ("{addr: ':5001'}", None, Some("`http.debug`"), None),
-            ("{prometheus: {enabled: true}}", None, None, Some("`http.debug.addr`")),
+            case("{addr: ':5001'}", None, Some("`http.debug`"), None),
+            case("{prometheus: {enabled: true}}", None, None, Some("`http.debug.addr`")),
         ];
-        for (debug, metrics_addr, warning, error) in cases {
+        for Case { debug, metrics_addr, warning, error } in cases {
             let t = read(&format!("{base}http: {{addr: ':5000', debug: {debug}}}\n"));
             assert_eq!(t.config.metrics_addr.as_deref(), metrics_addr, "{debug}");
             let warned: Vec<&String> = t.warnings.iter().filter(|w| w.contains("http.debug")).collect();
