@@ -32,6 +32,8 @@ fuzz SECONDS="20":
 # Benchmarks against peers in the same run (SCALE: full or small; RUNS per peer). Reports ratios, never fails on them.
 # Part 1: `ferry serve` vs distribution, pushed and pulled with skopeo (bench/registry.py).
 # Part 2: `ferry sync` vs `skopeo sync` between two distribution registries (bench/sync.py).
+# Part 2b: requests on 500 small images (20 repositories x 25 tags; small: 50), ferry vs skopeo beside the
+# minimum: cold, no-op, warm with every tag immutable, and a cold sync through a throttling proxy (bench/requests.py).
 # Part 3: `ferry serve` vs distribution under 200 clients pushing, then pulling, at once: throughput,
 # peak RSS, threads, RSS once idle (bench/registry_load.py; 32 MiB each, small: 50 clients x 4 MiB).
 # Part 4: `ferry serve` pushes with a dead or refusing notification endpoint against none (bench/notify.py).
@@ -39,6 +41,7 @@ bench SCALE="full" RUNS="3":
     python3 bench/registry.py --scale {{SCALE}} --runs {{RUNS}}
     python3 bench/notify.py --no-build --runs {{RUNS}}
     python3 bench/sync.py --scale {{SCALE}} --runs {{RUNS}}
+    python3 bench/requests.py --no-build --runs {{RUNS}} $([ "{{SCALE}}" = small ] && echo --repos 5 --tags 10)
     if [ "{{SCALE}}" = small ]; then python3 bench/registry_load.py --no-build --clients 50 --blob-mib 4; \
     else python3 bench/registry_load.py --no-build --clients 200 --blob-mib 32; fi
 

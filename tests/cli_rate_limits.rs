@@ -10,6 +10,11 @@
 //! at most the requests in flight when the bucket first ran dry (`--proc`) plus one per
 //! second. At fixed concurrency every image retries on its own, and the 429s are several
 //! times as many.
+//!
+//! And a source with a Docker Hub pull quota (manifest `GET`s per window, told in
+//! `ratelimit-*` fields): the sync pauses until the window resets instead of running into
+//! `429`s, and finishes; `--dry-run` first foresees, per registry, the requests the real
+//! run then makes, counted by proxies in front of both registries.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -120,4 +125,92 @@ fn a_rate_limited_source_lands_every_image_with_bounded_429s() {
         fixed.too_many,
         adaptive.too_many
     );
+}
+
+/// The requests a proxy logged, and its manifest `GET`s: as the forecast counts them.
+fn counted(proxy: &FaultProxy) -> (u64, u64) {
+    let log = proxy.log();
+    let http =
+        log.iter().filter(|l| ["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"].contains(&l.method.as_str()));
+    let gets = log.iter().filter(|l| l.method == "GET" && l.target.contains("/manifests/")).count();
+    (http.count() as u64, gets as u64)
+}
+
+#[test]
+fn a_pull_quota_pauses_the_sync_and_a_dry_run_foresees_its_requests() {
+    if !require("docker-registry") {
+        return;
+    }
+    let source = Distribution::start(&DistributionOpts::default());
+    let destination = Distribution::start(&DistributionOpts::default());
+    let digests: Vec<String> = (0..8)
+        .map(|i| {
+            let layer = format!("quota layer {i}");
+            let layers: [&[u8]; 2] = [b"quota base", layer.as_bytes()];
+            push_image(&source.url, "library/app", Some(&format!("v{i}")), &layers, "linux/amd64").0
+        })
+        .collect();
+    // 5 manifest GETs per 3 s window; both sides behind proxies that count.
+    let src = FaultProxy::start(&source.url, Schedule { pull_quota: Some((5, 3)), ..Schedule::none() });
+    let dst = FaultProxy::start(&destination.url, Schedule::none());
+    let dir = TempDir::new("quota");
+    let images_file = dir.join("images.json");
+    std::fs::write(&images_file, format!(r#"{{"{}/library/app": "{}/mirror/app"}}"#, src.host(), dst.host()))
+        .unwrap();
+    let (dry_report, real_report) = (dir.join("dry.json"), dir.join("real.json"));
+    // One image at a time: the quota counts GETs in the order ferry sends them.
+    let sync = |extra: &[&str], report: &std::path::Path| {
+        let mut args = vec!["sync", "--images", images_file.to_str().unwrap(), "--proc", "1"];
+        args.extend(["--progress", "json", "--report", report.to_str().unwrap()]);
+        args.extend(extra);
+        let run = ferry(&args);
+        run.assert_no_panic();
+        run.expect(0, "sync through the quota")
+    };
+    let dry = sync(&["--dry-run"], &dry_report);
+    let report: Value = serde_json::from_slice(&std::fs::read(&dry_report).unwrap()).unwrap();
+    let forecast = |host: String| -> (u64, u64) {
+        let entries = report["summary"]["forecast"].as_array().cloned().unwrap_or_default();
+        let entry = entries.iter().find(|e| e["registry"] == host.as_str()).unwrap_or_else(|| {
+            panic!("no forecast for {host}: {entries:?}");
+        });
+        (entry["requests"].as_u64().unwrap(), entry["counted"].as_u64().unwrap())
+    };
+    let (src_forecast, dst_forecast) = (forecast(src.host()), forecast(dst.host()));
+    // The dry run itself read the 8 source manifests: past the quota of 5, so it paused too.
+    assert_eq!(src_forecast.1, 8, "{}", dry.stdout);
+    assert!(dry.stdout.contains(r#""event":"budget_paused""#), "{}", dry.stdout);
+    src.clear_log();
+    dst.clear_log();
+
+    let real = sync(&[], &real_report);
+    eprintln!(
+        "forecast: source {src_forecast:?}, destination {dst_forecast:?}; real: source {:?}, destination {:?}",
+        counted(&src),
+        counted(&dst)
+    );
+    let events: Vec<Value> = real.stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let pauses: Vec<&Value> = events.iter().filter(|e| e["event"] == "budget_paused").collect();
+    assert!(!pauses.is_empty(), "{}", real.stdout);
+    assert_eq!(pauses[0]["limit"], 5);
+    assert_eq!(pauses[0]["window_s"], 3);
+    // Not one GET ran into the quota: they waited for it.
+    assert_eq!(src.injected(Fault::QuotaSpent), 0, "{:?}", src.log());
+    assert_eq!(counted(&src), src_forecast, "the source's requests, as the dry run foresaw them");
+    assert_eq!(counted(&dst), dst_forecast, "the destination's requests, as the dry run foresaw them");
+    let report: Value = serde_json::from_slice(&std::fs::read(&real_report).unwrap()).unwrap();
+    let budget = &report["summary"]["budgets"][0];
+    assert_eq!(
+        (budget["registry"].as_str(), budget["counted"].as_u64()),
+        (Some(src.host().as_str()), Some(8))
+    );
+    assert!(budget["pauses"].as_u64() >= Some(1), "{budget}");
+    for (i, digest) in digests.iter().enumerate() {
+        let tag = format!("v{i}");
+        assert_eq!(
+            head_digest(&destination.url, "mirror/app", &tag).as_deref(),
+            Some(digest.as_str()),
+            "{tag}"
+        );
+    }
 }

@@ -12,6 +12,10 @@
 //! - a cut forwards part of a blob's body (the upstream's answer to a blob `GET`, or an
 //!   upload's request body) and then closes both connections.
 //!
+//! A pull quota ([`Schedule::pull_quota`]) counts manifest `GET`s per fixed window, as
+//! Docker Hub does, tells every manifest answer what is left (`ratelimit-limit: 5;w=3`,
+//! `ratelimit-remaining: 2;w=3`) and answers a `GET` beyond it `429` with the same fields.
+//!
 //! No key (a blob digest, or method and path) is faulted more than `per_key` times, so a
 //! client that retries enough always gets through. Bodies can be throttled, to make a
 //! job slow enough to interrupt. Every request is logged with what was done to it.
@@ -41,6 +45,8 @@ pub enum Fault {
     },
     /// Part of a blob body went through, then both connections closed.
     Cut,
+    /// `429 Too Many Requests` from the pull quota: a manifest `GET` beyond it.
+    QuotaSpent,
 }
 
 const STATUS_FAULTS: [Fault; 3] = [Fault::Status500, Fault::Status503, Fault::Status429];
@@ -63,12 +69,23 @@ pub struct Schedule {
     /// answered `429` with `Retry-After` (whole seconds until a token is back) and
     /// `RateLimit-Limit` / `RateLimit-Remaining`.
     pub manifest_rate: Option<(u32, u32)>,
+    /// A pull quota of `(limit, window seconds)`: manifest `GET`s per fixed window from
+    /// the proxy's start, told in `ratelimit-*` fields on every manifest answer.
+    pub pull_quota: Option<(u64, u64)>,
 }
 
 impl Schedule {
     /// Forwards everything faithfully.
     pub fn none() -> Schedule {
-        Schedule { seed: 0, status_every: 0, cut_every: 0, per_key: 0, throttle: None, manifest_rate: None }
+        Schedule {
+            seed: 0,
+            status_every: 0,
+            cut_every: 0,
+            per_key: 0,
+            throttle: None,
+            manifest_rate: None,
+            pull_quota: None,
+        }
     }
 
     pub fn faults(seed: u64, status_every: u64, cut_every: u64) -> Schedule {
@@ -134,6 +151,8 @@ struct State {
     per_key: BTreeMap<String, u32>,
     /// The manifest-read bucket: tokens, and when they were counted.
     bucket: Option<(f64, Instant)>,
+    /// The pull quota's window (from 0) and the `GET`s counted in it.
+    quota: (u64, u64),
 }
 
 struct Shared {
@@ -142,6 +161,7 @@ struct Shared {
     schedule: Mutex<Schedule>,
     state: Mutex<State>,
     stop: AtomicBool,
+    started: Instant,
 }
 
 /// A running proxy; stops accepting on drop.
@@ -163,6 +183,7 @@ impl FaultProxy {
             schedule: Mutex::new(schedule),
             state: Mutex::new(State::default()),
             stop: AtomicBool::new(false),
+            started: Instant::now(),
         });
         let accepting = shared.clone();
         std::thread::spawn(move || {
@@ -299,7 +320,11 @@ fn serve(shared: &Shared, client: TcpStream) -> io::Result<()> {
             f => f,
         };
         let has_body = framing != Framing::Length(0);
-        let fault = decide(shared, &schedule, &method, &target, has_body);
+        let quota = pull_quota(shared, &schedule, &method, &target);
+        let fault = match &quota {
+            Some(q) if q.spent => Some(Fault::QuotaSpent),
+            _ => decide(shared, &schedule, &method, &target, has_body),
+        };
         let index = {
             let mut state = shared.state.lock().unwrap();
             state.log.push(Logged { method: method.clone(), target: target.clone(), status: None, fault });
@@ -307,10 +332,15 @@ fn serve(shared: &Shared, client: TcpStream) -> io::Result<()> {
         };
         if let Some(status_fault) = fault.filter(|f| *f != Fault::Cut) {
             relay_body(&mut reader, &mut io::sink(), framing, None, None)?;
+            let extra = match (&quota, status_fault) {
+                (Some(q), Fault::QuotaSpent) => q.fields(),
+                _ => String::new(),
+            };
             answer_fault(
                 &mut writer,
                 status_fault,
                 schedule.manifest_rate.map(|(_, per_second)| per_second),
+                &extra,
             )?;
             return Ok(());
         }
@@ -346,6 +376,10 @@ fn serve(shared: &Shared, client: TcpStream) -> io::Result<()> {
         for (_, value) in answer.headers.iter_mut() {
             *value = value.replace(&shared.upstream, &shared.proxy);
         }
+        if let Some(q) = &quota {
+            answer.set("RateLimit-Limit", &format!("{};w={}", q.limit, q.window));
+            answer.set("RateLimit-Remaining", &format!("{};w={}", q.remaining, q.window));
+        }
         let bodyless = method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status);
         let framing = if bodyless { Framing::Length(0) } else { answer.framing() };
         let close = framing == Framing::UntilClose || client_closes;
@@ -362,6 +396,44 @@ fn serve(shared: &Shared, client: TcpStream) -> io::Result<()> {
             return Ok(());
         }
     }
+}
+
+/// What the pull quota said of one manifest read.
+struct QuotaAnswer {
+    limit: u64,
+    window: u64,
+    remaining: u64,
+    /// A `GET` beyond the quota: refused.
+    spent: bool,
+}
+
+impl QuotaAnswer {
+    /// The fields, as header lines.
+    fn fields(&self) -> String {
+        format!(
+            "RateLimit-Limit: {};w={}\r\nRateLimit-Remaining: {};w={}\r\n",
+            self.limit, self.window, self.remaining, self.window
+        )
+    }
+}
+
+/// Counts a manifest `GET` against the pull quota, if there is one; `HEAD`s are told
+/// what is left without being counted.
+fn pull_quota(shared: &Shared, schedule: &Schedule, method: &str, target: &str) -> Option<QuotaAnswer> {
+    let (limit, window) = schedule.pull_quota?;
+    if !target.contains("/manifests/") || !(method == "GET" || method == "HEAD") {
+        return None;
+    }
+    let mut state = shared.state.lock().unwrap();
+    let current = shared.started.elapsed().as_secs() / window.max(1);
+    if state.quota.0 != current {
+        state.quota = (current, 0);
+    }
+    let spent = method == "GET" && state.quota.1 >= limit;
+    if method == "GET" && !spent {
+        state.quota.1 += 1;
+    }
+    Some(QuotaAnswer { limit, window, remaining: limit - state.quota.1.min(limit), spent })
 }
 
 /// Whether this request fails, and how. Cuts go to blob bodies: an upload's request body,
@@ -431,7 +503,7 @@ fn cut_point(framing: Framing) -> u64 {
     }
 }
 
-fn answer_fault(out: &mut TcpStream, fault: Fault, limit: Option<u32>) -> io::Result<()> {
+fn answer_fault(out: &mut TcpStream, fault: Fault, limit: Option<u32>, fields: &str) -> io::Result<()> {
     let (status, extra) = match fault {
         Fault::Status500 => ("500 Internal Server Error", String::new()),
         Fault::Status503 => ("503 Service Unavailable", String::new()),
@@ -443,6 +515,7 @@ fn answer_fault(out: &mut TcpStream, fault: Fault, limit: Option<u32>) -> io::Re
                 limit.unwrap_or(0)
             ),
         ),
+        Fault::QuotaSpent => ("429 Too Many Requests", fields.to_owned()),
         Fault::Cut => unreachable!("a cut is not an answer"),
     };
     let body = r#"{"errors":[{"code":"UNAVAILABLE","message":"injected by the test proxy"}]}"#;

@@ -146,6 +146,17 @@ fn plain_line(event: &Event, dry_run: bool) -> Option<String> {
         Event::WindowShrunk { registry, class, window, reason } => {
             format!("{registry} pushed back ({reason}): {window} {} at once", class_name(*class))
         }
+        Event::BudgetPaused { registry, limit, window_s, resume_in_ms } => {
+            let budget = match (limit, window_s) {
+                (Some(limit), Some(w)) => format!(" of {limit} per {w} s"),
+                (Some(limit), None) => format!(" of {limit}"),
+                _ => String::new(),
+            };
+            format!(
+                "{registry}'s request budget{budget} is spent: its manifest GETs wait {:.0} s for it to reset (HEADs go on)",
+                *resume_in_ms as f64 / 1000.0
+            )
+        }
         _ => return None,
     })
 }
@@ -367,6 +378,28 @@ pub(crate) fn summary_text(report: &Report) -> String {
         s.rounds,
         s.elapsed_ms as f64 / 1000.0
     ));
+    for r in &s.forecast {
+        out.push_str(&format!(
+            "the real run will make {} request(s) to {}, {} of them counting against a pull limit (manifest GETs)\n",
+            r.requests, r.registry, r.counted
+        ));
+    }
+    for b in &s.budgets {
+        let limit = match (b.limit, b.window_s) {
+            (Some(limit), Some(w)) => format!("{limit} per {w} s"),
+            (Some(limit), None) => limit.to_string(),
+            _ => "unstated".to_owned(),
+        };
+        let left = b.remaining.map_or_else(String::new, |r| format!(", {r} left"));
+        let paused = match b.pauses {
+            0 => String::new(),
+            n => format!(", waited {n} time(s) for it to reset ({:.0} s)", b.paused_ms as f64 / 1000.0),
+        };
+        out.push_str(&format!(
+            "request budget: {} allows {limit}; this run counted {}{left}{paused}\n",
+            b.registry, b.counted
+        ));
+    }
     for w in &s.rate_limits {
         let window = match w.smallest_window {
             Some(n) => format!(", down to {n} at once"),

@@ -81,7 +81,7 @@ Examples:
   ferry sync --auth auth.json --images images.json
   ferry sync --images images.json --immutable '^v?[0-9]+[.][0-9]+[.][0-9]+$'   # releases never move
   ferry sync --config config.yaml --proc 10 --arch amd64,arm64
-  ferry sync --images images.json --dry-run            # what would move, nothing written
+  ferry sync --images images.json --dry-run            # what would move, the requests per registry; nothing written
   ferry sync --images images.json --progress json --report report.json
   ferry sync --config config.yaml --shard 1/4          # the second of four shares
   JOB_COMPLETION_INDEX=1 ferry sync --config config.yaml --shards 4   # the same
@@ -128,8 +128,9 @@ pub(crate) struct SyncArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// Look at both sides and print what would be copied or skipped, with bytes and
-    /// requests; write nothing
+    /// Look at both sides and print what would be copied or skipped, with bytes, and per
+    /// registry the requests the real run will make and those counting against a pull
+    /// limit; write nothing
     #[arg(long)]
     pub dry_run: bool,
 

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod budget;
 pub mod config;
 pub mod copy;
 pub mod diff;
@@ -22,6 +23,7 @@ pub mod machine;
 pub mod manifest;
 pub mod plan;
 pub mod progress;
+pub mod ratelimit;
 pub mod reference;
 pub mod retry;
 pub mod scheme;

@@ -5,11 +5,14 @@
 //! <...>; rel="next"` pagination to the end. Tag filters (include, exclude, semver) apply
 //! to listed tags; the platform filter travels with each task.
 //!
-//! A rule with an `immutable` tag pattern that lists tags at the source also lists each
-//! destination repository's tags, once: a listed tag that matches the pattern and that the
-//! destination already holds is held back from the copy, unchecked on either side. A
-//! destination listing that fails (404 for a repository not yet there) only holds back
-//! fewer tags.
+//! A rule that lists tags at the source also lists each destination repository's tags,
+//! once, so that the destination's one tag list stands in for a `HEAD` per tag where it
+//! can: a tag it does not list is missing there, so its image is
+//! fetched with one `GET` and no `HEAD` on either side; a repository it does not know
+//! (`404`) or that lists no tag holds none of the image's blobs either. A tag it lists is
+//! checked as before, so a tag that moved is always caught. With an `immutable` pattern, a
+//! listed tag that matches it is held back from the copy, unchecked on either side. A
+//! destination listing that fails otherwise tells nothing: every tag is checked.
 //!
 //! A sharded job ([`Shard`]) plans only its shard's source repositories: another shard's
 //! repository is neither listed nor planned, so a rule naming one costs no request.
@@ -21,6 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::api::EndpointMap;
+use crate::auth::Scope;
 use crate::config::{DestinationSpec, Rule, TagSelector};
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind};
@@ -40,6 +44,38 @@ pub struct CopyTask {
     pub destination: Reference,
     /// Which children of an index to copy: the rule's own, else the job's.
     pub platforms: PlatformFilter,
+}
+
+/// What the destination's tag list told of a task's tag before any request about it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum DestinationTag {
+    /// Not listed (a rule naming its tags, a failed listing) or listed there: checked.
+    #[default]
+    Check,
+    /// The repository lists other tags but not this one.
+    Missing,
+    /// The repository is unknown (`404`) or lists no tag: none of the image is there.
+    EmptyRepository,
+}
+
+/// A planned task and what the destination's tag list told of it.
+#[derive(Debug, Clone)]
+pub(crate) struct Planned {
+    pub task: CopyTask,
+    /// An immutable tag the destination already lists: skipped unchecked.
+    pub held: bool,
+    pub listed: DestinationTag,
+}
+
+/// A repository: its registry and name.
+type RepositoryKey = (String, String);
+
+/// A destination repository's tag list, as far as it was read.
+#[derive(Debug, Default)]
+struct ListedTags {
+    tags: BTreeSet<String>,
+    /// Every page was read, or the repository is unknown.
+    complete: bool,
 }
 
 /// A listing one rule waits for.
@@ -66,18 +102,22 @@ pub(crate) struct Planner {
     pages: BTreeMap<u64, Call>,
     next_id: u64,
     /// Tasks planned since [`Planner::take_tasks`] last took them, each with the
-    /// destination repository whose tag list may hold it back (an immutable tag).
-    tasks: Vec<(CopyTask, Option<(String, String)>)>,
+    /// destination repository whose tag list tells of it, and whether its tag matches
+    /// the rule's immutable pattern.
+    tasks: Vec<(CopyTask, Option<RepositoryKey>, bool)>,
     /// Destination tag listings in flight, and the repositories they were started for.
     held_listings: BTreeMap<u64, Listing>,
     held_listed: BTreeSet<(String, String)>,
     /// Tags each listed destination repository holds, by (registry, repository).
-    held: BTreeMap<(String, String), BTreeSet<String>>,
+    held: BTreeMap<(String, String), ListedTags>,
     seen: BTreeSet<(String, String)>,
     repositories: BTreeSet<(String, String)>,
     failures: Vec<PlanFailure>,
     /// The job's round the listings in flight belong to, from 1.
     round: u32,
+    /// The job writes to its destinations: their tag lists are asked for with the push
+    /// scope the copies need anyway, so one token serves both.
+    writes: bool,
 }
 
 impl Planner {
@@ -97,7 +137,14 @@ impl Planner {
             repositories: BTreeSet::new(),
             failures: Vec::new(),
             round: 1,
+            writes: true,
         }
+    }
+
+    /// For a dry run, which writes nothing: destination tag lists ask for pull only.
+    pub(crate) fn dry_run(mut self, dry_run: bool) -> Self {
+        self.writes = !dry_run;
+        self
     }
 
     /// The first calls: catalogs and tag lists; rules that name their tags plan at once.
@@ -120,16 +167,22 @@ impl Planner {
         self.listings.is_empty() && self.held_listings.is_empty()
     }
 
-    /// The tasks planned since the last call, in plan order, each with whether it is held
-    /// back: an immutable tag the destination already lists.
-    pub(crate) fn take_tasks(&mut self) -> Vec<(CopyTask, bool)> {
+    /// The tasks planned since the last call, in plan order, each with what the
+    /// destination's tag list told of it.
+    pub(crate) fn take_tasks(&mut self) -> Vec<Planned> {
         let tasks = std::mem::take(&mut self.tasks);
         tasks
             .into_iter()
-            .map(|(task, key)| {
+            .map(|(task, key, immutable)| {
                 let tag = task.destination.tag().unwrap_or_default();
-                let held = key.and_then(|k| self.held.get(&k)).is_some_and(|tags| tags.contains(tag));
-                (task, held)
+                let listed = key.and_then(|k| self.held.get(&k));
+                let there = listed.is_some_and(|l| l.tags.contains(tag));
+                let listed = match listed {
+                    Some(l) if l.complete && l.tags.is_empty() => DestinationTag::EmptyRepository,
+                    Some(l) if l.complete && !there => DestinationTag::Missing,
+                    _ => DestinationTag::Check,
+                };
+                Planned { task, held: immutable && there, listed }
             })
             .collect()
     }
@@ -226,8 +279,9 @@ impl Planner {
         calls
     }
 
-    /// A page of a destination's tags: what it holds. Any failure ends the listing with
-    /// what is known so far, which only holds back fewer tags.
+    /// A page of a destination's tags: what it holds. A `404` says the repository is not
+    /// there; any other failure ends the listing with what is known so far, which only
+    /// holds back fewer tags and checks every tag.
     fn on_held_page(
         &mut self,
         listing: Listing,
@@ -236,14 +290,23 @@ impl Planner {
     ) -> Vec<(u64, Call)> {
         let Listing::Tags { registry, repository } = &listing else { return Vec::new() };
         let Outcome::Response(response) = outcome else { return Vec::new() };
+        let key = (registry.clone(), repository.clone());
+        if response.status() == http::StatusCode::NOT_FOUND {
+            self.held.entry(key).or_default().complete = true;
+            return Vec::new();
+        }
         if !response.status().is_success() {
             return Vec::new();
         }
         let Ok(page) = listing.read(&response, endpoints) else { return Vec::new() };
-        self.held.entry((registry.clone(), repository.clone())).or_default().extend(page.items);
+        let listed = self.held.entry(key).or_default();
+        listed.tags.extend(page.items);
         match page.next {
             Some(call) => vec![self.track_held(listing, call)],
-            None => Vec::new(),
+            None => {
+                listed.complete = true;
+                Vec::new()
+            }
         }
     }
 
@@ -253,8 +316,8 @@ impl Planner {
         (self.next_id, call)
     }
 
-    /// For a rule with an immutable pattern: the first page of each destination
-    /// repository's tags not listed yet.
+    /// For a rule that lists tags: the first page of each destination repository's tags
+    /// not listed yet.
     fn list_destinations(
         &mut self,
         rule: usize,
@@ -262,9 +325,6 @@ impl Planner {
         endpoints: &EndpointMap,
     ) -> Vec<(u64, Call)> {
         let rule_ref = &self.rules[rule];
-        if rule_ref.immutable.is_none() {
-            return Vec::new();
-        }
         let whole_registry = rule_ref.source.repository.is_none();
         let keys: Vec<(String, String)> = rule_ref
             .destinations
@@ -276,8 +336,12 @@ impl Planner {
             if !self.held_listed.insert((registry.clone(), repository.clone())) {
                 continue;
             }
+            let scope = Scope::push_pull(&repository);
             let listing = Listing::Tags { registry, repository };
-            if let Ok(call) = listing.first(endpoints) {
+            if let Ok(mut call) = listing.first(endpoints) {
+                if let (Call::Send { auth, .. }, true) = (&mut call, self.writes) {
+                    auth.scopes = vec![scope];
+                }
                 calls.push(self.track_held(listing, call));
             }
         }
@@ -360,14 +424,16 @@ impl Planner {
             _ => self.global_platforms.clone(),
         };
         let whole_registry = rule_ref.source.repository.is_none();
-        // An immutable tag may be held back by its destination repository's tag list.
+        // A listed tag's destination repository is listed too; an immutable tag may be held
+        // back by it.
         let immutable =
             rule_ref.immutable.as_ref().zip(tag).is_some_and(|(pattern, tag)| pattern.matches(tag));
+        let listed = position.is_none() && tag.is_some();
         let destinations: Vec<_> = rule_ref
             .destinations
             .iter()
             .map(|d| {
-                let key = immutable
+                let key = listed
                     .then(|| (d.registry.clone(), destination_repository(d, repository, whole_registry)));
                 (destination_for(d, repository, whole_registry, tag, digest.clone(), position), key)
             })
@@ -384,7 +450,7 @@ impl Planner {
             };
             if self.seen.insert((source.to_string(), destination.to_string())) {
                 let task = CopyTask { source: source.clone(), destination, platforms: platforms.clone() };
-                self.tasks.push((task, key));
+                self.tasks.push((task, key, immutable));
             }
         }
     }

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::budget::BudgetReport;
+use crate::copy::RegistryRequests;
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind};
 use crate::shard::Shard;
@@ -143,6 +145,22 @@ pub enum Event {
         window: usize,
         /// The answer that shrank it, e.g. `HTTP 429`.
         reason: String,
+    },
+    /// A registry's advertised request budget (`ratelimit-remaining`, `RateLimit`) is
+    /// spent: the requests that count against it (manifest `GET`s) wait until its window
+    /// resets instead of running into `429`s; the others go on.
+    BudgetPaused {
+        /// The registry, as references name it.
+        registry: String,
+        /// Requests its window allows, as advertised.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u64>,
+        /// The window's length in seconds, as advertised.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window_s: Option<u64>,
+        /// How long the counted requests wait: until the advertised reset, else one whole
+        /// window.
+        resume_in_ms: u64,
     },
     /// The image's manifest is at the destination (in a dry run: would be pushed).
     ImageDone {
@@ -283,6 +301,14 @@ pub struct Summary {
     /// are `pending` in the report.
     #[serde(default, skip_serializing_if = "is_zero_count")]
     pub stopped: usize,
+    /// The registries that advertised a request budget: what it was, what the job
+    /// counted against it, and how long it waited for it to reset.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<BudgetReport>,
+    /// In a dry run, per registry: the requests the real run will make, and how many of
+    /// them count against a budget (see [`RegistryRequests`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forecast: Vec<RegistryRequests>,
 }
 
 /// What a small request was for: the action classes of [`crate::window`], plus token

@@ -246,13 +246,18 @@ fn transient_failures_run_again_in_later_rounds_and_permanent_ones_do_not() {
                  image_done 0
                  job_finished Failed rounds 2"
             )),
-            counts: vec![("GET http://src.test/v2/nope/tags/list".to_owned(), 1), (APP_HEAD.to_owned(), 4)],
-            logged: 17,
+            // The destination's tag list of nope is asked once too.
+            counts: vec![
+                ("GET http://src.test/v2/nope/tags/list".to_owned(), 1),
+                ("GET http://dst.test/v2/nope/tags/list".to_owned(), 1),
+                (APP_HEAD.to_owned(), 4),
+            ],
+            logged: 18,
             report: vec![
                 ("dst.test/nope", ImageOutcome::Failed, 1),
                 ("dst.test/app:v1", ImageOutcome::Copied, 2),
             ],
-            summary: (11, 2, 2, 2),
+            summary: (12, 2, 2, 2),
         },
         Case {
             name: "a blob cut through every retry: round 2 moves only that blob",
@@ -303,10 +308,16 @@ fn transient_failures_run_again_in_later_rounds_and_permanent_ones_do_not() {
                  image_done 0
                  job_finished Succeeded rounds 2",
             ),
-            counts: vec![("GET http://src.test/v2/app/tags/list".to_owned(), 4), (APP_HEAD.to_owned(), 1)],
-            logged: 16,
+            // The destination's tag list (asked once, at the start) shows the repository
+            // unknown: the image needs no HEAD on either side, and its blobs none.
+            counts: vec![
+                ("GET http://src.test/v2/app/tags/list".to_owned(), 4),
+                ("GET http://dst.test/v2/app/tags/list".to_owned(), 1),
+                (APP_HEAD.to_owned(), 0),
+            ],
+            logged: 13,
             report: vec![("dst.test/app:v1", ImageOutcome::Copied, 2)],
-            summary: (10, 2, 2, 2),
+            summary: (7, 2, 2, 2),
         },
         Case {
             // The two images share their config blob: one moves it, the other mounts it.
@@ -331,16 +342,18 @@ fn transient_failures_run_again_in_later_rounds_and_permanent_ones_do_not() {
                  image_done 1
                  job_finished Succeeded rounds 2",
             ),
+            // The destination repositories' tag lists show them unknown: no HEADs.
             counts: vec![
                 ("GET http://src.test/v2/_catalog".to_owned(), 4),
                 ("GET http://src.test/v2/app/tags/list".to_owned(), 1),
+                ("GET http://dst.test/v2/mirror/app/tags/list".to_owned(), 1),
             ],
-            logged: 28,
+            logged: 22,
             report: vec![
                 ("dst.test/mirror/app:v1", ImageOutcome::Copied, 2),
                 ("dst.test/mirror/tool:v1", ImageOutcome::Copied, 2),
             ],
-            summary: (19, 3, 2, 2),
+            summary: (13, 3, 2, 2),
         },
     ];
     for case in cases {

@@ -68,8 +68,15 @@ export interface Summary {
   blobs_transferred: number; blobs_mounted: number; blobs_present: number;
   bytes_transferred: number; requests: number; transfers: number; retries: number;
   elapsed_ms: number; rounds: number; dry_run?: boolean; immutable?: number; bytes_to_copy?: number; repositories?: number; shard?: Shard; failures?: Failure[];
-  rate_limits?: WindowReport[]; requests_by?: RequestCount[]; stopped?: number;
+  rate_limits?: WindowReport[]; requests_by?: RequestCount[]; stopped?: number; budgets?: BudgetReport[];
+  forecast?: RegistryRequests[];
 }
+/** A registry's advertised request budget (`ratelimit-*`, `RateLimit`): what this job counted against it, and its waits. */
+export interface BudgetReport {
+  registry: string; limit?: number; window_s?: number; remaining?: number; counted: number; pauses: number; paused_ms: number;
+}
+/** In a dry run: the requests the real run will make to a registry, and those counting against a budget (manifest GETs). */
+export interface RegistryRequests { registry: string; requests: number; counted: number }
 /** A registry's requests of one kind, as its rate limiter counts them. */
 export type ActionClass = "manifest_read" | "blob_read" | "upload" | "mount" | "listing";
 /** A window that was pushed back (429/503): how often, and the smallest it got (absent at fixed concurrency). */
@@ -89,6 +96,7 @@ export type ProgressEvent =
   | { event: "blob_done"; image: number; digest: string; size: number; outcome: "present" | "mounted" | "transferred" }
   | { event: "retry_scheduled"; target: string; retry: number; delay_ms: number; reason: string }
   | { event: "window_shrunk"; registry: string; class: ActionClass; window: number; reason: string }
+  | { event: "budget_paused"; registry: string; limit?: number; window_s?: number; resume_in_ms: number }
   | { event: "image_done"; image: number; source: string; destination: string; digest: string; bytes: number;
       rewritten_from?: string; dry_run?: boolean }
   | { event: "image_failed"; image: number; source: string; destination: string; reason: string; kind: FailureKind;

@@ -13,6 +13,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use ferry_core::budget::BudgetReport;
+use ferry_core::copy::RegistryRequests;
 use ferry_core::diff::{DiffReport, TagDiff, TagStatus};
 use ferry_core::progress::{
     BlobOutcome, Event, Failure, ImageOutcome, ImageReport, JobStatus, Report, RequestCount, Summary,
@@ -110,6 +112,8 @@ fn declared_interfaces_name_every_field_of_the_core_structs() {
         ("Failure", fields::<Failure>()),
         ("WindowReport", fields::<WindowReport>()),
         ("RequestCount", fields::<RequestCount>()),
+        ("BudgetReport", fields::<BudgetReport>()),
+        ("RegistryRequests", fields::<RegistryRequests>()),
         ("ImageReport", fields::<ImageReport>()),
         ("DiffReport", fields::<DiffReport>()),
         ("DiffRow", fields::<TagDiff>()),

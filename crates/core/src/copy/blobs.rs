@@ -1,7 +1,8 @@
 //! Blobs at the destination, shared by every image of the job.
 //!
 //! One operation at a time per (destination registry, digest): HEAD the blob in the
-//! wanted repository; if it is missing, mount it from a repository of the same registry
+//! wanted repository (unless this run already saw it there, or the repository's tag list
+//! showed it empty: then nothing of the image is there); if it is missing, mount it from a repository of the same registry
 //! known to hold it (or from the source repository when source and destination share a
 //! registry); else transfer it. Images that need a blob while an operation on it is under
 //! way wait for that operation, then find it present (same repository) or mount it. So a
@@ -41,6 +42,10 @@ pub(crate) struct BlobWant {
     pub digest: Digest,
     /// The size the image's manifest gives the blob.
     pub size: u64,
+    /// The destination's tag list showed the repository unknown or empty: the blob is
+    /// taken to be missing there without a `HEAD`. A blob that was there after all (left
+    /// by an interrupted run) is sent again, which costs bytes, not correctness.
+    pub empty_repository: bool,
 }
 
 /// What the blob table asks of the job.
@@ -104,6 +109,10 @@ impl BlobTable {
         }
         if entry.busy.is_some() {
             return entry.waiters.push(want.image);
+        }
+        if want.empty_repository {
+            entry.busy = Some(Operation { want: want.clone(), stage: Stage::Head });
+            return self.missing(key, want, ctx, out);
         }
         let uri = ctx.endpoints.endpoint(&key.registry).blob(&repository, &key.digest);
         let auth = destination_auth(&want, ctx);

@@ -15,7 +15,7 @@ use crate::auth::Scope;
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind};
 use crate::manifest::{select, Descriptor, ImageManifest, Manifest, ManifestError, RawManifest};
-use crate::plan::CopyTask;
+use crate::plan::{CopyTask, DestinationTag};
 use crate::progress::{BlobOutcome, Event, Failure, ImageOutcome, ImageReport};
 use crate::session::{AuthNeed, Call, Outcome};
 use crate::transport::Side;
@@ -86,6 +86,8 @@ pub(crate) struct ImageTask {
     round: u32,
     /// Held back unchecked: an immutable tag the destination already lists.
     immutable: bool,
+    /// What the destination's tag list told of this tag.
+    listed: DestinationTag,
     phase: Phase,
     source_digest: Option<Digest>,
     destination_digest: Option<Option<Digest>>,
@@ -106,6 +108,7 @@ impl ImageTask {
             task,
             round,
             immutable: false,
+            listed: DestinationTag::Check,
             phase: Phase::Queued,
             source_digest: None,
             destination_digest: None,
@@ -125,6 +128,21 @@ impl ImageTask {
         image.phase = Phase::Finished(ImageOutcome::Skipped);
         image.immutable = true;
         image
+    }
+
+    /// What the destination's tag list told of this tag: a tag it lacks needs no check.
+    pub(super) fn listed(mut self, listed: DestinationTag) -> Self {
+        self.listed = listed;
+        self
+    }
+
+    pub(super) fn listing(&self) -> DestinationTag {
+        self.listed
+    }
+
+    /// Whether the destination repository was unknown or empty when listed.
+    pub(super) fn empty_repository(&self) -> bool {
+        self.listed == DestinationTag::EmptyRepository
     }
 
     pub(super) fn task(&self) -> &CopyTask {
@@ -154,6 +172,11 @@ impl ImageTask {
 
     fn names(&self) -> (String, String) {
         (self.task.source.to_string(), self.task.destination.to_string())
+    }
+
+    /// The manifests a copy pushes: the root, and each child the destination lacks.
+    pub(super) fn manifests_to_push(&self) -> u64 {
+        1 + self.children.iter().filter(|c| c.manifest.is_some()).count() as u64
     }
 
     /// Whether the image failed in a way that running it again may mend.
@@ -244,7 +267,8 @@ impl ImageTask {
     }
 
     /// Check: one HEAD on each side. A source named by digest needs no HEAD; `force`
-    /// skips the destination's.
+    /// skips the destination's. A tag the destination's tag list lacks needs neither: the
+    /// source manifest is fetched by tag at once.
     pub(super) fn start(&mut self, ctx: &Context, out: &mut Effects) {
         self.phase = Phase::Checking;
         self.source_digest = self.task.source.digest().cloned();
@@ -255,6 +279,10 @@ impl ImageTask {
     }
 
     fn check(&mut self, ctx: &Context, out: &mut Effects) -> Result<(), Error> {
+        if self.listed != DestinationTag::Check {
+            self.destination_digest = Some(None);
+            return Ok(());
+        }
         if self.source_digest.is_none() {
             let reference = self.task.source.manifest_reference();
             self.manifest(ctx, Side::Source, Method::HEAD, &reference, Step::SourceHead, out)?;
@@ -333,9 +361,11 @@ impl ImageTask {
         }
         let content_type =
             response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        // Fetched by tag without a HEAD first, the digest the registry names is the one promised.
+        let named = content_digest(&response);
         let raw = RawManifest::parse(response.into_body(), content_type.as_deref())
             .map_err(|e| manifest_error(e, format!("source manifest {source}")))?;
-        if let Some(expected) = &self.source_digest {
+        if let Some(expected) = self.source_digest.as_ref().or(named.as_ref()) {
             raw.verify(expected).map_err(|e| manifest_error(e, format!("source manifest {source}")))?;
         }
         self.source_digest = Some(raw.digest().clone());
@@ -506,12 +536,12 @@ impl ImageTask {
         }
     }
 
-    /// For each child of an index: HEAD it at the destination (unless forced), then GET
-    /// the missing ones from the source.
+    /// For each child of an index: HEAD it at the destination (unless forced, or the
+    /// repository is empty), then GET the missing ones from the source.
     fn fetch_children(&mut self, ctx: &Context, out: &mut Effects) {
         let digests: Vec<String> = self.children.iter().map(|c| c.descriptor.digest.to_string()).collect();
         for (child, digest) in digests.iter().enumerate() {
-            let sent = if ctx.options.force {
+            let sent = if ctx.options.force || self.empty_repository() {
                 self.manifest(ctx, Side::Source, Method::GET, digest, Step::ChildGet(child), out)
             } else {
                 self.manifest(ctx, Side::Destination, Method::HEAD, digest, Step::ChildHead(child), out)

@@ -13,7 +13,8 @@
 //!
 //! Drain, then wait, as [`Machine`](crate::machine::Machine) documents. The machine plans first (catalogs, tag lists), then copies at
 //! most `proc` images at once. Each image: one HEAD on each side and a skip when the
-//! digests agree; otherwise the source manifest (and an index's children), every blob
+//! digests agree (none when the destination's tag list lacks the tag, see
+//! [`crate::plan`]); otherwise the source manifest (and an index's children), every blob
 //! HEAD -> mount -> transfer, the children, and the manifest last. A blob that several
 //! images need moves once; the others wait for it and then mount it.
 //!
@@ -24,6 +25,7 @@
 //! blob moved in an earlier round is not asked for again. Permanent failures stay.
 
 mod blobs;
+mod forecast;
 mod image;
 
 use std::collections::VecDeque;
@@ -36,7 +38,7 @@ use crate::error::{Error, ErrorKind};
 use crate::error_body::ErrorBody;
 use crate::machine::SessionMachine;
 use crate::manifest::PlatformFilter;
-use crate::plan::{CopyTask, Planner};
+use crate::plan::{CopyTask, DestinationTag, Planned, Planner};
 use crate::progress::{BlobOutcome, Event, Failure, ImageOutcome, ImageReport, Report, Summary};
 use crate::reference::normalize_registry;
 use crate::retry::RetryPolicy;
@@ -45,6 +47,8 @@ use crate::shard::Shard;
 use crate::time::{Instant, UnixTime, WallClock};
 
 use blobs::{BlobEffect, BlobKey, BlobTable, BlobWant};
+use forecast::Forecast;
+pub use forecast::RegistryRequests;
 use image::{ImageEffect, ImageId, ImageTask, Step};
 
 /// What a job starts from.
@@ -165,6 +169,8 @@ pub struct SyncMachine {
     queue: VecDeque<ImageId>,
     active: usize,
     blobs: BlobTable,
+    /// In a dry run, the real run's requests per registry.
+    forecast: Forecast,
     summary: Summary,
     /// The pass over the queue under way, from 1.
     round: u32,
@@ -189,7 +195,7 @@ impl SyncMachine {
         let mut machine = SyncMachine {
             summary: Summary { dry_run: options.dry_run, shard: options.shard, ..Summary::default() },
             session,
-            planner: Planner::new(rules, options.platforms.clone(), options.shard),
+            planner: Planner::new(rules, options.platforms.clone(), options.shard).dry_run(options.dry_run),
             planning: true,
             plan_failures_told: 0,
             images: Vec::new(),
@@ -197,6 +203,7 @@ impl SyncMachine {
             queue: VecDeque::new(),
             active: 0,
             blobs: BlobTable::new(max_transfers),
+            forecast: Forecast::default(),
             round: 1,
             started: now,
             stopping: false,
@@ -205,7 +212,9 @@ impl SyncMachine {
         };
         let calls = machine.planner.start(&machine.ctx.endpoints);
         machine.submit_plan_calls(calls, now);
-        machine.queue_images(tasks.into_iter().map(|task| (task, false)).collect());
+        let tasks =
+            tasks.into_iter().map(|task| Planned { task, held: false, listed: DestinationTag::Check });
+        machine.queue_images(tasks.collect());
         machine.advance_planning(now);
         machine
     }
@@ -239,20 +248,32 @@ impl SyncMachine {
         if self.stopping {
             summary.stopped = self.images.iter().filter(|i| i.outcome() == ImageOutcome::Pending).count();
         }
+        summary.budgets = self.session.budget_report();
+        if self.ctx.options.dry_run {
+            summary.forecast = self.forecast.report();
+        }
         Report { status: summary.status(), summary, images }
     }
 
     fn submit_plan_calls(&mut self, calls: Vec<(u64, Call)>, now: Instant) {
         for (id, call) in calls {
-            self.session.submit(Purpose::Plan(id), call, now);
+            self.submit(Purpose::Plan(id), call, now);
         }
+    }
+
+    /// Hands a call to the session; a dry run counts it for the forecast.
+    fn submit(&mut self, purpose: Purpose, call: Call, now: Instant) {
+        if self.ctx.options.dry_run {
+            self.forecast.call(&call);
+        }
+        self.session.submit(purpose, call, now);
     }
 
     /// Queues the tasks; a held one (an immutable tag the destination lists) ends
     /// skipped at once, without a request. Returns how many were held.
-    fn queue_images(&mut self, tasks: Vec<(CopyTask, bool)>) -> usize {
+    fn queue_images(&mut self, tasks: Vec<Planned>) -> usize {
         let mut held = 0;
-        for (task, immutable) in tasks {
+        for Planned { task, held: immutable, listed } in tasks {
             let id = ImageId(self.images.len());
             if immutable {
                 self.images.push(ImageTask::held(id, task, self.round));
@@ -260,7 +281,7 @@ impl SyncMachine {
                 self.summary.immutable += 1;
                 held += 1;
             } else {
-                self.images.push(ImageTask::new(id, task, self.round));
+                self.images.push(ImageTask::new(id, task, self.round).listed(listed));
                 self.queue.push_back(id);
             }
         }
@@ -344,8 +365,8 @@ impl SyncMachine {
         let mut queued: Vec<ImageId> = again;
         queued.sort();
         for id in queued {
-            let task = self.images[id.0].task().clone();
-            self.images[id.0] = ImageTask::new(id, task, self.round);
+            let (task, listed) = (self.images[id.0].task().clone(), self.images[id.0].listing());
+            self.images[id.0] = ImageTask::new(id, task, self.round).listed(listed);
             self.queue.push_back(id);
         }
         if listings > 0 {
@@ -362,7 +383,7 @@ impl SyncMachine {
     fn apply_image(&mut self, id: ImageId, effects: Vec<ImageEffect>, now: Instant) {
         for effect in effects {
             match effect {
-                ImageEffect::Send(step, call) => self.session.submit(Purpose::Image(id, step), call, now),
+                ImageEffect::Send(step, call) => self.submit(Purpose::Image(id, step), call, now),
                 ImageEffect::NeedBlobs => {
                     let image = &self.images[id.0];
                     let task = image.task();
@@ -375,6 +396,7 @@ impl SyncMachine {
                             destination: task.destination.clone(),
                             digest,
                             size,
+                            empty_repository: image.empty_repository(),
                         })
                         .collect();
                     for want in wants {
@@ -399,6 +421,11 @@ impl SyncMachine {
                             self.summary.bytes_transferred += size;
                         }
                     }
+                    if self.ctx.options.dry_run {
+                        let task = self.images[id.0].task();
+                        let (source, destination) = (task.source.registry(), task.destination.registry());
+                        self.forecast.blob(outcome, source, destination, size);
+                    }
                     self.session.emit(Event::BlobDone { image: id.0, digest, size, outcome });
                 }
                 ImageEffect::Emit(event) => self.session.emit(event),
@@ -407,7 +434,12 @@ impl SyncMachine {
                         ImageOutcome::Skipped => self.summary.skipped += 1,
                         ImageOutcome::Copied => self.summary.copied += 1,
                         ImageOutcome::Failed => self.failed.push(id),
-                        ImageOutcome::WouldCopy | ImageOutcome::Pending => {}
+                        ImageOutcome::WouldCopy => {
+                            let image = &self.images[id.0];
+                            let registry = image.task().destination.registry();
+                            self.forecast.pushes(registry, image.manifests_to_push());
+                        }
+                        ImageOutcome::Pending => {}
                     }
                     self.active -= 1;
                     self.fill(now);
@@ -421,7 +453,7 @@ impl SyncMachine {
         for effect in effects {
             let (id, image_effects) = match effect {
                 BlobEffect::Send(key, call) => {
-                    self.session.submit(Purpose::Blob(key), *call, now);
+                    self.submit(Purpose::Blob(key), *call, now);
                     continue;
                 }
                 BlobEffect::Ready { image, digest, outcome } => {
@@ -446,6 +478,7 @@ impl SyncMachine {
                         destination: task.task().destination.clone(),
                         digest,
                         size,
+                        empty_repository: task.empty_repository(),
                     };
                     let mut effects = Vec::new();
                     self.blobs.request(want, &self.ctx, &mut effects);

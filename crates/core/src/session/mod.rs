@@ -11,7 +11,9 @@
 //! - re-authorises once after a `401` and then reports the credentials as rejected,
 //!   so a wrong password never causes a retry storm;
 //! - sends each call within the AIMD windows of its registries and action classes
-//!   ([`crate::window`]), queueing it in order when they are full.
+//!   ([`crate::window`]), queueing it in order when they are full;
+//! - keeps each registry's advertised request budget ([`crate::budget`]): a request that
+//!   counts against it waits for the window to reset rather than run into a `429`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -20,9 +22,11 @@ use http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Request, Response, StatusCode};
 
 use crate::auth::{self, Challenge, CredentialStore, Scheme, Scope, Token};
+use crate::budget::{Admit, BudgetId, BudgetReport, Budgets};
 use crate::error::{Error, ErrorKind};
 use crate::machine::{Completion, Misuse};
 use crate::progress::{Event, RequestClass, RequestCount};
+use crate::ratelimit::counts_against_limit;
 use crate::retry::{parse_retry_after, FailureClass, RetryPolicy, Rng};
 use crate::time::{Instant, WallClock};
 use crate::transport::{Action, ActionId, Side, Transfer, TransportError};
@@ -79,6 +83,17 @@ impl Call {
         }
     }
 
+    /// The registry a small request goes to, or a transfer reads from; and whether the
+    /// request counts against that registry's budget.
+    pub(crate) fn budget_key(&self) -> (&str, bool) {
+        match self {
+            Call::Send { request, auth } => {
+                (&auth.registry, counts_against_limit(request.method(), request.uri().path()))
+            }
+            Call::Transfer { source, .. } => (&source.registry, false),
+        }
+    }
+
     /// `GET https://host/v2/...`, for logs and retry events. Never carries credentials.
     fn describe(&self) -> String {
         match self {
@@ -125,6 +140,8 @@ struct CallState<P> {
     sent_with: Vec<Option<String>>,
     /// The windows the attempt in flight holds a slot of, with the epochs it was sent in.
     held: Vec<(WindowKey, u64)>,
+    /// The attempt's place among its registry's counted requests ([`Budgets::sent`]).
+    place: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -133,6 +150,8 @@ enum Pending {
     Token(u64),
     /// A window's `Retry-After` pause ends: its queue may move.
     Window(WindowId),
+    /// A registry's budget window has reset: the counted requests that waited may go.
+    Budget(BudgetId),
 }
 
 struct TokenFetch {
@@ -198,6 +217,7 @@ pub(crate) struct Session<P> {
     rng: Rng,
     wall: WallClock,
     windows: Windows,
+    budgets: Budgets,
     next_id: u64,
     pub stats: SessionStats,
 }
@@ -219,6 +239,7 @@ impl<P> Session<P> {
             rng: Rng::new(seed),
             wall,
             windows: Windows::new(true, DEFAULT_CEILING),
+            budgets: Budgets::default(),
             next_id: 0,
             stats: SessionStats::default(),
         }
@@ -233,6 +254,11 @@ impl<P> Session<P> {
     /// The windows that were pushed back, for the summary.
     pub(crate) fn window_report(&self) -> Vec<crate::window::WindowReport> {
         self.windows.report()
+    }
+
+    /// The registries that advertised a request budget, for the summary.
+    pub(crate) fn budget_report(&self) -> Vec<BudgetReport> {
+        self.budgets.report()
     }
 
     fn next(&mut self) -> u64 {
@@ -252,6 +278,7 @@ impl<P> Session<P> {
                 reauthorised: false,
                 sent_with: Vec::new(),
                 held: Vec::new(),
+                place: 0,
             },
         );
         self.dispatch(id, now);
@@ -288,7 +315,7 @@ impl<P> Session<P> {
     pub(crate) fn purpose_of(&self, id: ActionId) -> Option<&P> {
         match self.in_flight.get(&id)? {
             Pending::Call(call) => self.calls.get(call).map(|c| &c.purpose),
-            Pending::Token(_) | Pending::Window(_) => None,
+            Pending::Token(_) | Pending::Window(_) | Pending::Budget(_) => None,
         }
     }
 
@@ -304,6 +331,11 @@ impl<P> Session<P> {
                 Pending::Window(window) => {
                     if let Some(key) = self.windows.key(window) {
                         self.drain(&[key], now);
+                    }
+                }
+                Pending::Budget(budget) => {
+                    for call in self.budgets.resume(budget, now) {
+                        self.send(call, false, now);
                     }
                 }
             }
@@ -322,7 +354,7 @@ impl<P> Session<P> {
             Pending::Call(call) => {
                 matches!(self.calls.get(&call).map(|c| &c.call), Some(Call::Transfer { .. }))
             }
-            Pending::Token(_) | Pending::Window(_) => false,
+            Pending::Token(_) | Pending::Window(_) | Pending::Budget(_) => false,
         };
         match (&completion, is_transfer) {
             (Completion::Response(_), true) | (Completion::Transfer(_), false) => {
@@ -336,6 +368,13 @@ impl<P> Session<P> {
             Pending::Call(call) => self.feed_windows(call, &completion, now),
             _ => Vec::new(),
         };
+        if let (Pending::Call(call), Completion::Response(response)) = (pending, &completion) {
+            let retry_after = self.retry_after(response, now);
+            if let Some(state) = self.calls.get(&call) {
+                let (registry, _) = state.call.budget_key();
+                self.budgets.answered(registry, state.place, response.headers(), retry_after, now);
+            }
+        }
         match (pending, completion) {
             (Pending::Call(call), Completion::Response(response)) => self.call_answered(call, response, now),
             (Pending::Call(call), Completion::Failure(error)) => self.call_failed(call, error, now),
@@ -345,7 +384,7 @@ impl<P> Session<P> {
                 let (class, kind) = (error.class(), ErrorKind::of_transport(&error));
                 self.token_failed(key, class, kind, format!("token request failed: {error}"), now)
             }
-            (Pending::Token(_), Completion::Transfer(_)) | (Pending::Window(_), _) => {}
+            (Pending::Token(_), Completion::Transfer(_)) | (Pending::Window(_) | Pending::Budget(_), _) => {}
         }
         self.drain(&released, now);
         Ok(())
@@ -368,7 +407,7 @@ impl<P> Session<P> {
                 Some(fetch) => (fetch.registry.clone(), RequestClass::Token),
                 None => return,
             },
-            Pending::Window(_) => return,
+            Pending::Window(_) | Pending::Budget(_) => return,
         };
         self.stats.count(&registry, class, completion);
     }
@@ -459,6 +498,23 @@ impl<P> Session<P> {
         if !self.windows.admit(id, &windows, from_queue, now) {
             return;
         }
+        let (registry, counted) = state.call.budget_key();
+        let registry = registry.to_owned();
+        match self.budgets.admit(id, &registry, counted, now) {
+            Admit::Go => {}
+            Admit::Wait => return,
+            Admit::Pause { budget, until, limit, window } => {
+                self.timers.insert((until, Pending::Budget(budget)));
+                self.events.push_back(Event::BudgetPaused {
+                    registry,
+                    limit,
+                    window_s: window.map(|w| w.as_secs()),
+                    resume_in_ms: until.saturating_since(now).as_millis() as u64,
+                });
+                return;
+            }
+        }
+        let Some(state) = self.calls.get(&id) else { return };
         let needs: Vec<AuthNeed> = state.call.needs().into_iter().cloned().collect();
         let mut headers = Vec::with_capacity(needs.len());
         for need in &needs {
@@ -478,6 +534,7 @@ impl<P> Session<P> {
         state.sent_with = headers;
         let epochs = self.windows.acquire(&windows);
         state.held = windows.into_iter().zip(epochs).collect();
+        state.place = self.budgets.sent(&registry, counted);
         self.next_id += 1;
         match &action {
             Action::Send { .. } => self.stats.requests += 1,

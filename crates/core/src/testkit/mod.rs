@@ -6,10 +6,12 @@
 
 mod limiter;
 mod network;
+mod quota;
 mod registry;
 mod simulation;
 
 pub use limiter::RateLimit;
 pub use network::{Fault, FaultAnswer, LoggedRequest, Network};
+pub use quota::{Fields, Quota};
 pub use registry::{FakeAuth, FakeRegistry, ImageBuilder};
 pub use simulation::{SimClock, SimTransport, Simulation};

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use http::{Method, Request, Response, StatusCode};
 
 use super::limiter::RateLimit;
+use super::quota::Quota;
 use super::registry::FakeRegistry;
 use crate::digest::Verifier;
 use crate::time::Instant;
@@ -77,6 +78,8 @@ pub struct Network {
     pub log: Vec<LoggedRequest>,
     /// Rate limiters by host, tried after the faults and before the registry.
     pub limits: BTreeMap<String, Vec<RateLimit>>,
+    /// Pull quotas by host, counted after the limiters.
+    pub quotas: BTreeMap<String, Quota>,
 }
 
 impl Network {
@@ -162,10 +165,26 @@ impl Network {
             None => {
                 let uri = request.uri();
                 let class = ActionClass::of_request(request.method(), uri.path(), uri.query());
-                match (self.limited(&host, class, now), self.registries.get_mut(&host)) {
-                    (Some(refused), _) => refused,
-                    (None, Some(registry)) => registry.handle(request),
-                    (None, None) => {
+                let limited = self.limited(&host, class, now);
+                let quota = match self.quotas.get_mut(&host) {
+                    Some(quota) if limited.is_none() && Quota::covers(uri.path()) => {
+                        quota.take(request.method(), uri.path(), now)
+                    }
+                    _ => Ok(Vec::new()),
+                };
+                match (limited, quota, self.registries.get_mut(&host)) {
+                    (Some(refused), _, _) => refused,
+                    (None, Err(refused), _) => *refused,
+                    (None, Ok(fields), Some(registry)) => {
+                        let mut answer = registry.handle(request);
+                        for (name, value) in fields {
+                            if let Ok(value) = http::HeaderValue::from_str(&value) {
+                                answer.headers_mut().insert(name, value);
+                            }
+                        }
+                        answer
+                    }
+                    (None, Ok(_), None) => {
                         self.log.push(LoggedRequest {
                             at: now,
                             method: request.method().clone(),

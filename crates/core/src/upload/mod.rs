@@ -69,6 +69,19 @@ pub struct UploadConfig {
     pub max_min_chunk: u64,
 }
 
+impl UploadConfig {
+    /// The requests an upload of `size` bytes makes when nothing fails: the `POST` that
+    /// opens it and one `PUT` with the whole blob, or, from
+    /// [`UploadConfig::monolithic_below`] up, a `PATCH` per chunk and the closing `PUT`.
+    pub const fn requests(&self, size: u64) -> u64 {
+        if size < self.monolithic_below {
+            return 2;
+        }
+        let chunk = if self.chunk_size == 0 { 1 } else { self.chunk_size };
+        2 + size.div_ceil(chunk)
+    }
+}
+
 /// The request the transport must make.
 #[derive(Debug)]
 pub struct UploadRequest {
