@@ -18,7 +18,8 @@ Parts, each tool in the same run (tools alternate and the order flips every run)
      no-op source      = R tags/list + T manifest HEADs
            destination = T manifest HEADs
    (R repositories, T tags). ferry's no-op also lists each destination repository's tags
-   (R more), the price of knowing in a cold sync which tags are missing.
+   (R more), the price of knowing in a cold sync which tags are missing. ferry runs with
+   `--referrers none`, as skopeo copies no referrers and the minimum counts images alone.
 2. warm, every tag immutable: ferry's no-op sync with `--immutable '^v'`, timed against
    skopeo's no-op sync of part 1; the minimum is R tags/list per side.
 3. throttled: the source behind a proxy that limits manifest reads (GET and HEAD) with a
@@ -235,8 +236,10 @@ def command(tool: str, args, workdir: Path, source_host: str, destination: Regis
     if tool == "ferry":
         images = {f"{source_host}/{r}": f"{destination.host}/mirror/{r.rsplit('/', 1)[-1]}" for r in repos}
         job.with_suffix(".json").write_text(json.dumps(images))
+        # Images alone, as skopeo copies them and as the minimum counts them (ferry's
+        # default --referrers all adds a referrers request per manifest; README: Benchmarks).
         return [str(args.ferry_bin), "sync", "--images", str(job.with_suffix(".json")), "--proc", str(args.proc),
-                "--no-docker-config", "--progress", "plain", *extra]
+                "--no-docker-config", "--progress", "plain", "--referrers", "none", *extra]
     spec = {source_host: {"tls-verify": False, "images": {r: [] for r in repos}}}
     job.with_suffix(".yaml").write_text(json.dumps(spec))
     return ["skopeo", "sync", "--all", "--preserve-digests", "--src", "yaml", "--dest", "docker",

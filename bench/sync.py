@@ -7,7 +7,8 @@ registry once. Both tools then mirror the same set of images, every tag of every
 repository `SRC/<ns>/<name>` into `DST/mirror/<name>`:
 
 * ferry: an image-syncer images file, `{"SRC/<ns>/<name>": "DST/mirror/<name>", ...}`
-  (no tag: every tag), run as `ferry sync --images FILE --proc N --no-docker-config`;
+  (no tag: every tag), run as `ferry sync --images FILE --proc N --no-docker-config
+  --referrers none` (skopeo copies no referrers, so neither does ferry here);
 * skopeo: one `--src yaml` file listing every repository with an empty tag list (every
   tag), run as `skopeo sync --all --preserve-digests --src yaml --dest docker
   --dest-tls-verify=false FILE DST/mirror` (skopeo names the destination after the last
@@ -34,6 +35,21 @@ starts (seeding gets one too, so the machine's cache is never touched); otherwis
 `XDG_DATA_HOME`. The no-op sync of a run keeps the cache its cold sync filled, as a mirror
 job run twice would. ferry keeps no state between runs.
 
+Fan-out (`--fanout N`, default 3; 0 skips): one source mirrored into N fresh destination
+registries. ferry gets one images file whose values are lists of N destinations
+(image-syncer's list value) and reads each blob from the source once for all of them;
+skopeo has no list destinations and runs `skopeo sync` once per destination. Reported per
+tool: wall time for all N, and the blob bytes and blob GETs the source served (from its
+access log), against what ferry's own cold sync into one destination read (every blob once);
+the target: the fan-out reads exactly that, each blob once for all N destinations.
+Every destination's digests are checked as for the cold sync.
+
+Referrers: after the runs, ferry syncs once more, cold then no-op, into a fresh destination
+with its default `--referrers all`, and the report gives those requests beside the
+`--referrers none` ones: what full fidelity costs when there are no referrers to copy (the
+corpus has none; distribution has no referrers API, so ferry asks it once per registry and
+then reads each manifest's tag-schema index).
+
 Memory check: the corpus is rebuilt with the largest layer N times bigger (default 4,
 every other blob unchanged) and one more cold sync per tool reports its peak RSS.
 
@@ -47,7 +63,7 @@ ferry trusts it through `--cert-dir HOST=DIR`, skopeo through `cert-dir` in its 
 plain HTTP: ferry's scheme probe is a handshake, not a request.
 
 Usage: bench/sync.py [--scale full|small] [--runs N] [--proc N] [--largest-factor N]
-                     [--ferry PATH] [--no-build] [--keep] [--tls]
+                     [--fanout N] [--ferry PATH] [--no-build] [--keep] [--tls]
 """
 
 import argparse
@@ -72,6 +88,8 @@ SKOPEO_CACHE = Path("/var/lib/containers/cache")
 NS_MARK = "FERRY_BENCH_PRIVATE_MOUNTS"
 BOUND = []  # skopeo cache directories bound over SKOPEO_CACHE, newest last
 ACCESS = re.compile(r'"([A-Z]+) (\S+) HTTP/[0-9.]+" (\d{3}) ')
+# The same, with the answer's body bytes (combined log format).
+ACCESS_BYTES = re.compile(r'"([A-Z]+) (\S+) HTTP/[0-9.]+" (\d{3}) (\d+|-)')
 ACCEPT = ", ".join([
     "application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -83,7 +101,7 @@ TLS = {}
 SIDES = ("source", "destination")
 # Route classes in the order the tables show them.
 CLASSES = ["ping", "tags/list", "manifest HEAD", "manifest GET", "manifest PUT", "blob HEAD", "blob GET",
-           "mount", "upload POST", "upload PATCH", "upload PUT", "other"]
+           "mount", "upload POST", "upload PATCH", "upload PUT", "referrers", "other"]
 
 
 def route_class(method: str, target: str) -> str:
@@ -93,6 +111,8 @@ def route_class(method: str, target: str) -> str:
         return "ping"
     if path.endswith("/tags/list"):
         return "tags/list"
+    if "/referrers/" in path:
+        return "referrers"
     if "/blobs/uploads" in path:
         if method == "POST" and "mount=" in query:
             return "mount"
@@ -190,6 +210,14 @@ class Registry(Distribution):
             count = now
         return count
 
+    def blob_reads_since(self, mark: int) -> tuple:
+        """Blob GETs answered 200 after the `mark`-th logged request, and their body bytes."""
+        with open(self.log_path, errors="replace") as f:
+            lines = [m.groups() for m in map(ACCESS_BYTES.search, f) if m][mark:]
+        reads = [int(size) for method, target, status, size in lines
+                 if method == "GET" and "/blobs/sha256:" in target and status == "200" and size != "-"]
+        return len(reads), sum(reads)
+
     def classes_since(self, mark: int) -> Counter:
         return Counter(route_class(method, target) for method, target, _ in self.lines()[mark:])
 
@@ -210,8 +238,9 @@ def mirror_name(repo: str) -> str:
 class Tool:
     """One of the two syncers, with its job written for a given source and destination."""
 
-    def __init__(self, name: str, workdir: Path, ferry_bin: Path, proc: int):
+    def __init__(self, name: str, workdir: Path, ferry_bin: Path, proc: int, referrers: str = "none"):
         self.name, self.workdir, self.ferry_bin, self.proc = name, workdir, ferry_bin, proc
+        self.referrers = referrers
         self.cache = None
 
     def fresh_cache(self) -> None:
@@ -219,14 +248,19 @@ class Tool:
         if self.name == "skopeo":
             self.cache = fresh_skopeo_cache(self.workdir)
 
-    def command(self, repos: list, source: Registry, destination: Registry) -> list:
+    def command(self, repos: list, source: Registry, destination: Registry, more: tuple = ()) -> list:
+        """The sync into `destination`; ferry's into every one of `more` too, in one run."""
         job = self.workdir / f"{self.name}-{destination.port}"
         if self.name == "ferry":
-            images = {f"{source.host}/{r}": f"{destination.host}/{mirror_name(r)}" for r in repos}
+            every = (destination, *more)
+            images = {f"{source.host}/{r}": [f"{d.host}/{mirror_name(r)}" for d in every] if more
+                      else f"{destination.host}/{mirror_name(r)}" for r in repos}
             job.with_suffix(".json").write_text(json.dumps(images, indent=1))
-            trust = [a for r in (source, destination) for a in ("--cert-dir", f"{r.host}={TLS['dir']}")] if TLS else []
+            trust = [a for r in (source, destination, *more) for a in ("--cert-dir", f"{r.host}={TLS['dir']}")] \
+                if TLS else []
             return [str(self.ferry_bin), "sync", "--images", str(job.with_suffix(".json")), "--proc",
-                    str(self.proc), "--no-docker-config", "--progress", "plain", *trust]
+                    str(self.proc), "--no-docker-config", "--progress", "plain", "--referrers", self.referrers,
+                    *trust]
         # JSON is YAML; an empty tag list means every tag.
         access = {"cert-dir": str(TLS["dir"])} if TLS else {"tls-verify": False}
         spec = {source.host: {**access, "images": {r: [] for r in repos}}}
@@ -259,7 +293,24 @@ def sync_once(tool: Tool, repos: list, source: Registry, destination: Registry) 
     source.settled()
     destination.settled()
     return {"wall": wall, "rss": rss, "source": source.classes_since(marks[0]),
-            "destination": destination.classes_since(marks[1])}
+            "destination": destination.classes_since(marks[1]), "reads": source.blob_reads_since(marks[0])}
+
+
+def fanout_once(tool: Tool, repos: list, source: Registry, destinations: list) -> dict:
+    """One mirror of the source into every destination: ferry in one run with list
+    destinations, skopeo once per destination. Wall time for all, and what the source read."""
+    mark = source.settled()
+    if tool.name == "ferry":
+        commands = [tool.command(repos, source, destinations[0], tuple(destinations[1:]))]
+    else:
+        commands = [tool.command(repos, source, d) for d in destinations]
+    wall, rss = 0.0, 0
+    for command in commands:
+        w, r = tool.run(command)
+        wall, rss = wall + w, max(rss, r)
+    source.settled()
+    gets, read = source.blob_reads_since(mark)
+    return {"wall": wall, "rss": rss, "gets": gets, "read": read}
 
 
 def check_mirror(destination: Registry, images: list, who: str) -> int:
@@ -305,7 +356,33 @@ def total(result: dict) -> int:
     return sum(result["source"].values()) + sum(result["destination"].values())
 
 
-def report(meta: dict, args, results: dict, big: dict, big_meta: dict, repos: list) -> None:
+def report_fanout(meta: dict, args, fanout: dict, results: dict) -> None:
+    # What one cold sync into one destination reads: every blob once (the corpus's unique
+    # bytes also count the manifests its OCI layouts keep as blobs, read as manifests).
+    once_gets, unique = results["ferry"]["cold"][0]["reads"]
+    med = lambda tool, f: statistics.median(f(r) for r in fanout[tool])
+    rows = []
+    f, s = med("ferry", lambda r: r["wall"]), med("skopeo", lambda r: r["wall"])
+    rows.append(("wall time, all destinations", fmt_s(f), fmt_s(s), f"{f / s:.2f}"))
+    f, s = med("ferry", lambda r: r["read"]), med("skopeo", lambda r: r["read"])
+    rows.append(("source blob bytes read", f"{f / MIB:.1f} MiB", f"{s / MIB:.1f} MiB", f"{f / s:.2f}"))
+    rows.append(("  as a multiple of one cold sync's", f"{f / unique:.2f}×", f"{s / unique:.2f}×", ""))
+    f, s = med("ferry", lambda r: r["gets"]), med("skopeo", lambda r: r["gets"])
+    rows.append(("source blob GETs", f"{f:.0f}", f"{s:.0f}", f"{f / s:.2f}"))
+    f, s = (max(r["rss"] for r in fanout[t]) for t in TOOLS)
+    rows.append(("peak RSS", fmt_mib(f), fmt_mib(s), f"{f / s:.2f}"))
+    print(f"\nfan-out: the source into {args.fanout} destinations ({unique / MIB:.1f} MiB of blobs in "
+          f"{once_gets} blob GETs for one destination); ferry: one run with list destinations; skopeo: one sync "
+          f"per destination; median of {len(fanout['ferry'])} runs")
+    table(("", "ferry sync", "skopeo sync", "ferry/skopeo"), rows)
+    once = all((r["gets"], r["read"]) == (once_gets, unique) for r in fanout["ferry"])
+    print(f"  target: ferry reads each blob from the source exactly once ({once_gets} GETs, {unique} bytes, as one "
+          f"cold sync): {'met' if once else 'MISSED'} "
+          f"({', '.join(f'{g} GETs, {b} bytes' for g, b in ((r['gets'], r['read']) for r in fanout['ferry']))})")
+    sys.stdout.flush()
+
+
+def report(meta: dict, args, results: dict, big: dict, big_meta: dict, repos: list, full: dict) -> None:
     med = lambda tool, phase, f: statistics.median(f(r) for r in results[tool][phase])
     rows = []
     ratios = {}
@@ -330,6 +407,24 @@ def report(meta: dict, args, results: dict, big: dict, big_meta: dict, repos: li
           f"{meta['largest_blob_bytes'] / MIB:.0f} MiB), scale {args.scale}, median of {args.runs} runs, "
           f"ferry --proc {args.proc}{', over TLS' if args.tls else ''}")
     table(("", "ferry sync", "skopeo sync", "ferry/skopeo"), rows)
+
+    if full:
+        print("\nferry's requests with referrers off (as above) and on (its default), source + destination:")
+        rows = []
+        for phase, label in (("cold", "cold sync"), ("noop", "no-op sync")):
+            off = [med("ferry", phase, lambda r, side=side: sum(r[side].values())) for side in SIDES]
+            on = [sum(full[phase][side].values()) for side in SIDES]
+            rows.append((f"{label}, HTTP requests", " + ".join(f"{n:.0f}" for n in off),
+                         " + ".join(f"{n:.0f}" for n in on), f"{sum(on) / sum(off):.2f}"))
+        for cls in CLASSES:
+            off = [statistics.median(r[side][cls] for r in results["ferry"]["noop"]) for side in SIDES]
+            on = [full["noop"][side][cls] for side in SIDES]
+            if any(off) or any(on):
+                rows.append((f"  no-op {cls}", " + ".join(f"{n:.0f}" for n in off), " + ".join(f"{n:.0f}" for n in on),
+                             ""))
+        rows.append(("wall time, no-op", fmt_s(med("ferry", "noop", lambda r: r["wall"])), fmt_s(full["noop"]["wall"]),
+                     ""))
+        table(("", "--referrers none", "--referrers all", "all/none"), rows)
 
     print("\nrequests per sync by route class, source + destination (median over runs):")
     rows = []
@@ -383,6 +478,8 @@ def main() -> int:
     ap.add_argument("--no-build", action="store_true", help="use the already built release binary")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (storage, logs)")
     ap.add_argument("--tls", action="store_true", help="every registry serves HTTPS with a private CA")
+    ap.add_argument("--fanout", type=int, default=3,
+                    help="destinations of the fan-out comparison, one per run of each tool (0: skip it)")
     args = ap.parse_args()
 
     for tool in ("skopeo", "docker-registry", "/usr/bin/time"):
@@ -412,7 +509,8 @@ def main() -> int:
         log("TLS: every registry serves HTTPS with a private CA; both tools verify it")
     tools = {t: Tool(t, workdir, ferry_bin, args.proc) for t in TOOLS}
     results = {t: {"cold": [], "noop": []} for t in TOOLS}
-    big, big_meta = {}, {}
+    big, big_meta, full = {}, {}, {}
+    fanout = {t: [] for t in TOOLS}
     failures = 0
     live = []
     try:
@@ -440,6 +538,37 @@ def main() -> int:
                 live.remove(destination)
                 if not args.keep:
                     shutil.rmtree(destination.dir)
+        for run in range(args.runs if args.fanout > 0 else 0):
+            order = TOOLS if run % 2 == 0 else TOOLS[::-1]
+            log(f"fan-out run {run + 1}/{args.runs} into {args.fanout} destinations: order {' then '.join(order)}")
+            for name in order:
+                tools[name].fresh_cache()
+                destinations = [Registry(workdir) for _ in range(args.fanout)]
+                for d in destinations:
+                    d.start()
+                    live.append(d)
+                r = fanout_once(tools[name], repos, source, destinations)
+                fanout[name].append(r)
+                log(f"  {name:<6} {fmt_s(r['wall']):>8}  {r['read'] / MIB:.1f} MiB read in {r['gets']} blob GETs")
+                for d in destinations:
+                    failures += check_mirror(d, images, f"{name} fan-out")
+                    d.stop()
+                    live.remove(d)
+                    if not args.keep:
+                        shutil.rmtree(d.dir)
+        # ferry's default: referrers travel (none here to copy; this measures their cost).
+        with_referrers = Tool("ferry", workdir, ferry_bin, args.proc, referrers="all")
+        destination = Registry(workdir)
+        destination.start()
+        live.append(destination)
+        for phase in ("cold", "noop"):
+            full[phase] = sync_once(with_referrers, repos, source, destination)
+            log(f"  {phase:<4} ferry --referrers all {fmt_s(full[phase]['wall']):>8}  {total(full[phase])} requests")
+        failures += check_mirror(destination, images, "ferry --referrers all")
+        destination.stop()
+        live.remove(destination)
+        if not args.keep:
+            shutil.rmtree(destination.dir)
         if args.largest_factor > 1:
             source.stop()
             live.remove(source)
@@ -470,7 +599,9 @@ def main() -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    report(meta, args, results, big, big_meta, repos)
+    report(meta, args, results, big, big_meta, repos, full)
+    if args.fanout > 0:
+        report_fanout(meta, args, fanout, results)
     if failures:
         log(f"{failures} mirrored digests differ from the corpus")
         return 1

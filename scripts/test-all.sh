@@ -5,9 +5,11 @@
 #
 # Installs, each only when missing: the Debian packages of the peers and tools
 # (docker-registry, skopeo, chromium, chromium-driver, wabt, binaryen, apache2-utils,
-# openssl, nodejs, npm, time, prometheus, podman, docker.io, python3-kubernetes), the
-# wasm32 target, `just`, `wasm-bindgen-cli` at the version in Cargo.lock, and the npm
-# packages (playwright-core, with no browser download).
+# openssl, nodejs, npm, time, python3-pip, prometheus, podman, docker.io,
+# python3-kubernetes), the `oras` Python package (oras-py, which pushes the referrer
+# artifacts of tests/cli_referrers.rs; about 4 s), the wasm32 target, `just`,
+# `wasm-bindgen-cli` at the version in Cargo.lock, and the npm packages (playwright-core,
+# with no browser download).
 # Installing Debian packages needs root (or sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +30,8 @@ command -v npm >/dev/null || need_apt+=(npm)
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 [ -x /usr/bin/time ] || need_apt+=(time)
+# oras-py comes from PyPI through pip.
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 # The service tests: a real Prometheus scrapes ferry and promtool lints its metrics; the
 # Dockerfile is built and run by podman and by a dockerd the test starts; the Kubernetes
 # manifests are checked against the API's models in python3-kubernetes. Measured here:
@@ -43,6 +47,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test-all: installing Debian packages: ${need_apt[*]}"
   "${sudo[@]}" apt-get update -qq
   "${sudo[@]}" apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# The referrers tests push artifacts with oras-py. Debian's Python is externally managed
+# (PEP 668); this machine is a test box, so pip may install beside the system packages.
+if ! python3 -c 'import oras' 2>/dev/null; then
+  echo "test-all: installing the oras Python package"
+  PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet oras
 fi
 
 rustup target add wasm32-unknown-unknown

@@ -155,9 +155,13 @@ fn basic_auth_on_distribution_and_tokens_on_ferry_copy_everything() {
     // Basic: distribution on both sides.
     let mut source = Distribution::start(&DistributionOpts::default());
     let sample = Sample::push(&source.url);
-    source.restart(&DistributionOpts { htpasswd: Some(htpasswd(&dir, "source.htpasswd", SOURCE)) });
+    source.restart(&DistributionOpts {
+        htpasswd: Some(htpasswd(&dir, "source.htpasswd", SOURCE)),
+        ..Default::default()
+    });
     let destination = Distribution::start(&DistributionOpts {
         htpasswd: Some(htpasswd(&dir, "dst.htpasswd", DESTINATION)),
+        ..Default::default()
     });
     assert_eq!(get(&format!("{}/v2/", source.url)).status, 401);
     assert_eq!(get(&format!("{}/v2/", destination.url)).status, 401);
@@ -230,9 +234,13 @@ fn a_wrong_password_fails_fast_with_one_clear_line() {
     let dir = TempDir::new("cli-auth-wrong");
     let mut basic_src = Distribution::start(&DistributionOpts::default());
     Sample::push(&basic_src.url);
-    basic_src.restart(&DistributionOpts { htpasswd: Some(htpasswd(&dir, "src.htpasswd", SOURCE)) });
+    basic_src.restart(&DistributionOpts {
+        htpasswd: Some(htpasswd(&dir, "src.htpasswd", SOURCE)),
+        ..Default::default()
+    });
     let basic_dst = Distribution::start(&DistributionOpts {
         htpasswd: Some(htpasswd(&dir, "dst.htpasswd", DESTINATION)),
+        ..Default::default()
     });
     let ferry_src_dir = TempDir::new("cli-auth-wrong-ferry");
     let (token_src, _) =

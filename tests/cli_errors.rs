@@ -58,6 +58,16 @@ fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
     std::fs::write(dir.join("broken.yaml"), "auth:\n  127.0.0.1:5000:\n    username: u\nimages:\n  a: [\n")
         .unwrap();
     std::fs::write(
+        dir.join("referrers-typo.yaml"),
+        "rules:\n  - source: 127.0.0.1:1/library/a\n    destination: 127.0.0.1:1/library/b\n    referers: all\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("referrers-value.yaml"),
+        "rules:\n  - source: 127.0.0.1:1/library/a\n    destination: 127.0.0.1:1/library/b\n    referrers: signatures\n",
+    )
+    .unwrap();
+    std::fs::write(
         dir.join("url-key.json"),
         r#"{"https://127.0.0.1:5000": {"username": "u", "password": "p"}}"#,
     )
@@ -72,7 +82,36 @@ fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
     let (bad_source, bad_digest) = (path("bad-source.json"), path("bad-digest.json"));
     let (images_list, broken_yaml, url_key) =
         (path("images-list.json"), path("broken.yaml"), path("url-key.json"));
+    let (referrers_typo, referrers_value) = (path("referrers-typo.yaml"), path("referrers-value.yaml"));
     let cases = [
+        case(
+            "a bad --referrers value names the value and the choices",
+            &["sync", "--images", &images, "--referrers", "alll"],
+            2,
+            &["--referrers", "\"alll\"", "all, none", "sig, att, sbom"],
+            false,
+        ),
+        case(
+            "a bad --referrers item in copy",
+            &["copy", "--referrers", "sig,signatures", "127.0.0.1:1/a:1", "127.0.0.1:1/b"],
+            2,
+            &["\"signatures\" is neither a cosign kind nor a media type", "all, none"],
+            false,
+        ),
+        case(
+            "a misspelt referrers key in a rule",
+            &["sync", "--config", &referrers_typo],
+            2,
+            &["referrers-typo.yaml", "rules[0]", "unknown field \"referers\"", "referrers"],
+            true,
+        ),
+        case(
+            "a bad referrers value in a rule",
+            &["sync", "--config", &referrers_value],
+            2,
+            &["referrers-value.yaml", "rules[0].referrers", "\"signatures\"", "sig, att, sbom"],
+            true,
+        ),
         case(
             "invalid source in the images file names the file and the key",
             &["sync", "--images", &bad_source],

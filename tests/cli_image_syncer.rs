@@ -197,7 +197,7 @@ fn image_syncer_files_sync_into_distribution_and_ferry() {
     let sample = Sample::push(&source.url);
     let source_htpasswd = TempDir::new("image-syncer-source-auth");
     let htpasswd = write_htpasswd(&source_htpasswd, SOURCE_USER, SOURCE_PASSWORD);
-    source.restart(&DistributionOpts { htpasswd: Some(htpasswd) });
+    source.restart(&DistributionOpts { htpasswd: Some(htpasswd), ..Default::default() });
     assert_eq!(support::get(&format!("{}/v2/", source.url)).status, 401, "the source asks for auth");
 
     let distribution = Distribution::start(&DistributionOpts::default());

@@ -55,8 +55,11 @@ fn syncs_make_the_minimum_requests_and_immutable_warm_syncs_only_list_tags() {
         .map(|r| format!(r#""{}/team/r{r}": "{}/mirror/r{r}""#, src.host(), dst.host()))
         .collect();
     std::fs::write(&images_file, format!("{{{}}}", pairs.join(", "))).unwrap();
+    // Images alone: the minimum counts images; what referrers add is counted in
+    // crates/core/tests/referrers.rs and tests/cli_referrers.rs.
     let sync = |extra: &[&str], what: &str| {
-        let mut args = vec!["sync", "--images", images_file.to_str().unwrap(), "--no-docker-config"];
+        let images = images_file.to_str().unwrap();
+        let mut args = vec!["sync", "--images", images, "--no-docker-config", "--referrers", "none"];
         args.extend(extra);
         let run = ferry(&args);
         run.assert_no_panic();

@@ -45,7 +45,7 @@ fn refused(config: &Path) -> (i32, String) {
 fn basic_auth_peer_config() {
     let dir = TempDir::new("dist-config-auth");
     let htpasswd = write_htpasswd(&dir, "tester", "t-Secret-9");
-    let opts = DistributionOpts { htpasswd: Some(htpasswd) };
+    let opts = DistributionOpts { htpasswd: Some(htpasswd), ..Default::default() };
     let ferry = ferry_from(&dir, |port| distribution_config(&dir.join("data"), port, &opts));
     let r = request("GET", &format!("{}/v2/", ferry.url)).send();
     assert_eq!(r.status, 401);

@@ -234,7 +234,8 @@ fn skopeo_with_basic_auth_and_tokens() {
 
     // The token flow, with a real distribution (Basic auth) as the source:
     // --src-creds for distribution, --dest-creds for ferry's token endpoint.
-    let distribution = Distribution::start(&DistributionOpts { htpasswd: Some(htpasswd.clone()) });
+    let distribution =
+        Distribution::start(&DistributionOpts { htpasswd: Some(htpasswd.clone()), ..Default::default() });
     let theirs = format!("docker://{}/auth/img:v1", distribution.host());
     skopeo(&[
         "copy",

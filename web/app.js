@@ -291,7 +291,7 @@ async function runDiff({ keepOutcomes = false } = {}) {
   try {
     const ferry = await loadedFerry();
     if (ferry) {
-      const report = await ferry.diff(withAuth(sides.src, 'src'), withAuth(sides.dst, 'dst'), { details: true });
+      const report = await ferry.diff(withAuth(sides.src, 'src'), withAuth(sides.dst, 'dst'), { details: true, referrers: true });
       state.report = report;
       hideMessage();
       if (report.errors.length) await checkRegistries(sides, { showOk: false });

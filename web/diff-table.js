@@ -39,6 +39,27 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/**
+ * A row's referrers (signatures, SBOMs, attestations) as `{total, missing}`: how many the
+ * two sides list, and how many of them the destination lacks.
+ */
+export function referrerCounts(row) {
+  const referrers = row.referrers ?? [];
+  return { total: referrers.length, missing: referrers.filter((r) => r.status === 'missing').length };
+}
+
+function referrersCell(row) {
+  const { total, missing } = referrerCounts(row);
+  const td = el('td', { class: 'num', 'data-label': 'Referrers', 'data-cell': 'referrers' });
+  if (!total) {
+    td.append(el('span', { class: 'muted', text: '—' }));
+    return td;
+  }
+  const kinds = (row.referrers ?? []).map((r) => `${r.artifact_type ?? 'referrer'}: ${r.status.replace('_', ' ')}`);
+  td.append(el('span', { title: kinds.join('\n'), text: missing ? `${total} (${missing} missing)` : String(total) }));
+  return td;
+}
+
 function digestCell(label, digest) {
   const td = el('td', { class: 'digest-cell', 'data-label': label });
   if (!digest) {
@@ -117,6 +138,7 @@ export function renderRows(tbody, rows, { selected, outcomes, busy }) {
         digestCell('Destination', row.destination_digest),
         el('td', { 'data-label': 'Platforms', 'data-cell': 'platforms' }, platforms),
         el('td', { class: 'num', 'data-label': 'Size', 'data-cell': 'size', text: formatBytes(row.size) || '—' }),
+        referrersCell(row),
         outcome,
       );
       return tr;

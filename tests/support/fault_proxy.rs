@@ -132,6 +132,9 @@ pub struct Logged {
     /// The upstream's status, when it was asked.
     pub status: Option<u16>,
     pub fault: Option<Fault>,
+    /// Bytes of the request's body passed upstream, once it went through whole (a body
+    /// framed by `Content-Length`).
+    pub sent: Option<u64>,
 }
 
 impl Logged {
@@ -327,7 +330,9 @@ fn serve(shared: &Shared, client: TcpStream) -> io::Result<()> {
         };
         let index = {
             let mut state = shared.state.lock().unwrap();
-            state.log.push(Logged { method: method.clone(), target: target.clone(), status: None, fault });
+            let entry =
+                Logged { method: method.clone(), target: target.clone(), status: None, fault, sent: None };
+            state.log.push(entry);
             state.log.len() - 1
         };
         if let Some(status_fault) = fault.filter(|f| *f != Fault::Cut) {
@@ -361,6 +366,9 @@ fn serve(shared: &Shared, client: TcpStream) -> io::Result<()> {
             return Ok(());
         }
         up_writer.flush()?;
+        if let Framing::Length(length) = framing {
+            shared.state.lock().unwrap().log[index].sent = Some(length);
+        }
         let Some(mut answer) = Head::read(&mut up_reader)? else {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "upstream closed"));
         };

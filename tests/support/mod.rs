@@ -94,6 +94,28 @@ pub fn require(tool: &str) -> bool {
     found
 }
 
+/// Whether `python3` can import `module` (a peer installed with pip, e.g. `oras`), under
+/// the same rule as [`require`]: missing fails the test when peers are required.
+pub fn require_python_module(module: &str, package: &str) -> bool {
+    let found = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        if peers_required() {
+            panic!(
+                "the Python package {package} is required (FERRY_REQUIRE_PEERS or CI is set): \
+                 python3 -m pip install {package}, or run scripts/test-all.sh, which installs it"
+            );
+        }
+        eprintln!("SKIP: python3 cannot import {module} (python3 -m pip install {package})");
+    }
+    found
+}
+
 /// Whether a missing peer fails the test instead of skipping it.
 fn peers_required() -> bool {
     let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0");
@@ -419,9 +441,10 @@ impl Drop for Ferry {
 /// --config` reads the very same file ([`Ferry::with_config`]).
 pub fn distribution_config(root: &Path, port: u16, opts: &DistributionOpts) -> String {
     let mut yaml = format!(
-        "version: 0.1\nlog: {{level: error, accesslog: {{disabled: true}}}}\n\
+        "version: 0.1\nlog: {{level: error, accesslog: {{disabled: {}}}}}\n\
          storage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\n\
          http: {{addr: 127.0.0.1:{port}}}\n",
+        opts.access_log.is_none(),
         root.display()
     );
     if let Some(htpasswd) = &opts.htpasswd {
@@ -434,6 +457,9 @@ pub fn distribution_config(root: &Path, port: u16, opts: &DistributionOpts) -> S
 pub struct DistributionOpts {
     /// An htpasswd file (bcrypt) to turn Basic auth on.
     pub htpasswd: Option<PathBuf>,
+    /// Where to write the access log (one line per request, e.g. `"GET /v2/<name>/blobs/
+    /// <digest> HTTP/1.1" 200`); off when `None`.
+    pub access_log: Option<PathBuf>,
 }
 
 /// A running distribution 2.8 (`docker-registry serve`), killed on drop.
@@ -489,10 +515,14 @@ impl Distribution {
         let yaml = distribution_config(&dir.join("data"), port, opts);
         let config = dir.join("config.yml");
         std::fs::write(&config, yaml).expect("write distribution config");
+        let stdout = match &opts.access_log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("create the access log")),
+            None => Stdio::null(),
+        };
         let mut child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config)
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn docker-registry");

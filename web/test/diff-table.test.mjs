@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { copyableTags, counts, filterRows } from '../diff-table.js';
+import { copyableTags, counts, filterRows, referrerCounts } from '../diff-table.js';
 
 const D = (c) => `sha256:${c.repeat(64)}`;
 const ROWS = [
@@ -32,4 +32,17 @@ test('extra tags cannot be copied; counts come from the report', () => {
   assert.deepEqual(copyableTags(ROWS), ['1.0', '1.1', '2.0', 'latest']);
   assert.deepEqual(counts({ in_sync: 1, missing: 2, different: 1, extra: 1 }), { in_sync: 1, missing: 2, different: 1, extra: 1 });
   assert.deepEqual(counts(null), { in_sync: 0, missing: 0, different: 0, extra: 0 });
+});
+
+test('a row counts its referrers and those the destination lacks', () => {
+  const row = {
+    tag: '1.0',
+    referrers: [
+      { artifact_type: 'application/spdx+json', status: 'in_sync' },
+      { artifact_type: 'cosign sig', status: 'missing' },
+      { artifact_type: 'x/y', status: 'extra' },
+    ],
+  };
+  assert.deepEqual(referrerCounts(row), { total: 3, missing: 1 });
+  assert.deepEqual(referrerCounts({ tag: '2.0' }), { total: 0, missing: 0 });
 });

@@ -9,6 +9,7 @@ use ferry_core::copy::{Job, Plan, SyncOptions};
 use ferry_core::manifest::PlatformFilter;
 use ferry_core::plan::CopyTask;
 use ferry_core::reference::Reference;
+use ferry_core::referrers::ReferrerFilter;
 use ferry_core::retry::RetryPolicy;
 
 use crate::common::{self, bad_input};
@@ -82,6 +83,11 @@ pub(crate) struct CopyArgs {
     #[arg(long)]
     force: bool,
 
+    /// Which referrers (signatures, SBOMs, attestations) travel with the image: all,
+    /// none, or cosign kinds and artifact types, e.g. sig,application/spdx+json
+    #[arg(long, value_name = "all|none|TYPE,...", default_value = "all")]
+    referrers: ReferrerFilter,
+
     /// Look at both sides and say what would be copied; write nothing
     #[arg(long)]
     dry_run: bool,
@@ -119,7 +125,7 @@ pub(crate) fn run(args: CopyArgs) -> anyhow::Result<ExitCode> {
         (destination.registry(), args.dest_cert_dir.as_ref()),
     ]));
     let endpoints = common::endpoints([source.registry(), destination.registry()], args.insecure);
-    let task = CopyTask { source, destination, platforms };
+    let task = CopyTask { source, destination, platforms, referrers: args.referrers.clone() };
     let job = Job { plan: Plan::Tasks(vec![task]), credentials, endpoints };
     let options = SyncOptions {
         proc: 1,
@@ -131,7 +137,7 @@ pub(crate) fn run(args: CopyArgs) -> anyhow::Result<ExitCode> {
         ..SyncOptions::default()
     };
     let runtime = common::runtime()?;
-    let report = runtime.block_on(execute(job, options, &args.output))?;
+    let report = runtime.block_on(execute(job, options, &args.output, None))?;
     Ok(common::job_exit(&report))
 }
 

@@ -20,13 +20,17 @@ SRC and DST are both repositories (host/repository), or both registries: SRC a h
 DST a host or host/prefix (the source's repositories are looked for under the prefix).
 
 Each tag is in-sync (same digest on both sides), missing (only the source has it),
-different (the digests differ) or extra (only the destination has it).
+different (the digests differ) or extra (only the destination has it). With --referrers,
+each tag's referrers (by the referrers API, else the sha256-<hex> tag-schema index, and
+cosign's sha256-<hex>.sig/.att/.sbom tags) are in sync, missing or extra too, and the
+sha256-* tags get no rows of their own.
 
 Exit codes: 0 in sync, 1 they differ, 2 an error (a registry could not be read, bad usage).
 
 Examples:
   ferry diff quay.io/coreos/etcd registry.example.com/coreos/etcd
   ferry diff 127.0.0.1:5000 127.0.0.1:5001/mirror --details
+  ferry diff quay.io/org/app registry.example.com/org/app --referrers
   ferry diff SRC DST --json | jq '.rows[] | select(.status != \"in_sync\")'";
 
 /// Options of `ferry diff`.
@@ -48,6 +52,11 @@ pub(crate) struct DiffArgs {
     /// Also read the source's manifests: platforms and total size per tag
     #[arg(long)]
     details: bool,
+
+    /// Also compare each tag's referrers (signatures, SBOMs, attestations): one more
+    /// request per tag on each side
+    #[arg(long)]
+    referrers: bool,
 
     #[command(flatten)]
     access: AccessArgs,
@@ -94,6 +103,7 @@ impl AccessArgs {
         destination: Option<Target>,
         reference: Option<String>,
         details: bool,
+        referrers: bool,
     ) -> anyhow::Result<DiffJob> {
         let mut pairs: Vec<(String, Credential)> = Vec::new();
         let sides = [
@@ -118,6 +128,7 @@ impl AccessArgs {
             destination,
             reference,
             details,
+            referrers,
             credentials,
             endpoints,
             retry: RetryPolicy::default(),
@@ -128,7 +139,7 @@ impl AccessArgs {
 
 pub(crate) fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
     let (source, destination) = sides(&args.source, &args.destination)?;
-    let job = args.access.job(source, Some(destination), None, args.details)?;
+    let job = args.access.job(source, Some(destination), None, args.details, args.referrers)?;
     let runtime = common::runtime()?;
     let report = runtime.block_on(compare(job))?;
     if args.json {
@@ -204,6 +215,13 @@ pub(crate) fn table(report: &DiffReport, details: bool) -> String {
         "{} in sync, {} missing, {} different, {} extra\n",
         report.in_sync, report.missing, report.different, report.extra
     );
+    let referrers = report.rows.iter().any(|r| !r.referrers.is_empty());
+    if referrers {
+        out.push_str(&format!(
+            "referrers: {} in sync, {} missing, {} extra\n",
+            report.referrers_in_sync, report.referrers_missing, report.referrers_extra
+        ));
+    }
     if report.rows.is_empty() {
         out.push_str("(no tags on either side)\n");
         return out;
@@ -211,6 +229,9 @@ pub(crate) fn table(report: &DiffReport, details: bool) -> String {
     let mut header = vec!["REPOSITORY", "TAG", "STATUS", "SOURCE", "DESTINATION"];
     if details {
         header.extend(["PLATFORMS", "SIZE"]);
+    }
+    if referrers {
+        header.push("REFERRERS");
     }
     let mut rows: Vec<Vec<String>> = vec![header.into_iter().map(str::to_owned).collect()];
     for row in &report.rows {
@@ -226,10 +247,29 @@ pub(crate) fn table(report: &DiffReport, details: bool) -> String {
             cells.push(platforms);
             cells.push(row.size.map_or_else(|| "-".to_owned(), bytes));
         }
+        if referrers {
+            cells.push(referrer_counts(&row.referrers));
+        }
         rows.push(cells);
     }
     out.push_str(&columns(&rows));
     out
+}
+
+/// `2 in-sync, 1 missing` for a row's referrers; `-` for none.
+fn referrer_counts(referrers: &[ferry_core::diff::ReferrerDiff]) -> String {
+    let mut counts: Vec<(TagStatus, usize)> = Vec::new();
+    for referrer in referrers {
+        match counts.iter_mut().find(|(s, _)| *s == referrer.status) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((referrer.status, 1)),
+        }
+    }
+    counts.sort();
+    if counts.is_empty() {
+        return "-".to_owned();
+    }
+    counts.iter().map(|(s, n)| format!("{n} {}", status_name(*s))).collect::<Vec<_>>().join(", ")
 }
 
 /// Left-aligned columns two spaces apart.

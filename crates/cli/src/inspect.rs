@@ -1,7 +1,8 @@
-//! `ferry inspect REF`: an image's media type, digest, platforms and size.
+//! `ferry inspect REF`: an image's media type, digest, platforms, size and referrers.
 //!
-//! Read through the core's `DiffMachine` with no destination, one reference and details:
-//! a HEAD, the manifest, and an index's children, whose sizes add up.
+//! Read through the core's `DiffMachine` with no destination, one reference, details and
+//! referrers: a HEAD, the manifest, an index's children, whose sizes add up, and the
+//! referrers API (or the tag-schema index where the registry has none).
 
 use std::process::ExitCode;
 
@@ -52,6 +53,11 @@ pub(crate) fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
             "mediaType": row.media_type,
             "platforms": row.platforms,
             "size": row.size,
+            "referrers": row.referrers.iter().map(|r| serde_json::json!({
+                "artifactType": r.artifact_type,
+                "digest": r.digest,
+                "size": r.size,
+            })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&value).context("serialising")?);
         return Ok(ExitCode::SUCCESS);
@@ -75,7 +81,24 @@ pub(crate) fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
             ),
         ],
     ];
-    let rows: Vec<Vec<String>> = lines.iter().map(|l| l.iter().map(|c| (*c).to_owned()).collect()).collect();
+    let mut rows: Vec<Vec<String>> =
+        lines.iter().map(|l| l.iter().map(|c| (*c).to_owned()).collect()).collect();
+    let referrers = match row.referrers.len() {
+        0 => "none".to_owned(),
+        n => format!("{n} (signatures, SBOMs, attestations that refer to it)"),
+    };
+    rows.push(vec!["referrers".to_owned(), referrers]);
     print!("{}", columns(&rows));
+    if !row.referrers.is_empty() {
+        let mut table = vec![vec!["TYPE".to_owned(), "DIGEST".to_owned(), "SIZE".to_owned()]];
+        for referrer in &row.referrers {
+            table.push(vec![
+                referrer.artifact_type.clone().unwrap_or_else(|| "-".to_owned()),
+                referrer.digest.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string),
+                referrer.size.map_or_else(|| "-".to_owned(), bytes),
+            ]);
+        }
+        print!("\n{}", columns(&table));
+    }
     Ok(ExitCode::SUCCESS)
 }

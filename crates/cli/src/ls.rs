@@ -54,7 +54,7 @@ pub(crate) struct RepoAccess {
 
 impl RepoAccess {
     /// Reads `registry/repository` alone: every tag, or just `reference`, with its digest
-    /// (and with `details`, its platforms and size).
+    /// (and with `details`, its platforms, size and referrers).
     pub(crate) async fn read(
         &self,
         registry: String,
@@ -71,7 +71,7 @@ impl RepoAccess {
             docker_config: self.docker_config.clone(),
         };
         let side = Target { registry, repository: Some(repository) };
-        let report = compare(access.job(side, None, reference, details)?).await?;
+        let report = compare(access.job(side, None, reference, details, details)?).await?;
         if let Some(first) = report.errors.first() {
             let advice = crate::progress::advice(first.kind(), first.is_retryable());
             anyhow::bail!("{first} ({advice})");

@@ -23,6 +23,7 @@ mod ls;
 mod progress;
 mod sample;
 mod serve;
+mod state;
 mod sync;
 mod watch;
 
@@ -56,7 +57,7 @@ enum Command {
     Diff(diff::DiffArgs),
     /// List a repository's tags and their digests.
     Ls(ls::LsArgs),
-    /// Show an image's digest, platforms and size.
+    /// Show an image's digest, platforms, size and referrers (signatures, SBOMs, attestations).
     Inspect(inspect::InspectArgs),
     /// Run the whole thing on this machine: two registries, sample images, diff, sync, diff.
     Demo(demo::DemoArgs),

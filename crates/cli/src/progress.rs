@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use ferry_core::digest::Digest;
 use ferry_core::error::ErrorKind;
-use ferry_core::progress::{BlobOutcome, Event, ImageOutcome, Report};
+use ferry_core::progress::{BlobOutcome, Event, ImageOutcome, ReferrerTotals, Report};
 use ferry_core::window::ActionClass;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -146,6 +146,13 @@ fn plain_line(event: &Event, dry_run: bool) -> Option<String> {
         Event::WindowShrunk { registry, class, window, reason } => {
             format!("{registry} pushed back ({reason}): {window} {} at once", class_name(*class))
         }
+        Event::ReferrerQueued { subject_digest, artifact_type, .. } => format!(
+            "found a referrer ({}) of {}: it follows its subject",
+            artifact_type.as_deref().unwrap_or("cosign tag"),
+            short_digest(Some(subject_digest))
+        ),
+        Event::ReferrersDropped { reason, .. } => format!("referrers left behind: {reason}"),
+        Event::ReferrersFailed { reason, .. } => format!("failed: {reason}"),
         Event::BudgetPaused { registry, limit, window_s, resume_in_ms } => {
             let budget = match (limit, window_s) {
                 (Some(limit), Some(w)) => format!(" of {limit} per {w} s"),
@@ -257,7 +264,16 @@ impl Bars {
                 }
                 self.update_overall();
             }
-            Event::PlanFailed { .. } | Event::RetryScheduled { .. } | Event::WindowShrunk { .. } => {
+            Event::ReferrerQueued { .. } => {
+                // A referrer is one more image to finish.
+                self.planned += 1;
+                self.update_overall();
+            }
+            Event::PlanFailed { .. }
+            | Event::RetryScheduled { .. }
+            | Event::WindowShrunk { .. }
+            | Event::ReferrersDropped { .. }
+            | Event::ReferrersFailed { .. } => {
                 if let Some(line) = plain_line(event, self.dry_run) {
                     let _ = self.multi.println(line);
                 }
@@ -334,20 +350,34 @@ pub(crate) fn summary_text(report: &Report) -> String {
                 ImageOutcome::Copied => "copied".to_owned(),
                 ImageOutcome::Pending => "not reached".to_owned(),
             };
-            out.push_str(&format!("  {} -> {}: {what}\n", image.source, image.destination));
+            let role = if image.subject_digest.is_some() { "referrer " } else { "" };
+            out.push_str(&format!("  {role}{} -> {}: {what}\n", image.source, image.destination));
+            if image.referrers_dropped > 0 {
+                out.push_str(&format!(
+                    "    the platform filter rewrites this index: its {} referrer(s) would not apply and stay behind\n",
+                    image.referrers_dropped
+                ));
+            }
         }
-        let would = report.images.iter().filter(|i| i.outcome == ImageOutcome::WouldCopy).count();
+        let would = report
+            .images
+            .iter()
+            .filter(|i| i.outcome == ImageOutcome::WouldCopy && i.subject_digest.is_none())
+            .count();
         out.push_str(&format!(
             "would copy {would}, skip {}, failed {} of {} image(s); {} to copy\n",
             s.skipped,
-            s.failed,
+            s.failed - s.referrers.failed,
             s.images,
             bytes(s.bytes_to_copy)
         ));
     } else {
         out.push_str(&format!(
             "copied {}, skipped {}, failed {} of {} image(s)\n",
-            s.copied, s.skipped, s.failed, s.images
+            s.copied,
+            s.skipped,
+            s.failed - s.referrers.failed,
+            s.images
         ));
         if s.immutable > 0 {
             out.push_str(&format!("{} of the skipped: immutable tags, not checked\n", s.immutable));
@@ -362,6 +392,20 @@ pub(crate) fn summary_text(report: &Report) -> String {
             s.blobs_mounted,
             s.blobs_present
         ));
+    }
+    let r = &s.referrers;
+    if *r != ReferrerTotals::default() {
+        let copied = if s.dry_run { "would copy" } else { "copied" };
+        let mut line =
+            format!("referrers: {} {copied}, {} skipped, {} failed", r.copied, r.skipped, r.failed);
+        if r.indexed > 0 {
+            line.push_str(&format!("; {} tag-schema index(es) written", r.indexed));
+        }
+        if r.dropped > 0 {
+            line.push_str(&format!("; {} left behind (their index was rewritten)", r.dropped));
+        }
+        out.push_str(&line);
+        out.push('\n');
     }
     if let Some(shard) = s.shard {
         out.push_str(&format!(

@@ -3,10 +3,12 @@
 //! The flags are image-syncer's (`--auth`, `--images`, `--config`, `--proc`, `--retries`,
 //! `--os`, `--arch`, `--force`) and read its files unchanged; ferry adds `--dry-run`,
 //! `--report`, `--progress`, `--docker-config`, `--max-transfers`, `--immutable` and the
-//! shard flags `--shard` and `--shards` (with `JOB_COMPLETION_INDEX` and `FERRY_SHARDS`).
+//! shard flags `--shard` and `--shards` (with `JOB_COMPLETION_INDEX` and `FERRY_SHARDS`),
+//! and `--state` (see [`crate::state`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -18,6 +20,7 @@ use ferry_core::copy::{Job, SyncMachine, SyncOptions};
 use ferry_core::manifest::PlatformFilter;
 use ferry_core::progress::{Event, Report};
 use ferry_core::reference::api_host;
+use ferry_core::referrers::ReferrerFilter;
 use ferry_core::retry::RetryPolicy;
 use ferry_core::shard::Shard;
 use ferry_core::transport::Clock as _;
@@ -25,6 +28,7 @@ use ferry_native::{run_sync_until, RegistryTls, TlsOptions, TokioClock};
 
 use crate::common::{self, bad_input};
 use crate::progress::{summary_text, write_report, Progress, ProgressArgs};
+use crate::state::StateFile;
 use crate::watch::WatchArgs;
 
 const AFTER_HELP: &str = "\
@@ -64,6 +68,40 @@ FERRY_SHARDS=COUNT) and the index comes from JOB_COMPLETION_INDEX; --shard wins 
 both. The job's completions must equal the count. Each shard still lists the catalogs of
 whole-registry rules, but only its own repositories' tags. See deploy/ in the repository.
 
+Resume across runs: --state FILE (or the config's `state: FILE`) keeps the upload sessions
+this run opens and the blobs it sees at each destination. A run killed in the middle of a
+blob leaves its session at the registry; the next run with the same --state asks the
+registry how much it holds and sends only the rest. A file that is not ferry's, was
+written for other rules, or is older than 7 days is ignored with a warning. The file is
+never trusted blindly: every manifest and blob is still checked at the destination
+before a manifest is pushed; a blob the file saw in another repository is mounted from
+there, which the registry does only if it holds it.
+
+One read, many writes: a rule with a list of destinations starts an image's copies to all
+of them together and reads each blob they lack from the source once, streaming it to
+every destination at the pace of the slowest; a destination that fails fails only its own
+images.
+
+Referrers, for full-fidelity mirrors: --referrers all (the default; or a rule's
+`referrers:` key in ferry's config, which wins) copies every image's signatures, SBOMs and
+attestations after it, byte for byte: those the source's referrers API lists (OCI 1.1), or
+its tag-schema index (sha256-<hex>) where it has no API, and cosign's sha256-<hex>.sig,
+.att and .sbom tags, with their own referrers in turn. At a destination without the API,
+ferry keeps the sha256-<hex> index up to date and every entry already in it. --referrers
+none copies images alone (sha256-* tags then copy as plain tags, as image-syncer does);
+--referrers sig,att,sbom,TYPE/SUBTYPE picks cosign kinds and artifact types. What it costs
+a sync with nothing new: one more request per tag at the source (the referrers API, or
+the tag-schema index once the API answered 404), one HEAD per referrer at the destination
+(two for a cosign tag), one tags/list per repository a rule names tags of, one probe of
+each destination's API and, without it, one read of each subject's index. --dry-run's
+per-registry forecast counts all of these, and the referrers' copies, as the real run
+makes them: it reads what the real run reads and counts each tag-schema index it would
+push as a PUT and a read back (exact when nothing fails and no one else writes the
+destination meanwhile). Reading a referrer's manifest, a cosign tag or a sha256-<hex>
+index is a manifest GET, counted against a pull budget like any other. An index that
+a platform filter rewrites loses its own signatures (they sign the full index's digest):
+the plan, the report and --dry-run say so per image; the platforms' images keep theirs.
+
 As a service, --watch: the sync runs every --interval (default 5m) and/or on a cron
 --schedule (UTC), one run at a time; the config files are reloaded when they change or on
 SIGHUP (a config that does not load is reported and the old one keeps running); SIGTERM
@@ -82,8 +120,10 @@ Examples:
   ferry sync --images images.json --immutable '^v?[0-9]+[.][0-9]+[.][0-9]+$'   # releases never move
   ferry sync --config config.yaml --proc 10 --arch amd64,arm64
   ferry sync --images images.json --dry-run            # what would move, the requests per registry; nothing written
+  ferry sync --images images.json --referrers none     # images without their signatures
   ferry sync --images images.json --progress json --report report.json
   ferry sync --config config.yaml --shard 1/4          # the second of four shares
+  ferry sync --images images.json --state ferry-state.json   # killed? run it again
   JOB_COMPLETION_INDEX=1 ferry sync --config config.yaml --shards 4   # the same
   ferry sync --config config.yaml --watch --interval 15m --listen 0.0.0.0:9090";
 
@@ -127,6 +167,12 @@ pub(crate) struct SyncArgs {
     /// Push manifests even when the destination already has the same digest
     #[arg(long)]
     pub force: bool,
+
+    /// Which referrers (signatures, SBOMs, attestations) travel with the images: all,
+    /// none, or cosign kinds and artifact types, e.g. sig,application/spdx+json (see
+    /// below for what each costs) [default: all, or a rule's `referrers`]
+    #[arg(long, value_name = "all|none|TYPE,...")]
+    pub referrers: Option<ReferrerFilter>,
 
     /// Look at both sides and print what would be copied or skipped, with bytes, and per
     /// registry the requests the real run will make and those counting against a pull
@@ -177,6 +223,12 @@ pub(crate) struct SyncArgs {
     #[arg(long, value_name = "N")]
     pub shards: Option<String>,
 
+    /// Keep upload sessions and blobs seen at the destinations in FILE, so that a run
+    /// killed mid-blob is resumed by the next run with the same FILE [default: the config
+    /// file's `state`]
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
     #[command(flatten)]
     pub output: ProgressArgs,
 
@@ -196,6 +248,7 @@ impl SyncArgs {
             os: Vec::new(),
             arch: Vec::new(),
             force: false,
+            referrers: None,
             dry_run: false,
             docker_config: None,
             no_docker_config: false,
@@ -205,6 +258,7 @@ impl SyncArgs {
             immutable: None,
             shard: None,
             shards: None,
+            state: None,
             output: ProgressArgs { progress: crate::progress::Mode::Auto, report: None },
             service: WatchArgs::default(),
         }
@@ -222,13 +276,20 @@ pub(crate) fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
 
 /// Reads the files, runs the job and prints its summary; the report says how it went.
 pub(crate) async fn sync(args: &SyncArgs) -> anyhow::Result<Report> {
-    let (job, options) = prepare(load(args)?, args)?;
-    execute(job, options, &args.output).await
+    let prepared = prepare(load(args)?, args)?;
+    execute_until(prepared, &args.output, std::future::pending(), |_| {}).await
 }
 
-/// The job and its options from a loaded configuration and the flags. Errors are bad
-/// input (exit code 2).
-pub(crate) fn prepare(config: JobConfig, args: &SyncArgs) -> anyhow::Result<(Job, SyncOptions)> {
+/// A job ready to run: the machine's job and options, and the state file it keeps.
+pub(crate) struct Prepared {
+    pub job: Job,
+    pub options: SyncOptions,
+    pub state: Option<Arc<StateFile>>,
+}
+
+/// The job, its options and its state file from a loaded configuration and the flags.
+/// Errors are bad input (exit code 2).
+pub(crate) fn prepare(config: JobConfig, args: &SyncArgs) -> anyhow::Result<Prepared> {
     let platforms = PlatformFilter::new(
         if args.os.is_empty() { &config.os } else { &args.os },
         if args.arch.is_empty() { &config.arch } else { &args.arch },
@@ -237,7 +298,7 @@ pub(crate) fn prepare(config: JobConfig, args: &SyncArgs) -> anyhow::Result<(Job
     .map_err(|e| bad_input(format!("--os/--arch: {e}")))?;
     // One number, as image-syncer's --retries: retries of each request, and rounds.
     let retries = args.retries.or(config.retries).unwrap_or(2);
-    let options = SyncOptions {
+    let mut options = SyncOptions {
         proc: args.proc.or(config.proc).unwrap_or(5),
         max_transfers: args.max_transfers,
         retry: RetryPolicy { retries, ..RetryPolicy::default() },
@@ -248,6 +309,16 @@ pub(crate) fn prepare(config: JobConfig, args: &SyncArgs) -> anyhow::Result<(Job
         rounds: retries,
         shard: shard(args.shard.as_deref(), args.shards.as_deref(), &common::env)?,
         adaptive: !args.fixed_concurrency,
+        referrers: args.referrers.clone().unwrap_or_default(),
+        resume: Default::default(),
+    };
+    let state = match state_path(&config, args) {
+        Some(path) if !args.dry_run => {
+            let (file, state) = StateFile::open(&path, &config.rules)?;
+            options.resume = state;
+            Some(Arc::new(file))
+        }
+        _ => None,
     };
     common::set_tls(tls(&config, args));
     let mut config = config;
@@ -261,7 +332,13 @@ pub(crate) fn prepare(config: JobConfig, args: &SyncArgs) -> anyhow::Result<(Job
     }
     let mut job = Job::from_config(&config).map_err(bad_input)?;
     job.credentials = credentials(&config, args)?;
-    Ok((job, options))
+    Ok(Prepared { job, options, state })
+}
+
+/// `--state`, else the config's `state` (relative to the config file's folder).
+fn state_path(config: &JobConfig, args: &SyncArgs) -> Option<PathBuf> {
+    let base = args.config.as_deref().and_then(Path::parent).unwrap_or(Path::new(""));
+    args.state.clone().or_else(|| config.state.as_ref().map(|p| base.join(p)))
 }
 
 /// This process's shard: `--shard`, else a count from `--shards` (or `FERRY_SHARDS`) with
@@ -373,22 +450,30 @@ fn credentials(config: &JobConfig, args: &SyncArgs) -> anyhow::Result<Credential
     Ok(store.with_fallback(CredentialStore::new(docker).map_err(bad_input)?))
 }
 
-/// Runs a copy job to the end, shows its progress, writes the report if asked, and prints
-/// the summary.
-pub(crate) async fn execute(job: Job, options: SyncOptions, output: &ProgressArgs) -> anyhow::Result<Report> {
-    execute_until(job, options, output, std::future::pending(), |_| {}).await
+/// Runs a copy job to the end, shows its progress, keeps the state file if given, writes
+/// the report if asked, and prints the summary.
+pub(crate) async fn execute(
+    job: Job,
+    options: SyncOptions,
+    output: &ProgressArgs,
+    state: Option<Arc<StateFile>>,
+) -> anyhow::Result<Report> {
+    execute_until(Prepared { job, options, state }, output, std::future::pending(), |_| {}).await
 }
 
 /// As [`execute`], handing each event to `observe` too; once `stop` resolves, no new
 /// image starts and the job ends when those in flight have (`--watch`'s shutdown).
 pub(crate) async fn execute_until(
-    job: Job,
-    options: SyncOptions,
+    prepared: Prepared,
     output: &ProgressArgs,
     stop: impl std::future::Future<Output = ()>,
     mut observe: impl FnMut(&Event),
 ) -> anyhow::Result<Report> {
-    let transport = common::transport(&job.endpoints.insecure)?;
+    let Prepared { job, options, state } = prepared;
+    let mut transport = common::transport(&job.endpoints.insecure)?;
+    if let Some(state) = &state {
+        transport = transport.with_journal(state.clone());
+    }
     let clock = TokioClock::new();
     let (now, wall) = (clock.now(), clock.wall_now());
     let dry_run = options.dry_run;
@@ -396,11 +481,17 @@ pub(crate) async fn execute_until(
     let mut progress = Progress::new(output.progress, dry_run);
     let on_event = |event: Event| {
         observe(&event);
+        if let Some(state) = &state {
+            state.on_event(&event);
+        }
         progress.on_event(&event);
     };
     let result = run_sync_until(&mut machine, &transport, &clock, on_event, stop).await;
     progress.finish();
     result.context("driving the copy job")?;
+    if let Some(state) = &state {
+        state.finish()?;
+    }
     let report = machine.report();
     if let Some(path) = &output.report {
         write_report(path, &report)?;

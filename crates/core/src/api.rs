@@ -88,6 +88,12 @@ impl Endpoint {
         self.uri(format!("/v2/{repository}/tags/list"))
     }
 
+    /// end-12a: `/v2/<name>/referrers/<digest>`, the referrers API of OCI Distribution 1.1.
+    pub fn referrers(&self, repository: &str, digest: &Digest) -> Result<Uri, UrlError> {
+        let repository = checked_repository(repository)?;
+        self.uri(format!("/v2/{repository}/referrers/{digest}"))
+    }
+
     /// distribution's catalog: `/v2/_catalog`.
     pub fn catalog(&self) -> Result<Uri, UrlError> {
         self.uri("/v2/_catalog".to_owned())

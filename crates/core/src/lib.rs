@@ -25,6 +25,8 @@ pub mod plan;
 pub mod progress;
 pub mod ratelimit;
 pub mod reference;
+pub mod referrers;
+pub mod resume;
 pub mod retry;
 pub mod scheme;
 mod session;

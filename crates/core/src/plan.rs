@@ -32,6 +32,7 @@ use crate::listing::Listing;
 use crate::manifest::PlatformFilter;
 use crate::progress::Failure;
 use crate::reference::Reference;
+use crate::referrers::{is_referrer_tag, ReferrerFilter};
 use crate::session::{Call, Outcome};
 use crate::shard::Shard;
 
@@ -44,6 +45,8 @@ pub struct CopyTask {
     pub destination: Reference,
     /// Which children of an index to copy: the rule's own, else the job's.
     pub platforms: PlatformFilter,
+    /// Which referrers travel with it: the rule's own, else the job's.
+    pub referrers: ReferrerFilter,
 }
 
 /// What the destination's tag list told of a task's tag before any request about it.
@@ -95,6 +98,11 @@ struct PlanFailure {
 pub(crate) struct Planner {
     rules: Vec<Rule>,
     global_platforms: PlatformFilter,
+    /// Applies to rules without their own `referrers`.
+    global_referrers: ReferrerFilter,
+    /// Every tag each listed source repository holds, by (registry, repository): where
+    /// the referrers' cosign tags are looked up.
+    listed: BTreeMap<(String, String), BTreeSet<String>>,
     /// The share of the source repositories this job plans; all of them when `None`.
     shard: Option<Shard>,
     listings: BTreeMap<u64, RuleListing>,
@@ -121,10 +129,17 @@ pub(crate) struct Planner {
 }
 
 impl Planner {
-    pub(crate) fn new(rules: Vec<Rule>, global_platforms: PlatformFilter, shard: Option<Shard>) -> Self {
+    pub(crate) fn new(
+        rules: Vec<Rule>,
+        global_platforms: PlatformFilter,
+        global_referrers: ReferrerFilter,
+        shard: Option<Shard>,
+    ) -> Self {
         Planner {
             rules,
             global_platforms,
+            global_referrers,
+            listed: BTreeMap::new(),
             shard,
             listings: BTreeMap::new(),
             pages: BTreeMap::new(),
@@ -185,6 +200,15 @@ impl Planner {
                 Planned { task, held: immutable && there, listed }
             })
             .collect()
+    }
+
+    /// The tags of every source repository listed so far.
+    pub(crate) fn listed(&self) -> &BTreeMap<(String, String), BTreeSet<String>> {
+        &self.listed
+    }
+
+    fn rule_referrers(&self, rule: usize) -> &ReferrerFilter {
+        self.rules[rule].referrers.as_ref().unwrap_or(&self.global_referrers)
     }
 
     /// The rules and names that failed, in the order they failed.
@@ -265,8 +289,14 @@ impl Planner {
         for item in page.items {
             match &listing {
                 Listing::Catalog { .. } => calls.extend(self.expand_repository(rule, &item, endpoints)),
-                Listing::Tags { repository, .. } => {
-                    if self.rules[rule].tags.matches(&item) && self.rules[rule].source.selector.matches(&item)
+                Listing::Tags { registry, repository } => {
+                    let key = (registry.clone(), repository.clone());
+                    self.listed.entry(key).or_default().insert(item.clone());
+                    // With referrers on, their tags travel beside their subject, not as images.
+                    let owned_by_referrers = self.rule_referrers(rule).is_on() && is_referrer_tag(&item);
+                    if !owned_by_referrers
+                        && self.rules[rule].tags.matches(&item)
+                        && self.rules[rule].source.selector.matches(&item)
                     {
                         self.add_tasks(rule, repository, Some(&item), None, None);
                     }
@@ -423,6 +453,8 @@ impl Planner {
             Ok(own) if !own.is_empty() => own,
             _ => self.global_platforms.clone(),
         };
+        let referrers = self.rule_referrers(rule).clone();
+        let rule_ref = &self.rules[rule];
         let whole_registry = rule_ref.source.repository.is_none();
         // A listed tag's destination repository is listed too; an immutable tag may be held
         // back by it.
@@ -449,7 +481,12 @@ impl Planner {
                 }
             };
             if self.seen.insert((source.to_string(), destination.to_string())) {
-                let task = CopyTask { source: source.clone(), destination, platforms: platforms.clone() };
+                let task = CopyTask {
+                    source: source.clone(),
+                    destination,
+                    platforms: platforms.clone(),
+                    referrers: referrers.clone(),
+                };
                 self.tasks.push((task, key, immutable));
             }
         }

@@ -197,6 +197,43 @@ pub enum Event {
         /// Whether running the job again may help (the failure was transient).
         retryable: bool,
     },
+    /// A referrer (signature, SBOM, attestation) of an image's manifest was found at the
+    /// source and queued as an image of its own, copied after its subject.
+    ReferrerQueued {
+        /// The referrer's own image number: its `image_*` events follow.
+        image: usize,
+        /// The image whose manifest it refers to.
+        subject: usize,
+        /// The manifest it refers to.
+        subject_digest: Digest,
+        /// Its `artifactType`; absent for a cosign tag.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        artifact_type: Option<String>,
+    },
+    /// A platform filter rewrote an index whose own referrers then point at a digest the
+    /// destination will not hold: they are not copied (the children's are).
+    ReferrersDropped {
+        /// The image whose index was rewritten.
+        image: usize,
+        /// The source index the referrers refer to.
+        subject_digest: Digest,
+        /// How many referrers were left behind.
+        count: usize,
+        /// What breaks, in words.
+        reason: String,
+    },
+    /// Looking for a manifest's referrers, or listing them at the destination, failed.
+    /// The manifest itself is at the destination; the job fails.
+    ReferrersFailed {
+        /// The image whose manifest it is.
+        image: usize,
+        /// The manifest.
+        subject_digest: Digest,
+        /// The error message, naming the registry and the digest.
+        reason: String,
+        /// What went wrong, for a front end to act on.
+        kind: ErrorKind,
+    },
     /// Always the last event of a job.
     JobFinished {
         /// Failed when any image or rule failed.
@@ -288,6 +325,10 @@ pub struct Summary {
     /// failed. A failure that a later round mended is not among them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<Failure>,
+    /// Referrers that travelled with the images (not counted in `images`, `copied`,
+    /// `skipped`); their failures are in `failed` and `failures`.
+    #[serde(default, skip_serializing_if = "ReferrerTotals::is_empty")]
+    pub referrers: ReferrerTotals,
     /// Each registry's action classes that pushed back (`429`/`503`): how often, and the
     /// smallest window they were run in.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -309,6 +350,30 @@ pub struct Summary {
     /// them count against a budget (see [`RegistryRequests`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forecast: Vec<RegistryRequests>,
+}
+
+/// What became of the referrers of a job's images.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferrerTotals {
+    /// Referrers whose manifest was pushed (in a dry run: would be).
+    pub copied: usize,
+    /// Referrers the destination already held.
+    pub skipped: usize,
+    /// Referrers that failed, and subjects whose referrers could not be found or listed
+    /// at the destination; the subjects stay copied.
+    pub failed: usize,
+    /// Referrers of indexes a platform filter rewrote, left behind.
+    #[serde(default, skip_serializing_if = "is_zero_count")]
+    pub dropped: usize,
+    /// Tag-schema indexes written at destinations without the referrers API.
+    #[serde(default, skip_serializing_if = "is_zero_count")]
+    pub indexed: usize,
+}
+
+impl ReferrerTotals {
+    fn is_empty(&self) -> bool {
+        *self == ReferrerTotals::default()
+    }
 }
 
 /// What a small request was for: the action classes of [`crate::window`], plus token
@@ -441,6 +506,12 @@ pub struct ImageReport {
     /// Set when a platform filter rewrote the index: the source index's digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewritten_from: Option<Digest>,
+    /// Set for a referrer: the manifest it refers to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_digest: Option<Digest>,
+    /// Referrers of the source index left behind because a platform filter rewrote it.
+    #[serde(default, skip_serializing_if = "is_zero_count")]
+    pub referrers_dropped: usize,
     /// Bytes streamed for this image, as in [`Event::ImageDone`].
     pub bytes: u64,
     /// For a failed image: the error message.

@@ -20,7 +20,9 @@
 //!
 //! Which requests a budget counts is the registry's business; ferry assumes Docker Hub's
 //! documented rule for every registry that advertises one: manifest `GET`s count, `HEAD`s
-//! and everything else do not ([`counts_against_limit`]).
+//! and everything else do not ([`counts_against_limit`]). A referrer's manifest, a cosign
+//! tag and a tag-schema index are manifests too: reading one counts, and waits with the
+//! images' reads when the budget is spent; the referrers API (`/referrers/`) is a listing.
 
 use std::time::Duration;
 
@@ -231,6 +233,12 @@ mod tests {
             (Method::GET, "/v2/library/alpine/blobs/sha256:ab", false),
             (Method::GET, "/v2/library/alpine/tags/list", false),
             (Method::PUT, "/v2/mirror/alpine/manifests/3.20", false),
+            // Referrers: their manifests, cosign's tags and the tag schema's indexes are
+            // manifest GETs like any other; the referrers API is a listing.
+            (Method::GET, "/v2/library/alpine/manifests/sha256-ab.sig", true),
+            (Method::GET, "/v2/library/alpine/manifests/sha256-ab", true),
+            (Method::GET, "/v2/library/alpine/referrers/sha256:ab", false),
+            (Method::PUT, "/v2/mirror/alpine/manifests/sha256-ab", false),
         ];
         for (method, path, want) in cases {
             assert_eq!(counts_against_limit(&method, path), want, "{method} {path}");

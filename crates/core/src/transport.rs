@@ -72,8 +72,13 @@ pub struct Transfer {
     /// `POST /v2/<name>/blobs/uploads/` at the destination, used to open a session when
     /// `upload_location` is `None`.
     pub upload_start: String,
-    /// An upload session the core already opened (a mount answered `202 Accepted`).
+    /// An upload session the core already opened (a mount answered `202 Accepted`), or
+    /// one a past run left (`resumes_session`).
     pub upload_location: Option<String>,
+    /// `upload_location` is a session a past run opened and did not finish (see
+    /// [`crate::resume`]): ask the registry where it stands before sending, and send only
+    /// the rest; a session it no longer knows gives way to a new one.
+    pub resumes_session: bool,
     /// Headers for every upload request (POST, PATCH, PUT): the destination's authorisation.
     pub upload_headers: http::HeaderMap,
     /// The blob's digest: the bytes read must hash to it, and the upload is committed
@@ -86,6 +91,29 @@ pub struct Transfer {
     pub retry: RetryPolicy,
     /// Seeds the upload's retry jitter, so a simulation replays the same schedule.
     pub seed: u64,
+    /// This transfer is one of several that move the same blob from the same source
+    /// registry to different destination registries, handed out together: a transport may read the
+    /// source once for all of them (see [`Share`]).
+    pub share: Option<Share>,
+}
+
+/// Transfers of one blob, from one source registry, to several destinations (a rule with a list of
+/// destinations). The core hands the members out in one drain, each as its own
+/// [`Action::Transfer`] with its own outcome: a destination that fails does not fail the
+/// others. A transport that can tees one source stream into every member's upload, paced
+/// by the slowest, each upload verifying the digest as it streams; a member that comes
+/// late, or must re-read the source (a resume), reads the source on its own. A transport
+/// that cannot share (the browser's) moves each member alone: the outcome is the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    /// Names the group within the job; never reused.
+    pub id: u64,
+    /// How many transfers the group has.
+    pub members: usize,
+    /// The member that stands for the group's one read of the source in the core's
+    /// windows (a blob-read slot at the source registry); the others take only an upload
+    /// slot at their destination.
+    pub leader: bool,
 }
 
 /// How a transfer went when it succeeded.

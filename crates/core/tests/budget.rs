@@ -1,6 +1,7 @@
 //! Request budgets on the virtual clock: a source with a Docker Hub pull quota (manifest
 //! `GET`s per window, told in `ratelimit-*` fields), and the dry run's forecast of the
-//! real run's requests, asserted equal to what the registries then see.
+//! real run's requests, asserted equal to what the registries then see, images alone and
+//! with their referrers.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use ferry_core::api::EndpointMap;
 use ferry_core::config::parse_images_file;
 use ferry_core::copy::{Job, Plan, RegistryRequests, SyncMachine, SyncOptions};
 use ferry_core::progress::{Event, JobStatus};
+use ferry_core::referrers::ReferrerFilter;
 use ferry_core::testkit::{ImageBuilder, Network, Quota, Simulation};
 use ferry_core::time::{Instant, UnixTime};
 use http::Method;
@@ -16,6 +18,12 @@ use http::Method;
 const SRC: &str = "src.test";
 const DST: &str = "dst.test";
 const WALL: UnixTime = UnixTime(1_700_000_000);
+
+/// Images alone: the quota tests count the images' manifest GETs (referrers add their own,
+/// which [`a_dry_run_foresees_referrers_requests_too`] counts).
+fn images_alone() -> SyncOptions {
+    SyncOptions { referrers: ReferrerFilter::None, ..SyncOptions::default() }
+}
 
 fn run(network: Network, images: &str, options: SyncOptions) -> (Simulation, SyncMachine) {
     let rules = parse_images_file("images.json", images, &|_| None).expect("a valid images file");
@@ -51,7 +59,7 @@ fn a_spent_pull_quota_pauses_the_job_until_its_window_resets_then_it_finishes() 
     let window = Duration::from_secs(600);
     let mut net = tags(40);
     net.quotas.insert(SRC.to_owned(), Quota::new(30, window, 10));
-    let (sim, machine) = run(net, r#"{"src.test/app": "dst.test/app"}"#, SyncOptions::default());
+    let (sim, machine) = run(net, r#"{"src.test/app": "dst.test/app"}"#, images_alone());
     let report = machine.report();
     assert_eq!(report.status, JobStatus::Succeeded, "{:?}", report.summary.failures);
     assert_eq!(report.summary.copied, 40);
@@ -150,7 +158,7 @@ fn the_forecast_counts_what_a_pull_quota_will_count() {
     let mut net = tags(8);
     net.quotas.insert(SRC.to_owned(), Quota::new(100, Duration::from_secs(21_600), 0));
     let images = r#"{"src.test/app": "dst.test/app"}"#;
-    let (_, dry) = run(net, images, SyncOptions { dry_run: true, ..SyncOptions::default() });
+    let (_, dry) = run(net, images, SyncOptions { dry_run: true, ..images_alone() });
     let summary = dry.report().summary;
     let source = summary.forecast.iter().find(|r| r.registry == SRC).expect("the source is forecast");
     // 1 tags/list, 8 manifest GETs (the destination's tag list shows every tag missing:
@@ -163,4 +171,106 @@ fn the_forecast_counts_what_a_pull_quota_will_count() {
         (budget.limit, budget.window_s, budget.counted, budget.remaining),
         (Some(100), Some(21_600), 8, Some(92))
     );
+}
+
+/// `app`'s tags, each with an SBOM, a signature of the SBOM and a cosign `.sig` tag; a
+/// registry without the referrers API keeps the SBOM and signature in tag-schema indexes.
+fn with_referrers(tags: usize, source_api: bool, destination_api: bool) -> Network {
+    let mut net = Network::new();
+    net.add(DST).referrers_api = destination_api;
+    net.add(SRC).referrers_api = source_api;
+    let src = net.registry(SRC);
+    let mut app = ImageBuilder::new(src, "app");
+    for i in 0..tags {
+        let layer = format!("layer {i}");
+        let (image, _) = app.image(Some(&format!("v{i}")), &[b"base", layer.as_bytes()], "linux/amd64");
+        let sbom = format!("{{\"spdxVersion\":\"SPDX-2.3\",\"name\":\"v{i}\"}}");
+        let sbom = app.artifact(&image, "application/spdx+json", sbom.as_bytes(), !source_api);
+        let signature = format!("signature of the sbom of v{i}");
+        app.artifact(
+            &sbom,
+            "application/vnd.dev.sigstore.bundle.v0.3+json",
+            signature.as_bytes(),
+            !source_api,
+        );
+        app.cosign_signature(&image, format!("cosign signature of v{i}").as_bytes());
+    }
+    net
+}
+
+/// Builds a case's registries afresh, for the dry run and again for the real run.
+type Build = Box<dyn Fn() -> Network>;
+
+#[test]
+fn a_dry_run_foresees_referrers_requests_too() {
+    // Referrer discovery (the API or, after one 404, the tag-schema indexes; cosign's tags),
+    // the referrers' own copies, the destination's probe and, without its API, its
+    // tag-schema indexes read, pushed and read back: all in the forecast, cold, half
+    // there, and a no-op, in all four directions, and within one registry.
+    let images = r#"{"src.test/app": "dst.test/app"}"#;
+    for (source_api, destination_api) in [(true, true), (true, false), (false, true), (false, false)] {
+        let seeds: [(&str, Build, &str); 4] = [
+            ("cold", Box::new(move || with_referrers(4, source_api, destination_api)), images),
+            (
+                "half there",
+                Box::new(move || {
+                    let net = with_referrers(2, source_api, destination_api);
+                    let (sim, _) = run(net, images, SyncOptions::default());
+                    let mut net = sim.network;
+                    net.log.clear();
+                    let src = net.registry(SRC);
+                    let mut app = ImageBuilder::new(src, "app");
+                    let (image, _) = app.image(Some("v9"), &[b"base", b"layer 9"], "linux/amd64");
+                    app.artifact(&image, "application/spdx+json", b"sbom of v9", !source_api);
+                    app.cosign_signature(&image, b"cosign signature of v9");
+                    net
+                }),
+                images,
+            ),
+            (
+                "no-op",
+                Box::new(move || {
+                    let net = with_referrers(3, source_api, destination_api);
+                    let (sim, _) = run(net, images, SyncOptions::default());
+                    let mut net = sim.network;
+                    net.log.clear();
+                    net
+                }),
+                images,
+            ),
+            // Source and destination on one registry (its API or not is the source's).
+            (
+                "within one registry",
+                Box::new(move || with_referrers(3, source_api, destination_api)),
+                r#"{"src.test/app": "src.test/copy"}"#,
+            ),
+        ];
+        for (name, seed, images) in &seeds {
+            for proc in [1, 5] {
+                let case = format!("{name}, api {source_api}/{destination_api}, proc {proc}");
+                let options = SyncOptions { proc, ..SyncOptions::default() };
+                let (_, dry) = run(seed(), images, SyncOptions { dry_run: true, ..options.clone() });
+                let (real_sim, real) = run(seed(), images, options);
+                let report = real.report();
+                assert_eq!(report.status, JobStatus::Succeeded, "{case}: {:?}", report.summary.failures);
+                assert_eq!(report.summary.referrers.failed, 0, "{case}");
+                if *name != "no-op" {
+                    assert!(report.summary.referrers.copied > 0, "{case}: referrers were copied");
+                }
+                // A registry without the API is asked once per side, however many images
+                // end at once.
+                let probes = |host: &str| real_sim.network.count(&Method::GET, host, "/referrers/");
+                if !source_api {
+                    let sides = if *name == "within one registry" { 2 } else { 1 };
+                    assert_eq!(probes(SRC), sides, "{case}: one probe of the source per side");
+                }
+                if !destination_api && *name != "within one registry" && *name != "no-op" {
+                    assert_eq!(probes(DST), 1, "{case}: one probe of the destination");
+                }
+                let dry_report = dry.report();
+                assert_eq!(dry_report.summary.forecast, seen(&real_sim), "{case}");
+                assert_eq!(dry_report.summary.referrers.indexed, report.summary.referrers.indexed, "{case}");
+            }
+        }
+    }
 }

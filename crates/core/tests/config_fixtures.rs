@@ -68,6 +68,7 @@ fn rule(text: &str, source: SourceSpec, destinations: Vec<DestinationSpec>) -> R
         tags: TagFilter::default(),
         platforms: Vec::new(),
         immutable: None,
+        referrers: None,
     }
 }
 
@@ -233,6 +234,7 @@ fn ferry_config_uses_every_feature() {
             },
         )]
         .into(),
+        state: Some("state/ferry-state.json".into()),
     };
     assert_eq!(job, want);
 

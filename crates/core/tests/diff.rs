@@ -30,6 +30,7 @@ fn run(
         destination,
         reference: reference.map(str::to_owned),
         details,
+        referrers: false,
         credentials: Default::default(),
         endpoints,
         retry: RetryPolicy::default(),

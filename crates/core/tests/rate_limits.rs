@@ -9,6 +9,7 @@ use ferry_core::api::EndpointMap;
 use ferry_core::config::parse_images_file;
 use ferry_core::copy::{Job, Plan, SyncMachine, SyncOptions};
 use ferry_core::progress::{Event, JobStatus};
+use ferry_core::referrers::ReferrerFilter;
 use ferry_core::testkit::{ImageBuilder, Network, RateLimit, Simulation};
 use ferry_core::time::{Instant, UnixTime};
 use ferry_core::window::{ActionClass, WindowReport};
@@ -43,7 +44,14 @@ impl Case {
         let mut endpoints = EndpointMap::default();
         endpoints.insecure.extend([SRC.to_owned(), DST.to_owned()]);
         let job = Job { plan: Plan::Rules(rules), credentials: Default::default(), endpoints };
-        let options = SyncOptions { adaptive, proc: self.proc, seed: 11, ..SyncOptions::default() };
+        // Images alone: these exact counts leave referrers out (tests/referrers.rs counts them).
+        let options = SyncOptions {
+            adaptive,
+            proc: self.proc,
+            seed: 11,
+            referrers: ReferrerFilter::None,
+            ..SyncOptions::default()
+        };
         let mut sim = Simulation::new(net);
         sim.latency = Duration::from_millis(100);
         let mut machine = SyncMachine::new(job, options, Instant::ZERO, WALL);

@@ -7,7 +7,9 @@ use ferry_core::api::EndpointMap;
 use ferry_core::config::parse_images_file;
 use ferry_core::copy::{Job, Plan, SyncMachine, SyncOptions};
 use ferry_core::digest::Digest;
+use ferry_core::error_body::ErrorCode;
 use ferry_core::progress::{Event, ImageOutcome, JobStatus};
+use ferry_core::referrers::ReferrerFilter;
 use ferry_core::testkit::{Fault, FaultAnswer, ImageBuilder, LoggedRequest, Network, Simulation};
 use ferry_core::time::{Instant, UnixTime};
 use http::Method;
@@ -30,7 +32,8 @@ fn run(images: &str, faults: Vec<Fault>, rounds: u32) -> (Simulation, SyncMachin
     let mut endpoints = EndpointMap::default();
     endpoints.insecure.extend([SRC.to_owned(), DST.to_owned()]);
     let job = Job { plan: Plan::Rules(rules), credentials: Default::default(), endpoints };
-    let options = SyncOptions { rounds, ..SyncOptions::default() };
+    // Images alone: these exact counts leave referrers out (tests/referrers.rs counts them).
+    let options = SyncOptions { rounds, referrers: ReferrerFilter::None, ..SyncOptions::default() };
     let mut sim = Simulation::new(net);
     let mut machine = SyncMachine::new(job, options, Instant::ZERO, UnixTime(1_700_000_000));
     sim.run(&mut machine).expect("the machine finishes");
@@ -377,5 +380,44 @@ fn transient_failures_run_again_in_later_rounds_and_permanent_ones_do_not() {
         assert_eq!(report.status, status, "{}", case.name);
         let copied = case.report.iter().filter(|(_, o, _)| *o == ImageOutcome::Copied).count();
         assert_eq!((s.copied, s.images), (copied, case.report.len()), "{}", case.name);
+    }
+}
+
+/// distribution can deny an index's child (`MANIFEST_BLOB_UNKNOWN`) while another tag's
+/// push of that child is under way: for an index that is a passing state, mended by the
+/// next round. For an image manifest, whose blobs ferry itself has just put there, it
+/// stays a refusal.
+#[test]
+fn an_unknown_child_is_retried_in_the_next_round_an_unknown_blob_is_not() {
+    let cases =
+        [("index", "multi", ImageOutcome::Copied, 2), ("image manifest", "app", ImageOutcome::Failed, 1)];
+    for (name, repository, outcome, rounds) in cases {
+        let mut net = network();
+        ImageBuilder::new(net.registry(SRC), "multi").index(
+            "v1",
+            &["linux/amd64", "linux/arm64"],
+            &[b"base"],
+        );
+        net.faults = vec![Fault {
+            method: Some(Method::PUT),
+            path_contains: format!("dst.test/v2/{repository}/manifests/v1"),
+            times: 1,
+            answer: FaultAnswer::Error { status: 400, code: ErrorCode::ManifestBlobUnknown },
+        }];
+        let images = format!(r#"{{"src.test/{repository}:v1": "dst.test/{repository}"}}"#);
+        let rules = parse_images_file("images.json", &images, &|_| None).expect("valid images file");
+        let mut endpoints = EndpointMap::default();
+        endpoints.insecure.extend([SRC.to_owned(), DST.to_owned()]);
+        let job = Job { plan: Plan::Rules(rules), credentials: Default::default(), endpoints };
+        let options = SyncOptions { rounds: 2, referrers: ReferrerFilter::None, ..SyncOptions::default() };
+        let mut sim = Simulation::new(net);
+        let mut machine = SyncMachine::new(job, options, Instant::ZERO, UnixTime(1_700_000_000));
+        sim.run(&mut machine).expect("the machine finishes");
+        let report = machine.report();
+        let got: Vec<_> = report.images.iter().map(|i| i.outcome).collect();
+        assert_eq!(got, [outcome], "{name}");
+        assert_eq!(report.summary.rounds, rounds, "{name}");
+        let pushed = sim.network.registry(DST).tag(repository, "v1").is_some();
+        assert_eq!(pushed, outcome == ImageOutcome::Copied, "{name}");
     }
 }

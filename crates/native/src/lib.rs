@@ -20,6 +20,7 @@ mod errors;
 mod feed;
 mod options;
 mod source;
+mod tee;
 mod tls;
 mod transport;
 mod upload;
@@ -29,7 +30,7 @@ pub use options::{
     BuildError, NativeOptions, DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, DEFAULT_MAX_ANSWER_BYTES,
 };
 pub use tls::{RegistryTls, TlsOptions, CERTS_D_ENV, DEFAULT_CERTS_D};
-pub use transport::NativeTransport;
+pub use transport::{NativeTransport, UploadJournal};
 
 use ferry_core::machine::{Machine, Misuse};
 use ferry_core::progress::Event;

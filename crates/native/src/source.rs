@@ -3,7 +3,7 @@
 use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,12 +15,17 @@ use http::StatusCode;
 
 use crate::client::{expect_success, parse_url, Client};
 use crate::errors::{from_reqwest, host_of, timeout};
+use crate::tee::Piece;
+use tokio::sync::mpsc;
 
 /// The blob's bytes from a given offset on. Counts every byte read into the transfer's
 /// progress, drops the prefix itself when the source ignored `Range`, and fails when the
-/// source stays silent longer than the read timeout.
+/// source stays silent longer than the read timeout. A shared stream takes its pieces
+/// from a read several transfers share (see `tee`), whose pump watches the source.
 pub(crate) struct SourceStream {
     body: BoxStream<'static, reqwest::Result<Bytes>>,
+    /// The pieces of a shared read, and its first piece, already taken.
+    shared: Option<(mpsc::Receiver<Piece>, Option<Bytes>)>,
     host: String,
     /// Bytes still to drop: the source answered `200` to a `Range` request.
     skip: u64,
@@ -86,6 +91,7 @@ pub(crate) async fn open(
     let idle = client.options().read_timeout;
     Ok(SourceStream {
         body: answer.bytes_stream().boxed(),
+        shared: None,
         host,
         skip,
         idle,
@@ -96,11 +102,61 @@ pub(crate) async fn open(
     })
 }
 
+/// The blob from byte 0, taken from a shared read: its first piece is awaited here, so a
+/// source that cannot be read fails the transfer before an upload session opens.
+pub(crate) async fn shared(
+    mut pieces: mpsc::Receiver<Piece>,
+    transfer: &Transfer,
+    progress: &ProgressCounter,
+) -> Result<SourceStream, TransportError> {
+    let first = pieces.recv().await.transpose()?;
+    let host = parse_url(Side::Source, &transfer.source.uri().to_string()).map(|u| host_of(&u))?;
+    Ok(SourceStream {
+        body: futures_util::stream::empty().boxed(),
+        ended: first.is_none(),
+        shared: Some((pieces, first)),
+        host,
+        skip: 0,
+        idle: Duration::ZERO,
+        timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        waiting: false,
+        progress: progress.clone(),
+    })
+}
+
+impl SourceStream {
+    /// Whether the bytes come from a read shared with other transfers.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    fn poll_shared(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, TransportError>>> {
+        let Some((pieces, first)) = self.shared.as_mut() else { return Poll::Ready(None) };
+        let piece = match first.take() {
+            Some(piece) => Some(Ok(piece)),
+            None => ready!(pieces.poll_recv(cx)),
+        };
+        match &piece {
+            Some(Ok(bytes)) => {
+                self.progress.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            }
+            Some(Err(_)) | None => self.ended = true,
+        }
+        Poll::Ready(piece)
+    }
+}
+
 impl Stream for SourceStream {
     type Item = Result<Bytes, TransportError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        if this.shared.is_some() {
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            return this.poll_shared(cx);
+        }
         loop {
             if this.ended {
                 return Poll::Ready(None);

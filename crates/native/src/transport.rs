@@ -1,6 +1,7 @@
 //! [`NativeTransport`]: the core's [`Transport`] over reqwest and tokio.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use ferry_core::transport::{
@@ -11,6 +12,7 @@ use http::Method;
 use crate::client::{parse_url, Client};
 use crate::errors::host_of;
 use crate::options::{BuildError, NativeOptions};
+use crate::tee::Tees;
 
 /// The native transport: streams blobs from source to destination with constant memory,
 /// follows redirects itself so that `Authorization` never reaches another host, and
@@ -21,6 +23,20 @@ use crate::options::{BuildError, NativeOptions};
 #[derive(Debug, Clone)]
 pub struct NativeTransport {
     client: Client,
+    /// Reads shared by the members of a share group (one read, many writes).
+    tees: Arc<Tees>,
+    /// Told of upload sessions as they open and finish.
+    journal: Option<Arc<dyn UploadJournal>>,
+}
+
+/// Keeps upload sessions beyond the process (`ferry sync --state`): a run killed mid-blob
+/// leaves its session at the registry, and the next run goes on with it (see
+/// [`ferry_core::resume`]). Called from the transfers' tasks; keep it quick.
+pub trait UploadJournal: Send + Sync + std::fmt::Debug {
+    /// `transfer`'s upload session is at `location` now (it opened, or moved on).
+    fn session(&self, transfer: &Transfer, location: &str);
+    /// `transfer`'s blob is committed: its session is gone.
+    fn committed(&self, transfer: &Transfer);
 }
 
 impl NativeTransport {
@@ -30,7 +46,13 @@ impl NativeTransport {
     }
 
     pub fn with_options(options: NativeOptions) -> Result<Self, BuildError> {
-        Ok(NativeTransport { client: Client::new(options)? })
+        Ok(NativeTransport { client: Client::new(options)?, tees: Arc::default(), journal: None })
+    }
+
+    /// This transport, telling `journal` of every upload session.
+    pub fn with_journal(mut self, journal: Arc<dyn UploadJournal>) -> Self {
+        self.journal = Some(journal);
+        self
     }
 
     pub fn options(&self) -> &NativeOptions {
@@ -64,7 +86,8 @@ impl Transport for NativeTransport {
         progress: ProgressCounter,
         clock: &dyn Clock,
     ) -> Result<TransferReport, TransportError> {
-        crate::upload::run(&self.client, &transfer, &progress, clock).await?;
+        let journal = self.journal.as_deref();
+        crate::upload::run(&self.client, &self.tees, journal, &transfer, &progress, clock).await?;
         Ok(TransferReport { bytes: progress.load(Ordering::Relaxed) })
     }
 }

@@ -32,6 +32,8 @@ use crate::errors::{host_of, into_http};
 use crate::feed::{ChunkBody, Cursor, Feed};
 use crate::options::{CANCEL_WAIT, MAX_HONOURED_MIN_CHUNK};
 use crate::source;
+use crate::tee::Tees;
+use crate::transport::UploadJournal;
 
 const DEST: Side = Side::Destination;
 
@@ -39,6 +41,8 @@ const DEST: Side = Side::Destination;
 /// behind), then whatever the upload machine asks for.
 pub(crate) async fn run(
     client: &Client,
+    tees: &Arc<Tees>,
+    journal: Option<&dyn UploadJournal>,
     transfer: &Transfer,
     progress: &ProgressCounter,
     clock: &dyn Clock,
@@ -49,7 +53,10 @@ pub(crate) async fn run(
         monolithic_below: options.chunk_threshold,
         max_min_chunk: MAX_HONOURED_MIN_CHUNK,
     };
-    let source = source::open(client, transfer, 0, progress).await?;
+    let source = match tees.join(client, transfer) {
+        Some(pieces) => source::shared(pieces, transfer, progress).await?,
+        None => source::open(client, transfer, 0, progress).await?,
+    };
     let fresh = Verifier::new(transfer.digest.clone(), transfer.size);
     let cursor = Cursor { live: fresh.clone(), read: 0, sent: 0, carry: None };
     let mut mover = Mover {
@@ -60,7 +67,14 @@ pub(crate) async fn run(
         checkpoints: BTreeMap::from([(0, fresh)]),
     };
     let mut upload = Upload::new(transfer, config, WallClock::new(clock.now(), wall_now()));
+    let mut noted: Option<String> = None;
     loop {
+        if let (Some(journal), Some(location)) = (journal, upload.location()) {
+            if noted.as_deref() != Some(location) {
+                journal.session(transfer, location);
+                noted = Some(location.to_owned());
+            }
+        }
         let reply = match upload.poll_output(clock.now()) {
             Output::Send(request) => mover.send(request).await,
             Output::Verify => match mover.verify().await {
@@ -68,6 +82,11 @@ pub(crate) async fn run(
                 Err(error) => Reply::Failed(error),
             },
             Output::Wait(until) => {
+                // A shared read must not wait for this upload's pause: leave it, and
+                // re-read the source alone when the upload goes on.
+                if mover.feed.as_ref().is_some_and(|f| f.source.is_shared()) {
+                    mover.feed = None;
+                }
                 tracing::info!(
                     digest = %transfer.digest,
                     confirmed = upload.confirmed(),
@@ -77,7 +96,14 @@ pub(crate) async fn run(
                 clock.sleep_until(until).await;
                 continue;
             }
-            Output::Done(result) => return result,
+            Output::Done(result) => {
+                // A session given up may still be at the registry (its cancel can fail
+                // too): the journal keeps it, and the next run asks.
+                if let (Some(journal), Ok(())) = (journal, &result) {
+                    journal.committed(transfer);
+                }
+                return result;
+            }
             Output::Busy => return Err(UploadMisuse::PolledWhileBusy.into()),
         };
         upload.handle(reply, clock.now())?;

@@ -46,6 +46,11 @@ export interface DiffRow {
   media_type?: string;
   platforms?: string[];
   size?: number;
+  referrers?: ReferrerDiff[];
+}
+/** One referrer of a tag's manifest (signature, SBOM, attestation) as both sides list it. */
+export interface ReferrerDiff {
+  digest?: string; tag?: string; artifact_type?: string; size?: number; status: TagStatus | "listed";
 }
 export interface DiffReport {
   rows: DiffRow[];
@@ -53,11 +58,14 @@ export interface DiffReport {
   missing: number;
   different: number;
   extra: number;
+  referrers_in_sync?: number; referrers_missing?: number; referrers_extra?: number;
   errors: KindedError[];
 }
 export interface DiffOptions {
   /** Also read the source's manifests: platforms and total size per tag. */
   details?: boolean;
+  /** Also compare each tag's referrers (signatures, SBOMs, attestations) on both sides. */
+  referrers?: boolean;
 }
 
 export interface Failure { source: string; destination: string; reason: string; kind: FailureKind; retryable: boolean }
@@ -69,8 +77,10 @@ export interface Summary {
   bytes_transferred: number; requests: number; transfers: number; retries: number;
   elapsed_ms: number; rounds: number; dry_run?: boolean; immutable?: number; bytes_to_copy?: number; repositories?: number; shard?: Shard; failures?: Failure[];
   rate_limits?: WindowReport[]; requests_by?: RequestCount[]; stopped?: number; budgets?: BudgetReport[];
-  forecast?: RegistryRequests[];
+  forecast?: RegistryRequests[]; referrers?: ReferrerTotals;
 }
+/** What became of the images' referrers (signatures, SBOMs, attestations). */
+export interface ReferrerTotals { copied: number; skipped: number; failed: number; dropped?: number; indexed?: number }
 /** A registry's advertised request budget (`ratelimit-*`, `RateLimit`): what this job counted against it, and its waits. */
 export interface BudgetReport {
   registry: string; limit?: number; window_s?: number; remaining?: number; counted: number; pauses: number; paused_ms: number;
@@ -101,11 +111,15 @@ export type ProgressEvent =
       rewritten_from?: string; dry_run?: boolean }
   | { event: "image_failed"; image: number; source: string; destination: string; reason: string; kind: FailureKind;
       retryable: boolean }
+  | { event: "referrer_queued"; image: number; subject: number; subject_digest: string; artifact_type?: string }
+  | { event: "referrers_dropped"; image: number; subject_digest: string; count: number; reason: string }
+  | { event: "referrers_failed"; image: number; subject_digest: string; reason: string; kind: FailureKind }
   | { event: "job_finished"; status: "succeeded" | "failed"; summary: Summary };
 export interface ImageReport {
   source: string; destination: string;
   outcome: "copied" | "skipped" | "failed" | "would_copy" | "pending"; round: number; immutable?: boolean;
-  digest?: string; rewritten_from?: string; bytes: number; reason?: string; kind?: FailureKind;
+  digest?: string; rewritten_from?: string; subject_digest?: string; referrers_dropped?: number; bytes: number;
+  reason?: string; kind?: FailureKind;
 }
 /** The job's report: what `ferry sync --report` writes. */
 export interface CopyReport { status: "succeeded" | "failed"; summary: Summary; images: ImageReport[] }
@@ -114,6 +128,8 @@ export interface CopyOptions {
   tags?: string[];
   /** "os/arch[/variant]" children of an index to copy; default: all. */
   platforms?: string[];
+  /** Which referrers (signatures, SBOMs, attestations) travel: "all" (default), "none", or kinds, e.g. "sig,application/spdx+json". */
+  referrers?: string;
   onProgress?: (event: ProgressEvent) => void;
   /** Aborting stops new work, aborts requests in flight and rejects with an AbortError. */
   signal?: AbortSignal;

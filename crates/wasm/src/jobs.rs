@@ -9,6 +9,7 @@ use ferry_core::driver;
 use ferry_core::machine::Machine;
 use ferry_core::manifest::PlatformFilter;
 use ferry_core::progress::Event;
+use ferry_core::referrers::ReferrerFilter;
 use ferry_core::retry::RetryPolicy;
 use ferry_core::transport::Clock as _;
 use futures_util::future::{select, Either};
@@ -35,16 +36,21 @@ struct CopyInput {
     tags: Option<Vec<String>>,
     #[serde(default)]
     platforms: Option<Vec<String>>,
+    /// `all` (the default), `none`, or kinds, as `ferry sync --referrers`.
+    #[serde(default)]
+    referrers: Option<String>,
 }
 
-const COPY_OPTIONS: [&str; 4] = ["tags", "platforms", "onProgress", "signal"];
+const COPY_OPTIONS: [&str; 5] = ["tags", "platforms", "referrers", "onProgress", "signal"];
 
-const DIFF_OPTIONS: [&str; 1] = ["details"];
+const DIFF_OPTIONS: [&str; 2] = ["details", "referrers"];
 
 #[derive(Default, Deserialize)]
 struct DiffInput {
     #[serde(default)]
     details: bool,
+    #[serde(default)]
+    referrers: bool,
 }
 
 /// `copy(src, dst, opts)` with transport options of the caller's choosing (a small chunk
@@ -66,7 +72,13 @@ pub(crate) async fn copy(
 ) -> Result<JsValue, ApiError> {
     let src = input::repo("src", &src)?;
     let dst = input::repo("dst", &dst)?;
-    let CopyInput { tags, platforms } = input::options("copy options", &opts, &COPY_OPTIONS)?;
+    let CopyInput { tags, platforms, referrers } = input::options("copy options", &opts, &COPY_OPTIONS)?;
+    let referrers = match referrers {
+        Some(value) => {
+            value.parse::<ReferrerFilter>().map_err(|e| ApiError::input(format!("referrers: {e}")))?
+        }
+        None => ReferrerFilter::All,
+    };
     let on_progress = input::callback("copy options", &opts, "onProgress")?;
     let signal = input::signal("copy options", &opts)?;
     let selector = match input::tags(tags)? {
@@ -87,6 +99,7 @@ pub(crate) async fn copy(
         tags: Default::default(),
         platforms: Vec::new(),
         immutable: None,
+        referrers: None,
     };
     let job =
         Job { plan: Plan::Rules(vec![rule]), credentials: access.credentials, endpoints: access.endpoints };
@@ -94,6 +107,7 @@ pub(crate) async fn copy(
         max_transfers: DEFAULT_MAX_TRANSFERS,
         seed: jitter_seed(),
         platforms,
+        referrers,
         ..SyncOptions::default()
     };
     let transport = BrowserTransport::with_access(options, access.bases, access.tokens);
@@ -119,15 +133,15 @@ pub(crate) async fn copy(
 pub(crate) async fn diff(src: JsValue, dst: JsValue, opts: JsValue) -> Result<JsValue, ApiError> {
     let src = input::repo("src", &src)?;
     let dst = input::repo("dst", &dst)?;
-    let DiffInput { details } = input::options("diff options", &opts, &DIFF_OPTIONS)?;
+    let DiffInput { details, referrers } = input::options("diff options", &opts, &DIFF_OPTIONS)?;
     let destination = Target { registry: dst.name.clone(), repository: Some(dst.repository.clone()) };
-    let report = read(&[&src, &dst], Some(destination), None, details).await?;
+    let report = read(&[&src, &dst], Some(destination), None, details, referrers).await?;
     Ok(js::to_js(&report)?)
 }
 
 pub(crate) async fn list_tags(repo: JsValue) -> Result<JsValue, ApiError> {
     let repo = input::repo("repo", &repo)?;
-    let report = read(&[&repo], None, None, false).await?;
+    let report = read(&[&repo], None, None, false, false).await?;
     let tags: Vec<&str> = report.rows.iter().map(|row| row.tag.as_str()).collect();
     Ok(js::to_js(&tags)?)
 }
@@ -135,7 +149,7 @@ pub(crate) async fn list_tags(repo: JsValue) -> Result<JsValue, ApiError> {
 pub(crate) async fn inspect(repo: JsValue, reference: String) -> Result<JsValue, ApiError> {
     let repo = input::repo("repo", &repo)?;
     let reference = input::reference(&reference)?;
-    let report = read(&[&repo], None, Some(reference.clone()), true).await?;
+    let report = read(&[&repo], None, Some(reference.clone()), true, false).await?;
     let Some(row) = report.rows.first() else {
         return Err(ApiError::failed(format!(
             "{}/{}: no image {reference} (listTags shows the tags)",
@@ -159,6 +173,7 @@ async fn read(
     destination: Option<Target>,
     reference: Option<String>,
     details: bool,
+    referrers: bool,
 ) -> Result<DiffReport, ApiError> {
     let access = input::access(repos)?;
     let source = Target { registry: repos[0].name.clone(), repository: Some(repos[0].repository.clone()) };
@@ -168,6 +183,7 @@ async fn read(
         destination,
         reference,
         details,
+        referrers,
         credentials: access.credentials,
         endpoints: access.endpoints,
         retry: RetryPolicy::default(),

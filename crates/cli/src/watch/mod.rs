@@ -192,7 +192,7 @@ async fn run_once(
     stop: watch::Receiver<bool>,
     drain: Duration,
 ) -> RunEnd {
-    let (job, options) = match sync::prepare(config.clone(), args) {
+    let prepared = match sync::prepare(config.clone(), args) {
         Ok(prepared) => prepared,
         Err(e) => return RunEnd::Error(e),
     };
@@ -204,7 +204,7 @@ async fn run_once(
         }
     };
     recorder.run_started();
-    let run = sync::execute_until(job, options, output, stopped(stop), |event| recorder.on_event(event));
+    let run = sync::execute_until(prepared, output, stopped(stop), |event| recorder.on_event(event));
     tokio::select! {
         result = run => match result.context("the sync run") {
             Ok(report) => RunEnd::Finished(Box::new(report)),

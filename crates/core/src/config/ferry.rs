@@ -1,5 +1,5 @@
 //! The combined file: image-syncer's `--config` (`auth` and `images`) and ferry's superset
-//! (`rules`, `proc`, `retries`, `os`, `arch`, `tls`).
+//! (`rules`, `proc`, `retries`, `os`, `arch`, `tls`, `state`).
 //!
 //! ```yaml
 //! auth:
@@ -12,10 +12,12 @@
 //!     tags: {include: ["^1\\."], exclude: ["-rc"], semver: ">=1.25, <2"}
 //!     platforms: [linux/amd64, linux/arm64/v8]
 //!     immutable: "^1\\.[0-9]+\\.[0-9]+$"   # released tags never move: not checked again
+//!     referrers: sig,application/spdx+json    # all (the default), none, or kinds
 //! proc: 6
 //! retries: 3
 //! tls:
 //!   registry.example.com: {ca: /etc/ferry/private-ca.crt}
+//! state: /var/lib/ferry/state.json   # upload sessions kept across runs (`--state`)
 //! ```
 //!
 //! A file that uses any of ferry's keys is read strictly: unknown fields anywhere are
@@ -28,10 +30,11 @@ use super::node::Node;
 use super::rule::{self, Rule, TagSelector};
 use super::tls::{self, TlsConfig};
 use super::{auth, AuthConfig, ConfigError, Doc, Env};
+use crate::referrers::ReferrerFilter;
 
-const TOP_LEVEL: [&str; 8] = ["auth", "images", "rules", "proc", "retries", "os", "arch", "tls"];
-const FERRY_ONLY: [&str; 6] = ["rules", "proc", "retries", "os", "arch", "tls"];
-const RULE_FIELDS: [&str; 5] = ["source", "destination", "tags", "platforms", "immutable"];
+const TOP_LEVEL: [&str; 9] = ["auth", "images", "rules", "proc", "retries", "os", "arch", "tls", "state"];
+const FERRY_ONLY: [&str; 7] = ["rules", "proc", "retries", "os", "arch", "tls", "state"];
+const RULE_FIELDS: [&str; 6] = ["source", "destination", "tags", "platforms", "immutable", "referrers"];
 
 /// A whole job: logins, rules (the `images` map first, then `rules`, each in file order)
 /// and the run options.
@@ -53,6 +56,9 @@ pub struct JobConfig {
     pub arch: Vec<String>,
     /// Per-registry CA and client certificate files (`tls`).
     pub tls: TlsConfig,
+    /// The file that keeps upload sessions and blobs seen across runs (`state`, the
+    /// `--state` flag's default), as written: relative to the config file's folder.
+    pub state: Option<String>,
 }
 
 pub(super) fn parse(file: &str, env: Env<'_>, root: &Node) -> Result<JobConfig, ConfigError> {
@@ -88,6 +94,10 @@ pub(super) fn parse(file: &str, env: Env<'_>, root: &Node) -> Result<JobConfig, 
             "retries" => job.retries = Some(whole_number(&doc, key, value, 0, "retries: 2")?),
             "os" => job.os = names(&doc, key, value, "os: [linux]")?,
             "tls" => job.tls = tls::parse(&doc, value)?,
+            "state" => {
+                let path = doc.string(key, "the state file", value, "state: /var/lib/ferry/state.json")?;
+                job.state = Some(path.to_owned());
+            }
             _ => job.arch = names(&doc, key, value, "arch: [amd64, arm64]")?,
         }
     }
@@ -177,7 +187,30 @@ fn parse_rule(doc: &Doc<'_>, key: &str, node: &Node) -> Result<Rule, ConfigError
         }
     };
 
-    Ok(Rule { source_text: source_text.to_owned(), source, destinations, tags, platforms, immutable })
+    let referrers_key = format!("{key}.referrers");
+    let referrers = match field("referrers") {
+        None => None,
+        Some(node) => {
+            let value = doc.string(&referrers_key, "referrers", node, "referrers: all")?;
+            Some(value.parse::<ReferrerFilter>().map_err(|e| {
+                doc.error(
+                    &referrers_key,
+                    e.to_string(),
+                    "write e.g. `referrers: all`, `referrers: none` or `referrers: sig,sbom`",
+                )
+            })?)
+        }
+    };
+
+    Ok(Rule {
+        source_text: source_text.to_owned(),
+        source,
+        destinations,
+        tags,
+        platforms,
+        immutable,
+        referrers,
+    })
 }
 
 /// An os, architecture or variant name: `[a-z0-9._-]+`.

@@ -31,6 +31,7 @@ use crate::reference::{
     normalize_registry, split_registry, split_tag, validate_registry, validate_repository, validate_tag,
     Reference, ReferenceError, DOCKER_HUB,
 };
+use crate::referrers::ReferrerFilter;
 
 const SOURCE_FIX: &str = "write the source as [registry/]repository, optionally followed by :tag, \
     :tag1,tag2, @sha256:<digest> or :/regex/; or write a registry host alone to copy all of its repositories";
@@ -119,6 +120,9 @@ pub struct Rule {
     /// destination's tag list already holds is not checked again on either side. Only
     /// rules that list tags (all, or a `/regex/`) read the destination's tag list.
     pub immutable: Option<TagPattern>,
+    /// Which referrers travel with the rule's images (`referrers:` in ferry's file);
+    /// `None` leaves it to the job's `--referrers`.
+    pub referrers: Option<ReferrerFilter>,
 }
 
 /// Reads an images map: source → destination or list of destinations, in file order.
@@ -144,6 +148,7 @@ pub(super) fn parse_images(doc: &Doc<'_>, what: &str, node: &Node) -> Result<Vec
                 tags: TagFilter::default(),
                 platforms: Vec::new(),
                 immutable: None,
+                referrers: None,
             })
         })
         .collect()

@@ -8,6 +8,16 @@
 //! way wait for that operation, then find it present (same repository) or mount it. So a
 //! blob shared by several images crosses the network once.
 //!
+//! Fan-out: a rule with several destination registries makes one image per destination
+//! from one source image ("siblings"). A transfer that a sibling may share waits in the
+//! queue while a sibling has not yet said which blobs it needs, or while another
+//! destination's HEAD or mount of the same blob is under way; then every queued transfer
+//! of the blob from that source registry (whichever repository each image names) starts
+//! at once, as the members of one
+//! [`Share`](crate::transport::Share), so the transport reads the source once for all of
+//! them. The group takes one transfer slot (one read of the source); each member has its
+//! own outcome, so one destination failing does not fail the others.
+//!
 //! The [`BlobTable`] takes requests and call outcomes and returns [`BlobEffect`]s; it
 //! never looks inside an image.
 
@@ -24,13 +34,14 @@ use crate::error::{Error, ErrorKind};
 use crate::progress::BlobOutcome;
 use crate::reference::Reference;
 use crate::session::{AuthNeed, Call, Outcome};
-use crate::transport::Transfer;
+use crate::transport::{Share, Transfer};
 
-/// A blob at one destination registry.
+/// A blob at one destination registry. Ordered by digest first, so the destinations of
+/// one blob sit together in the table.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct BlobKey {
-    pub registry: String,
     pub digest: Digest,
+    pub registry: String,
 }
 
 /// One image's need for one blob.
@@ -74,6 +85,8 @@ enum Stage {
 struct Operation {
     want: BlobWant,
     stage: Stage,
+    /// The share group of its transfer, when it has one.
+    group: Option<u64>,
 }
 
 #[derive(Default)]
@@ -86,13 +99,46 @@ struct Entry {
 pub(crate) struct BlobTable {
     entries: BTreeMap<BlobKey, Entry>,
     queue: VecDeque<(BlobKey, Option<String>)>,
+    /// Transfer slots taken: one per transfer alone, one per share group.
     transfers: usize,
     max_transfers: usize,
+    /// Per source image, its started destinations that have not yet said which blobs
+    /// they need.
+    gathering: BTreeMap<String, usize>,
+    /// Members still running, per share group.
+    groups: BTreeMap<u64, usize>,
+    next_group: u64,
 }
 
 impl BlobTable {
     pub(super) fn new(max_transfers: usize) -> Self {
-        BlobTable { entries: BTreeMap::new(), queue: VecDeque::new(), transfers: 0, max_transfers }
+        BlobTable {
+            entries: BTreeMap::new(),
+            queue: VecDeque::new(),
+            transfers: 0,
+            max_transfers,
+            gathering: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            next_group: 0,
+        }
+    }
+
+    /// A destination of `source` has started: until it says which blobs it needs
+    /// ([`BlobTable::gathered`]), transfers from `source` wait for it, to share the read.
+    pub(super) fn gathering(&mut self, source: &Reference) {
+        *self.gathering.entry(source.to_string()).or_default() += 1;
+    }
+
+    /// A destination of `source` has asked for its blobs, or ended without: transfers
+    /// that waited only for it start.
+    pub(super) fn gathered(&mut self, source: &Reference, ctx: &Context, out: &mut Effects) {
+        let name = source.to_string();
+        let Some(count) = self.gathering.get_mut(&name) else { return };
+        *count -= 1;
+        if *count == 0 {
+            self.gathering.remove(&name);
+            self.start_queued_transfers(ctx, out);
+        }
     }
 
     /// An image needs a blob at its destination.
@@ -111,12 +157,12 @@ impl BlobTable {
             return entry.waiters.push(want.image);
         }
         if want.empty_repository {
-            entry.busy = Some(Operation { want: want.clone(), stage: Stage::Head });
+            entry.busy = Some(Operation { want: want.clone(), stage: Stage::Head, group: None });
             return self.missing(key, want, ctx, out);
         }
         let uri = ctx.endpoints.endpoint(&key.registry).blob(&repository, &key.digest);
         let auth = destination_auth(&want, ctx);
-        entry.busy = Some(Operation { want, stage: Stage::Head });
+        entry.busy = Some(Operation { want, stage: Stage::Head, group: None });
         match uri {
             Ok(uri) => out.push(BlobEffect::Send(
                 key,
@@ -132,14 +178,20 @@ impl BlobTable {
         Some((op.want.image, op.want.size))
     }
 
-    /// The outcome of a call the table sent for `key`.
+    /// The outcome of a call the table sent for `key`. Whatever it was, queued transfers
+    /// may start after it: a slot freed, or a transfer waited to see whether this
+    /// destination would join it.
     pub(super) fn on_outcome(&mut self, key: BlobKey, outcome: Outcome, ctx: &Context, out: &mut Effects) {
+        self.on_call_outcome(key, outcome, ctx, out);
+        self.start_queued_transfers(ctx, out);
+    }
+
+    fn on_call_outcome(&mut self, key: BlobKey, outcome: Outcome, ctx: &Context, out: &mut Effects) {
         let Some(op) = self.entries.get(&key).and_then(|e| e.busy.as_ref()) else { return };
-        let (want, stage) = (op.want.clone(), op.stage);
+        let (want, stage, group) = (op.want.clone(), op.stage, op.group);
         let repository = want.destination.repository().to_owned();
         if stage == Stage::Transfer {
-            self.transfers -= 1;
-            self.start_queued_transfers(ctx, out);
+            self.end_transfer(group);
         }
         let response = match outcome {
             Outcome::Transferred => {
@@ -215,6 +267,15 @@ impl BlobTable {
         if from.is_none() && source.registry() == key.registry && source.repository() != repository {
             from = Some(source.repository().to_owned());
         }
+        if from.is_none() {
+            // A repository a past run saw the blob in: the registry mounts only what it holds.
+            from = ctx
+                .options
+                .resume
+                .seen_in(&key.registry, &key.digest)
+                .find(|r| *r != repository)
+                .map(str::to_owned);
+        }
         if ctx.options.dry_run {
             // Nothing is written in a dry run; later images may count it as mountable.
             let outcome = if from.is_some() { BlobOutcome::Mounted } else { BlobOutcome::Transferred };
@@ -249,19 +310,93 @@ impl BlobTable {
         self.start_queued_transfers(ctx, out);
     }
 
+    /// Starts queued transfers while slots are free: each with every other queued
+    /// transfer of the same blob from the same source registry, as one share group. A transfer
+    /// that a destination still gathering may join stays queued, in its place.
     fn start_queued_transfers(&mut self, ctx: &Context, out: &mut Effects) {
+        let mut held = Vec::new();
         while self.transfers < self.max_transfers {
             let Some((key, location)) = self.queue.pop_front() else { break };
-            let Some(op) = self.entries.get_mut(&key).and_then(|e| e.busy.as_mut()) else { continue };
-            op.stage = Stage::Transfer;
-            let want = op.want.clone();
-            self.transfers += 1;
-            match transfer(&key, &want, location, ctx) {
-                Ok(call) => out.push(BlobEffect::Send(key, Box::new(call))),
-                Err(e) => {
-                    self.transfers -= 1;
-                    self.fail(&key, e, out);
+            let Some(want) = self.queued_want(&key) else { continue };
+            let mut members = vec![(key, location)];
+            let mut rest = VecDeque::new();
+            while let Some((other, location)) = self.queue.pop_front() {
+                match self.queued_want(&other) {
+                    Some(w) if other.digest == want.digest && same_source(&w, &want) => {
+                        members.push((other, location))
+                    }
+                    _ => rest.push_back((other, location)),
                 }
+            }
+            self.queue = rest;
+            if self.may_be_joined(&members, &want) {
+                held.extend(members);
+                continue;
+            }
+            self.transfers += 1;
+            let share = (members.len() > 1).then(|| {
+                let id = self.next_group;
+                self.next_group += 1;
+                self.groups.insert(id, members.len());
+                Share { id, members: members.len(), leader: true }
+            });
+            for (index, (key, location)) in members.into_iter().enumerate() {
+                let share = share.map(|s| Share { leader: index == 0, ..s });
+                let Some(op) = self.entries.get_mut(&key).and_then(|e| e.busy.as_mut()) else { continue };
+                op.stage = Stage::Transfer;
+                op.group = share.map(|s| s.id);
+                let want = op.want.clone();
+                match transfer(&key, &want, location, share, ctx) {
+                    Ok(call) => out.push(BlobEffect::Send(key, Box::new(call))),
+                    Err(e) => {
+                        self.end_transfer(share.map(|s| s.id));
+                        self.fail(&key, e, out);
+                    }
+                }
+            }
+        }
+        for item in held.into_iter().rev() {
+            self.queue.push_front(item);
+        }
+    }
+
+    /// The want of the operation on `key` while it waits in the transfer queue.
+    fn queued_want(&self, key: &BlobKey) -> Option<BlobWant> {
+        let op = self.entries.get(key)?.busy.as_ref()?;
+        (op.stage == Stage::Queued).then(|| op.want.clone())
+    }
+
+    /// Whether another destination may yet join the queued transfers of `want`'s blob
+    /// (`members`): a sibling of one of their images has not said which blobs it needs,
+    /// or another registry's HEAD or mount of the blob is under way.
+    fn may_be_joined(&self, members: &[(BlobKey, Option<String>)], want: &BlobWant) -> bool {
+        let gathering = members
+            .iter()
+            .filter_map(|(key, _)| self.queued_want(key))
+            .any(|w| self.gathering.contains_key(&w.source.to_string()));
+        if gathering {
+            return true;
+        }
+        let first = BlobKey { digest: want.digest.clone(), registry: String::new() };
+        self.entries.range(first..).take_while(|(k, _)| k.digest == want.digest).any(|(_, entry)| {
+            entry.busy.as_ref().is_some_and(|op| {
+                matches!(op.stage, Stage::Head | Stage::Mount) && same_source(&op.want, want)
+            })
+        })
+    }
+
+    /// A member of `group` (or a transfer alone) has ended; the group's slot frees with
+    /// its last member.
+    fn end_transfer(&mut self, group: Option<u64>) {
+        let Some(id) = group else {
+            self.transfers -= 1;
+            return;
+        };
+        if let Some(left) = self.groups.get_mut(&id) {
+            *left -= 1;
+            if *left == 0 {
+                self.groups.remove(&id);
+                self.transfers -= 1;
             }
         }
     }
@@ -292,6 +427,13 @@ impl BlobTable {
     }
 }
 
+/// Whether two wants read the blob from the same source registry. The repository does not
+/// matter: a blob is named by its digest, and one read from any repository that holds it,
+/// verified, serves every destination that lacks it.
+fn same_source(a: &BlobWant, b: &BlobWant) -> bool {
+    a.source.registry() == b.source.registry()
+}
+
 fn destination_auth(want: &BlobWant, ctx: &Context) -> AuthNeed {
     let repository = want.destination.repository();
     let scope = if ctx.options.dry_run { Scope::pull(repository) } else { Scope::push_pull(repository) };
@@ -307,6 +449,7 @@ fn transfer(
     key: &BlobKey,
     want: &BlobWant,
     location: Option<String>,
+    share: Option<Share>,
     ctx: &Context,
 ) -> Result<Call, UrlError> {
     let source = &want.source;
@@ -314,15 +457,23 @@ fn transfer(
     let upload_start = ctx.endpoints.endpoint(&key.registry).upload_start(want.destination.repository())?;
     let mut source_request = http::Request::new(());
     *source_request.uri_mut() = source_uri;
+    let upload_start = upload_start.to_string();
+    // A session of our own (a mount's 202) first; else one a past run left.
+    let past = match &location {
+        Some(_) => None,
+        None => ctx.options.resume.upload(&upload_start, &key.digest).map(str::to_owned),
+    };
     let transfer = Transfer {
         source: source_request,
-        upload_start: upload_start.to_string(),
-        upload_location: location,
+        resumes_session: past.is_some(),
+        upload_location: location.or(past),
+        upload_start,
         upload_headers: http::HeaderMap::new(),
         digest: key.digest.clone(),
         size: want.size,
         retry: ctx.options.retry,
         seed: upload_seed(ctx.options.seed, &key.digest),
+        share,
     };
     let source_auth = AuthNeed {
         registry: source.registry().to_owned(),

@@ -11,6 +11,13 @@
 //! writes, when nothing fails and the destination does not change in between. Token
 //! fetches go to the token service, not the registry, and are not counted.
 //!
+//! Referrers are counted the same way: their discovery (the referrers API, or the
+//! tag-schema index after one `404` per registry, and cosign's tag lists), each referrer
+//! copied as an image, and the destination's API probe and tag-schema index reads are
+//! the dry run's own calls; an index it would push is one `PUT` and one read back
+//! ([`Forecast::foresee`]). Each registry's API is probed by one request while the others
+//! wait for its answer, so that count does not depend on timing either.
+//!
 //! The requests that count against a registry's budget are its manifest `GET`s
 //! ([`counts_against_limit`](crate::ratelimit::counts_against_limit)): all of them reads
 //! a dry run makes itself.
@@ -75,6 +82,12 @@ impl Forecast {
     /// Manifests the real run pushes to `registry`.
     pub(crate) fn pushes(&mut self, registry: &str, manifests: u64) {
         self.add(registry, manifests, 0);
+    }
+
+    /// Other requests the real run makes to `registry` and the dry run does not send (a
+    /// tag-schema index's `PUT` and its read back), `counted` of them manifest `GET`s.
+    pub(crate) fn foresee(&mut self, registry: &str, requests: u64, counted: u64) {
+        self.add(registry, requests, counted);
     }
 
     pub(crate) fn report(&self) -> Vec<RegistryRequests> {

@@ -9,12 +9,14 @@ use std::collections::BTreeMap;
 use http::header::CONTENT_TYPE;
 use http::{Method, StatusCode};
 
+use super::referrers::Mode;
 use super::{content_digest, refused, Context};
 use crate::api::{manifest_request, put_manifest};
 use crate::auth::Scope;
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind};
-use crate::manifest::{select, Descriptor, ImageManifest, Manifest, ManifestError, RawManifest};
+use crate::error_body::{ErrorBody, ErrorCode};
+use crate::manifest::{media_type, select, Descriptor, ImageManifest, Manifest, ManifestError, RawManifest};
 use crate::plan::{CopyTask, DestinationTag};
 use crate::progress::{BlobOutcome, Event, Failure, ImageOutcome, ImageReport};
 use crate::session::{AuthNeed, Call, Outcome};
@@ -90,6 +92,9 @@ pub(crate) struct ImageTask {
     listed: DestinationTag,
     phase: Phase,
     source_digest: Option<Digest>,
+    /// The source's HEAD said the manifest is an index: with referrers on, even an image
+    /// in sync fetches it, since its children's referrers are looked for too.
+    source_is_index: bool,
     destination_digest: Option<Option<Digest>>,
     root: Option<RawManifest>,
     rewritten_from: Option<Digest>,
@@ -111,6 +116,7 @@ impl ImageTask {
             listed: DestinationTag::Check,
             phase: Phase::Queued,
             source_digest: None,
+            source_is_index: false,
             destination_digest: None,
             root: None,
             rewritten_from: None,
@@ -128,6 +134,10 @@ impl ImageTask {
         image.phase = Phase::Finished(ImageOutcome::Skipped);
         image.immutable = true;
         image
+    }
+
+    pub(super) fn id(&self) -> ImageId {
+        self.id
     }
 
     /// What the destination's tag list told of this tag: a tag it lacks needs no check.
@@ -200,6 +210,8 @@ impl ImageTask {
             immutable: self.immutable,
             digest: self.root.as_ref().map(|r| r.digest().clone()).or_else(|| self.source_digest.clone()),
             rewritten_from: self.rewritten_from.clone(),
+            subject_digest: None,
+            referrers_dropped: 0,
             bytes: self.bytes,
             reason: self.failure.as_ref().map(|e| e.message().to_owned()),
             kind: self.failure.as_ref().map(Error::kind),
@@ -328,6 +340,9 @@ impl ImageTask {
         match response.status() {
             s if s.is_success() => {
                 self.source_digest = content_digest(response);
+                let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+                self.source_is_index =
+                    content_type.is_some_and(|ct| media_type::is_index(&media_type::essence(ct)));
                 Ok(())
             }
             StatusCode::NOT_FOUND => Err(Error::new(
@@ -388,14 +403,27 @@ impl ImageTask {
                     }
                     None => self.root = Some(raw),
                 }
-                let pushed = self.root.as_ref().map(|r| r.digest().clone());
-                let held = self.destination_digest.as_ref().and_then(|d| d.as_ref());
-                if !ctx.options.force && held == pushed.as_ref() {
-                    self.phase = Phase::Checking; // advance() will see the match and skip
-                }
             }
         }
+        let pushed = self.root.as_ref().map(|r| r.digest().clone());
+        let held = self.destination_digest.as_ref().and_then(|d| d.as_ref());
+        if !ctx.options.force && held == pushed.as_ref() {
+            self.phase = Phase::Checking; // advance() will see the match and skip
+        }
         Ok(())
+    }
+
+    /// The manifests whose referrers are looked for once the image is at the destination:
+    /// the root (for an index a platform filter rewrote, the source's, whose referrers are
+    /// only reported) and each child copied.
+    pub(super) fn subjects(&self) -> Vec<(Digest, Mode)> {
+        let root = match (&self.rewritten_from, &self.root, &self.source_digest) {
+            (Some(original), _, _) => Some((original.clone(), Mode::Drop)),
+            (None, Some(root), _) => Some((root.digest().clone(), Mode::Copy)),
+            (None, None, digest) => digest.clone().map(|d| (d, Mode::Copy)),
+        };
+        let children = self.children.iter().map(|c| (c.descriptor.digest.clone(), Mode::Copy));
+        root.into_iter().chain(children).collect()
     }
 
     fn on_child_head(
@@ -464,7 +492,15 @@ impl ImageTask {
             _ => (self.task.destination.to_string(), self.root.as_ref().map(|r| r.digest().clone())),
         };
         if !response.status().is_success() {
-            return Err(refused(response, format!("pushing manifest {what}")));
+            let error = refused(response, format!("pushing manifest {what}"));
+            return Err(if self.children.is_empty() || !names_unknown_child(response) {
+                error
+            } else {
+                // Every child was pushed or seen at the destination just before; distribution
+                // can still deny one while another tag's push of it is under way. The next
+                // round pushes the index again.
+                Error::new(ErrorKind::Unavailable, error.message())
+            });
         }
         if let (Some(got), Some(expected)) = (content_digest(response), expected) {
             if got != expected {
@@ -492,7 +528,10 @@ impl ImageTask {
                     None => self.source_digest.as_ref(),
                 };
                 let held = self.destination_digest.as_ref().and_then(Option::as_ref);
-                if !ctx.options.force && wanted.is_some() && held == wanted {
+                // An index in sync is still read when its children's referrers are wanted.
+                let read_children =
+                    self.task.referrers.is_on() && self.root.is_none() && self.source_is_index;
+                if !ctx.options.force && wanted.is_some() && held == wanted && !read_children {
                     return self.finish(ImageOutcome::Skipped, out);
                 }
                 let reference = match &self.source_digest {
@@ -660,6 +699,14 @@ impl ImageTask {
 
 /// A manifest that cannot be used: its bytes lie, ferry does not copy its kind, or it is
 /// malformed.
+/// Whether a refused push names `MANIFEST_BLOB_UNKNOWN`. OCI Distribution Spec v1.1:
+/// "This error MAY be returned when a manifest blob is unknown to the registry."
+fn names_unknown_child(response: &http::Response<Vec<u8>>) -> bool {
+    ErrorBody::parse(response.body()).is_some_and(|body| {
+        body.errors.iter().any(|item| item.code == ErrorCode::ManifestBlobUnknown.as_str())
+    })
+}
+
 fn manifest_error(error: ManifestError, what: impl std::fmt::Display) -> Error {
     let kind = match &error {
         ManifestError::DigestMismatch { .. } => ErrorKind::Integrity,

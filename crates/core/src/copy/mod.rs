@@ -18,6 +18,10 @@
 //! HEAD -> mount -> transfer, the children, and the manifest last. A blob that several
 //! images need moves once; the others wait for it and then mount it.
 //!
+//! One read, many writes: the destinations of one source image (a rule with a list of
+//! destinations) start together, and a blob that several of them lack is read from the
+//! source once and streamed to all of them (see `blobs`).
+//!
 //! Rounds, after image-syncer: when the pass over the queue ends with images or listings
 //! that failed transiently (rate limited, unavailable, once their requests' own retries
 //! ran out), they run again as fresh attempts, up to [`SyncOptions::rounds`] more times,
@@ -27,8 +31,11 @@
 mod blobs;
 mod forecast;
 mod image;
+mod referrers;
 
-use std::collections::VecDeque;
+pub(crate) use referrers::no_api;
+
+use std::collections::{BTreeSet, VecDeque};
 
 use crate::api::EndpointMap;
 use crate::auth::{AuthError, CredentialStore};
@@ -41,6 +48,8 @@ use crate::manifest::PlatformFilter;
 use crate::plan::{CopyTask, DestinationTag, Planned, Planner};
 use crate::progress::{BlobOutcome, Event, Failure, ImageOutcome, ImageReport, Report, Summary};
 use crate::reference::normalize_registry;
+use crate::referrers::ReferrerFilter;
+use crate::resume::ResumeState;
 use crate::retry::RetryPolicy;
 use crate::session::{Call, Outcome, Session};
 use crate::shard::Shard;
@@ -50,6 +59,7 @@ use blobs::{BlobEffect, BlobKey, BlobTable, BlobWant};
 use forecast::Forecast;
 pub use forecast::RegistryRequests;
 use image::{ImageEffect, ImageId, ImageTask, Step};
+use referrers::{RefStep, ReferrerEffect, ReferrerTable};
 
 /// What a job starts from.
 #[derive(Debug, Clone)]
@@ -120,6 +130,16 @@ pub struct SyncOptions {
     /// Plan only this shard's source repositories (see [`crate::shard`]); every
     /// repository when `None`.
     pub shard: Option<Shard>,
+    /// What past runs left (`--state`, see [`crate::resume`]): upload sessions to go on
+    /// with, and repositories to mount blobs from. Empty by default.
+    pub resume: ResumeState,
+    /// Which referrers travel with the images of rules without their own `referrers`
+    /// (see [`crate::referrers`]). All of them by default, as a mirror wants: each
+    /// manifest copied or in sync costs one more request at the source (the referrers API,
+    /// or the tag-schema index after one 404 per registry), each referrer one HEAD at the
+    /// destination, and each source repository whose tags the plan did not list one
+    /// `tags/list` for cosign's tags.
+    pub referrers: ReferrerFilter,
 }
 
 impl Default for SyncOptions {
@@ -135,6 +155,8 @@ impl Default for SyncOptions {
             rounds: 2,
             shard: None,
             adaptive: true,
+            resume: ResumeState::default(),
+            referrers: ReferrerFilter::All,
         }
     }
 }
@@ -151,6 +173,7 @@ pub(crate) enum Purpose {
     Plan(u64),
     Image(ImageId, Step),
     Blob(BlobKey),
+    Referrers(RefStep),
 }
 
 /// The sync job. See the module docs for the run loop.
@@ -168,7 +191,10 @@ pub struct SyncMachine {
     failed: Vec<ImageId>,
     queue: VecDeque<ImageId>,
     active: usize,
+    /// Started images that have not yet asked the blob table for their blobs.
+    gathering: BTreeSet<ImageId>,
     blobs: BlobTable,
+    referrers: ReferrerTable,
     /// In a dry run, the real run's requests per registry.
     forecast: Forecast,
     summary: Summary,
@@ -195,14 +221,17 @@ impl SyncMachine {
         let mut machine = SyncMachine {
             summary: Summary { dry_run: options.dry_run, shard: options.shard, ..Summary::default() },
             session,
-            planner: Planner::new(rules, options.platforms.clone(), options.shard).dry_run(options.dry_run),
+            planner: Planner::new(rules, options.platforms.clone(), options.referrers.clone(), options.shard)
+                .dry_run(options.dry_run),
             planning: true,
             plan_failures_told: 0,
             images: Vec::new(),
             failed: Vec::new(),
             queue: VecDeque::new(),
             active: 0,
+            gathering: BTreeSet::new(),
             blobs: BlobTable::new(max_transfers),
+            referrers: ReferrerTable::default(),
             forecast: Forecast::default(),
             round: 1,
             started: now,
@@ -229,15 +258,22 @@ impl SyncMachine {
             immutable: false,
             digest: None,
             rewritten_from: None,
+            subject_digest: None,
+            referrers_dropped: 0,
             bytes: 0,
             reason: Some(f.reason.clone()),
             kind: Some(f.kind),
         });
-        let images = planning.chain(self.images.iter().map(ImageTask::report)).collect();
+        let images = planning.chain(self.images.iter().map(|image| self.image_report(image))).collect();
         let mut summary = self.summary.clone();
-        summary.images = self.images.len() + self.planner.failures().count();
+        let referrers = self.images.iter().filter(|i| self.referrers.role(i.id()).is_some()).count();
+        summary.images = self.images.len() - referrers + self.planner.failures().count();
         summary.failures = self.planner.failures().cloned().collect();
         summary.failures.extend(self.failed.iter().filter_map(|id| self.images[id.0].failure()));
+        summary.failures.extend(self.referrers.failures().iter().cloned());
+        summary.referrers.dropped = self.referrers.counts.dropped;
+        summary.referrers.indexed = self.referrers.counts.indexed;
+        summary.referrers.failed += self.referrers.failures().len();
         summary.failed = summary.failures.len();
         summary.rounds = self.round;
         summary.requests = self.session.stats.requests;
@@ -253,6 +289,14 @@ impl SyncMachine {
             summary.forecast = self.forecast.report();
         }
         Report { status: summary.status(), summary, images }
+    }
+
+    /// An image's report, with its place among the referrers.
+    fn image_report(&self, image: &ImageTask) -> ImageReport {
+        let mut report = image.report();
+        report.subject_digest = self.referrers.role(image.id()).map(|r| r.subject_digest.clone());
+        report.referrers_dropped = self.referrers.dropped(image.id());
+        report
     }
 
     fn submit_plan_calls(&mut self, calls: Vec<(u64, Call)>, now: Instant) {
@@ -295,6 +339,9 @@ impl SyncMachine {
             return;
         }
         self.planning = false;
+        for ((registry, repository), tags) in self.planner.listed() {
+            self.referrers.know_tags(registry, repository, tags.clone());
+        }
         let tasks = self.planner.take_tasks();
         self.queue_images(tasks);
         let repositories = self.planner.repositories();
@@ -317,16 +364,45 @@ impl SyncMachine {
         self.fill(now);
     }
 
-    /// Starts queued images while fewer than `proc` are active.
+    /// Starts queued images while fewer than `proc` are active. The destinations of one
+    /// source image (queued next to each other) start together, so that their blobs are
+    /// read once: `proc` may be passed by the siblings of the last image started.
     fn fill(&mut self, now: Instant) {
         while !self.stopping && self.active < self.ctx.options.proc.max(1) {
-            let Some(id) = self.queue.pop_front() else { break };
-            self.active += 1;
-            let mut effects = Vec::new();
-            self.images[id.0].start(&self.ctx, &mut effects);
-            self.apply_image(id, effects, now);
+            let Some(first) = self.queue.pop_front() else { break };
+            let source = self.images[first.0].task().source.clone();
+            let mut started = vec![first];
+            while let Some(&next) = self.queue.front() {
+                if self.images[next.0].task().source != source {
+                    break;
+                }
+                started.extend(self.queue.pop_front());
+            }
+            // All of them gather before any starts, so that none transfers alone.
+            for &id in &started {
+                self.active += 1;
+                self.gathering.insert(id);
+                self.blobs.gathering(&source);
+            }
+            for id in started {
+                let mut effects = Vec::new();
+                self.images[id.0].start(&self.ctx, &mut effects);
+                self.apply_image(id, effects, now);
+            }
         }
         self.check_finished(now);
+    }
+
+    /// The image has asked for its blobs or ended: transfers from its source no longer
+    /// wait for it.
+    fn gathered(&mut self, id: ImageId, now: Instant) {
+        if !self.gathering.remove(&id) {
+            return;
+        }
+        let source = self.images[id.0].task().source.clone();
+        let mut effects = Vec::new();
+        self.blobs.gathered(&source, &self.ctx, &mut effects);
+        self.apply_blobs(effects, now);
     }
 
     /// At the end of a pass: another round when some failures may mend and rounds
@@ -404,6 +480,9 @@ impl SyncMachine {
                         self.blobs.request(want, &self.ctx, &mut effects);
                         self.apply_blobs(effects, now);
                     }
+                    // Only once its own requests are in may its siblings' transfers leave
+                    // without it.
+                    self.gathered(id, now);
                     let mut effects = Vec::new();
                     self.images[id.0].advance(&self.ctx, &mut effects);
                     self.apply_image(id, effects, now);
@@ -430,19 +509,75 @@ impl SyncMachine {
                 }
                 ImageEffect::Emit(event) => self.session.emit(event),
                 ImageEffect::Ended => {
-                    match self.images[id.0].outcome() {
-                        ImageOutcome::Skipped => self.summary.skipped += 1,
-                        ImageOutcome::Copied => self.summary.copied += 1,
-                        ImageOutcome::Failed => self.failed.push(id),
-                        ImageOutcome::WouldCopy => {
-                            let image = &self.images[id.0];
-                            let registry = image.task().destination.registry();
-                            self.forecast.pushes(registry, image.manifests_to_push());
+                    let outcome = self.images[id.0].outcome();
+                    let referrer = self.referrers.role(id).is_some();
+                    let totals = &mut self.summary.referrers;
+                    match (outcome, referrer) {
+                        (ImageOutcome::Skipped, false) => self.summary.skipped += 1,
+                        (ImageOutcome::Copied, false) => self.summary.copied += 1,
+                        (ImageOutcome::Skipped, true) => totals.skipped += 1,
+                        (ImageOutcome::Copied | ImageOutcome::WouldCopy, true) => totals.copied += 1,
+                        (ImageOutcome::Failed, referrer) => {
+                            totals.failed += usize::from(referrer);
+                            self.failed.push(id);
                         }
-                        ImageOutcome::Pending => {}
+                        (ImageOutcome::WouldCopy | ImageOutcome::Pending, _) => {}
                     }
+                    if outcome == ImageOutcome::WouldCopy {
+                        let image = &self.images[id.0];
+                        let registry = image.task().destination.registry();
+                        self.forecast.pushes(registry, image.manifests_to_push());
+                    }
+                    // Referrers follow their subject: look for those of every manifest the
+                    // image left at the destination (in a dry run: would leave).
+                    let arrived = matches!(
+                        outcome,
+                        ImageOutcome::Copied | ImageOutcome::Skipped | ImageOutcome::WouldCopy
+                    );
+                    let mut effects = Vec::new();
+                    if referrer {
+                        self.referrers.referrer_ended(id, arrived, &self.ctx, &mut effects);
+                    }
+                    if arrived {
+                        let task = self.images[id.0].task().clone();
+                        for (digest, mode) in self.images[id.0].subjects() {
+                            self.referrers.discover(id, &task, digest, mode, &self.ctx, &mut effects);
+                        }
+                    }
+                    self.gathered(id, now);
                     self.active -= 1;
+                    self.apply_referrers(effects, now);
                     self.fill(now);
+                }
+            }
+        }
+    }
+
+    /// Carries out what the referrer table asked for, in order: its calls, and referrers to
+    /// queue as images of their own.
+    fn apply_referrers(&mut self, effects: Vec<ReferrerEffect>, now: Instant) {
+        for effect in effects {
+            match effect {
+                ReferrerEffect::Send(step, call) => self.submit(Purpose::Referrers(step), call, now),
+                ReferrerEffect::Queue { subject, task, entry } => {
+                    let id = ImageId(self.images.len());
+                    let artifact_type = entry.as_ref().and_then(|e| e.artifact_type.clone());
+                    self.referrers.attach(subject, id, entry);
+                    let role = self.referrers.role(id).cloned();
+                    self.images.push(ImageTask::new(id, *task, self.round));
+                    self.queue.push_back(id);
+                    if let Some(role) = role {
+                        self.session.emit(Event::ReferrerQueued {
+                            image: id.0,
+                            subject: self.referrers.subject_image(role.subject).0,
+                            subject_digest: role.subject_digest,
+                            artifact_type,
+                        });
+                    }
+                }
+                ReferrerEffect::Emit(event) => self.session.emit(event),
+                ReferrerEffect::Foresee { registry, requests, counted } => {
+                    self.forecast.foresee(&registry, requests, counted);
                 }
             }
         }
@@ -518,6 +653,12 @@ impl SessionMachine for SyncMachine {
                 let mut effects = Vec::new();
                 self.blobs.on_outcome(key, outcome, &self.ctx, &mut effects);
                 self.apply_blobs(effects, now);
+            }
+            Purpose::Referrers(step) => {
+                let mut effects = Vec::new();
+                self.referrers.on_outcome(step, outcome, &self.ctx, &mut effects);
+                self.apply_referrers(effects, now);
+                self.fill(now);
             }
         }
     }

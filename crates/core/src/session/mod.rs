@@ -68,7 +68,8 @@ impl Call {
     }
 
     /// The windows the call is sent within: its registry's for its class; for a transfer,
-    /// the source's blob reads and the destination's uploads.
+    /// the source's blob reads and the destination's uploads. Of a share group's members
+    /// only the leader reads the source (see [`crate::transport::Share`]).
     fn windows(&self) -> Vec<WindowKey> {
         match self {
             Call::Send { request, auth } => {
@@ -76,10 +77,13 @@ impl Call {
                 let class = ActionClass::of_request(request.method(), uri.path(), uri.query());
                 vec![(auth.registry.clone(), class)]
             }
-            Call::Transfer { source, destination, .. } => vec![
-                (source.registry.clone(), ActionClass::BlobRead),
-                (destination.registry.clone(), ActionClass::Upload),
-            ],
+            Call::Transfer { transfer, source, destination } => {
+                let upload = (destination.registry.clone(), ActionClass::Upload);
+                match transfer.share {
+                    Some(share) if !share.leader => vec![upload],
+                    _ => vec![(source.registry.clone(), ActionClass::BlobRead), upload],
+                }
+            }
         }
     }
 
@@ -719,6 +723,7 @@ impl<P> Session<P> {
             // A retried transfer opens a fresh upload session.
             if let Call::Transfer { transfer, .. } = &mut state.call {
                 transfer.upload_location = None;
+                transfer.resumes_session = false;
             }
             let event = Event::RetryScheduled {
                 target: state.call.describe(),

@@ -9,6 +9,7 @@ use super::limiter::RateLimit;
 use super::quota::Quota;
 use super::registry::FakeRegistry;
 use crate::digest::Verifier;
+use crate::error_body::{ErrorBody, ErrorCode};
 use crate::time::Instant;
 use crate::transport::{Side, Transfer, TransferReport, TransportError};
 use crate::window::ActionClass;
@@ -22,6 +23,13 @@ pub enum FaultAnswer {
         status: u16,
         /// The `Retry-After` header's value, seconds or an HTTP-date.
         retry_after: Option<String>,
+    },
+    /// Answer this status with the spec's error body naming `code`.
+    Error {
+        /// The HTTP status.
+        status: u16,
+        /// The error body's code.
+        code: ErrorCode,
     },
     /// Break the connection (mid-body for a blob).
     Disconnect,
@@ -162,6 +170,7 @@ impl Network {
                 }
                 response.body(Vec::new()).unwrap_or_default()
             }
+            Some(FaultAnswer::Error { status, code }) => error_response(status, code),
             None => {
                 let uri = request.uri();
                 let class = ActionClass::of_request(request.method(), uri.path(), uri.query());
@@ -257,6 +266,7 @@ impl Network {
                 }
                 r.body(Vec::new()).unwrap_or_default()
             }
+            Some(FaultAnswer::Error { status, code }) => error_response(status, code),
             None => match self.limited(&host, ActionClass::BlobRead, now) {
                 Some(refused) => refused,
                 None => match self.registries.get_mut(&host) {
@@ -321,12 +331,14 @@ impl Network {
                 FaultAnswer::Disconnect => {
                     TransportError::Connection { side: Side::Destination, message: "connection reset".into() }
                 }
-                FaultAnswer::Status { status, .. } => TransportError::Status {
-                    side: Side::Destination,
-                    status,
-                    retry_after: None,
-                    detail: None,
-                },
+                FaultAnswer::Status { status, .. } | FaultAnswer::Error { status, .. } => {
+                    TransportError::Status {
+                        side: Side::Destination,
+                        status,
+                        retry_after: None,
+                        detail: None,
+                    }
+                }
             });
         }
         let registry = self.registries.get_mut(&upload_host).ok_or(TransportError::Connection {
@@ -352,4 +364,14 @@ fn blob_path(path: &str) -> Option<(String, crate::digest::Digest)> {
     let rest = path.strip_prefix("/v2/")?;
     let i = rest.rfind("/blobs/")?;
     Some((rest[..i].to_owned(), rest[i + "/blobs/".len()..].parse().ok()?))
+}
+
+/// A fault's answer with the spec's error body.
+fn error_response(status: u16, code: ErrorCode) -> Response<Vec<u8>> {
+    let body = ErrorBody::single(code, "injected", None);
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&body).unwrap_or_default())
+        .unwrap_or_default()
 }

@@ -49,6 +49,12 @@ pub struct FakeRegistry {
     tokens: BTreeSet<String>,
     /// `tags/list` and `_catalog` pages hold at most this many entries.
     pub page_size: Option<usize>,
+    /// Answers the referrers API and `OCI-Subject`, as an OCI 1.1 registry does; without
+    /// it, `/referrers/` is a 404, as on distribution 2.8.
+    pub referrers_api: bool,
+    /// A concurrent writer: after each of the next pushes to (repository, tag), it pushes
+    /// its own bytes over them, as a client that read the tag before ferry's write would.
+    racers: BTreeMap<(String, String), (Vec<u8>, usize)>,
 }
 
 fn respond(status: StatusCode) -> http::response::Builder {
@@ -89,6 +95,12 @@ impl FakeRegistry {
             self.tags.insert((repository.to_owned(), tag.to_owned()), digest.clone());
         }
         digest
+    }
+
+    /// After each of the next `times` pushes to `repository:tag`, pushes `bytes` (an OCI
+    /// index) over them: a concurrent read-modify-write that lost what ferry wrote.
+    pub fn race_tag(&mut self, repository: &str, tag: &str, bytes: &[u8], times: usize) {
+        self.racers.insert((repository.to_owned(), tag.to_owned()), (bytes.to_vec(), times));
     }
 
     /// Serves `bytes` for `digest` from now on, whatever was uploaded.
@@ -249,6 +261,11 @@ impl FakeRegistry {
                 }
             }
             ("manifests", &Method::PUT) => self.push_manifest(&name, &reference, request),
+            ("referrers", &Method::GET) if self.referrers_api => self.referrers(&name, &reference, &query),
+            // distribution 2.8 has no such route: a plain 404.
+            ("referrers", _) => {
+                respond(StatusCode::NOT_FOUND).body(b"404 page not found\n".to_vec()).unwrap_or_default()
+            }
             ("blobs", &Method::HEAD) => {
                 match reference.parse::<Digest>().ok().and_then(|d| self.serve_blob(&name, &d)) {
                     Some(bytes) => respond(StatusCode::OK)
@@ -304,10 +321,58 @@ impl FakeRegistry {
         }
         let tag = reference.parse::<Digest>().is_err().then_some(reference);
         let digest = self.put_manifest(name, tag, &media_type, &bytes);
-        respond(StatusCode::CREATED)
-            .header("docker-content-digest", digest.to_string())
-            .body(Vec::new())
-            .unwrap_or_default()
+        if let Some((racer, times)) = tag.and_then(|t| self.racers.get_mut(&(name.to_owned(), t.to_owned())))
+        {
+            if *times > 0 {
+                *times -= 1;
+                let racer = racer.clone();
+                self.put_manifest(name, tag, media_type::OCI_INDEX, &racer);
+            }
+        }
+        let mut response = respond(StatusCode::CREATED).header("docker-content-digest", digest.to_string());
+        if let Some(subject) = self.subject_of(&bytes).filter(|_| self.referrers_api) {
+            response = response.header("oci-subject", subject.to_string());
+        }
+        response.body(Vec::new()).unwrap_or_default()
+    }
+
+    fn subject_of(&self, bytes: &[u8]) -> Option<Digest> {
+        let raw = crate::manifest::RawManifest::parse(bytes.to_vec(), None).ok()?;
+        match raw.manifest() {
+            crate::manifest::Manifest::Image(m) => m.subject.as_ref().map(|s| s.digest.clone()),
+            crate::manifest::Manifest::Index(i) => i.subject.as_ref().map(|s| s.digest.clone()),
+        }
+    }
+
+    /// end-12a: an index of the manifests in `name` whose subject is `reference`, filtered
+    /// by `artifactType` when asked.
+    fn referrers(&self, name: &str, reference: &str, query: &str) -> Response<Vec<u8>> {
+        let Ok(subject) = reference.parse::<Digest>() else {
+            return error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
+        };
+        let wanted =
+            query.split('&').find_map(|p| p.strip_prefix("artifactType=")).map(|t| t.replace("%2F", "/"));
+        let mut manifests = Vec::new();
+        for ((repository, digest), (media_type, bytes)) in &self.manifests {
+            if repository != name || self.subject_of(bytes).as_ref() != Some(&subject) {
+                continue;
+            }
+            let Ok(raw) = crate::manifest::RawManifest::parse(bytes.clone(), Some(media_type)) else {
+                continue;
+            };
+            let descriptor = crate::referrers::descriptor_of(&raw);
+            if wanted.is_some() && descriptor.artifact_type != wanted {
+                continue;
+            }
+            debug_assert_eq!(&descriptor.digest, digest);
+            manifests.push(descriptor);
+        }
+        let body = serde_json::json!({"schemaVersion": 2, "mediaType": media_type::OCI_INDEX, "manifests": manifests});
+        let mut response = respond(StatusCode::OK).header("content-type", media_type::OCI_INDEX);
+        if wanted.is_some() {
+            response = response.header("oci-filters-applied", "artifactType");
+        }
+        response.body(body.to_string().into_bytes()).unwrap_or_default()
     }
 
     fn page(&self, mut items: Vec<String>, query: &str, path: &str, key: &str) -> Response<Vec<u8>> {
@@ -328,12 +393,12 @@ impl FakeRegistry {
     }
 }
 
-/// Splits `<name>/(manifests|blobs|tags)/<reference>` and `<name>/blobs/uploads/...`.
+/// Splits `<name>/(manifests|blobs|tags|referrers)/<reference>` and `<name>/blobs/uploads/...`.
 fn route(rest: &str) -> Option<(String, &'static str, String)> {
     if let Some(i) = rest.find("/blobs/uploads") {
         return Some((rest[..i].to_owned(), "uploads", rest[i + "/blobs/uploads".len()..].to_owned()));
     }
-    for kind in ["manifests", "blobs", "tags"] {
+    for kind in ["manifests", "blobs", "tags", "referrers"] {
         let marker = format!("/{kind}/");
         if let Some(i) = rest.rfind(&marker) {
             return Some((rest[..i].to_owned(), kind, rest[i + marker.len()..].to_owned()));
@@ -382,6 +447,66 @@ impl<'a> ImageBuilder<'a> {
         let digest =
             self.registry.put_manifest(&self.repository, tag, media_type::OCI_MANIFEST, manifest.as_bytes());
         (digest, manifest.len() as u64)
+    }
+
+    /// An artifact whose `subject` is the manifest `subject` of this repository: the empty
+    /// config, one layer holding `payload`, and `artifactType`. With `tag_schema`, it is
+    /// also added to the subject's `sha256-<hex>` index, as a client does for a registry
+    /// without the referrers API. Returns the artifact's digest.
+    pub fn artifact(
+        &mut self,
+        subject: &Digest,
+        artifact_type: &str,
+        payload: &[u8],
+        tag_schema: bool,
+    ) -> Digest {
+        let key = (self.repository.clone(), subject.clone());
+        let (subject_type, subject_size) = match self.registry.manifests.get(&key) {
+            Some((media_type, bytes)) => (media_type.clone(), bytes.len()),
+            None => (media_type::OCI_MANIFEST.to_owned(), 0),
+        };
+        let config = self.registry.put_blob(&self.repository, b"{}");
+        let layer = self.registry.put_blob(&self.repository, payload);
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","artifactType":"{artifact_type}","config":{{"mediaType":"{}","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/octet-stream","digest":"{layer}","size":{}}}],"subject":{{"mediaType":"{subject_type}","digest":"{subject}","size":{subject_size}}},"annotations":{{"org.opencontainers.image.created":"2026-01-01T00:00:00Z"}}}}"#,
+            media_type::OCI_MANIFEST,
+            media_type::OCI_EMPTY,
+            payload.len()
+        );
+        let digest =
+            self.registry.put_manifest(&self.repository, None, media_type::OCI_MANIFEST, manifest.as_bytes());
+        if tag_schema {
+            let raw = crate::manifest::RawManifest::parse(manifest.into_bytes(), None).expect("an artifact");
+            let tag = crate::referrers::fallback_tag(subject);
+            let existing = self.registry.tag(&self.repository, &tag).cloned();
+            let existing =
+                existing.and_then(|d| self.registry.manifest(&self.repository, &d).map(<[u8]>::to_vec));
+            let descriptor = crate::referrers::descriptor_of(&raw);
+            if let Ok(Some(index)) = crate::referrers::merge_index(existing.as_deref(), &[descriptor]) {
+                self.registry.put_manifest(&self.repository, Some(&tag), media_type::OCI_INDEX, &index);
+            }
+        }
+        digest
+    }
+
+    /// A cosign-style signature tag `sha256-<hex>.sig` beside the manifest `subject`: a
+    /// plain manifest with no `subject`, as older cosign writes. Returns its digest.
+    pub fn cosign_signature(&mut self, subject: &Digest, payload: &[u8]) -> Digest {
+        let config = self.registry.put_blob(&self.repository, b"{}");
+        let layer = self.registry.put_blob(&self.repository, payload);
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","digest":"{layer}","size":{}}}]}}"#,
+            media_type::OCI_MANIFEST,
+            media_type::OCI_CONFIG,
+            payload.len()
+        );
+        let tag = crate::referrers::cosign_tag(subject, crate::referrers::CosignKind::Sig);
+        self.registry.put_manifest(
+            &self.repository,
+            Some(&tag),
+            media_type::OCI_MANIFEST,
+            manifest.as_bytes(),
+        )
     }
 
     /// An OCI index over images built for each platform, each with its own layer plus

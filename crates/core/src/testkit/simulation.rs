@@ -36,6 +36,8 @@ pub struct Simulation {
     transfers: usize,
     /// The most transfers ever in flight at once: a test checks it against the limit.
     pub max_transfers: usize,
+    /// Every transfer handed out, with when: a test reads its share groups.
+    pub started_transfers: Vec<(Instant, Transfer)>,
     /// When to [`Machine::stop`] the machine, as a service's shutdown signal would.
     pub stop_at: Option<Instant>,
 }
@@ -55,6 +57,7 @@ impl Simulation {
             max_active_images: 0,
             transfers: 0,
             max_transfers: 0,
+            started_transfers: Vec::new(),
             stop_at: None,
         }
     }
@@ -111,6 +114,7 @@ impl Simulation {
             Action::Transfer { id, transfer } => {
                 self.transfers += 1;
                 self.max_transfers = self.max_transfers.max(self.transfers);
+                self.started_transfers.push((self.now, transfer.clone()));
                 let time =
                     self.latency + Duration::from_secs_f64(transfer.size as f64 / self.bandwidth as f64);
                 (id, Completion::of_transfer(self.network.transfer(&transfer, self.now)), time, true)

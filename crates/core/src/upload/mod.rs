@@ -41,6 +41,9 @@
 //!   have landed: a `HEAD` of the blob tells;
 //! - the closing `PUT` is asked for only after the transport reported the whole blob
 //!   verified ([`Output::Verify`]);
+//! - a session a past run left ([`Transfer::resumes_session`]) starts with `GET
+//!   <location>`, and the blob goes on from the registry's `Range`; when the registry
+//!   no longer knows the session (any answer but a success), a new one opens;
 //! - any other failure, or running out of retries, cancels the session and reports the
 //!   error that ended the upload.
 
@@ -206,6 +209,8 @@ pub struct Upload {
     committing: bool,
     /// The monolithic `PUT` was refused and the blob goes in chunks.
     fell_back: bool,
+    /// The session is a past run's, and the registry has not yet said where it stands.
+    resuming: bool,
     /// Failures since the registry last confirmed more bytes.
     streak: u32,
     /// The error a cancel reports.
@@ -246,6 +251,7 @@ impl Upload {
             verified: false,
             committing: false,
             fell_back: false,
+            resuming: false,
             streak: 0,
             failure: None,
             state: State::Done(Ok(())),
@@ -255,6 +261,13 @@ impl Upload {
         upload.state = match &transfer.upload_location {
             None => State::Open { monolithic },
             Some(location) => match upload.resolve(&transfer.upload_start, location) {
+                Ok(location) if transfer.resumes_session => {
+                    upload.location = Some(location);
+                    upload.resuming = true;
+                    // The past run may have sent any part of the blob.
+                    upload.sent_to = transfer.size;
+                    State::Status { at: Instant::ZERO }
+                }
                 Ok(location) => {
                     upload.location = Some(location);
                     upload.first_state(monolithic)

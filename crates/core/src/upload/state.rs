@@ -118,6 +118,10 @@ impl Upload {
                 self.state = State::Check;
                 return;
             }
+            if asked == Asked::Status && self.resuming {
+                // A past run's session the registry no longer knows: start afresh.
+                return self.start_afresh();
+            }
             let error = self.answer_error(&answer, now);
             return self.failed(asked, error, now);
         }
@@ -146,6 +150,14 @@ impl Upload {
             }
             Asked::Verify => {}
         }
+    }
+
+    /// A new session, the way a transfer starts, in place of a past run's session the
+    /// registry no longer knows.
+    fn start_afresh(&mut self) {
+        self.reopen();
+        self.resuming = false;
+        self.state = State::Open { monolithic: self.size < self.config.monolithic_below };
     }
 
     /// A new session for the chunks, after a refused monolithic `PUT`.
@@ -206,6 +218,7 @@ impl Upload {
         if offset > self.confirmed {
             self.streak = 0;
         }
+        self.resuming = false;
         self.confirmed = offset;
         self.state = match (offset >= self.size, self.verified) {
             (true, true) => State::Commit,

@@ -6,6 +6,7 @@
 mod cancel;
 mod commit;
 mod open;
+mod past_session;
 mod patch;
 mod resume;
 
@@ -57,6 +58,11 @@ struct Scenario {
     policy: RetryPolicy,
     seed: u64,
     open_location: Option<String>,
+    /// `open_location` is a past run's session (`Transfer::resumes_session`).
+    resumes_session: bool,
+    /// Bytes the registry holds in the session before the upload starts; `None` when it
+    /// no longer knows the session.
+    held_before: Option<u64>,
     min_chunk: Option<u64>,
     refuse_monolithic: Option<u16>,
     /// distribution's habit: `Range: 0-0` for an empty session.
@@ -74,6 +80,8 @@ impl Scenario {
             policy: RetryPolicy { retries: 3, ..RetryPolicy::default() },
             seed: 7,
             open_location: None,
+            resumes_session: false,
+            held_before: Some(0),
             min_chunk: None,
             refuse_monolithic: None,
             zero_range_when_empty: true,
@@ -108,6 +116,14 @@ impl Scenario {
         self
     }
 
+    /// A session a past run left, holding `held` bytes (`None`: the registry forgot it).
+    fn past_session(mut self, held: Option<u64>) -> Self {
+        self.open_location = Some(format!("{BASE}/v2/app/blobs/uploads/1?_state=past"));
+        self.resumes_session = true;
+        self.held_before = held;
+        self
+    }
+
     fn refuse_monolithic(mut self, status: u16) -> Self {
         self.refuse_monolithic = Some(status);
         self
@@ -131,11 +147,13 @@ impl Scenario {
             source: http::Request::get("http://src.test/v2/app/blobs/x").body(()).unwrap(),
             upload_start: format!("{BASE}/v2/app/blobs/uploads/"),
             upload_location: self.open_location.clone(),
+            resumes_session: self.resumes_session,
             upload_headers: headers,
             digest: digest(),
             size: self.size,
             retry: self.policy,
             seed: self.seed,
+            share: None,
         }
     }
 
@@ -242,12 +260,13 @@ struct Registry {
 
 impl Registry {
     fn new(scenario: Scenario) -> Self {
-        let open = scenario.open_location.is_some();
+        let open = scenario.open_location.is_some() && scenario.held_before.is_some();
+        let held = scenario.held_before.unwrap_or(0);
         Registry {
             scenario,
             session: open.then_some(1),
             next_session: 1,
-            held: 0,
+            held,
             committed: false,
             cancelled: 0,
             seen: BTreeMap::new(),

@@ -220,6 +220,7 @@ pub fn transfer(source: &Server, destination: &Server, digest: &Digest, size: u6
         source: request,
         upload_start: format!("{}/v2/dst/app/blobs/uploads/", destination.base),
         upload_location: None,
+        resumes_session: false,
         upload_headers,
         digest: digest.clone(),
         size,
@@ -231,6 +232,7 @@ pub fn transfer(source: &Server, destination: &Server, digest: &Digest, size: u6
             ..RetryPolicy::default()
         },
         seed: 1,
+        share: None,
     }
 }
 

@@ -32,16 +32,26 @@ fn manifest_unknown(reference: &str) -> RegistryError {
 
 pub(super) async fn get(state: &Arc<AppState>, repo: &Repo, reference: &str, head: bool) -> Result<Response> {
     let parsed = Reference::parse(reference)?;
-    let stored = state.store.manifest(repo, &parsed).await?.ok_or_else(|| manifest_unknown(reference))?;
-    let length = stored.bytes.len();
-    let body = if head { Body::empty() } else { Body::from(stored.bytes) };
+    let (bytes, media_type, digest) = match state.store.manifest(repo, &parsed).await? {
+        Some(stored) => (stored.bytes, stored.meta.media_type, stored.meta.digest),
+        // A tag-schema lookup of a subject with referrers: the API's list (see `referrers`).
+        None => match super::referrers::tag_schema(state, repo, reference).await? {
+            Some(bytes) => {
+                let digest = Digest::sha256(&bytes);
+                (bytes, media_type::OCI_INDEX.to_owned(), digest)
+            }
+            None => return Err(manifest_unknown(reference)),
+        },
+    };
+    let length = bytes.len();
+    let body = if head { Body::empty() } else { Body::from(bytes) };
     let mut response = (StatusCode::OK, body).into_response();
     let h = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&stored.meta.media_type) {
+    if let Ok(value) = HeaderValue::from_str(&media_type) {
         h.insert(CONTENT_TYPE, value);
     }
     h.insert(CONTENT_LENGTH, length.into());
-    if let Ok(value) = HeaderValue::from_str(&stored.meta.digest.to_string()) {
+    if let Ok(value) = HeaderValue::from_str(&digest.to_string()) {
         h.insert(DIGEST_HEADER, value);
     }
     Ok(response)

@@ -274,7 +274,7 @@ fn config_errors() {
                 "start the file with `auth:`, `images:` or `rules:` at the top level",
             ),
         ),
-        ("rule: []".into(), e("rule", "unknown top-level key \"rule\"", "use one of: auth, images, rules, proc, retries, os, arch, tls")),
+        ("rule: []".into(), e("rule", "unknown top-level key \"rule\"", "use one of: auth, images, rules, proc, retries, os, arch, tls, state")),
         (
             "auth: [1]".into(),
             err(
@@ -321,7 +321,15 @@ fn config_errors() {
                 "drop the destination's tags: each tag is copied under its own name",
             ),
         ),
-        (rule("tag: {}"), e("rules[0]", "unknown field \"tag\"", "use one of: source, destination, tags, platforms, immutable")),
+        (rule("tag: {}"), e("rules[0]", "unknown field \"tag\"", "use one of: source, destination, tags, platforms, immutable, referrers")),
+        (
+            rule("referrers: alll"),
+            e(
+                "rules[0].referrers",
+                "invalid referrers value \"alll\": expected all, none, or a comma-separated list of artifact types (e.g. application/spdx+json) and cosign kinds (sig, att, sbom)",
+                "write e.g. `referrers: all`, `referrers: none` or `referrers: sig,sbom`",
+            ),
+        ),
         (rule("immutable: '('"), e("rules[0].immutable", "invalid tag pattern \"(\": found open group without closing ')'", pattern_fix)),
         (
             rule("immutable: [x]"),

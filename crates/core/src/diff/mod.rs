@@ -9,6 +9,15 @@
 //! The same machine reads one side alone, for `ls` and `inspect`: without a destination
 //! it lists and HEADs the source only, and with a `reference` it skips the tag list and
 //! looks at that one tag or digest.
+//!
+//! With `referrers`, each tag's manifest also has its referrers compared (see
+//! `diff/referrers.rs`): per side, one request to the referrers API (or, once a registry
+//! answered it 404, one read of the tag-schema index); `sha256-…` tags are then the
+//! referrers' and get no row of their own.
+
+mod referrers;
+
+pub use referrers::ReferrerDiff;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,7 +32,8 @@ use crate::digest::Digest;
 use crate::error::{Error, ErrorKind};
 use crate::listing::Listing;
 use crate::machine::SessionMachine;
-use crate::manifest::{Manifest, RawManifest};
+use crate::manifest::{Descriptor, Manifest, RawManifest};
+use crate::referrers::{fallback_tag, is_referrer_tag, referrers_list};
 use crate::retry::RetryPolicy;
 use crate::session::{AuthNeed, Call, Outcome, Session};
 use crate::time::{Instant, UnixTime, WallClock};
@@ -78,6 +88,9 @@ pub struct TagDiff {
     /// With `details`: manifests, configs and layers of the source, in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// With `referrers`: the referrers of the source's manifest, as each side lists them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<ReferrerDiff>,
 }
 
 /// The whole comparison.
@@ -93,14 +106,28 @@ pub struct DiffReport {
     pub different: usize,
     /// Rows in [`TagStatus::Extra`]. Rows in [`TagStatus::Listed`] count nowhere.
     pub extra: usize,
+    /// With `referrers`: referrers both sides list, over every row.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub referrers_in_sync: usize,
+    /// With `referrers`: referrers only the source lists.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub referrers_missing: usize,
+    /// With `referrers`: referrers only the destination lists.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub referrers_extra: usize,
     /// Listings or HEADs that failed, each with its kind; a diff with errors is not in sync.
     pub errors: Vec<Error>,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 impl DiffReport {
-    /// No tag differs and nothing failed.
+    /// No tag or referrer differs and nothing failed.
     pub fn is_in_sync(&self) -> bool {
-        self.missing + self.different + self.extra == 0 && self.errors.is_empty()
+        self.missing + self.different + self.extra + self.referrers_missing + self.referrers_extra == 0
+            && self.errors.is_empty()
     }
 }
 
@@ -120,6 +147,9 @@ pub(crate) enum Purpose {
     Head(Side, String, String),
     /// The source manifest (or an index's child) of a path and tag, for details.
     Details(String, String),
+    /// A side's referrers of a row's source digest: by the API, or (`true`) by the tag
+    /// schema.
+    Referrers(Side, String, String, bool),
 }
 
 #[derive(Default)]
@@ -135,6 +165,8 @@ struct Row {
     media_type: Option<String>,
     platforms: Vec<String>,
     size: u64,
+    /// Each side's referrers of the source's digest, once read.
+    referrers: [Option<Vec<Descriptor>>; 2],
 }
 
 /// What to compare, and how to reach both sides.
@@ -148,6 +180,8 @@ pub struct DiffJob {
     pub reference: Option<String>,
     /// Also read source manifests for platforms and sizes.
     pub details: bool,
+    /// Also compare each tag's referrers (signatures, SBOMs, attestations).
+    pub referrers: bool,
     /// Credentials for both sides, looked up by registry and repository.
     pub credentials: CredentialStore,
     /// How to reach each registry (plain HTTP, explicit base URLs).
@@ -163,6 +197,9 @@ pub struct DiffMachine {
     source: Target,
     destination: Option<Target>,
     details: bool,
+    referrers: bool,
+    /// Whether a registry answers the referrers API, once one request told.
+    api: BTreeMap<String, bool>,
     endpoints: EndpointMap,
     session: Session<Purpose>,
     repos: BTreeMap<String, RepoState>,
@@ -178,6 +215,8 @@ impl DiffMachine {
             source: job.source,
             destination: job.destination,
             details: job.details,
+            referrers: job.referrers,
+            api: BTreeMap::new(),
             endpoints: job.endpoints,
             session,
             repos: BTreeMap::new(),
@@ -187,7 +226,7 @@ impl DiffMachine {
         match (machine.source.repository.clone(), job.reference) {
             (Some(repository), Some(reference)) => {
                 let one = BTreeSet::from([reference]);
-                machine.head_tags(&repository, [one.clone(), one], now);
+                machine.head_tags(&repository, [one.clone(), one], false, now);
             }
             (Some(repository), None) => machine.add_repository(&repository, now),
             (None, _) => {
@@ -221,6 +260,23 @@ impl DiffMachine {
                 TagStatus::Extra => report.extra += 1,
                 TagStatus::Listed => {}
             }
+            let referrers = match (self.referrers, &source_digest) {
+                (true, Some(subject)) => {
+                    let empty = BTreeSet::new();
+                    let state = self.repos.get(repository);
+                    let tags = [0, 1].map(|side| state.map_or(&empty, |s| &s.tags[side]));
+                    referrers::compare(subject, &row.referrers, tags, self.destination.is_none())
+                }
+                _ => Vec::new(),
+            };
+            for referrer in &referrers {
+                match referrer.status {
+                    TagStatus::InSync => report.referrers_in_sync += 1,
+                    TagStatus::Missing => report.referrers_missing += 1,
+                    TagStatus::Extra => report.referrers_extra += 1,
+                    TagStatus::Different | TagStatus::Listed => {}
+                }
+            }
             report.rows.push(TagDiff {
                 repository: repository.clone(),
                 tag: tag.clone(),
@@ -230,6 +286,7 @@ impl DiffMachine {
                 media_type: row.media_type.clone(),
                 platforms: row.platforms.clone(),
                 size: (self.details && row.size > 0).then_some(row.size),
+                referrers,
             });
         }
         report
@@ -386,15 +443,18 @@ impl DiffMachine {
             return;
         }
         let tags: [BTreeSet<String>; 2] = state.tags.clone();
-        self.head_tags(path, tags, now);
+        self.head_tags(path, tags, true, now);
     }
 
     /// One HEAD per tag on each side that has it (and, with details, the source manifest).
-    fn head_tags(&mut self, path: &str, tags: [BTreeSet<String>; 2], now: Instant) {
+    /// Of `listed` tags, those the referrers own belong to their subjects' rows when
+    /// referrers are compared; a tag asked for by name always gets its row.
+    fn head_tags(&mut self, path: &str, tags: [BTreeSet<String>; 2], listed: bool, now: Instant) {
+        let own_row = |tag: &String| !(listed && self.referrers && is_referrer_tag(tag));
         let heads: Vec<(Side, String)> = self
             .sides()
             .into_iter()
-            .flat_map(|side| tags[slot(side)].iter().map(move |t| (side, t.clone())))
+            .flat_map(|side| tags[slot(side)].iter().filter(|t| own_row(t)).map(move |t| (side, t.clone())))
             .collect();
         for (side, tag) in heads {
             self.rows.entry((path.to_owned(), tag.clone())).or_default();
@@ -407,7 +467,14 @@ impl DiffMachine {
         }
     }
 
-    fn on_head(&mut self, side: Side, path: String, tag: String, response: &http::Response<Vec<u8>>) {
+    fn on_head(
+        &mut self,
+        side: Side,
+        path: String,
+        tag: String,
+        response: &http::Response<Vec<u8>>,
+        now: Instant,
+    ) {
         let row = self.rows.entry((path.clone(), tag.clone())).or_default();
         match response.status() {
             s if s.is_success() => {
@@ -415,11 +482,78 @@ impl DiffMachine {
                 if side == Side::Source {
                     row.media_type =
                         response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                    if let Some(subject) = row.digests[0].clone().filter(|_| self.referrers) {
+                        for side in self.sides() {
+                            self.ask_referrers(side, &path, &tag, &subject, now);
+                        }
+                    }
                 }
             }
             StatusCode::NOT_FOUND => {}
             _ => self.errors.push(refused(response, format!("{path}:{tag}"))),
         }
+    }
+
+    /// Asks `side` for the referrers of `subject`: by the API unless its registry is known
+    /// to lack it, else by the tag schema.
+    fn ask_referrers(&mut self, side: Side, path: &str, tag: &str, subject: &Digest, now: Instant) {
+        let registry = self.target(side).registry.clone();
+        if self.api.get(&registry) == Some(&false) {
+            let purpose = Purpose::Referrers(side, path.to_owned(), tag.to_owned(), true);
+            return self.submit_manifest(purpose, side, path, &fallback_tag(subject), Method::GET, now);
+        }
+        let repository = self.repository(side, path);
+        match self.endpoints.endpoint(&registry).referrers(&repository, subject) {
+            Ok(uri) => {
+                let auth = AuthNeed { registry, scopes: vec![Scope::pull(&repository)], repository };
+                let call = Call::Send { request: crate::api::request(Method::GET, uri), auth };
+                self.session.submit(
+                    Purpose::Referrers(side, path.to_owned(), tag.to_owned(), false),
+                    call,
+                    now,
+                );
+            }
+            Err(e) => self.errors.push(Error::new(ErrorKind::InvalidName, format!("{path}:{tag}: {e}"))),
+        }
+    }
+
+    /// A side's referrers list: the API's, or the tag schema's; a 404 of the API sends
+    /// the tag-schema read, a 404 of the tag schema is an empty list.
+    fn on_referrers(
+        &mut self,
+        (side, path, tag, by_tag): (Side, String, String, bool),
+        response: http::Response<Vec<u8>>,
+        now: Instant,
+    ) {
+        let registry = self.target(side).registry.clone();
+        let what = format!("referrers of {path}:{tag} at {registry}");
+        let list = match response.status() {
+            StatusCode::NOT_FOUND if !by_tag => {
+                self.api.insert(registry, false);
+                let subject = self.rows.get(&(path.clone(), tag.clone())).and_then(|r| r.digests[0].clone());
+                if let Some(subject) = subject {
+                    self.ask_referrers(side, &path, &tag, &subject, now);
+                }
+                return;
+            }
+            StatusCode::NOT_FOUND => Vec::new(),
+            s if s.is_success() => {
+                if !by_tag {
+                    self.api.insert(registry, true);
+                }
+                match referrers_list(response.into_body()) {
+                    Ok(list) => list,
+                    Err(e) => {
+                        return self.errors.push(Error::new(
+                            ErrorKind::InvalidAnswer,
+                            format!("{what}: not an image index: {e}"),
+                        ))
+                    }
+                }
+            }
+            _ => return self.errors.push(refused(&response, what)),
+        };
+        self.rows.entry((path, tag)).or_default().referrers[slot(side)] = Some(list);
     }
 
     /// A source manifest for details: sizes add up; an index's children are read too.
@@ -465,15 +599,21 @@ impl SessionMachine for DiffMachine {
     }
 
     fn on_outcome(&mut self, purpose: Purpose, outcome: Outcome, now: Instant) {
+        let api_probe = matches!(purpose, Purpose::Referrers(_, _, _, false));
         let response = match outcome {
             Outcome::Response(r) => r,
+            // As in a sync: a browser sees distribution's CORS-less 404 as a network error.
+            Outcome::Failed(e) if e.from_transport && api_probe => crate::copy::no_api(),
             Outcome::Failed(e) => return self.errors.push(e.error),
             Outcome::Transferred => return,
         };
         match purpose {
             Purpose::Catalog(side, listing) => self.on_catalog(side, listing, response, now),
             Purpose::Tags(side, path, listing) => self.on_tags(side, path, listing, response, now),
-            Purpose::Head(side, path, tag) => self.on_head(side, path, tag, &response),
+            Purpose::Head(side, path, tag) => self.on_head(side, path, tag, &response, now),
+            Purpose::Referrers(side, path, tag, by_tag) => {
+                self.on_referrers((side, path, tag, by_tag), response, now)
+            }
             Purpose::Details(path, tag) => self.on_details(path, tag, response, now),
         }
     }
