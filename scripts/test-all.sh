@@ -5,11 +5,12 @@
 #
 # Installs, each only when missing: the Debian packages of the peers and tools
 # (docker-registry, skopeo, chromium, chromium-driver, wabt, binaryen, apache2-utils,
-# openssl, nodejs, npm, time, python3-pip, prometheus, podman, docker.io,
+# openssl, nodejs, npm, time, python3-pip, haproxy, prometheus, podman, docker.io,
 # python3-kubernetes), the `oras` Python package (oras-py, which pushes the referrer
 # artifacts of tests/cli_referrers.rs; about 4 s), the wasm32 target, `just`,
 # `wasm-bindgen-cli` at the version in Cargo.lock, and the npm packages (playwright-core,
-# with no browser download).
+# with no browser download; workerd, whose binary ships in the package: about 10 s and
+# 155 MB).
 # Installing Debian packages needs root (or sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,8 @@ command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 [ -x /usr/bin/time ] || need_apt+=(time)
 # oras-py comes from PyPI through pip.
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+# The relay's test redirects through haproxy to a host the relay must refuse (~25 s).
+[ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null || need_apt+=(haproxy)
 # The service tests: a real Prometheus scrapes ferry and promtool lints its metrics; the
 # Dockerfile is built and run by podman and by a dockerd the test starts; the Kubernetes
 # manifests are checked against the API's models in python3-kubernetes. Measured here:

@@ -10,6 +10,10 @@
 //           line, ending with {"event":"job_finished",...}. A reader knows the job is over
 //           only at EOF. A job that could not finish ends with {"event":"error",...} instead.
 //
+//   POST /jobs, GET /jobs/<id>/events?offset=N, DELETE /jobs/<id>
+//        -> the job relay of `ferry serve --relay` (jobs.mjs), when the host configures it: the
+//           bindings (workerd) or environment (serve.mjs) RELAY_TOKEN and RELAY_ALLOW.
+//
 // <base> is a registry's base URL (http://127.0.0.1:5000); Auth is {username, password}
 // or {token}. Bad input gets 400 and {"error": "..."}; a registry that cannot be reached
 // gets 502 with {"error", "registry"}; a failure the core typed gets {"error", "kind"} with
@@ -18,6 +22,7 @@
 
 import { describeFailure } from '../web/failure.js';
 import init, * as ferry from '../web/pkg/ferry_wasm.js';
+import { BadJob, Jobs, parseAllow, parseJob } from './jobs.mjs';
 
 let ready;
 
@@ -149,12 +154,64 @@ async function sync(request) {
   return new Response(lines, { status: 200, headers: { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' } });
 }
 
+let jobs;
+
+/** The same bytes, compared without an early exit. */
+function sameSecret(given, expected) {
+  const a = new TextEncoder().encode(given);
+  const b = new TextEncoder().encode(expected);
+  let differ = a.length ^ b.length;
+  for (let i = 0; i < b.length; i += 1) differ |= (a[i] ?? 0) ^ b[i];
+  return differ === 0;
+}
+
+/** POST /jobs, GET /jobs/<id>/events, DELETE /jobs/<id>; 404 unless the host configured the relay. */
+async function relay(request, url, env, ctx) {
+  if (!env?.RELAY_TOKEN || !env?.RELAY_ALLOW) {
+    return json(404, { error: 'the relay is off: the host sets RELAY_TOKEN and RELAY_ALLOW' });
+  }
+  const given = (request.headers.get('authorization') ?? '').replace(/^Bearer\s+/i, '');
+  if (!sameSecret(given, env.RELAY_TOKEN)) {
+    return json(401, { error: "the relay runs jobs only for its own users: send Authorization: Bearer <the relay's token>" }, {
+      'www-authenticate': 'Bearer realm="ferry relay"',
+    });
+  }
+  jobs ??= new Jobs({ ferry, maxJobs: Number(env.RELAY_MAX_JOBS ?? 4) });
+  if (url.pathname === '/jobs') {
+    if (request.method !== 'POST') return json(405, { error: 'use POST /jobs with a JSON body' }, { allow: 'POST' });
+    let body;
+    try {
+      body = await request.json();
+    } catch {
+      return badRequest('the body must be JSON: {"kind": "diff" | "copy", ...}');
+    }
+    const job = jobs.start(parseJob(body, parseAllow(env.RELAY_ALLOW)));
+    ctx?.waitUntil?.(job.done);
+    return jobs.answer(job, 0);
+  }
+  const [, id, rest] = url.pathname.match(/^\/jobs\/([0-9a-f]+)(\/events)?$/) ?? [];
+  const job = id && jobs.get(id);
+  if (!job) return json(404, { error: `no job at ${url.pathname}` });
+  if (rest && request.method === 'GET') {
+    const offset = Number(url.searchParams.get('offset') ?? 0);
+    if (!Number.isInteger(offset) || offset < 0) return badRequest('offset must be a line number, 0 or more');
+    return jobs.answer(job, offset);
+  }
+  if (!rest && request.method === 'DELETE') {
+    if (job.finished) return json(409, { error: `job ${id} has already ended` });
+    job.abort.abort();
+    return json(202, { cancelled: true });
+  }
+  return json(405, { error: 'use GET /jobs/<id>/events or DELETE /jobs/<id>' });
+}
+
 export default {
-  async fetch(request) {
+  async fetch(request, env, ctx) {
     if (!ready) ready = init();
     await ready;
     const url = new URL(request.url);
     try {
+      if (url.pathname === '/jobs' || url.pathname.startsWith('/jobs/')) return await relay(request, url, env, ctx);
       switch (url.pathname) {
         case '/diff':
           if (request.method !== 'GET') return json(405, { error: 'use GET /diff?src=...&dst=...' }, { allow: 'GET' });
@@ -163,9 +220,10 @@ export default {
           if (request.method !== 'POST') return json(405, { error: 'use POST /sync with a JSON body' }, { allow: 'POST' });
           return await sync(request);
         default:
-          return json(404, { error: `no route ${url.pathname}: the routes are GET /diff and POST /sync` });
+          return json(404, { error: `no route ${url.pathname}: the routes are GET /diff, POST /sync and /jobs` });
       }
     } catch (error) {
+      if (error instanceof BadJob) return json(error.status ?? 400, { error: error.message });
       return failure(error);
     }
   },

@@ -42,14 +42,21 @@ async function load() {
   return module.default;
 }
 
-async function respond(handler, req, res) {
+function fromEnvironment() {
+  const env = {};
+  if (process.env.FERRY_RELAY_TOKEN) env.RELAY_TOKEN = process.env.FERRY_RELAY_TOKEN;
+  if (process.env.FERRY_RELAY_ALLOW) env.RELAY_ALLOW = process.env.FERRY_RELAY_ALLOW;
+  return env;
+}
+
+async function respond(handler, req, res, env) {
   const client = new AbortController();
   res.on('close', () => {
     if (!res.writableFinished) client.abort();
   });
   let response;
   try {
-    response = await handler.fetch(toRequest(req, client.signal));
+    response = await handler.fetch(toRequest(req, client.signal), env, { waitUntil() {} });
   } catch (error) {
     response = new Response(JSON.stringify({ error: String(error?.message ?? error) }) + '\n', {
       status: 500,
@@ -66,11 +73,13 @@ async function respond(handler, req, res) {
   res.end();
 }
 
-/** Starts the server; resolves with it and its URL once it listens. */
-export async function start({ port = 8787, host = '127.0.0.1' } = {}) {
+/** Starts the server; resolves with it and its URL once it listens. `env` is what a Worker gets as
+ * bindings (RELAY_TOKEN, RELAY_ALLOW turn the job relay on); by default FERRY_RELAY_TOKEN and
+ * FERRY_RELAY_ALLOW from the environment. */
+export async function start({ port = 8787, host = '127.0.0.1', env = fromEnvironment() } = {}) {
   const handler = await load();
   const server = createServer((req, res) => {
-    respond(handler, req, res).catch((error) => {
+    respond(handler, req, res, env).catch((error) => {
       console.error(`wasm-demo: ${req.method} ${req.url}: ${error?.message ?? error}`);
       res.destroy();
     });

@@ -21,6 +21,8 @@ Examples:
   ferry serve --tls-cert reg.crt --tls-key reg.key # HTTPS (HTTP/2 by ALPN); SIGHUP reloads them
   ferry serve --tls-cert reg.crt --tls-key reg.key --tls-client-ca clients.crt  # mutual TLS
   ferry serve --metrics-addr 127.0.0.1:5001        # Prometheus metrics at :5001/metrics
+  ferry serve --htpasswd ./htpasswd --relay --relay-allow ghcr.io --relay-allow '*.corp.example' \
+              --cors-origin https://ferry.example   # job relay at /jobs for the web page
   ferry serve --config ferry.yaml --print-config   # show the effective config
   ferry serve --config /etc/docker/registry/config.yml  # distribution's config file, as it is";
 
@@ -29,7 +31,7 @@ Examples:
 #[command(after_help = AFTER_HELP)]
 pub(crate) struct ServeArgs {
     /// YAML config file (keys: addr, public_url, storage, read_only, delete, cors, auth,
-    /// limits, http, log, ui, tls, notifications, metrics_addr), or distribution's
+    /// limits, http, log, ui, tls, notifications, relay, metrics_addr), or distribution's
     /// config.yml (`version: 0.1`) as it is; flags given here override its values
     #[arg(short, long, value_name = "FILE", env = "FERRY_CONFIG")]
     config: Option<PathBuf>,
@@ -158,6 +160,25 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     tls_client_ca: Option<PathBuf>,
 
+    /// Serve the job relay: POST /jobs (diff or copy, answered as NDJSON), GET
+    /// /jobs/<id>/events?offset=N, DELETE /jobs/<id>; needs --htpasswd and --relay-allow
+    /// [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    relay: Option<bool>,
+
+    /// A registry the relay may reach: host, host:port or *.domain; repeat for several.
+    /// Loopback, private and link-local addresses only when listed exactly
+    #[arg(long = "relay-allow", value_name = "HOST")]
+    relay_allow: Vec<String>,
+
+    /// Relay jobs running at once; more get 429 [default: 4]
+    #[arg(long, value_name = "N")]
+    relay_max_jobs: Option<usize>,
+
+    /// Seconds a relay job may run before it is stopped [default: 3600]
+    #[arg(long, value_name = "SECS")]
+    relay_max_job_secs: Option<u64>,
+
     /// Log level [default: info]
     #[arg(long, value_name = "LEVEL", value_parser = ["error", "warn", "info", "debug", "trace"])]
     log_level: Option<String>,
@@ -238,6 +259,12 @@ impl ServeArgs {
         if self.tls_client_ca.is_some() {
             c.tls.client_ca = self.tls_client_ca;
         }
+        set(&mut c.relay.enabled, self.relay);
+        if !self.relay_allow.is_empty() {
+            c.relay.allow = self.relay_allow;
+        }
+        set(&mut c.relay.max_jobs, self.relay_max_jobs);
+        set(&mut c.relay.max_job_secs, self.relay_max_job_secs);
         if self.metrics_addr.is_some() {
             c.metrics_addr = self.metrics_addr;
         }
@@ -305,12 +332,16 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             eprintln!("ferry: metrics at http://{bound}/metrics");
         }
         let has_ui = config.ui.is_some();
+        let has_relay = config.relay.enabled;
         let running = ferry_registry::serve(config).await.context("starting the registry")?;
         let (mut interrupt, mut terminate, mut hangup) = hooks();
         // The one line on stdout: scripts and tests read the URL from it.
         println!("ferry registry listening on {}", running.url());
         if has_ui {
             tracing::info!("web page at {}{}", running.url(), ferry_registry::ui::PREFIX);
+        }
+        if has_relay {
+            tracing::info!("job relay at {}/jobs", running.url());
         }
         tokio::select! {
             () = shutdown_signal(&mut interrupt, &mut terminate) => {}

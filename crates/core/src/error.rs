@@ -72,6 +72,7 @@ impl ErrorKind {
             TransportError::Verify(_) => ErrorKind::Integrity,
             TransportError::Cancelled => ErrorKind::Cancelled,
             TransportError::Tls { .. } => ErrorKind::Tls,
+            TransportError::NotAllowed { .. } => ErrorKind::Refused,
         }
     }
 

@@ -195,6 +195,16 @@ pub enum TransportError {
     /// The caller cancelled the job.
     #[error("cancelled")]
     Cancelled,
+    /// The transport's allowlist refused the host or the address it resolved to (a relay
+    /// reaches only the registries its operator listed). `message` names the host and
+    /// the setting that allows it.
+    #[error("{side}: {message}")]
+    NotAllowed {
+        /// Which side's request was refused.
+        side: Side,
+        /// The host, why it was refused, and the fix.
+        message: String,
+    },
     /// A TLS handshake failed for a reason that another attempt cannot change. `message`
     /// names the registry, what was wrong and which file or flag fixes it.
     #[error("{message}")]
@@ -260,6 +270,7 @@ impl TransportError {
             TransportError::Unauthorized { .. }
             | TransportError::Verify(_)
             | TransportError::Cancelled
+            | TransportError::NotAllowed { .. }
             | TransportError::Tls { .. } => FailureClass::Permanent,
         }
     }

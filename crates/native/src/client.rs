@@ -61,6 +61,8 @@ impl Client {
         wait: Duration,
     ) -> Result<(reqwest::Response, Url), TransportError> {
         let follow = method == Method::GET || method == Method::HEAD;
+        let allowlist = self.options.allowlist.as_ref();
+        crate::allow::check_url(allowlist, side, &url)?;
         let mut url = self.tls.decide_scheme(url).await;
         let mut hops = 0;
         loop {
@@ -109,6 +111,8 @@ impl Client {
                     headers.remove(name);
                 }
             }
+            // A redirect to a host the allowlist does not list is refused, not followed.
+            crate::allow::check_url(allowlist, side, &next)?;
             tracing::debug!(from = %host, to = %host_of(&next), status = status.as_u16(), "following a redirect");
             hops += 1;
             url = self.tls.decide_scheme(next).await;

@@ -12,6 +12,7 @@
 //!    the transport, waits for the first to finish or for the machine's next deadline,
 //!    feeds the outcome back, and repeats until the machine has finished.
 
+mod allow;
 mod body;
 mod client;
 mod clock;

@@ -3,6 +3,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use ferry_core::allowlist::Allowlist;
+
 use crate::tls::TlsOptions;
 
 const MIB: u64 = 1024 * 1024;
@@ -65,6 +67,9 @@ pub struct NativeOptions {
     pub max_answer_bytes: usize,
     /// Redirects followed for a `GET` or `HEAD`.
     pub max_redirects: usize,
+    /// When set, only these hosts are opened and only the addresses it allows are dialled
+    /// (a relay's transport); `None` reaches any host.
+    pub allowlist: Option<Allowlist>,
 }
 
 impl Default for NativeOptions {
@@ -82,6 +87,7 @@ impl Default for NativeOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
             max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
             max_redirects: 5,
+            allowlist: None,
         }
     }
 }
@@ -111,6 +117,12 @@ impl NativeOptions {
     /// Accepts invalid TLS certificates from `host` (`host` or `host:port`).
     pub fn with_insecure_host(mut self, host: impl Into<String>) -> Self {
         self.insecure_hosts.insert(host.into().to_ascii_lowercase());
+        self
+    }
+
+    /// Reaches only the hosts `allowlist` lists (see [`ferry_core::allowlist`]).
+    pub fn with_allowlist(mut self, allowlist: Allowlist) -> Self {
+        self.allowlist = Some(allowlist);
         self
     }
 

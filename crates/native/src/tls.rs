@@ -237,10 +237,9 @@ impl Tls {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let name = ServerName::try_from(bare.to_owned()).ok()?;
         let wait = self.options.connect_timeout.min(PROBE_WAIT);
-        let tcp = tokio::time::timeout(wait, tokio::net::TcpStream::connect(format!("{host}:{port}")))
-            .await
-            .ok()?
-            .ok()?;
+        let addresses = self.addresses(bare, port).await?;
+        let tcp =
+            tokio::time::timeout(wait, tokio::net::TcpStream::connect(&addresses[..])).await.ok()?.ok()?;
         let connector = tokio_rustls::TlsConnector::from(client.config.clone());
         let failure = match tokio::time::timeout(wait, connector.connect(name, tcp)).await.ok()? {
             Err(error) => error,
@@ -254,6 +253,16 @@ impl Tls {
         };
         let (kind, detail) = classify(&failure, Some(client.client_cert))?;
         Some(tls_error(side, &crate::errors::host_of(url), kind, &detail))
+    }
+
+    /// The addresses of `host` this transport may dial: all of them, or those the
+    /// allowlist lets through; `None` when there are none.
+    async fn addresses(&self, host: &str, port: u16) -> Option<Vec<std::net::SocketAddr>> {
+        let found = match &self.options.allowlist {
+            Some(allowlist) => crate::allow::resolve(allowlist, host, port).await.ok()?,
+            None => tokio::net::lookup_host((host, port)).await.ok()?.collect(),
+        };
+        (!found.is_empty()).then_some(found)
     }
 
     /// Reads the files that apply to `host` (`host[:port]`).
@@ -326,9 +335,8 @@ impl Tls {
         };
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let wait = self.options.connect_timeout.min(PROBE_WAIT);
-        let tcp = match tokio::time::timeout(wait, tokio::net::TcpStream::connect(format!("{host}:{port}")))
-            .await
-        {
+        let Some(addresses) = self.addresses(bare, port).await else { return ProbeOutcome::Unreachable };
+        let tcp = match tokio::time::timeout(wait, tokio::net::TcpStream::connect(&addresses[..])).await {
             Ok(Ok(tcp)) => tcp,
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => return ProbeOutcome::Refused,
             _ => return ProbeOutcome::Unreachable,
@@ -535,7 +543,12 @@ pub(crate) fn build_client(
     options: &NativeOptions,
     tls: ClientConfig,
 ) -> Result<reqwest::Client, BuildError> {
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if let Some(allowlist) = &options.allowlist {
+        let allowlist = Arc::new(allowlist.clone());
+        builder = builder.dns_resolver(Arc::new(crate::allow::GuardedResolver { allowlist }));
+    }
+    builder
         .use_preconfigured_tls(tls)
         .user_agent(options.user_agent.clone())
         .connect_timeout(options.connect_timeout)

@@ -257,7 +257,9 @@ async fn stream(
         _ => options.read_timeout,
     };
     let (parts, ()) = request.request.into_parts();
-    let url = client.decide_scheme(parse_url(DEST, &parts.uri.to_string())?).await;
+    let url = parse_url(DEST, &parts.uri.to_string())?;
+    crate::allow::check_url(options.allowlist.as_ref(), DEST, &url)?;
+    let url = client.decide_scheme(url).await;
     let sending =
         client.client_for(&url).request(parts.method, url.clone()).headers(parts.headers).body(body);
     // A little longer than the source's own silence limit, so that a stalled source

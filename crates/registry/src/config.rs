@@ -27,6 +27,12 @@
 //! log: { level: info, format: text }
 //! ui: ./web
 //! tls: { cert: ./registry.crt, key: ./registry.key, client_ca: ./clients.crt }
+//! relay:                           # the job API at /jobs (needs auth.htpasswd)
+//!   enabled: true
+//!   allow: [ghcr.io, "*.corp.example", "127.0.0.1:5001"]
+//!   max_jobs: 4                    # jobs running at once; more get 429
+//!   max_job_secs: 3600             # a job running longer is stopped
+//!   keep_finished_secs: 600        # how long a finished job's events can be read again
 //! metrics_addr: 127.0.0.1:5001   # Prometheus /metrics on a port of its own
 //! ```
 
@@ -63,11 +69,44 @@ pub struct Config {
     /// HTTPS: a certificate and key, and optionally CAs that client certificates must
     /// chain to. Unset: plain HTTP.
     pub tls: crate::tls::TlsConfig,
+    /// The job relay at `/jobs` (`ferry serve --relay`): diffs and copies between the
+    /// registries it allows, for a page whose registries send no CORS headers.
+    pub relay: RelayConfig,
     /// Endpoints told of every push, pull, delete and mount ([`crate::notify`]).
     pub notifications: NotificationsConfig,
     /// Where `ferry serve` answers Prometheus's `/metrics`: an address of its own, as
     /// distribution's debug server. Unset: no metrics endpoint.
     pub metrics_addr: Option<String>,
+}
+
+/// The job relay ([`crate::relay`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Serve `POST /jobs`, `GET /jobs/<id>/events` and `DELETE /jobs/<id>`.
+    pub enabled: bool,
+    /// Registries the relay may reach: `host`, `host:port`, `*.domain` (see
+    /// `ferry_core::allowlist`). Loopback, private and link-local addresses only when
+    /// listed exactly.
+    pub allow: Vec<String>,
+    /// Jobs running at once; a job beyond them gets 429.
+    pub max_jobs: usize,
+    /// A job running longer than this is stopped and ends with a `cancelled` line.
+    pub max_job_secs: u64,
+    /// How long a finished job's events stay readable.
+    pub keep_finished_secs: u64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            enabled: false,
+            allow: Vec::new(),
+            max_jobs: 4,
+            max_job_secs: 3600,
+            keep_finished_secs: 600,
+        }
+    }
 }
 
 impl Default for Config {
@@ -85,6 +124,7 @@ impl Default for Config {
             log: LogConfig::default(),
             ui: None,
             tls: crate::tls::TlsConfig::default(),
+            relay: RelayConfig::default(),
             notifications: NotificationsConfig::default(),
             metrics_addr: None,
         }
@@ -590,6 +630,29 @@ impl Config {
         if let Some((key, message)) = self.tls.problem() {
             return invalid(key, message);
         }
+        if self.relay.enabled {
+            if self.auth.htpasswd.is_none() {
+                return invalid(
+                    "relay.enabled",
+                    "the relay runs jobs only for its own users: set auth.htpasswd (--htpasswd)",
+                );
+            }
+            if self.relay.allow.is_empty() {
+                return invalid(
+                    "relay.allow",
+                    "list the registries the relay may reach (--relay-allow HOST)",
+                );
+            }
+            if let Err(e) = ferry_core::allowlist::Allowlist::parse(&self.relay.allow) {
+                return Err(ConfigError::Invalid { key: "relay.allow", message: e.to_string() });
+            }
+            if self.relay.max_jobs == 0 {
+                return invalid("relay.max_jobs", "must be at least 1");
+            }
+            if self.relay.max_job_secs == 0 {
+                return invalid("relay.max_job_secs", "must be at least 1");
+            }
+        }
         if !["error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()) {
             return invalid("log.level", "expected error, warn, info, debug or trace");
         }
@@ -637,6 +700,22 @@ mod tests {
             ("tls: {key: /k}", Some("tls.cert")),
             ("tls: {client_ca: /ca}", Some("tls.client_ca")),
             ("tls: {cert: /c, key: /k, client_ca: /ca}", None),
+            ("relay: {enabled: true, allow: [ghcr.io]}", Some("relay.enabled")),
+            ("auth: {htpasswd: /x}\nrelay: {enabled: true}", Some("relay.allow")),
+            ("auth: {htpasswd: /x}\nrelay: {enabled: true, allow: ['http://ghcr.io']}", Some("relay.allow")),
+            (
+                "auth: {htpasswd: /x}\nrelay: {enabled: true, allow: [a.example], max_jobs: 0}",
+                Some("relay.max_jobs"),
+            ),
+            (
+                "auth: {htpasswd: /x}\nrelay: {enabled: true, allow: [a.example], max_job_secs: 0}",
+                Some("relay.max_job_secs"),
+            ),
+            (
+                "auth: {htpasswd: /x}\nrelay: {enabled: true, allow: ['*.corp.example', '127.0.0.1:5000']}",
+                None,
+            ),
+            ("relay: {allow: ['http://ignored-while-off']}", None),
         ];
         for (yaml, key) in cases {
             let got = Config::from_yaml(yaml).unwrap().validate();

@@ -11,6 +11,7 @@
 //! lib (Registry, serve)      builds the state, binds
 //! server                     connections: the cap, timeouts, hyper
 //! middleware                 the app: access log, CORS, recovery, auth, /token, /healthz
+//! relay                      the job relay at /jobs: the core's jobs over the native transport
 //! routes                     the /v2/ API handlers and the path parser (Route)
 //! state                      AppState: what every handler shares
 //! notify                     events to notification endpoints, bounded queues
@@ -51,6 +52,7 @@ pub mod error;
 pub mod middleware;
 pub mod notify;
 pub mod random;
+pub mod relay;
 pub mod routes;
 mod server;
 pub mod state;
@@ -130,6 +132,13 @@ impl RegistryBuilder {
         let auth = if config.auth.enabled() { Some(Authenticator::from_config(&config.auth)?) } else { None };
         let uploads = Uploads::new(store.clone(), config.limits.max_blob_bytes);
         let ui = config.ui.as_deref().map(ui::UiDir::open).transpose()?;
+        let relay =
+            match config.relay.enabled {
+                true => Some(relay::Relay::new(config.relay.clone()).map_err(|e| {
+                    config::ConfigError::Invalid { key: "relay.allow", message: e.to_string() }
+                })?),
+                false => None,
+            };
         let notifier = match config.notifications.endpoints.iter().any(|e| !e.disabled) {
             true => Some(notify::Notifier::new(&config.notifications)?),
             false => None,
@@ -142,6 +151,7 @@ impl RegistryBuilder {
             local_addr: OnceLock::new(),
             ui,
             notifier,
+            relay,
             instance_id: random::random_hex(16),
         };
         Ok(Registry { state: Arc::new(state) })

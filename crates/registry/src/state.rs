@@ -24,6 +24,8 @@ pub struct AppState {
     pub local_addr: OnceLock<SocketAddr>,
     /// The web page's directory, served at `/ui/`; `None` when `ui` is unset.
     pub ui: Option<UiDir>,
+    /// The job relay at `/jobs`; `None` unless `relay.enabled`.
+    pub relay: Option<crate::relay::Relay>,
     /// Tells the notification endpoints; `None` when there are none.
     pub notifier: Option<Notifier>,
     /// Names this process in events' `source.instanceID`.

@@ -4,8 +4,8 @@
 //! Per request: a counter by route class, method and status; a latency histogram by
 //! route class (to the response's head); bytes received and sent by route class,
 //! counted as the bodies stream. Route classes are the API's routes (distribution's:
-//! base, catalog, manifest, blob, blob_upload, tags, referrers), plus token, health, ui
-//! and other: never a repository, tag or digest.
+//! base, catalog, manifest, blob, blob_upload, tags, referrers), plus token, health, ui,
+//! relay and other: never a repository, tag or digest.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -82,6 +82,7 @@ fn route_class(path: &str) -> &'static str {
     match path {
         "/token" => "token",
         "/healthz" | "/livez" => "health",
+        p if p == "/jobs" || p.starts_with("/jobs/") => "relay",
         p if p == "/" || p.starts_with("/ui") => "ui",
         _ => "other",
     }
@@ -150,6 +151,8 @@ mod tests {
             ("/v2/app/nonsense", "other"),
             ("/token", "token"),
             ("/healthz", "health"),
+            ("/jobs", "relay"),
+            ("/jobs/7/events", "relay"),
             ("/ui/index.html", "ui"),
             ("/favicon.ico", "other"),
         ];

@@ -10,7 +10,9 @@
 //! 4. [`auth`]: Basic or Bearer, per repository and action ([`crate::access`] decides);
 //! 5. the routes: `/v2/…` ([`crate::routes`]), `/token` ([`token`]), `/healthz`
 //!    (storage answers), `/livez` (the process answers) and, with `ui` set, the web
-//!    page at `/ui/` ([`crate::ui`]; auth only guards `/v2/`, the page holds no data).
+//!    page at `/ui/` ([`crate::ui`]; auth only guards `/v2/`, the page holds no data),
+//!    and with `relay.enabled` the job relay at `/jobs` ([`crate::relay`], which asks
+//!    the same users itself).
 
 use std::sync::Arc;
 
@@ -46,6 +48,9 @@ pub fn app(state: Arc<AppState>) -> Router {
                 }),
             );
         }
+    }
+    if state.relay.is_some() {
+        router = crate::relay::routes(router);
     }
     let router = router
         .fallback(crate::routes::dispatch)
