@@ -7,6 +7,7 @@
 // them: `pub` marks what test files call.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod layout;
 pub mod oci;
 pub mod tls;
 
@@ -498,7 +499,7 @@ impl Distribution {
         panic!("docker-registry did not start again on port {port}");
     }
 
-    /// SIGKILL: the registry is unreachable until [`Distribution::restart`].
+    /// Stops the registry (SIGKILL); [`Distribution::restart`] starts it again.
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

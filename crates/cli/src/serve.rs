@@ -304,6 +304,11 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
                 values.iter_mut().for_each(|v| *v = "<hidden>".into());
             }
         }
+        for upstream in &mut shown.proxy.upstreams {
+            if upstream.password.is_some() {
+                upstream.password = Some("<hidden>".into());
+            }
+        }
         print!("{}", config_yaml(&shown)?);
         return Ok(());
     }

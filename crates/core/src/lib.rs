@@ -19,6 +19,7 @@ pub mod digest;
 pub mod driver;
 pub mod error;
 pub mod error_body;
+pub mod fetch;
 mod listing;
 pub mod machine;
 pub mod manifest;

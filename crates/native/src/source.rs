@@ -7,7 +7,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferry_core::digest::VerifyError;
+use ferry_core::digest::{Digest, VerifyError};
 use ferry_core::transport::{ProgressCounter, Side, Transfer, TransportError};
 use futures_util::stream::{BoxStream, Stream, StreamExt as _};
 use http::header::{CONTENT_RANGE, RANGE};
@@ -44,15 +44,26 @@ pub(crate) async fn open(
     offset: u64,
     progress: &ProgressCounter,
 ) -> Result<SourceStream, TransportError> {
+    open_get(client, &transfer.source, &transfer.digest, transfer.size, offset, progress).await
+}
+
+/// `GET`s the blob `digest` of `size` bytes with `source` from `offset` on.
+pub(crate) async fn open_get(
+    client: &Client,
+    source: &http::Request<()>,
+    digest: &Digest,
+    size: u64,
+    offset: u64,
+    progress: &ProgressCounter,
+) -> Result<SourceStream, TransportError> {
     let side = Side::Source;
-    let url = parse_url(side, &transfer.source.uri().to_string())?;
-    let mut headers = transfer.source.headers().clone();
+    let url = parse_url(side, &source.uri().to_string())?;
+    let mut headers = source.headers().clone();
     if offset > 0 {
         headers.insert(RANGE, format!("bytes={offset}-").parse().expect("a number is a header value"));
     }
     let wait = client.options().read_timeout;
-    let (answer, url) =
-        client.fetch(side, transfer.source.method().clone(), url, headers, None, wait).await?;
+    let (answer, url) = client.fetch(side, source.method().clone(), url, headers, None, wait).await?;
     let answer = expect_success(side, answer, &url).await?;
     let host = host_of(&url);
     let skip = match answer.status() {
@@ -80,10 +91,10 @@ pub(crate) async fn open(
     // differently, and transiently): refuse it before reading a byte.
     if let Some(length) = answer.content_length() {
         let announced = length + if answer.status() == StatusCode::PARTIAL_CONTENT { offset } else { 0 };
-        if announced != transfer.size {
+        if announced != size {
             return Err(TransportError::Verify(VerifyError::WrongLength {
-                digest: transfer.digest.clone(),
-                expected: transfer.size,
+                digest: digest.clone(),
+                expected: size,
                 announced,
             }));
         }

@@ -4,9 +4,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use ferry_core::digest::Digest;
 use ferry_core::transport::{
     Clock, ProgressCounter, Side, Transfer, TransferReport, Transport, TransportError,
 };
+use futures_util::stream::{BoxStream, StreamExt as _};
 use http::Method;
 
 use crate::client::{parse_url, Client};
@@ -57,6 +59,23 @@ impl NativeTransport {
 
     pub fn options(&self) -> &NativeOptions {
         self.client.options()
+    }
+
+    /// Opens the blob `GET` that [`ferry_core::fetch::Fetched::BlobSource`] hands out, for
+    /// a driver that streams the bytes somewhere other than an upload (the pull-through
+    /// cache). An answer whose length is not `size` is refused before a byte is read;
+    /// the caller verifies the digest as the chunks pass. Redirects are followed here, and
+    /// `Authorization` never goes to another host; a source silent for longer than the
+    /// read timeout fails the stream.
+    pub async fn open_blob(
+        &self,
+        get: &http::Request<()>,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<BoxStream<'static, Result<Bytes, TransportError>>, TransportError> {
+        let progress = ProgressCounter::default();
+        let stream = crate::source::open_get(&self.client, get, digest, size, 0, &progress).await?;
+        Ok(stream.boxed())
     }
 }
 

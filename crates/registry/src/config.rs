@@ -33,6 +33,11 @@
 //!   max_jobs: 4                    # jobs running at once; more get 429
 //!   max_job_secs: 3600             # a job running longer is stopped
 //!   keep_finished_secs: 600        # how long a finished job's events can be read again
+//! proxy:                           # a pull-through cache (see ProxyConfig)
+//!   upstreams:
+//!     - { prefix: docker.io/, url: https://registry-1.docker.io, tag_ttl_secs: 300 }
+//!     - { prefix: ghcr.io/, url: https://ghcr.io, username: u, password: p }
+//!   allow_push: false
 //! metrics_addr: 127.0.0.1:5001   # Prometheus /metrics on a port of its own
 //! ```
 
@@ -74,6 +79,8 @@ pub struct Config {
     pub relay: RelayConfig,
     /// Endpoints told of every push, pull, delete and mount ([`crate::notify`]).
     pub notifications: NotificationsConfig,
+    /// Upstreams this registry is a pull-through cache of ([`crate::cache`]).
+    pub proxy: ProxyConfig,
     /// Where `ferry serve` answers Prometheus's `/metrics`: an address of its own, as
     /// distribution's debug server. Unset: no metrics endpoint.
     pub metrics_addr: Option<String>,
@@ -126,8 +133,73 @@ impl Default for Config {
             tls: crate::tls::TlsConfig::default(),
             relay: RelayConfig::default(),
             notifications: NotificationsConfig::default(),
+            proxy: ProxyConfig::default(),
             metrics_addr: None,
         }
+    }
+}
+
+/// The pull-through cache: repositories under an upstream's prefix are fetched from it
+/// on first pull, stored, and served from storage afterwards.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// The upstreams, chosen by the longest prefix that starts the repository's name.
+    pub upstreams: Vec<UpstreamConfig>,
+    /// Accept pushes to repositories under an upstream's prefix (they stay local). Off:
+    /// such pushes are refused with 405 `UNSUPPORTED`.
+    pub allow_push: bool,
+}
+
+/// One upstream registry of the cache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// The repository-name prefix routed to this upstream, ending in `/`
+    /// (`docker.io/` serves `docker.io/library/alpine` from the upstream's
+    /// `library/alpine`); empty for every repository, as distribution's `remoteurl` does.
+    pub prefix: String,
+    /// The upstream's base URL, `https://host[:port]` (or `http://` for a plain registry).
+    pub url: String,
+    /// Credentials for the upstream; never logged.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// How long a tag's answer is trusted before one `HEAD` re-checks it upstream;
+    /// 0 re-checks on every pull. Digests are never re-fetched.
+    pub tag_ttl_secs: u64,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            prefix: String::new(),
+            url: String::new(),
+            username: None,
+            password: None,
+            tag_ttl_secs: 300,
+        }
+    }
+}
+
+impl UpstreamConfig {
+    /// What is wrong with this upstream, if anything.
+    fn problem(&self) -> Option<String> {
+        let url = self.url.parse::<http::Uri>().ok();
+        let scheme_ok =
+            url.as_ref().and_then(|u| u.scheme_str()).is_some_and(|s| s == "http" || s == "https");
+        if !scheme_ok || url.as_ref().and_then(|u| u.authority()).is_none() {
+            return Some(format!(
+                "upstream url `{}` is not an http(s) URL; write it like https://registry-1.docker.io",
+                self.url
+            ));
+        }
+        if !self.prefix.is_empty() && !self.prefix.ends_with('/') {
+            return Some(format!("upstream prefix `{}` must end with `/`, like `docker.io/`", self.prefix));
+        }
+        if self.username.is_some() != self.password.is_some() {
+            return Some(format!("upstream {}: set both username and password, or neither", self.url));
+        }
+        None
     }
 }
 
@@ -627,6 +699,15 @@ impl Config {
         if let Some(message) = self.notifications.endpoints.iter().find_map(EndpointConfig::problem) {
             return Err(ConfigError::Invalid { key: "notifications.endpoints", message });
         }
+        if let Some(message) = self.proxy.upstreams.iter().find_map(UpstreamConfig::problem) {
+            return Err(ConfigError::Invalid { key: "proxy.upstreams", message });
+        }
+        let mut prefixes: Vec<&str> = self.proxy.upstreams.iter().map(|u| u.prefix.as_str()).collect();
+        prefixes.sort_unstable();
+        if let Some(twice) = prefixes.windows(2).find(|w| w[0] == w[1]) {
+            let message = format!("prefix `{}` is routed to two upstreams; keep one", twice[0]);
+            return Err(ConfigError::Invalid { key: "proxy.upstreams", message });
+        }
         if let Some((key, message)) = self.tls.problem() {
             return invalid(key, message);
         }
@@ -716,6 +797,19 @@ mod tests {
                 None,
             ),
             ("relay: {allow: ['http://ignored-while-off']}", None),
+            ("proxy: {upstreams: [{url: 'https://r.test'}]}", None),
+            (
+                "proxy: {upstreams: [{prefix: a/, url: 'http://127.0.0.1:5000', username: u, password: p}]}",
+                None,
+            ),
+            ("proxy: {upstreams: [{url: 'r.test'}]}", Some("proxy.upstreams")),
+            ("proxy: {upstreams: [{url: 'ftp://r.test'}]}", Some("proxy.upstreams")),
+            ("proxy: {upstreams: [{prefix: a, url: 'https://r.test'}]}", Some("proxy.upstreams")),
+            ("proxy: {upstreams: [{url: 'https://r.test', username: u}]}", Some("proxy.upstreams")),
+            (
+                "proxy: {upstreams: [{url: 'https://a.test'}, {url: 'https://b.test'}]}",
+                Some("proxy.upstreams"),
+            ),
         ];
         for (yaml, key) in cases {
             let got = Config::from_yaml(yaml).unwrap().validate();

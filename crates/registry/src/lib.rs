@@ -12,6 +12,7 @@
 //! server                     connections: the cap, timeouts, hyper
 //! middleware                 the app: access log, CORS, recovery, auth, /token, /healthz
 //! relay                      the job relay at /jobs: the core's jobs over the native transport
+//! cache                      the pull-through cache: upstreams by prefix, fetched once, verified
 //! routes                     the /v2/ API handlers and the path parser (Route)
 //! state                      AppState: what every handler shares
 //! notify                     events to notification endpoints, bounded queues
@@ -46,6 +47,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub mod access;
+pub mod cache;
 pub mod config;
 pub mod driver;
 pub mod error;
@@ -86,6 +88,8 @@ pub enum ServeError {
     Notify(#[from] notify::NotifyError),
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
+    #[error("{0}")]
+    Proxy(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
     #[error("server failed: {0}")]
@@ -143,6 +147,7 @@ impl RegistryBuilder {
             true => Some(notify::Notifier::new(&config.notifications)?),
             false => None,
         };
+        let cache = cache::Cache::new(&config.proxy).map_err(ServeError::Proxy)?;
         let state = AppState {
             config,
             store,
@@ -152,6 +157,7 @@ impl RegistryBuilder {
             ui,
             notifier,
             relay,
+            cache,
             instance_id: random::random_hex(16),
         };
         Ok(Registry { state: Arc::new(state) })

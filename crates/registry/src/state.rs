@@ -28,6 +28,8 @@ pub struct AppState {
     pub relay: Option<crate::relay::Relay>,
     /// Tells the notification endpoints; `None` when there are none.
     pub notifier: Option<Notifier>,
+    /// The pull-through cache; `None` when no upstream is configured.
+    pub cache: Option<crate::cache::Cache>,
     /// Names this process in events' `source.instanceID`.
     pub instance_id: String,
 }

@@ -166,10 +166,19 @@ struct TokenFetch {
     retries: u32,
 }
 
+#[derive(Clone)]
 struct CachedToken {
     registry: String,
     scopes: Vec<Scope>,
     token: Token,
+}
+
+/// What a session learned about authorising its registries: their challenges and the
+/// tokens it holds, to hand to the next session against the same registries.
+#[derive(Clone, Default)]
+pub(crate) struct Learned {
+    challenges: BTreeMap<String, Challenge>,
+    tokens: Vec<CachedToken>,
 }
 
 /// Counters the job summary reports.
@@ -247,6 +256,18 @@ impl<P> Session<P> {
             next_id: 0,
             stats: SessionStats::default(),
         }
+    }
+
+    /// What this session learned about authorisation, for a later session.
+    pub(crate) fn learned(&self) -> Learned {
+        Learned { challenges: self.challenges.clone(), tokens: self.tokens.clone() }
+    }
+
+    /// Starts from what an earlier session learned: its challenges are known, so calls
+    /// are authorised up front, and its tokens are used while they are fresh.
+    pub(crate) fn learn(&mut self, learned: Learned) {
+        self.challenges.extend(learned.challenges);
+        self.tokens.extend(learned.tokens);
     }
 
     /// Whether the windows adapt to pushback (they always count it), and the most each
@@ -466,6 +487,13 @@ impl<P> Session<P> {
         while let Some(call) = self.windows.next_waiting(keys, now) {
             self.send(call, true, now);
         }
+    }
+
+    /// The `Authorization` value `need` is sent with now, if the registry asked for one and
+    /// it is known (a Basic credential, or a fresh token): for a request the driver sends
+    /// itself, such as a blob `GET` it streams.
+    pub(crate) fn authorization_now(&mut self, need: &AuthNeed, now: Instant) -> Option<String> {
+        self.authorization(need, now).ok().flatten()
     }
 
     /// Looks for what authorises `need` now; `Err` when a token must be fetched first.

@@ -60,7 +60,7 @@ pub fn translate(document: &Value) -> Translation {
                  no file, http or tcp checks",
             ),
             "notifications" => notifications(&mut t, value),
-            "proxy" => error(&mut t, "proxy", "ferry does not serve as a pull-through cache; remove the key"),
+            "proxy" => proxy(&mut t, value),
             "middleware" => error(
                 &mut t,
                 "middleware",
@@ -366,6 +366,34 @@ fn tls(t: &mut Translation, value: &Value) {
     }
 }
 
+/// `proxy`: distribution's pull-through cache of one upstream, every repository. distribution
+/// asks the upstream for a tag on every pull, so tags are re-checked every time here too.
+fn proxy(t: &mut Translation, value: &Value) {
+    let mut upstream = super::UpstreamConfig { tag_ttl_secs: 0, ..Default::default() };
+    for (key, value) in entries(value) {
+        match key.as_str() {
+            "remoteurl" => upstream.url = scalar(value).unwrap_or_default(),
+            "username" => upstream.username = scalar(value),
+            "password" => upstream.password = scalar(value),
+            "ttl" => warn(
+                t,
+                "proxy.ttl",
+                "ferry keeps cached content until it is deleted; it re-checks tags upstream on every pull, \
+                 as distribution does",
+            ),
+            other => unknown(t, &format!("proxy.{other}")),
+        }
+    }
+    if upstream.url.is_empty() {
+        t.errors.push(
+            "config key `proxy.remoteurl`: missing; name the upstream, like https://registry-1.docker.io"
+                .into(),
+        );
+        return;
+    }
+    t.config.proxy.upstreams.push(upstream);
+}
+
 fn notifications(t: &mut Translation, value: &Value) {
     for (key, value) in entries(value) {
         match key.as_str() {
@@ -580,6 +608,23 @@ mod tests {
     }
 
     #[test]
+    fn proxy_maps_to_one_upstream_for_every_repository() {
+        let t = read(
+            "version: 0.1\nstorage: {inmemory: {}}\nproxy: {remoteurl: 'https://registry-1.docker.io', \
+             username: u, password: p}\n",
+        );
+        assert!(t.errors.is_empty() && t.warnings.is_empty(), "{:?} {:?}", t.errors, t.warnings);
+        let up = &t.config.proxy.upstreams[0];
+        assert_eq!((up.prefix.as_str(), up.url.as_str()), ("", "https://registry-1.docker.io"));
+        assert_eq!(
+            (up.username.as_deref(), up.password.as_deref(), up.tag_ttl_secs),
+            (Some("u"), Some("p"), 0)
+        );
+        assert!(!t.config.proxy.allow_push);
+        t.config.validate().unwrap();
+    }
+
+    #[test]
     fn notifications_map() {
         let t = read(
             "version: 0.1\nstorage: {inmemory: {}}\nnotifications:\n  endpoints:\n    - name: alistener\n      \
@@ -612,7 +657,9 @@ mod tests {
             ("http: {addr: ':5000', prefix: /reg}", "`http.prefix`", true),
             ("http: {net: unix, addr: /sock}", "`http.net`", true),
             ("auth: {token: {realm: x}}", "`auth.token`", true),
-            ("proxy: {remoteurl: https://registry-1.docker.io}", "`proxy`", true),
+            ("proxy: {remoteurl: https://registry-1.docker.io, ttl: 168h}", "`proxy.ttl`", false),
+            ("proxy: {username: u}", "`proxy.remoteurl`", true),
+            ("proxy: {remoteurl: https://r.test, mirror: x}", "`proxy.mirror`", true),
             (
                 "notifications: {endpoints: [{name: a, url: 'http://x', timeout: 5q}]}",
                 "`notifications.endpoints.timeout`",

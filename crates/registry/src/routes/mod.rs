@@ -148,6 +148,32 @@ async fn handle(
     if state.config.read_only && is_write(&method) {
         return Err(RegistryError::unsupported("this registry is read-only (config `read_only: true`)"));
     }
+    let prepared = match state.cache.as_ref() {
+        Some(cache) => crate::cache::prepare(state, cache, &route, &method).await?,
+        None => crate::cache::Prepared::Local,
+    };
+    match prepared {
+        crate::cache::Prepared::Local => local(state, route, parts, body, identity).await,
+        crate::cache::Prepared::Answer(response) => Ok(response),
+        crate::cache::Prepared::Stale => {
+            let mut response = local(state, route, parts, body, identity).await?;
+            response
+                .headers_mut()
+                .insert(http::header::WARNING, http::HeaderValue::from_static(crate::cache::STALE_WARNING));
+            Ok(response)
+        }
+    }
+}
+
+/// Runs the handler of a parsed route on what storage holds.
+async fn local(
+    state: &Arc<AppState>,
+    route: Route,
+    parts: &http::request::Parts,
+    body: axum::body::Body,
+    identity: &Identity,
+) -> Result<Response> {
+    let method = parts.method.clone();
     let uri = &parts.uri;
     let head = method == Method::HEAD;
     match (route, method) {
