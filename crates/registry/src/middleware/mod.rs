@@ -1,5 +1,7 @@
 //! The app and the middleware around it, outermost first:
 //!
+//! 0. [`metrics`], with `metrics_addr` set: requests by route class, method and status,
+//!    latency, bytes in and out;
 //! 1. access log (`tower_http::trace`): one line per request with method, path, status
 //!    and latency; every answer gets `X-Content-Type-Options: nosniff` (distribution's
 //!    sample config sets it; browsers must not guess a type for a blob);
@@ -27,6 +29,7 @@ use crate::state::AppState;
 
 pub mod auth;
 pub mod cors;
+pub mod metrics;
 pub mod recovery;
 pub mod token;
 
@@ -49,7 +52,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     if state.relay.is_some() {
         router = crate::relay::routes(router);
     }
-    router
+    let router = router
         .fallback(crate::routes::dispatch)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware))
         .layer(recovery::layer())
@@ -63,8 +66,14 @@ pub fn app(state: Arc<AppState>) -> Router {
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_request(())
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
-        .with_state(state)
+        );
+    // Counting costs a little per request and frame: only when metrics are served.
+    let router = if state.config.metrics_addr.is_some() {
+        router.layer(axum::middleware::from_fn(metrics::record))
+    } else {
+        router
+    };
+    router.with_state(state)
 }
 
 /// `/healthz`: 200 when the storage driver answers within `storage.health_timeout_secs`,
