@@ -45,6 +45,10 @@ bench SCALE="full" RUNS="3":
     if [ "{{SCALE}}" = small ]; then python3 bench/registry_load.py --no-build --clients 50 --blob-mib 4; \
     else python3 bench/registry_load.py --no-build --clients 200 --blob-mib 32; fi
 
+# The container image from the Dockerfile (ENGINE: docker or podman; the bases are build arguments, see README).
+image ENGINE="docker" TAG="ferry:dev":
+    {{ENGINE}} build -t {{TAG}} .
+
 # ferry-wasm for the browser and the edge into web/pkg/ (wasm-bindgen, wasm-opt); prints its size.
 wasm:
     scripts/build-wasm.sh

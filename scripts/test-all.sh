@@ -5,10 +5,12 @@
 #
 # Installs, each only when missing: the Debian packages of the peers and tools
 # (docker-registry, skopeo, chromium, chromium-driver, wabt, binaryen, apache2-utils,
-# openssl, nodejs, npm, time, python3-pip, haproxy), the `oras` Python package (oras-py, which
-# pushes the referrer artifacts of tests/cli_referrers.rs; about 4 s), the wasm32 target, `just`,
-# `wasm-bindgen-cli` at the version in Cargo.lock, and the npm packages (playwright-core, with no
-# browser download; workerd, whose binary ships in the package: about 10 s and 155 MB).
+# openssl, nodejs, npm, time, python3-pip, haproxy, prometheus, podman, docker.io,
+# python3-kubernetes), the `oras` Python package (oras-py, which pushes the referrer
+# artifacts of tests/cli_referrers.rs; about 4 s), the wasm32 target, `just`,
+# `wasm-bindgen-cli` at the version in Cargo.lock, and the npm packages (playwright-core,
+# with no browser download; workerd, whose binary ships in the package: about 10 s and
+# 155 MB).
 # Installing Debian packages needs root (or sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +35,15 @@ command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 # The relay's test redirects through haproxy to a host the relay must refuse (~25 s).
 [ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null || need_apt+=(haproxy)
+# The service tests: a real Prometheus scrapes ferry and promtool lints its metrics; the
+# Dockerfile is built and run by podman and by a dockerd the test starts; the Kubernetes
+# manifests are checked against the API's models in python3-kubernetes. Measured here:
+# prometheus, podman and docker.io about 20 s together (apt-get update included),
+# python3-kubernetes about 15 s.
+command -v promtool >/dev/null || need_apt+=(prometheus)
+command -v podman >/dev/null || need_apt+=(podman)
+command -v dockerd >/dev/null || need_apt+=(docker.io)
+/usr/bin/python3 -c 'import kubernetes.client' 2>/dev/null || need_apt+=(python3-kubernetes)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=()
   [ "$(id -u)" -eq 0 ] || sudo=(sudo)

@@ -161,7 +161,7 @@ fn syncs_through_injected_faults_land_every_image() {
         let scheduled: Vec<&Value> = events.iter().filter(|e| e["event"] == "retry_scheduled").collect();
         assert_eq!(scheduled.len(), retries, "{}", case.name);
         let waited: Vec<&&Value> =
-            scheduled.iter().filter(|e| e["reason"].as_str().unwrap().contains("429")).collect();
+            scheduled.iter().filter(|e| e["reason"].as_str().unwrap().contains("HTTP 429")).collect();
         assert!(
             !waited.is_empty() && waited.iter().all(|e| e["delay_ms"] == 1000),
             "{}: {waited:#?}",

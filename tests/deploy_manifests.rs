@@ -130,3 +130,122 @@ fn the_indexed_jobs_agree_with_ferry_and_with_their_config_map_and_secret() {
         assert!(auths["auths"].is_object(), "a docker config.json");
     }
 }
+
+/// The Python with the Kubernetes API's models (Debian's python3-kubernetes), or `None`
+/// (and a skip, or a failure when peers are required) without it.
+fn python_with_kubernetes() -> Option<&'static str> {
+    let python =
+        if std::path::Path::new("/usr/bin/python3").exists() { "/usr/bin/python3" } else { "python3" };
+    let found = std::process::Command::new(python)
+        .args(["-c", "import kubernetes.client, yaml"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return Some(python);
+    }
+    let required = ["FERRY_REQUIRE_PEERS", "CI"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0"));
+    assert!(!required, "the Kubernetes API's models are required: apt-get install -y python3-kubernetes");
+    eprintln!("SKIP: python3-kubernetes is not installed (apt-get install -y python3-kubernetes)");
+    None
+}
+
+/// Runs tests/support/k8s_fields.py over `files`: its exit code and its report.
+fn check_fields(python: &str, files: &[PathBuf]) -> (i32, String) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/k8s_fields.py");
+    let out = std::process::Command::new(python).arg(script).args(files).output().expect("run k8s_fields.py");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn every_manifest_names_only_fields_of_the_kubernetes_api() {
+    let Some(python) = python_with_kubernetes() else { return };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(deploy(""))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 6, "{files:?}");
+    let (code, report) = check_fields(python, &files);
+    assert_eq!(code, 0, "fields the Kubernetes API does not have:\n{report}");
+
+    // The checker finds what it is for: a misspelt probe, a field one level too high, a
+    // port given as a string.
+    let dir = support::TempDir::new("k8s-fields");
+    let bad = dir.join("bad.yaml");
+    let deployment = std::fs::read_to_string(deploy("deployment.yaml")).unwrap();
+    let cases = [
+        ("readinessProbe:", "readinesProbe:", "containers[0].readinesProbe: not a field of V1Container"),
+        ("  replicas: 1", "  replica: 1", "spec.replica: not a field of V1DeploymentSpec"),
+        ("containerPort: 9090", "containerPort: \"9090\"", "containerPort: expected int, found '9090'"),
+    ];
+    for (from, to, want) in cases {
+        assert!(deployment.contains(from), "{from}");
+        std::fs::write(&bad, deployment.replacen(from, to, 1)).unwrap();
+        let (code, report) = check_fields(python, std::slice::from_ref(&bad));
+        assert_eq!(code, 1, "{to}: {report}");
+        assert!(report.contains(want), "{to}: {report}");
+    }
+}
+
+#[test]
+fn the_watch_deployment_probes_the_port_ferry_listens_on_and_drains_within_its_grace() {
+    let flags = sync_flags();
+    let doc = manifest("deployment.yaml");
+    assert_eq!((&doc["apiVersion"], &doc["kind"]), (&"apps/v1".into(), &"Deployment".into()));
+    let spec = &doc["spec"];
+    assert_eq!(spec["replicas"], 1, "one watcher: two would copy every image twice");
+    assert_eq!(spec["strategy"]["type"], "Recreate", "a rollout must not run two watchers at once");
+    let pod = &spec["template"]["spec"];
+    for (key, value) in spec["selector"]["matchLabels"].as_object().expect("matchLabels") {
+        assert_eq!(&spec["template"]["metadata"]["labels"][key], value, "the selector picks the pods");
+    }
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let container = &list(&pod["containers"], "containers")[0];
+    let args: Vec<&str> = list(&container["args"], "args").iter().map(|a| str_of(a, "an arg")).collect();
+    assert_eq!(&args[..2], ["sync", "--watch"], "{args:?}");
+    for flag in args.iter().filter(|a| a.starts_with("--")) {
+        assert!(flags.contains(*flag), "{flag} is not a ferry sync flag");
+    }
+
+    // The probes reach the port --listen opens, at the paths ferry serves.
+    let listen = arg(&args, "--listen");
+    let port: u64 = listen.rsplit(':').next().unwrap().parse().expect("--listen HOST:PORT");
+    let ports = list(&container["ports"], "ports");
+    let named = ports.iter().find(|p| p["containerPort"] == port).expect("--listen's port is declared");
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        let get = &container[probe]["httpGet"];
+        assert_eq!(get["path"], path, "{probe}");
+        assert!(get["port"] == named["name"] || get["port"] == port, "{probe} probes port {port}");
+    }
+
+    // The drain ends before Kubernetes' grace period does.
+    let drain = arg(&args, "--drain-timeout");
+    let drain_secs: u64 =
+        drain.strip_suffix('s').and_then(|s| s.parse().ok()).expect("--drain-timeout in seconds");
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().expect("terminationGracePeriodSeconds");
+    assert!(drain_secs < grace, "--drain-timeout {drain} must end within the {grace}s grace period");
+
+    // The same ConfigMap and Secret as the Jobs, mounted where the arguments point.
+    let (config, mount) = volume(pod, container, "config");
+    assert_eq!(config["configMap"]["name"], manifest("configmap.yaml")["metadata"]["name"]);
+    assert!(config["configMap"]["items"][0].get("subPath").is_none());
+    let config_path = arg(&args, "--config");
+    assert_eq!(item_path(config, "configMap", &mount, "config.yaml"), config_path);
+    let (docker, mount) = volume(pod, container, "docker-config");
+    assert_eq!(docker["secret"]["secretName"], manifest("secret.yaml")["metadata"]["name"]);
+    let env = list(&container["env"], "env");
+    let docker_config = env.iter().find(|e| e["name"] == "DOCKER_CONFIG").expect("DOCKER_CONFIG is set");
+    assert_eq!(docker_config["value"], mount.as_str());
+    let mounts = list(&container["volumeMounts"], "volumeMounts");
+    assert!(mounts.iter().all(|m| m.get("subPath").is_none()), "subPath mounts never see a ConfigMap update");
+
+    // The Service selects the Deployment's pods and exposes the same port.
+    let service = manifest("service.yaml");
+    for (key, value) in service["spec"]["selector"].as_object().expect("selector") {
+        assert_eq!(&spec["template"]["metadata"]["labels"][key], value, "the Service selects the pods");
+    }
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], named["name"]);
+}

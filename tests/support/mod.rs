@@ -127,6 +127,8 @@ fn apt_package(tool: &str) -> &str {
     match tool {
         "docker-registry" => "docker-registry",
         "htpasswd" => "apache2-utils",
+        "dockerd" => "docker.io",
+        "promtool" => "prometheus",
         other => other,
     }
 }

@@ -17,13 +17,16 @@ mod copy;
 mod demo;
 mod demo_web;
 mod diff;
+mod exporter;
 mod inspect;
 mod ls;
 mod progress;
 mod sample;
 mod serve;
+mod serve_gc;
 mod state;
 mod sync;
+mod watch;
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success, 1 some image failed or a registry could not be reached,
@@ -48,7 +51,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Copy images as image-syncer does: --auth and --images files, or one --config file.
-    Sync(sync::SyncArgs),
+    Sync(Box<sync::SyncArgs>),
     /// Copy one image (or one index, with every platform by default).
     Copy(copy::CopyArgs),
     /// Compare two repositories, or two registries, tag by tag.
@@ -69,7 +72,7 @@ fn main() -> ExitCode {
         common::init_logging();
     }
     let result = match cli.command {
-        Command::Sync(args) => sync::run(args),
+        Command::Sync(args) => sync::run(*args),
         Command::Copy(args) => copy::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Ls(args) => ls::run(args),

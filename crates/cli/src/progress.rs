@@ -382,6 +382,9 @@ pub(crate) fn summary_text(report: &Report) -> String {
         if s.immutable > 0 {
             out.push_str(&format!("{} of the skipped: immutable tags, not checked\n", s.immutable));
         }
+        if s.stopped > 0 {
+            out.push_str(&format!("{} not started: the service was stopping\n", s.stopped));
+        }
         out.push_str(&format!(
             "blobs: {} transferred ({}), {} mounted, {} already present\n",
             s.blobs_transferred,

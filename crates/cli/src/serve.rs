@@ -20,18 +20,20 @@ Examples:
   ferry serve --ui web                             # ferry's web page at http://127.0.0.1:5000/ui/
   ferry serve --tls-cert reg.crt --tls-key reg.key # HTTPS (HTTP/2 by ALPN); SIGHUP reloads them
   ferry serve --tls-cert reg.crt --tls-key reg.key --tls-client-ca clients.crt  # mutual TLS
+  ferry serve --metrics-addr 127.0.0.1:5001        # Prometheus metrics at :5001/metrics
   ferry serve --htpasswd ./htpasswd --relay --relay-allow ghcr.io --relay-allow '*.corp.example' \
               --cors-origin https://ferry.example   # job relay at /jobs for the web page
   ferry serve --config ferry.yaml --print-config   # show the effective config
-  ferry serve --config /etc/docker/registry/config.yml  # distribution's config file, as it is";
+  ferry serve --config /etc/docker/registry/config.yml  # distribution's config file, as it is
+  ferry serve gc --root ./ferry-data --dry-run      # what garbage collection would free";
 
 /// Options of `ferry serve`. Every option is also a key of the YAML config file.
 #[derive(Debug, Args)]
 #[command(after_help = AFTER_HELP)]
 pub(crate) struct ServeArgs {
     /// YAML config file (keys: addr, public_url, storage, read_only, delete, cors, auth,
-    /// limits, http, log, ui, tls, relay), or distribution's config.yml (`version: 0.1`) as
-    /// it is; flags given here override its values
+    /// limits, http, log, ui, tls, notifications, relay, metrics_addr), or distribution's
+    /// config.yml (`version: 0.1`) as it is; flags given here override its values
     #[arg(short, long, value_name = "FILE", env = "FERRY_CONFIG")]
     config: Option<PathBuf>,
 
@@ -186,9 +188,25 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
 
+    /// Serve Prometheus metrics at /metrics on this separate address (as distribution's
+    /// debug server), e.g. 0.0.0.0:5001; port 0 picks a free one
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_addr: Option<String>,
+
     /// Print the effective configuration as YAML and exit
     #[arg(long)]
     print_config: bool,
+
+    #[command(subcommand)]
+    command: Option<ServeCommand>,
+}
+
+/// What `ferry serve` runs instead of the registry.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum ServeCommand {
+    /// Garbage collection: delete unreferenced blobs (and untagged manifests with
+    /// --delete-untagged) and expired upload sessions from the registry's storage.
+    Gc(crate::serve_gc::GcArgs),
 }
 
 impl ServeArgs {
@@ -259,6 +277,9 @@ impl ServeArgs {
         }
         set(&mut c.relay.max_jobs, self.relay_max_jobs);
         set(&mut c.relay.max_job_secs, self.relay_max_job_secs);
+        if self.metrics_addr.is_some() {
+            c.metrics_addr = self.metrics_addr;
+        }
         set(&mut c.log.level, self.log_level);
         if let Some(format) = self.log_format {
             c.log.format = if format == "json" { LogFormat::Json } else { LogFormat::Text };
@@ -279,7 +300,10 @@ fn init_logging(config: &Config) {
     }
 }
 
-pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
+pub(crate) fn run(mut args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(ServeCommand::Gc(gc)) = args.command.take() {
+        return crate::serve_gc::run(gc);
+    }
     let (config, print_config, warnings) = args.config()?;
     if print_config {
         for warning in &warnings {
@@ -315,6 +339,18 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
+        if let Some(addr) = config.metrics_addr.as_deref() {
+            let addr = addr.parse().context("metrics_addr")?;
+            let handle = crate::exporter::install(&[(
+                "ferry_serve_request_duration_seconds",
+                ferry_registry::middleware::metrics::LATENCY_SECONDS,
+            )])?;
+            ferry_registry::middleware::metrics::describe();
+            let bound =
+                crate::exporter::spawn(addr, crate::exporter::router(handle, axum::Router::new())).await?;
+            tracing::info!("metrics at http://{bound}/metrics");
+            eprintln!("ferry: metrics at http://{bound}/metrics");
+        }
         let has_ui = config.ui.is_some();
         let has_relay = config.relay.enabled;
         let running = ferry_registry::serve(config).await.context("starting the registry")?;

@@ -18,17 +18,18 @@ use ferry_core::config::{
 };
 use ferry_core::copy::{Job, SyncMachine, SyncOptions};
 use ferry_core::manifest::PlatformFilter;
-use ferry_core::progress::Report;
+use ferry_core::progress::{Event, Report};
 use ferry_core::reference::api_host;
 use ferry_core::referrers::ReferrerFilter;
 use ferry_core::retry::RetryPolicy;
 use ferry_core::shard::Shard;
 use ferry_core::transport::Clock as _;
-use ferry_native::{run_sync, RegistryTls, TlsOptions, TokioClock};
+use ferry_native::{run_sync_until, RegistryTls, TlsOptions, TokioClock};
 
 use crate::common::{self, bad_input};
 use crate::progress::{summary_text, write_report, Progress, ProgressArgs};
 use crate::state::StateFile;
+use crate::watch::WatchArgs;
 
 const AFTER_HELP: &str = "\
 Files are JSON or YAML by their extension (.json, .yaml, .yml), as image-syncer reads them:
@@ -101,6 +102,13 @@ index is a manifest GET, counted against a pull budget like any other. An index 
 a platform filter rewrites loses its own signatures (they sign the full index's digest):
 the plan, the report and --dry-run say so per image; the platforms' images keep theirs.
 
+As a service, --watch: the sync runs every --interval (default 5m) and/or on a cron
+--schedule (UTC), one run at a time; the config files are reloaded when they change or on
+SIGHUP (a config that does not load is reported and the old one keeps running); SIGTERM
+lets the images in flight finish for --drain-timeout, starts nothing new and exits 0.
+--listen serves /healthz, /readyz (503 after --unready-after failed runs in a row) and
+Prometheus /metrics. --report-dir keeps each run's report. See deploy/deployment.yaml.
+
 Credentials from docker's config (~/.docker/config.json, or --docker-config, with its
 credsStore and credHelpers) are used for registries the auth file does not name.
 
@@ -116,7 +124,8 @@ Examples:
   ferry sync --images images.json --progress json --report report.json
   ferry sync --config config.yaml --shard 1/4          # the second of four shares
   ferry sync --images images.json --state ferry-state.json   # killed? run it again
-  JOB_COMPLETION_INDEX=1 ferry sync --config config.yaml --shards 4   # the same";
+  JOB_COMPLETION_INDEX=1 ferry sync --config config.yaml --shards 4   # the same
+  ferry sync --config config.yaml --watch --interval 15m --listen 0.0.0.0:9090";
 
 /// Options of `ferry sync`.
 #[derive(Debug, Clone, Args)]
@@ -222,6 +231,9 @@ pub(crate) struct SyncArgs {
 
     #[command(flatten)]
     pub output: ProgressArgs,
+
+    #[command(flatten)]
+    pub service: WatchArgs,
 }
 
 impl SyncArgs {
@@ -248,11 +260,15 @@ impl SyncArgs {
             shards: None,
             state: None,
             output: ProgressArgs { progress: crate::progress::Mode::Auto, report: None },
+            service: WatchArgs::default(),
         }
     }
 }
 
 pub(crate) fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
+    if args.service.watch {
+        return crate::watch::run(args);
+    }
     let runtime = common::runtime()?;
     let report = runtime.block_on(sync(&args))?;
     Ok(common::job_exit(&report))
@@ -260,7 +276,20 @@ pub(crate) fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
 
 /// Reads the files, runs the job and prints its summary; the report says how it went.
 pub(crate) async fn sync(args: &SyncArgs) -> anyhow::Result<Report> {
-    let config = load(args)?;
+    let prepared = prepare(load(args)?, args)?;
+    execute_until(prepared, &args.output, std::future::pending(), |_| {}).await
+}
+
+/// A job ready to run: the machine's job and options, and the state file it keeps.
+pub(crate) struct Prepared {
+    pub job: Job,
+    pub options: SyncOptions,
+    pub state: Option<Arc<StateFile>>,
+}
+
+/// The job, its options and its state file from a loaded configuration and the flags.
+/// Errors are bad input (exit code 2).
+pub(crate) fn prepare(config: JobConfig, args: &SyncArgs) -> anyhow::Result<Prepared> {
     let platforms = PlatformFilter::new(
         if args.os.is_empty() { &config.os } else { &args.os },
         if args.arch.is_empty() { &config.arch } else { &args.arch },
@@ -303,7 +332,7 @@ pub(crate) async fn sync(args: &SyncArgs) -> anyhow::Result<Report> {
     }
     let mut job = Job::from_config(&config).map_err(bad_input)?;
     job.credentials = credentials(&config, args)?;
-    execute(job, options, &args.output, state).await
+    Ok(Prepared { job, options, state })
 }
 
 /// `--state`, else the config's `state` (relative to the config file's folder).
@@ -362,7 +391,7 @@ const INDEX_VAR: &str = "JOB_COMPLETION_INDEX";
 const SHARDS_VAR: &str = "FERRY_SHARDS";
 
 /// The job's configuration from `--config`, or from `--auth` and `--images`.
-fn load(args: &SyncArgs) -> anyhow::Result<JobConfig> {
+pub(crate) fn load(args: &SyncArgs) -> anyhow::Result<JobConfig> {
     let env = |name: &str| common::env(name);
     if let Some(path) = &args.config {
         let text = common::read_text(path, "config file")?;
@@ -429,6 +458,18 @@ pub(crate) async fn execute(
     output: &ProgressArgs,
     state: Option<Arc<StateFile>>,
 ) -> anyhow::Result<Report> {
+    execute_until(Prepared { job, options, state }, output, std::future::pending(), |_| {}).await
+}
+
+/// As [`execute`], handing each event to `observe` too; once `stop` resolves, no new
+/// image starts and the job ends when those in flight have (`--watch`'s shutdown).
+pub(crate) async fn execute_until(
+    prepared: Prepared,
+    output: &ProgressArgs,
+    stop: impl std::future::Future<Output = ()>,
+    mut observe: impl FnMut(&Event),
+) -> anyhow::Result<Report> {
+    let Prepared { job, options, state } = prepared;
     let mut transport = common::transport(&job.endpoints.insecure)?;
     if let Some(state) = &state {
         transport = transport.with_journal(state.clone());
@@ -438,13 +479,14 @@ pub(crate) async fn execute(
     let dry_run = options.dry_run;
     let mut machine = SyncMachine::new(job, options, now, wall);
     let mut progress = Progress::new(output.progress, dry_run);
-    let result = run_sync(&mut machine, &transport, &clock, |event| {
+    let on_event = |event: Event| {
+        observe(&event);
         if let Some(state) = &state {
             state.on_event(&event);
         }
-        progress.on_event(&event)
-    })
-    .await;
+        progress.on_event(&event);
+    };
+    let result = run_sync_until(&mut machine, &transport, &clock, on_event, stop).await;
     progress.finish();
     result.context("driving the copy job")?;
     if let Some(state) = &state {

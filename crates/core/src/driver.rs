@@ -30,13 +30,33 @@ pub async fn run<M, T, C>(
     machine: &mut M,
     transport: &T,
     clock: &C,
-    mut on_event: impl FnMut(Event),
+    on_event: impl FnMut(Event),
 ) -> Result<(), Misuse>
 where
     M: Machine,
     T: Transport + ?Sized,
     C: Clock + ?Sized,
 {
+    run_until(machine, transport, clock, on_event, std::future::pending()).await
+}
+
+/// As [`run`], and once `stop` resolves, [`Machine::stop`]s the machine: nothing new
+/// starts, and the run ends when the work in flight has (a service's graceful shutdown).
+/// A caller with a deadline drops the returned future when it passes: transfers in flight
+/// are then abandoned uncommitted, and no manifest of theirs is pushed.
+pub async fn run_until<M, T, C>(
+    machine: &mut M,
+    transport: &T,
+    clock: &C,
+    mut on_event: impl FnMut(Event),
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), Misuse>
+where
+    M: Machine,
+    T: Transport + ?Sized,
+    C: Clock + ?Sized,
+{
+    let mut stop = Some(Box::pin(stop));
     let mut in_flight = FuturesUnordered::new();
     let mut counters: BTreeMap<ActionId, (Arc<AtomicU64>, u64)> = BTreeMap::new();
     loop {
@@ -67,16 +87,29 @@ where
             let tick = now + PROGRESS_INTERVAL;
             deadline = Some(deadline.map_or(tick, |d| d.min(tick)));
         }
-        let done = match (in_flight.is_empty(), deadline) {
-            (true, None) => return Err(Misuse::Stalled),
-            (true, Some(at)) => {
-                clock.sleep_until(at).await;
-                None
+        let wait = async {
+            match (in_flight.is_empty(), deadline) {
+                (true, None) => Err(Misuse::Stalled),
+                (true, Some(at)) => {
+                    clock.sleep_until(at).await;
+                    Ok(None)
+                }
+                (false, None) => Ok(in_flight.next().await),
+                (false, Some(at)) => match select(in_flight.next(), clock.sleep_until(at)).await {
+                    Either::Left((done, _)) => Ok(done),
+                    Either::Right(((), _)) => Ok(None),
+                },
             }
-            (false, None) => in_flight.next().await,
-            (false, Some(at)) => match select(in_flight.next(), clock.sleep_until(at)).await {
-                Either::Left((done, _)) => done,
-                Either::Right(((), _)) => None,
+        };
+        let done = match stop.as_mut() {
+            None => wait.await?,
+            Some(signal) => match select(Box::pin(wait), signal.as_mut()).await {
+                Either::Left((done, _)) => done?,
+                Either::Right(((), _)) => {
+                    stop = None;
+                    machine.stop(clock.now());
+                    continue;
+                }
             },
         };
         let now = clock.now();

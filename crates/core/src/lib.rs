@@ -20,6 +20,7 @@ pub mod driver;
 pub mod error;
 pub mod error_body;
 pub mod fetch;
+pub mod gc;
 mod listing;
 pub mod machine;
 pub mod manifest;

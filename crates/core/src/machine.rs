@@ -84,6 +84,10 @@ pub trait Machine {
     fn handle_timeout(&mut self, now: Instant);
     /// Whether the job is over (its last event has been handed out or is queued).
     fn is_finished(&self) -> bool;
+    /// Stop starting work: what is in flight runs to its end (a driver keeps feeding it),
+    /// nothing new starts, and the job finishes as soon as the work in flight has. For a
+    /// service's graceful shutdown. Calling it again changes nothing.
+    fn stop(&mut self, now: Instant);
 }
 
 /// What a machine built over a [`Session`] supplies; the [`Machine`] verbs come with it.
@@ -101,6 +105,8 @@ pub(crate) trait SessionMachine {
     fn on_progress(&mut self, _purpose: Self::Purpose, _bytes: u64) {}
     /// Every outcome of one input has been routed: the machine may finish now.
     fn settle(&mut self, _now: Instant) {}
+    /// Start no new work; see [`Machine::stop`].
+    fn stop_starting(&mut self, _now: Instant) {}
     fn finished(&self) -> bool;
 
     /// Routes every ended call, then lets the machine settle.
@@ -144,5 +150,10 @@ impl<M: SessionMachine> Machine for M {
 
     fn is_finished(&self) -> bool {
         self.finished()
+    }
+
+    fn stop(&mut self, now: Instant) {
+        self.stop_starting(now);
+        self.pump(now);
     }
 }

@@ -333,6 +333,15 @@ pub struct Summary {
     /// smallest window they were run in.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rate_limits: Vec<WindowReport>,
+    /// Small requests (not transfers) by registry, class and status, retries included:
+    /// what a service's metrics count. Their counts add up to `requests` less those still
+    /// unanswered when the job ended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests_by: Vec<RequestCount>,
+    /// Images never started because the job was stopped (a service shutting down); they
+    /// are `pending` in the report.
+    #[serde(default, skip_serializing_if = "is_zero_count")]
+    pub stopped: usize,
     /// The registries that advertised a request budget: what it was, what the job
     /// counted against it, and how long it waited for it to reset.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -365,6 +374,64 @@ impl ReferrerTotals {
     fn is_empty(&self) -> bool {
         *self == ReferrerTotals::default()
     }
+}
+
+/// What a small request was for: the action classes of [`crate::window`], plus token
+/// requests to an authorisation service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestClass {
+    /// `GET`/`HEAD` of a manifest.
+    ManifestRead,
+    /// `GET`/`HEAD` of a blob.
+    BlobRead,
+    /// Upload requests and manifest pushes.
+    Upload,
+    /// Cross-repository mounts.
+    Mount,
+    /// Tag lists, the catalog, referrers.
+    Listing,
+    /// Token requests for a registry's Bearer challenge.
+    Token,
+}
+
+impl From<ActionClass> for RequestClass {
+    fn from(class: ActionClass) -> Self {
+        match class {
+            ActionClass::ManifestRead => RequestClass::ManifestRead,
+            ActionClass::BlobRead => RequestClass::BlobRead,
+            ActionClass::Upload => RequestClass::Upload,
+            ActionClass::Mount => RequestClass::Mount,
+            ActionClass::Listing => RequestClass::Listing,
+        }
+    }
+}
+
+impl RequestClass {
+    /// The snake_case name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestClass::ManifestRead => "manifest_read",
+            RequestClass::BlobRead => "blob_read",
+            RequestClass::Upload => "upload",
+            RequestClass::Mount => "mount",
+            RequestClass::Listing => "listing",
+            RequestClass::Token => "token",
+        }
+    }
+}
+
+/// How many small requests one registry answered with one status, for one class.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestCount {
+    /// The registry, as references name it.
+    pub registry: String,
+    /// What the requests were for.
+    pub class: RequestClass,
+    /// The HTTP status; `None` when no answer came (a refused or broken connection).
+    pub status: Option<u16>,
+    /// How many.
+    pub count: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

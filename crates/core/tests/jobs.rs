@@ -9,7 +9,7 @@ use ferry_core::digest::Digest;
 use ferry_core::driver;
 use ferry_core::error::ErrorKind;
 use ferry_core::machine::{Completion, Machine, Misuse};
-use ferry_core::progress::{Event, ImageOutcome, JobStatus};
+use ferry_core::progress::{Event, ImageOutcome, JobStatus, RequestClass};
 use ferry_core::referrers::ReferrerFilter;
 use ferry_core::testkit::{
     FakeAuth, Fault, FaultAnswer, ImageBuilder, Network, SimClock, SimTransport, Simulation,
@@ -68,6 +68,18 @@ fn bearer_tokens_are_fetched_once_per_scope_and_reused() {
         );
         let unauthorised = sim.network.log.iter().filter(|r| r.status == 401).count();
         assert_eq!(unauthorised, challenged, "proc {proc}");
+        // The summary's tally counts the token request under its own class, and the 401s.
+        let tally = |class: Option<RequestClass>, status: u16| -> u64 {
+            let by = &report.summary.requests_by;
+            by.iter()
+                .filter(|c| c.status == Some(status) && class.is_none_or(|class| c.class == class))
+                .map(|c| c.count)
+                .sum()
+        };
+        assert_eq!(tally(Some(RequestClass::Token), 200), 1, "proc {proc}");
+        assert_eq!(tally(None, 401), challenged as u64, "proc {proc}");
+        let total: u64 = report.summary.requests_by.iter().map(|c| c.count).sum();
+        assert_eq!(total, report.summary.requests, "proc {proc}: every small request once");
     }
 }
 

@@ -46,3 +46,15 @@ pub async fn run_sync(
 ) -> Result<(), Misuse> {
     ferry_core::driver::run(machine, transport, clock, on_event).await
 }
+
+/// As [`run_sync`], and stops the machine (nothing new starts, work in flight ends) once
+/// `stop` resolves. A thin wrapper of [`ferry_core::driver::run_until`].
+pub async fn run_sync_until(
+    machine: &mut impl Machine,
+    transport: &NativeTransport,
+    clock: &TokioClock,
+    on_event: impl FnMut(Event),
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), Misuse> {
+    ferry_core::driver::run_until(machine, transport, clock, on_event, stop).await
+}

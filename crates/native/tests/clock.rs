@@ -65,6 +65,7 @@ impl Machine for TwoSteps {
     fn is_finished(&self) -> bool {
         self.actions.is_empty() && self.then.is_none() && self.transfers.len() == 1
     }
+    fn stop(&mut self, _: Instant) {}
 }
 
 #[tokio::test]

@@ -38,6 +38,7 @@
 //!     - { prefix: docker.io/, url: https://registry-1.docker.io, tag_ttl_secs: 300 }
 //!     - { prefix: ghcr.io/, url: https://ghcr.io, username: u, password: p }
 //!   allow_push: false
+//! metrics_addr: 127.0.0.1:5001   # Prometheus /metrics on a port of its own
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -80,6 +81,9 @@ pub struct Config {
     pub notifications: NotificationsConfig,
     /// Upstreams this registry is a pull-through cache of ([`crate::cache`]).
     pub proxy: ProxyConfig,
+    /// Where `ferry serve` answers Prometheus's `/metrics`: an address of its own, as
+    /// distribution's debug server. Unset: no metrics endpoint.
+    pub metrics_addr: Option<String>,
 }
 
 /// The job relay ([`crate::relay`]).
@@ -130,6 +134,7 @@ impl Default for Config {
             relay: RelayConfig::default(),
             notifications: NotificationsConfig::default(),
             proxy: ProxyConfig::default(),
+            metrics_addr: None,
         }
     }
 }
@@ -205,11 +210,36 @@ pub struct StorageConfig {
     pub driver: String,
     /// Root directory of the `filesystem` driver.
     pub root: PathBuf,
+    /// Expiry of abandoned upload sessions (distribution's `maintenance.uploadpurging`),
+    /// applied by `ferry serve gc`.
+    pub upload_purging: UploadPurgingConfig,
+    /// Seconds `/healthz` waits for the driver's health check before answering 503.
+    pub health_timeout_secs: u64,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { driver: "filesystem".into(), root: PathBuf::from("./ferry-data") }
+        StorageConfig {
+            driver: "filesystem".into(),
+            root: PathBuf::from("./ferry-data"),
+            upload_purging: UploadPurgingConfig::default(),
+            health_timeout_secs: 5,
+        }
+    }
+}
+
+/// Upload sessions older than `age_secs` are abandoned: `ferry serve gc` removes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadPurgingConfig {
+    pub enabled: bool,
+    /// Seconds since the session started (distribution's default: 168h).
+    pub age_secs: u64,
+}
+
+impl Default for UploadPurgingConfig {
+    fn default() -> Self {
+        UploadPurgingConfig { enabled: true, age_secs: 168 * 3600 }
     }
 }
 
@@ -627,6 +657,9 @@ impl Config {
         let invalid = |key, message: &str| Err(ConfigError::Invalid { key, message: message.into() });
         if self.addr.parse::<std::net::SocketAddr>().is_err() {
             return invalid("addr", "expected host:port with an IP address, like 127.0.0.1:5000");
+        }
+        if self.metrics_addr.as_deref().is_some_and(|a| a.parse::<std::net::SocketAddr>().is_err()) {
+            return invalid("metrics_addr", "expected host:port with an IP address, like 127.0.0.1:5001");
         }
         if !crate::driver::DRIVERS.iter().any(|d| d.name == self.storage.driver) {
             return invalid("storage.driver", "expected `filesystem` or `memory`");

@@ -96,6 +96,7 @@ impl std::error::Error for RegistryError {}
 
 impl From<StorageError> for RegistryError {
     fn from(err: StorageError) -> Self {
+        metrics::counter!("ferry_serve_storage_errors_total").increment(1);
         RegistryError::internal("storage", err)
     }
 }

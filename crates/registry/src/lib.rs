@@ -17,6 +17,7 @@
 //! state                      AppState: what every handler shares
 //! notify                     events to notification endpoints, bounded queues
 //! access                     Action, Identity, Authenticator, policy, tokens
+//! gc                         `ferry serve gc`: lists and deletes what ferry-core's marking decides
 //! store                      the registry's objects over a driver: blobs, manifests, tags,
 //!                            referrers, upload sessions (layout, uploads)
 //! error, driver, config,     the answer type, the storage drivers (paths and bytes only),
@@ -51,6 +52,7 @@ pub mod cache;
 pub mod config;
 pub mod driver;
 pub mod error;
+pub mod gc;
 pub mod middleware;
 pub mod notify;
 pub mod random;

@@ -76,7 +76,8 @@ export interface Summary {
   blobs_transferred: number; blobs_mounted: number; blobs_present: number;
   bytes_transferred: number; requests: number; transfers: number; retries: number;
   elapsed_ms: number; rounds: number; dry_run?: boolean; immutable?: number; bytes_to_copy?: number; repositories?: number; shard?: Shard; failures?: Failure[];
-  rate_limits?: WindowReport[]; budgets?: BudgetReport[]; forecast?: RegistryRequests[]; referrers?: ReferrerTotals;
+  rate_limits?: WindowReport[]; requests_by?: RequestCount[]; stopped?: number; budgets?: BudgetReport[];
+  forecast?: RegistryRequests[]; referrers?: ReferrerTotals;
 }
 /** What became of the images' referrers (signatures, SBOMs, attestations). */
 export interface ReferrerTotals { copied: number; skipped: number; failed: number; dropped?: number; indexed?: number }
@@ -90,6 +91,10 @@ export interface RegistryRequests { registry: string; requests: number; counted:
 export type ActionClass = "manifest_read" | "blob_read" | "upload" | "mount" | "listing";
 /** A window that was pushed back (429/503): how often, and the smallest it got (absent at fixed concurrency). */
 export interface WindowReport { registry: string; class: ActionClass; pushbacks: number; smallest_window?: number }
+/** What a small request was for: an action class, or a token request. */
+export type RequestClass = ActionClass | "token";
+/** Small requests one registry answered with one status (null: no answer), for one class. */
+export interface RequestCount { registry: string; class: RequestClass; status: number | null; count: number }
 /** One progress event: a line of `ferry sync --progress json`. The last is `job_finished`. */
 export type ProgressEvent =
   | { event: "plan_failed"; source: string; destination: string; reason: string; kind: FailureKind; retryable: boolean }

@@ -17,7 +17,7 @@ use ferry_core::budget::BudgetReport;
 use ferry_core::copy::RegistryRequests;
 use ferry_core::diff::{DiffReport, TagDiff, TagStatus};
 use ferry_core::progress::{
-    BlobOutcome, Event, Failure, ImageOutcome, ImageReport, JobStatus, Report, Summary,
+    BlobOutcome, Event, Failure, ImageOutcome, ImageReport, JobStatus, Report, RequestCount, Summary,
 };
 use ferry_core::window::WindowReport;
 use serde::de::{self, DeserializeOwned, Visitor};
@@ -111,6 +111,7 @@ fn declared_interfaces_name_every_field_of_the_core_structs() {
         ("Summary", fields::<Summary>()),
         ("Failure", fields::<Failure>()),
         ("WindowReport", fields::<WindowReport>()),
+        ("RequestCount", fields::<RequestCount>()),
         ("BudgetReport", fields::<BudgetReport>()),
         ("RegistryRequests", fields::<RegistryRequests>()),
         ("ImageReport", fields::<ImageReport>()),

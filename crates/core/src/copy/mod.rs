@@ -201,6 +201,8 @@ pub struct SyncMachine {
     /// The pass over the queue under way, from 1.
     round: u32,
     started: Instant,
+    /// Set by [`Machine::stop`](crate::machine::Machine::stop): no image or round starts.
+    stopping: bool,
     finished: bool,
 }
 
@@ -233,6 +235,7 @@ impl SyncMachine {
             forecast: Forecast::default(),
             round: 1,
             started: now,
+            stopping: false,
             finished: false,
             ctx: Context { endpoints: job.endpoints, options },
         };
@@ -277,6 +280,10 @@ impl SyncMachine {
         summary.transfers = self.session.stats.transfers;
         summary.retries = self.session.stats.retries;
         summary.rate_limits = self.session.window_report();
+        summary.requests_by = self.session.stats.request_counts();
+        if self.stopping {
+            summary.stopped = self.images.iter().filter(|i| i.outcome() == ImageOutcome::Pending).count();
+        }
         summary.budgets = self.session.budget_report();
         if self.ctx.options.dry_run {
             summary.forecast = self.forecast.report();
@@ -361,7 +368,7 @@ impl SyncMachine {
     /// source image (queued next to each other) start together, so that their blobs are
     /// read once: `proc` may be passed by the siblings of the last image started.
     fn fill(&mut self, now: Instant) {
-        while self.active < self.ctx.options.proc.max(1) {
+        while !self.stopping && self.active < self.ctx.options.proc.max(1) {
             let Some(first) = self.queue.pop_front() else { break };
             let source = self.images[first.0].task().source.clone();
             let mut started = vec![first];
@@ -409,7 +416,7 @@ impl SyncMachine {
         {
             return;
         }
-        if self.round <= self.ctx.options.rounds && self.start_round(now) {
+        if !self.stopping && self.round <= self.ctx.options.rounds && self.start_round(now) {
             return;
         }
         self.finished = true;
@@ -664,6 +671,13 @@ impl SessionMachine for SyncMachine {
 
     fn settle(&mut self, now: Instant) {
         self.check_finished(now);
+    }
+
+    /// Queued images stay queued (`pending` in the report, counted in `stopped`); images
+    /// in flight, and listings in flight, run to their end; no further round starts.
+    fn stop_starting(&mut self, _now: Instant) {
+        self.stopping = true;
+        self.queue.clear();
     }
 
     fn finished(&self) -> bool {

@@ -25,7 +25,7 @@ use crate::auth::{self, Challenge, CredentialStore, Scheme, Scope, Token};
 use crate::budget::{Admit, BudgetId, BudgetReport, Budgets};
 use crate::error::{Error, ErrorKind};
 use crate::machine::{Completion, Misuse};
-use crate::progress::Event;
+use crate::progress::{Event, RequestClass, RequestCount};
 use crate::ratelimit::counts_against_limit;
 use crate::retry::{parse_retry_after, FailureClass, RetryPolicy, Rng};
 use crate::time::{Instant, WallClock};
@@ -182,11 +182,37 @@ pub(crate) struct Learned {
 }
 
 /// Counters the job summary reports.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct SessionStats {
     pub requests: u64,
     pub transfers: u64,
     pub retries: u64,
+    /// Answered and failed small requests by registry, class and status (`None`: no answer).
+    answers: BTreeMap<(String, RequestClass, Option<u16>), u64>,
+}
+
+impl SessionStats {
+    /// The tally of small requests, in a stable order.
+    pub(crate) fn request_counts(&self) -> Vec<RequestCount> {
+        self.answers
+            .iter()
+            .map(|((registry, class, status), count)| RequestCount {
+                registry: registry.clone(),
+                class: *class,
+                status: *status,
+                count: *count,
+            })
+            .collect()
+    }
+
+    fn count(&mut self, registry: &str, class: RequestClass, completion: &Completion) {
+        let status = match completion {
+            Completion::Response(response) => Some(response.status().as_u16()),
+            Completion::Failure(TransportError::Status { status, .. }) => Some(*status),
+            Completion::Failure(_) | Completion::Transfer(_) => None,
+        };
+        *self.answers.entry((registry.to_owned(), class, status)).or_default() += 1;
+    }
 }
 
 pub(crate) struct Session<P> {
@@ -362,6 +388,7 @@ impl<P> Session<P> {
             _ => {}
         }
         self.in_flight.remove(&id);
+        self.tally(pending, &completion);
         let released = match pending {
             Pending::Call(call) => self.feed_windows(call, &completion, now),
             _ => Vec::new(),
@@ -386,6 +413,28 @@ impl<P> Session<P> {
         }
         self.drain(&released, now);
         Ok(())
+    }
+
+    /// Counts an answered small request under its registry, class and status.
+    fn tally(&mut self, pending: Pending, completion: &Completion) {
+        let (registry, class) = match pending {
+            Pending::Call(call) => match self.calls.get(&call).map(|c| &c.call) {
+                Some(Call::Send { request, auth }) => {
+                    let uri = request.uri();
+                    (
+                        auth.registry.clone(),
+                        ActionClass::of_request(request.method(), uri.path(), uri.query()).into(),
+                    )
+                }
+                _ => return,
+            },
+            Pending::Token(key) => match self.fetches.get(&key) {
+                Some(fetch) => (fetch.registry.clone(), RequestClass::Token),
+                None => return,
+            },
+            Pending::Window(_) | Pending::Budget(_) => return,
+        };
+        self.stats.count(&registry, class, completion);
     }
 
     /// Tells the windows a call holds how its attempt went, before any retry is scheduled:

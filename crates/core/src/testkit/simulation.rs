@@ -38,6 +38,8 @@ pub struct Simulation {
     pub max_transfers: usize,
     /// Every transfer handed out, with when: a test reads its share groups.
     pub started_transfers: Vec<(Instant, Transfer)>,
+    /// When to [`Machine::stop`] the machine, as a service's shutdown signal would.
+    pub stop_at: Option<Instant>,
 }
 
 impl Simulation {
@@ -56,6 +58,7 @@ impl Simulation {
             transfers: 0,
             max_transfers: 0,
             started_transfers: Vec::new(),
+            stop_at: None,
         }
     }
 
@@ -80,6 +83,12 @@ impl Simulation {
                 (None, Some(b)) => b,
                 (None, None) => return Err(Misuse::Stalled),
             };
+            if let Some(at) = self.stop_at.filter(|at| *at <= next) {
+                self.now = self.now.max(at);
+                self.stop_at = None;
+                machine.stop(self.now);
+                continue;
+            }
             self.now = self.now.max(next);
             if completion == Some(next) {
                 let Some((_, (id, done, transfer))) = self.pending.pop_first() else { continue };

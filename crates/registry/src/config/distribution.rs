@@ -3,7 +3,8 @@
 //! A file whose top level has `version` (distribution requires `version: 0.1`) is
 //! distribution's format. Every key ferry supports is mapped onto [`Config`]; every other
 //! key gets one line naming it and saying what ferry does instead: a warning when ferry
-//! behaves safely without it (a cache, a debug server, log hooks), an error when serving
+//! behaves safely without it (a cache, a debug server without Prometheus, log hooks; with
+//! `prometheus.enabled` its address becomes `metrics_addr`), an error when serving
 //! without it would change who may do what or where the data goes (an S3 driver, an
 //! external token server, a URL prefix), and for keys distribution does not know either.
 //!
@@ -127,6 +128,29 @@ fn unknown(t: &mut Translation, key: &str) {
     ));
 }
 
+/// `storage.maintenance.uploadpurging: {enabled, age, interval, dryrun}`: ferry applies
+/// `enabled` and `age` when `ferry serve gc` runs, not on an interval.
+fn upload_purging(t: &mut Translation, value: &Value) {
+    for (key, value) in entries(value) {
+        match key.as_str() {
+            "enabled" => t.config.storage.upload_purging.enabled = scalar(value).as_deref() == Some("true"),
+            "age" => match scalar(value).as_deref().and_then(go_duration) {
+                Some(secs) => t.config.storage.upload_purging.age_secs = secs as u64,
+                None => t.errors.push(
+                    "config key `storage.maintenance.uploadpurging.age`: expected a duration like 168h"
+                        .into(),
+                ),
+            },
+            "interval" | "dryrun" => warn(
+                t,
+                &format!("storage.maintenance.uploadpurging.{key}"),
+                "ferry purges abandoned uploads when `ferry serve gc` runs (its --dry-run deletes nothing)",
+            ),
+            other => unknown(t, &format!("storage.maintenance.uploadpurging.{other}")),
+        }
+    }
+}
+
 fn log(t: &mut Translation, value: &Value) {
     let mut access_log_off = false;
     for (key, value) in entries(value) {
@@ -191,12 +215,7 @@ fn storage(t: &mut Translation, value: &Value) {
                 for (key, value) in entries(value) {
                     match key.as_str() {
                         "readonly" => t.config.read_only = flag(value, "enabled"),
-                        "uploadpurging" => warn(
-                            t,
-                            "storage.maintenance.uploadpurging",
-                            "ferry removes an upload's files when it is cancelled, and temporary files at \
-                             start; no periodic purge",
-                        ),
+                        "uploadpurging" => upload_purging(t, value),
                         other => unknown(t, &format!("storage.maintenance.{other}")),
                     }
                 }
@@ -245,9 +264,7 @@ fn http(t: &mut Translation, value: &Value) {
             }
             "headers" => headers(t, value),
             "tls" => tls(t, value),
-            "debug" => {
-                warn(t, "http.debug", "ferry has no debug server; /healthz and /livez are on http.addr")
-            }
+            "debug" => debug(t, value),
             "http2" | "h2c" => {
                 warn(t, &format!("http.{key}"), "ferry decides HTTP/2 itself (TLS with ALPN); ignored")
             }
@@ -258,14 +275,50 @@ fn http(t: &mut Translation, value: &Value) {
 
 /// distribution's `:5000` listens on every interface; ferry needs the address spelled out.
 fn addr(t: &mut Translation, addr: String) {
+    t.config.addr = spell_addr(t, "http.addr", addr);
+}
+
+fn spell_addr(t: &mut Translation, key: &str, addr: String) -> String {
     let spelled = if addr.starts_with(':') { format!("0.0.0.0{addr}") } else { addr };
     let spelled = spelled.replacen("localhost:", "127.0.0.1:", 1);
     if spelled.parse::<std::net::SocketAddr>().is_err() {
         t.errors.push(format!(
-            "config key `http.addr`: ferry needs an IP address and port, like 127.0.0.1:5000 or :5000, not {spelled:?}"
+            "config key `{key}`: ferry needs an IP address and port, like 127.0.0.1:5000 or :5000, not {spelled:?}"
         ));
     }
-    t.config.addr = spelled;
+    spelled
+}
+
+/// distribution's debug server, `http.debug: {addr, prometheus: {enabled, path}}`: ferry's
+/// serves Prometheus's `/metrics` alone, at `metrics_addr`; health stays on `http.addr`.
+fn debug(t: &mut Translation, value: &Value) {
+    let mut addr = None;
+    let mut prometheus = false;
+    for (key, value) in entries(value) {
+        match key.as_str() {
+            "addr" => addr = scalar(value),
+            "prometheus" => {
+                prometheus = flag(value, "enabled");
+                let path = entries(value).into_iter().find(|(k, _)| k == "path").and_then(|(_, v)| scalar(v));
+                if path.is_some_and(|p| p != "/metrics") {
+                    warn(t, "http.debug.prometheus.path", "ferry serves its metrics at /metrics; ignored");
+                }
+            }
+            other => unknown(t, &format!("http.debug.{other}")),
+        }
+    }
+    match (prometheus, addr) {
+        (true, Some(addr)) => t.config.metrics_addr = Some(spell_addr(t, "http.debug.addr", addr)),
+        (true, None) => {
+            t.errors.push("config key `http.debug.addr`: missing; the metrics need an address".to_owned())
+        }
+        (false, _) => warn(
+            t,
+            "http.debug",
+            "ferry's debug server serves Prometheus metrics only (prometheus: {enabled: true}); \
+             /healthz and /livez are on http.addr",
+        ),
+    }
 }
 
 fn headers(t: &mut Translation, value: &Value) {
@@ -509,7 +562,7 @@ mod tests {
     fn keys_map_table() {
         let t = read(
             "version: '0.1'\nlog: {level: debug, formatter: json}\n\
-             storage: {inmemory: {}, delete: {enabled: true}, maintenance: {readonly: {enabled: true}}, redirect: {disable: true}}\n\
+             storage: {inmemory: {}, delete: {enabled: true}, maintenance: {readonly: {enabled: true}, uploadpurging: {enabled: true, age: 2h30m}}, redirect: {disable: true}}\n\
              http: {addr: 127.0.0.1:5001, host: https://r.example, headers: {Access-Control-Allow-Origin: ['http://a'], \
              Access-Control-Allow-Credentials: ['true']}, tls: {certificate: /c, key: /k, clientcas: [/ca], minimumtls: tls1.2}}\n\
              auth: {htpasswd: {realm: r, path: /h}}\n",
@@ -519,6 +572,7 @@ mod tests {
         assert_eq!((c.log.level.as_str(), c.log.format), ("debug", LogFormat::Json));
         assert_eq!(c.storage.driver, "memory");
         assert!(c.delete && c.read_only);
+        assert_eq!((c.storage.upload_purging.enabled, c.storage.upload_purging.age_secs), (true, 9000));
         assert_eq!(c.addr, "127.0.0.1:5001");
         assert_eq!(c.public_url.as_deref(), Some("https://r.example"));
         assert_eq!(c.cors.origins, vec!["http://a".to_string()]);
@@ -526,6 +580,50 @@ mod tests {
         assert_eq!(c.tls.client_ca, Some(PathBuf::from("/ca")));
         assert_eq!(c.auth.htpasswd, Some(PathBuf::from("/h")));
         assert_eq!(c.auth.realm, "r");
+    }
+
+    #[test]
+    fn the_debug_servers_prometheus_becomes_the_metrics_address() {
+        let base = "version: 0.1\nstorage: {inmemory: {}}\n";
+        struct Case {
+            debug: &'static str,
+            metrics_addr: Option<&'static str>,
+            /// The key a warning names, if one is given.
+            warning: Option<&'static str>,
+            /// The key an error names, if one is given.
+            error: Option<&'static str>,
+        }
+        let case = |debug, metrics_addr, warning, error| Case { debug, metrics_addr, warning, error };
+        let cases = [
+            case(
+                "{addr: ':5001', prometheus: {enabled: true, path: /metrics}}",
+                Some("0.0.0.0:5001"),
+                None,
+                None,
+            ),
+            case("{addr: 'localhost:5001', prometheus: {enabled: true}}", Some("127.0.0.1:5001"), None, None),
+            case(
+                "{addr: ':5001', prometheus: {enabled: true, path: /m}}",
+                Some("0.0.0.0:5001"),
+                Some("`http.debug.prometheus.path`"),
+                None,
+            ),
+            case("{addr: ':5001'}", None, Some("`http.debug`"), None),
+            case("{prometheus: {enabled: true}}", None, None, Some("`http.debug.addr`")),
+        ];
+        for Case { debug, metrics_addr, warning, error } in cases {
+            let t = read(&format!("{base}http: {{addr: ':5000', debug: {debug}}}\n"));
+            assert_eq!(t.config.metrics_addr.as_deref(), metrics_addr, "{debug}");
+            let warned: Vec<&String> = t.warnings.iter().filter(|w| w.contains("http.debug")).collect();
+            assert_eq!(warned.len(), usize::from(warning.is_some()), "{debug}: {:?}", t.warnings);
+            if let Some(key) = warning {
+                assert!(warned[0].contains(key), "{debug}: {warned:?}");
+            }
+            match error {
+                Some(key) => assert!(t.errors.iter().any(|e| e.contains(key)), "{debug}: {:?}", t.errors),
+                None => assert!(t.errors.is_empty(), "{debug}: {:?}", t.errors),
+            }
+        }
     }
 
     #[test]
@@ -603,9 +701,14 @@ mod tests {
             ("http: {secret: s, debug: {addr: ':5001'}}", "`http.debug`", false),
             ("http: {headers: {X-Frame-Options: [deny]}}", "`http.headers.X-Frame-Options`", false),
             (
-                "storage: {filesystem: {rootdirectory: /r}, maintenance: {uploadpurging: {enabled: true}}}",
-                "uploadpurging",
+                "storage: {filesystem: {rootdirectory: /r}, maintenance: {uploadpurging: {interval: 24h}}}",
+                "uploadpurging.interval",
                 false,
+            ),
+            (
+                "storage: {filesystem: {rootdirectory: /r}, maintenance: {uploadpurging: {age: soon}}}",
+                "uploadpurging.age",
+                true,
             ),
         ];
         for (extra, key, is_error) in cases {

@@ -134,7 +134,7 @@ impl StorageDriver for FilesystemDriver {
 
     async fn stat(&self, path: &str) -> Result<FileInfo, StorageError> {
         let meta = fs::metadata(self.full(path)?).await.map_err(|e| StorageError::io(path, e))?;
-        Ok(FileInfo { size: meta.len(), is_dir: meta.is_dir() })
+        Ok(FileInfo { size: meta.len(), is_dir: meta.is_dir(), modified: meta.modified().ok() })
     }
 
     async fn list(&self, path: &str) -> Result<Vec<String>, StorageError> {

@@ -79,12 +79,12 @@ impl StorageDriver for MemoryDriver {
     async fn stat(&self, path: &str) -> Result<FileInfo, StorageError> {
         check_path(path)?;
         if let Some(bytes) = self.read().get(path) {
-            return Ok(FileInfo { size: bytes.len() as u64, is_dir: false });
+            return Ok(FileInfo { size: bytes.len() as u64, is_dir: false, modified: None });
         }
         if self.children(path).is_empty() {
             Err(StorageError::NotFound(path.to_owned()))
         } else {
-            Ok(FileInfo { size: 0, is_dir: true })
+            Ok(FileInfo { size: 0, is_dir: true, modified: None })
         }
     }
 

@@ -64,6 +64,9 @@ impl StorageError {
 pub struct FileInfo {
     pub size: u64,
     pub is_dir: bool,
+    /// When the file was last written, if the driver keeps it (the garbage collector's
+    /// grace period counts from it).
+    pub modified: Option<std::time::SystemTime>,
 }
 
 /// A storage backend. All methods are safe to call concurrently on different paths.
@@ -198,7 +201,8 @@ pub(crate) mod tests {
         driver.put_content("x/y", b"one").await.unwrap();
         driver.put_content("x/y", b"two!").await.unwrap();
         assert_eq!(driver.get_content("x/y").await.unwrap(), b"two!");
-        assert_eq!(driver.stat("x/y").await.unwrap(), FileInfo { size: 4, is_dir: false });
+        let info = driver.stat("x/y").await.unwrap();
+        assert_eq!((info.size, info.is_dir), (4, false));
         assert!(driver.stat("x").await.unwrap().is_dir);
 
         let mut w = driver.writer("up/data", 0).await.unwrap();

@@ -97,11 +97,15 @@ impl Uploads {
 
     fn slot(&self, id: &UploadId) -> Arc<Mutex<Session>> {
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        sessions.entry(id.clone()).or_default().clone()
+        let slot = sessions.entry(id.clone()).or_default().clone();
+        metrics::gauge!("ferry_serve_upload_sessions").set(sessions.len() as f64);
+        slot
     }
 
     fn forget(&self, id: &UploadId) {
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.remove(id);
+        metrics::gauge!("ferry_serve_upload_sessions").set(sessions.len() as f64);
     }
 
     /// Starts a session.
