@@ -789,7 +789,6 @@ impl<P> Session<P> {
     }
 }
 
-/// The challenge a client answers, from a `WWW-Authenticate` value.
 /// The most a window grows to unless the machine says otherwise.
 const DEFAULT_CEILING: usize = 8;
 
