@@ -18,8 +18,8 @@
 //! Entries: `host`, `host:port`, `*.example.com` (any name below example.com, not
 //! example.com itself), `*.example.com:443`, IPv4 addresses, and `[v6]` addresses.
 
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The hosts a relay may reach. Empty: none.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
