@@ -127,6 +127,8 @@ pub(crate) struct Shrunk {
 pub(crate) struct Windows {
     adaptive: bool,
     ceiling: usize,
+    /// A new window's limit: `None` opens it until a pushback.
+    start: Option<f64>,
     all: Vec<Window>,
     index: BTreeMap<WindowKey, WindowId>,
 }
@@ -135,7 +137,14 @@ impl Windows {
     /// Windows that adapt (or, when `adaptive` is false, only count pushbacks), growing
     /// to at most `ceiling`.
     pub(crate) fn new(adaptive: bool, ceiling: usize) -> Self {
-        Windows { adaptive, ceiling: ceiling.max(1), all: Vec::new(), index: BTreeMap::new() }
+        Windows { adaptive, ceiling: ceiling.max(1), start: None, all: Vec::new(), index: BTreeMap::new() }
+    }
+
+    /// Adapting windows that start at `ceiling` rather than open, for a machine that
+    /// submits all its requests at once.
+    pub(crate) fn bounded(ceiling: usize) -> Self {
+        let ceiling = ceiling.max(1);
+        Windows { start: Some(ceiling as f64), ..Windows::new(true, ceiling) }
     }
 
     fn id(&mut self, key: &WindowKey) -> WindowId {
@@ -145,7 +154,7 @@ impl Windows {
         let id = self.all.len();
         self.all.push(Window {
             key: key.clone(),
-            limit: None,
+            limit: self.start,
             in_flight: 0,
             epoch: 0,
             changed_at: Instant::ZERO,

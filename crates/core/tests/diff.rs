@@ -177,3 +177,31 @@ fn one_reference_skips_the_tag_list() {
     assert_eq!(v3.source_digest, Some(v3_digest));
     assert_eq!(v3.media_type.as_deref(), Some(ferry_core::manifest::media_type::OCI_INDEX));
 }
+
+/// A diff asks about every tag at once, but no more than 16 requests per registry and
+/// class are in flight: with a fixed latency, HEADs leave in waves of 16.
+#[test]
+fn a_diff_of_many_tags_keeps_sixteen_heads_in_flight_per_registry() {
+    let mut net = Network::new();
+    net.add("src.test");
+    net.add("dst.test");
+    for n in 0..40 {
+        let tag = format!("v{n}");
+        let layer = format!("layer {n}").into_bytes();
+        let (digest, _) =
+            ImageBuilder::new(net.registry("src.test"), "app").image(Some(&tag), &[&layer], "linux/amd64");
+        let bytes = net.registry("src.test").manifest("app", &digest).unwrap().to_vec();
+        net.registry("dst.test").put_manifest("app", Some(&tag), OCI_MANIFEST, &bytes);
+    }
+    let (sim, machine) = diff(net, side("src.test", Some("app")), side("dst.test", Some("app")), false);
+    let report = machine.report();
+    assert_eq!((report.in_sync, report.rows.len()), (40, 40));
+    for host in ["src.test", "dst.test"] {
+        let mut waves: std::collections::BTreeMap<Instant, usize> = Default::default();
+        for r in sim.network.log.iter().filter(|r| r.method == Method::HEAD && r.url.contains(host)) {
+            *waves.entry(r.at).or_default() += 1;
+        }
+        let sizes: Vec<usize> = waves.into_values().collect();
+        assert_eq!(sizes, [16, 16, 8], "{host}");
+    }
+}

@@ -192,6 +192,11 @@ pub struct DiffJob {
     pub seed: u64,
 }
 
+/// The most requests a diff has in flight per registry and action class. A diff asks
+/// about every tag at once; unbounded, a browser refuses the fetches beyond its own limit
+/// and a registry meets a burst of thousands.
+const DIFF_IN_FLIGHT: usize = 16;
+
 /// Compares two sides. Drive it like [`crate::copy::SyncMachine`].
 pub struct DiffMachine {
     source: Target,
@@ -210,7 +215,8 @@ pub struct DiffMachine {
 impl DiffMachine {
     /// A comparison on the injected clock (see [`crate::copy::SyncMachine::new`]).
     pub fn new(job: DiffJob, now: Instant, wall: UnixTime) -> Self {
-        let session = Session::new(job.credentials, job.retry, job.seed, WallClock::new(now, wall));
+        let mut session = Session::new(job.credentials, job.retry, job.seed, WallClock::new(now, wall));
+        session.bound_windows(DIFF_IN_FLIGHT);
         let mut machine = DiffMachine {
             source: job.source,
             destination: job.destination,

@@ -276,6 +276,11 @@ impl<P> Session<P> {
         self.windows = Windows::new(adaptive, ceiling);
     }
 
+    /// Windows that start at `ceiling` requests in flight per registry and class.
+    pub(crate) fn bound_windows(&mut self, ceiling: usize) {
+        self.windows = Windows::bounded(ceiling);
+    }
+
     /// The windows that were pushed back, for the summary.
     pub(crate) fn window_report(&self) -> Vec<crate::window::WindowReport> {
         self.windows.report()
