@@ -308,6 +308,22 @@ fn the_relay_diffs_copies_and_streams_only_for_its_users_and_only_to_listed_regi
     let rows = last["report"]["rows"].as_array().unwrap();
     assert_eq!(rows.len(), sample.tags.len() + 1, "{rows:?}");
     assert!(rows.iter().all(|r| r["status"] == "missing"), "{rows:?}");
+    // Before it, one `repository_diffed` line per repository, carrying that pair's rows.
+    let diffed: Vec<&Value> = lines.iter().filter(|l| l["event"] == "repository_diffed").collect();
+    let mut repositories: Vec<&str> = sample.tags.iter().map(|(repo, _, _)| *repo).collect();
+    repositories.push("slow/big");
+    repositories.sort();
+    repositories.dedup();
+    let mut named: Vec<&str> = diffed.iter().map(|l| l["source_repository"].as_str().unwrap()).collect();
+    named.sort();
+    assert_eq!(named, repositories, "{lines:?}");
+    for line in &diffed {
+        let repository = &line["source_repository"];
+        assert_eq!(&line["destination_repository"], repository);
+        let expected: Vec<&Value> = rows.iter().filter(|r| &r["repository"] == repository).collect();
+        assert_eq!(line["rows"].as_array().unwrap().iter().collect::<Vec<_>>(), expected, "{repository}");
+        assert_eq!(line["errors"], json!([]));
+    }
 
     // Copy everything that is missing, as the page's "copy all missing" asks.
     let images: Vec<Value> = sample
