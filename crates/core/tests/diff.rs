@@ -30,6 +30,7 @@ fn run(
         source,
         destination,
         reference: reference.map(str::to_owned),
+        repositories: Vec::new(),
         details,
         referrers: false,
         credentials: Default::default(),

@@ -4,7 +4,8 @@
 //! on each side that has it. A tag is in sync when both digests agree, missing when only
 //! the source has it, different when the digests differ, and extra when only the
 //! destination has it. With `details`, the source manifest (and an index's children) is
-//! read too, for platforms and total size. Registry against registry lists both catalogs.
+//! read too, for platforms and total size. Registry against registry lists both catalogs,
+//! unless the job names its repositories (a typed list).
 //!
 //! The same machine reads one side alone, for `ls` and `inspect`: without a destination
 //! it lists and HEADs the source only, and with a `reference` it skips the tag list and
@@ -199,6 +200,10 @@ pub struct DiffJob {
     pub destination: Option<Target>,
     /// Only this tag or digest of the source repository, without listing its tags.
     pub reference: Option<String>,
+    /// With a whole-registry source: compare these repositories (paths on the source; on
+    /// the destination under its prefix, if any) instead of every repository of the
+    /// catalogs. Drivers accept at most [`MAX_LISTED_REPOSITORIES`].
+    pub repositories: Vec<String>,
     /// Also read source manifests for platforms and sizes.
     pub details: bool,
     /// Also compare each tag's referrers (signatures, SBOMs, attestations).
@@ -212,6 +217,9 @@ pub struct DiffJob {
     /// Seeds the retry jitter.
     pub seed: u64,
 }
+
+/// The most repositories a typed list ([`DiffJob::repositories`]) may name.
+pub const MAX_LISTED_REPOSITORIES: usize = 10_000;
 
 /// The most requests a diff has in flight per registry and action class. A diff asks
 /// about every tag at once; unbounded, a browser refuses the fetches beyond its own limit
@@ -258,6 +266,11 @@ impl DiffMachine {
                 machine.head_tags(&repository, [one.clone(), one], false, now);
             }
             (Some(repository), None) => machine.add_repository(&repository, now),
+            (None, _) if !job.repositories.is_empty() => {
+                for path in &job.repositories {
+                    machine.add_repository(path, now);
+                }
+            }
             (None, _) => {
                 for side in machine.sides() {
                     let listing = Listing::Catalog { registry: machine.target(side).registry.clone() };
