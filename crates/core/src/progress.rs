@@ -1,9 +1,11 @@
 //! One progress model for every front end.
 //!
 //! After Docker's streamed pull progress: a job emits [`Event`]s as it goes, serialised
-//! as newline-delimited JSON, one event per line. The last line is always
+//! as newline-delimited JSON, one event per line. The last line of a copy is always
 //! [`Event::JobFinished`]; a reader knows the job ended only when it has read that line.
-//! The CLI's `--progress json`, the browser page and the edge handler all speak it.
+//! A diff emits [`Event::RepositoryDiffed`] per repository pair, and its driver ends the
+//! stream with the whole report. The CLI's `--progress json`, the browser page, the relay
+//! and the edge handler all speak it.
 
 use serde::{Deserialize, Serialize};
 
