@@ -9,20 +9,16 @@
 // cases. The tests share the registries and run in order: later ones copy what the first
 // pushed. `just test-web` builds and runs everything.
 
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { chromium } from 'playwright-core';
-
 import { diagnose } from '../cors.js';
 import {
-  ROOT,
   bytes,
-  freePort,
   hasBlob,
   have,
   headDigest,
@@ -31,52 +27,21 @@ import {
   startDistribution,
   startFerry,
 } from './support/registries.mjs';
+import { ARTIFACTS, pageHarness } from './support/harness.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const ARTIFACTS = join(ROOT, 'target/web-e2e');
 const REPO = 'library/app';
 const KIB = 1024;
 const MIB = 1024 * KIB;
 
+const harness = pageHarness();
 let page;
 let context;
-let profile;
 let source;
 let destination;
-/** The page's origin: `localhost`, while the registries are named by `127.0.0.1`, so
- * both are cross-origin to the page and both need CORS, though one serves the page. */
 let origin;
-const cleanups = [];
-
 before(async () => {
-  assert.ok(existsSync(join(ROOT, 'web/pkg/ferry_wasm.js')), 'web/pkg/ferry_wasm.js is missing: run scripts/build-wasm.sh (or just test-web)');
-  const port = await freePort();
-  origin = `http://localhost:${port}`;
-  source = await startFerry(['--storage', 'memory', '--ui', join(ROOT, 'web'), '--cors-origin', origin], { addr: `127.0.0.1:${port}` });
-  cleanups.push(() => source.stop());
-  destination = await startFerry(['--storage', 'memory', '--cors-origin', origin]);
-  cleanups.push(() => destination.stop());
-  profile = mkdtempSync(join(tmpdir(), 'ferry-web-chromium-'));
-  context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 860 } });
-  cleanups.push(async () => {
-    await context.close();
-    rmSync(profile, { recursive: true, force: true });
-  });
-  page = context.pages()[0] ?? (await context.newPage());
-  page.on('pageerror', (e) => console.log(`page error: ${e.message}`));
-});
-
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
+  await harness.ready;
+  ({ page, context, source, destination, origin } = harness);
 });
 
 function pageUrl(src, dst) {
@@ -246,7 +211,7 @@ test('registries a browser cannot use are diagnosed by name, with the fix', asyn
       const missing = (c.tools ?? []).filter((tool) => !have(tool));
       if (missing.length) return t.skip(`not installed: ${missing.join(', ')}`);
       const peer = await c.start();
-      cleanups.push(() => peer.stop());
+      harness.cleanup(() => peer.stop());
       await page.goto('about:blank');
       if (c.credentials) {
         // Credentials are typed, never put in the hash: fill the form, Enter runs the diff.
@@ -282,7 +247,7 @@ test('registries a browser cannot use are diagnosed by name, with the fix', asyn
 test("the page's distribution fix, applied, lets the page diff and copy into distribution", async (t) => {
   if (!have('docker-registry')) return t.skip('docker-registry not installed');
   const peer = await startDistribution({ http: fixFor() });
-  cleanups.push(() => peer.stop());
+  harness.cleanup(() => peer.stop());
   await page.goto('about:blank');
   await page.goto(pageUrl(source.url, peer.url));
   await page.waitForSelector('#diff-table tbody tr[data-tag="latest"]', { timeout: 30_000 });
