@@ -277,13 +277,22 @@ test("whole registries through the relay, every job stream cut by a proxy: one d
   problems.push(...(await axeProblems('whole registries copied through the relay')));
   assert.deepEqual(problems, []);
 
-  // Three jobs (the diff, the ONE copy of four images over two repositories, the diff
-  // after it), each answer cut and each job re-attached from where its reader stopped.
+  // A typed list: the relay reads those repositories only, whatever the catalogs hold.
+  await page.fill('#reg-prefix', '');
+  await page.fill('#reg-repos', 'wide/b\nelsewhere/c');
+  await page.click('#reg-compare');
+  await page.waitForFunction(() => /^Compared 2 repositories\./.test(document.querySelector('#reg-message')?.textContent) && !document.querySelector('#reg-results').hasAttribute('aria-busy'), null, { timeout: 60_000 }).catch(shown);
+  assert.deepEqual(Object.fromEntries(Object.entries(await wideRows()).map(([key, r]) => [key, r.status])), { 'elsewhere/c:1': 'missing', 'wide/b:1': 'in sync' });
+  assert.match(new URL(page.url()).hash, /&repos=wide\/b,elsewhere\/c/);
+
+  // Four jobs (the diff, the ONE copy of four images over two repositories, the diff
+  // after it, the listed diff), each answer cut and each job re-attached from where its
+  // reader stopped.
   const posts = proxy.requests.filter((r) => r === 'POST /jobs');
   const reattaches = proxy.requests.filter((r) => /^GET \/jobs\/[0-9a-f]+\/events\?offset=[1-9]\d*$/.test(r));
-  assert.equal(posts.length, 3, proxy.requests.join('\n'));
-  assert.equal(proxy.cuts, 3);
-  assert.equal(reattaches.length, 3, proxy.requests.join('\n'));
+  assert.equal(posts.length, 4, proxy.requests.join('\n'));
+  assert.equal(proxy.cuts, 4);
+  assert.equal(reattaches.length, 4, proxy.requests.join('\n'));
 
   for (const [repository, tag, digest] of [['wide/a', '1', a1.digest], ['wide/a', 'latest', a1.digest], ['wide/a', '2', a2.digest], ['wide/b', '1', b1.digest]]) {
     assert.equal(await headDigest(destination.url, repository, tag), digest, `${repository}:${tag}`);
@@ -323,10 +332,13 @@ test('a 2,000-tag repository pair: list, diff, render and filter times (reported
     figures.push(`${what}: ${(performance.now() - start).toFixed(0)} ms`);
   };
 
+  // The page reads the source through a proxy that only counts the requests it forwards.
+  const counter = await startCuttingProxy(source.url, { cut: () => false, afterBodyBytes: 0 });
+  harness.cleanup(() => counter.stop());
   await page.goto('about:blank');
   await measure(
     'listed, diffed and rendered',
-    () => page.goto(`${origin}/ui/#rsrc=${source.url}&rdst=${destination.url}&repos=${repository}`),
+    () => page.goto(`${origin}/ui/#rsrc=${counter.url}&rdst=${destination.url}&repos=${repository}`),
     () => document.querySelector('#reg-message')?.textContent === 'Compared 1 repositories.',
   );
   assert.deepEqual(await wideCounts(), { in_sync: 1400, missing: 300, different: 300, extra: 0 });
@@ -342,6 +354,9 @@ test('a 2,000-tag repository pair: list, diff, render and filter times (reported
   await measure('scroll to the end', () => page.$eval('#reg-scroll', (s) => s.scrollTo(0, s.scrollHeight)), () => Boolean(document.querySelector('#reg-table tr[data-tag="t1999"]')));
   assert.ok((await page.$$eval('#reg-table tbody tr.vrow', (r) => r.length)) < 100, 'still only the visible rows after scrolling');
   await page.fill('#reg-filter-repo', '');
+  const byMethod = {};
+  for (const request of counter.requests) byMethod[request.split(' ')[0]] = (byMethod[request.split(' ')[0]] ?? 0) + 1;
+  figures.push(`requests to the source: ${Object.entries(byMethod).map(([method, n]) => `${n} ${method}`).join(', ')}`);
   for (const line of figures) console.log(`2,000-tag repository: ${line}`);
 });
 
