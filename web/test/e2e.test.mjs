@@ -6,8 +6,9 @@
 //
 // Needs: the ferry binary (FERRY_BIN, default target/debug/ferry), web/pkg/ (scripts/build-wasm.sh),
 // /usr/bin/chromium, and docker-registry and htpasswd (apache2-utils) for the distribution
-// cases. The tests share the registries and run in order: later ones copy what the first
-// pushed. `just test-web` builds and runs everything.
+// cases, and the `oras` Python package (pip) for a tag's referrers. The tests share the
+// registries and run in order: later ones copy what the first pushed. `just test-web`
+// builds and runs everything.
 
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,13 +22,15 @@ import {
   bytes,
   hasBlob,
   have,
+  havePythonModule,
   headDigest,
+  orasPush,
   pushImage,
   pushIndex,
   startDistribution,
   startFerry,
 } from './support/registries.mjs';
-import { ARTIFACTS, pageHarness } from './support/harness.mjs';
+import { ARTIFACTS, axeProblems, pageHarness } from './support/harness.mjs';
 
 const REPO = 'library/app';
 const KIB = 1024;
@@ -293,3 +296,30 @@ function fixFor() {
   const yaml = d.fixes.distribution.split('\n');
   return yaml.slice(yaml.indexOf('http:') + 1).join('\n');
 }
+
+test("a tag's referrers: an oras-pushed SBOM shows in the table, and copying brings it", async (t) => {
+  if (!havePythonModule('oras')) return t.skip('python3 cannot import oras (pip install oras)');
+  const repository = 'signed/app';
+  const image = await pushImage(source.url, repository, { tags: ['1.0'], layers: [bytes('signed', 16 * KIB)] });
+  const sbom = await orasPush(source.url, repository, 'sbom', Buffer.from('{"spdxVersion":"SPDX-2.3"}'), 'application/spdx+json', image);
+
+  await page.goto('about:blank');
+  await page.goto(`${origin}/ui/#src=${source.url}/${repository}&dst=${destination.url}/${repository}`);
+  await page.waitForSelector('#diff-table tbody tr[data-tag="1.0"]', { timeout: 30_000 });
+  const referrers = (tag) => page.$eval(`tr[data-tag="${tag}"] [data-cell="referrers"]`, (td) => [td.textContent.trim(), td.querySelector('[title]')?.title ?? '']);
+  assert.deepEqual(await referrers('1.0'), ['1 (1 missing)', 'application/spdx+json: missing']);
+  assert.deepEqual(await axeProblems(page, 'referrers in the table'), []);
+
+  // The image alone ("Copy selected"), not the SBOM's own tag: its referrers travel with it.
+  await page.check('tr[data-tag="1.0"] .select-row');
+  await page.click('#copy-selected');
+  await page.waitForSelector('#progress[data-state="done"]', { timeout: 60_000 });
+  await page.waitForFunction(() => !document.querySelector('#results').hasAttribute('aria-busy') && document.querySelector('tr[data-tag="1.0"] [data-cell="status"]')?.textContent.trim() === 'in sync', null, { timeout: 30_000 });
+  assert.deepEqual(await referrers('1.0'), ['1', 'application/spdx+json: in sync']);
+  assert.equal(await headDigest(destination.url, repository, 'sbom'), null, "the SBOM's tag was not copied");
+
+  // Over HTTP: the destination lists the SBOM as a referrer of the image, at the same digest.
+  const listed = await (await fetch(`${destination.url}/v2/${repository}/referrers/${image.digest}`)).json();
+  assert.deepEqual(listed.manifests.map((m) => [m.digest, m.artifactType]), [[sbom, 'application/spdx+json']]);
+  assert.equal(await headDigest(destination.url, repository, sbom), sbom);
+});
