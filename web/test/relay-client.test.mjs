@@ -167,3 +167,39 @@ test('whole registries are one diff job: each repository as the relay compares i
   await relayApi({ url: 'http://relay', username: 'p', password: 'p' }, { fetch }).diffRegistries(src, dst);
   assert.equal('repositories' in sent[1], false, 'the whole catalog when no list is given');
 });
+
+test('Cancel is DELETE /jobs/<id>; the stream then ends with the cancelled line, and no re-attach is tried', async () => {
+  const encoder = new TextEncoder();
+  const sent = [];
+  let deleted;
+  const ended = new Promise((resolve) => {
+    deleted = resolve;
+  });
+  const fetch = async (url, init = {}) => {
+    sent.push(`${init.method ?? 'GET'} ${url}`);
+    if (init.method === 'DELETE') {
+      deleted();
+      return { ok: true, status: 202 };
+    }
+    // The relay's stream: job_started, an image under way, then (once deleted) the cancelled line.
+    const body = new ReadableStream({
+      async start(controller) {
+        controller.enqueue(encoder.encode(ndjson([{ event: 'job_started', job: 'c1' }, { event: 'image_started', image: 0, source: 'a/r:1' }])));
+        await ended;
+        controller.enqueue(encoder.encode(ndjson([{ event: 'error', kind: 'cancelled', job: 'c1', reason: 'cancelled by DELETE /jobs/c1' }])));
+        controller.close();
+      },
+    });
+    return { ok: true, status: 200, headers: { get: () => '/jobs/c1' }, body };
+  };
+  const controller = new AbortController();
+  const images = [{ source: 'http://a/r:1', destination: 'http://b/r:1' }];
+  const copying = api(fetch).copyImages(images, {
+    signal: controller.signal,
+    onProgress: (e) => {
+      if (e.event === 'job_started') controller.abort();
+    },
+  });
+  await assert.rejects(copying, (e) => e.name === 'AbortError' && e.kind === 'cancelled');
+  assert.deepEqual(sent, ['POST http://relay/jobs', 'DELETE http://relay/jobs/c1']);
+});
