@@ -91,7 +91,7 @@ export function relayApi({ url, username, password }, { fetch: send = fetch, rea
 
   /**
    * Runs one job; resolves with its last line, calling `onEvent` with every other line
-   * once, and `onReattach({job, offset, attempt, reason})` before each re-attach.
+   * once, as soon as it is read, and `onReattach({job, offset, attempt, reason})` before each re-attach.
    */
   async function run(body, { onEvent = () => {}, onReattach = () => {}, signal } = {}) {
     let response;
@@ -122,8 +122,8 @@ export function relayApi({ url, username, password }, { fetch: send = fetch, rea
       offset += 1;
       failures = 0;
       if (line.event === 'job_started') id = line.job;
-      if (last) onEvent(last);
-      last = line;
+      if (LAST_EVENTS.has(line.event)) last = line;
+      else onEvent(line);
     };
 
     /** `GET /jobs/<id>/events?offset=N` until one answers, within the attempts. */
@@ -162,7 +162,7 @@ export function relayApi({ url, username, password }, { fetch: send = fetch, rea
         let reason;
         try {
           await readLines(response.body, take);
-          if (last && LAST_EVENTS.has(last.event)) break;
+          if (last) break;
           reason = "the stream ended before the job's last line";
         } catch (error) {
           if (signal?.aborted) throw cancelled();

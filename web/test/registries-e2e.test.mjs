@@ -262,7 +262,14 @@ test("whole registries through the relay, every job stream cut by a proxy: one d
   await page.waitForFunction(() => /^Comparing failed: .*can still be reached through a relay: see "Through a relay" in the form above\.$/.test(document.querySelector('#reg-message')?.textContent), null, { timeout: 30_000 }).catch(shown);
   const problems = await axeProblems('whole registries, a catalog without CORS');
   await useRelay(proxy.url);
+  // The job's last line is held back: the rows are on the page before it, from the
+  // relay's repository_diffed lines.
+  const held = proxy.holdAt('{"event":"diff_finished"');
   await page.click('#reg-compare');
+  const release = await held;
+  await page.waitForFunction(() => document.querySelector('#reg-shown')?.textContent.startsWith('4 of 4 row(s) shown, 2 of 2 repositories read'), null, { timeout: 30_000 }).catch(shown);
+  assert.equal(await page.getAttribute('#reg-results', 'aria-busy'), 'true', 'the job has not ended');
+  release();
   await page.waitForFunction(() => /^Compared 2 repositories\./.test(document.querySelector('#reg-message')?.textContent), null, { timeout: 60_000 }).catch(shown);
   assert.match(await page.textContent('#reg-message'), /The relay's stream broke off 1 time\(s\); the page re-attached to job [0-9a-f]+ each time/);
   assert.deepEqual(await wideCounts(), { in_sync: 0, missing: 3, different: 1, extra: 0 });

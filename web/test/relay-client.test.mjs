@@ -203,3 +203,28 @@ test('Cancel is DELETE /jobs/<id>; the stream then ends with the cancelled line,
   await assert.rejects(copying, (e) => e.name === 'AbortError' && e.kind === 'cancelled');
   assert.deepEqual(sent, ['POST http://relay/jobs', 'DELETE http://relay/jobs/c1']);
 });
+
+test('each line reaches the page as soon as it is read, before the next arrives', async () => {
+  const encoder = new TextEncoder();
+  let seen;
+  const first = new Promise((resolve) => {
+    seen = resolve;
+  });
+  const fetch = async () => ({
+    ok: true,
+    status: 200,
+    headers: { get: () => null },
+    body: new ReadableStream({
+      async start(controller) {
+        controller.enqueue(encoder.encode(ndjson([{ event: 'job_started', job: 's1' }, { event: 'repository_diffed', source_repository: 'a', destination_repository: 'a', rows: [], errors: [] }])));
+        // The final line only once the page has taken the repository's.
+        await first;
+        controller.enqueue(encoder.encode(ndjson([{ event: 'diff_finished', report: { rows: [], errors: [] } }])));
+        controller.close();
+      },
+    }),
+  });
+  const report = await api(fetch).diffRegistries({ registry: 'http://a' }, { registry: 'http://b' }, { onRepository: (line) => seen(line.source_repository) });
+  assert.deepEqual(report, { rows: [], errors: [] });
+  assert.equal(await first, 'a');
+});

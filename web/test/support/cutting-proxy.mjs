@@ -1,7 +1,8 @@
 // A TCP proxy on loopback that cuts streams, as a flaky network or a proxy with a short
 // idle timeout does: the answer to each request `cut` picks is passed on up to
-// `afterBodyBytes` bytes past its headers, then both connections are closed. It
-// records every request line it forwards, so a test can tell what the page asked.
+// `afterBodyBytes` bytes past its headers, then both connections are closed. It can also
+// hold an answer just before a given text until the test releases it, and it records
+// every request line it forwards, so a test can tell what the page asked.
 
 import { connect, createServer } from 'node:net';
 
@@ -9,13 +10,15 @@ const REQUEST_LINE = /^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) (\S+) HTTP\/1\.[
 
 /**
  * Listens on 127.0.0.1 and forwards to `target` (`http://host:port`). `cut(requestLine)`
- * picks the answers to cut; a cut connection is closed `holdMs` after its last bytes. Resolves with `{url, requests, cuts, stop()}`.
+ * picks the answers to cut; a cut connection is closed `holdMs` after its last bytes. Resolves with `{url, requests, cuts, holdAt(text), stop()}`.
  */
 export async function startCuttingProxy(target, { cut, afterBodyBytes, holdMs = 300 }) {
   const { hostname, port } = new URL(target);
   const requests = [];
   const sockets = new Set();
   let cuts = 0;
+  /** While set: the first answer bytes holding `text` wait there (see `holdAt`). */
+  let gate = null;
   const server = createServer((client) => {
     const upstream = connect(Number(port), hostname);
     sockets.add(client).add(upstream);
@@ -34,6 +37,19 @@ export async function startCuttingProxy(target, { cut, afterBodyBytes, holdMs = 
       upstream.write(chunk);
     });
     upstream.on('data', (chunk) => {
+      if (gate && !gate.client && !answer?.cut) {
+        const at = chunk.indexOf(gate.text);
+        if (at >= 0) {
+          // Everything before the text goes on; the rest waits for release().
+          client.write(chunk.subarray(0, at));
+          upstream.pause();
+          gate.client = client;
+          gate.rest = chunk.subarray(at);
+          gate.upstream = upstream;
+          gate.reached();
+          return;
+        }
+      }
       if (!answer?.cut) return client.write(chunk);
       let start = 0;
       if (answer.body === 0 && !answer.head.endsWith('\r\n\r\n')) {
@@ -68,6 +84,24 @@ export async function startCuttingProxy(target, { cut, afterBodyBytes, holdMs = 
     requests,
     get cuts() {
       return cuts;
+    },
+    /**
+     * Holds the next answer that carries `text` just before it (an answer not cut); resolves
+     * with `release()` once that answer reached it.
+     */
+    holdAt(text) {
+      return new Promise((resolve) => {
+        gate = {
+          text,
+          reached: () =>
+            resolve(() => {
+              const { client, rest, upstream } = gate;
+              gate = null;
+              client.write(rest);
+              upstream.resume();
+            }),
+        };
+      });
     },
     async stop() {
       for (const s of sockets) s.destroy();
