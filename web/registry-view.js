@@ -40,8 +40,9 @@ const DIFF_CONCURRENCY = 3;
 const OUTCOME_LABELS = { queued: 'queued', copying: 'copying', copied: 'copied', skipped: 'skipped', failed: 'failed', cancelled: 'cancelled' };
 
 /**
- * Wires the view. `loadedFerry()`: ferry-wasm, the relay's client, or null; `withAuth(side, prefix)`: `side`
- * with the credentials typed in the source (`src`) or destination (`dst`) form.
+ * Wires the view. `loadedFerry()`: ferry-wasm, the relay's client, or null;
+ * `withAuth(side, prefix)`: `side` with the credentials typed in the source (`src`) or
+ * destination (`dst`) form.
  */
 export function startRegistryView({ loadedFerry, withAuth }) {
   const $ = (selector) => document.querySelector(selector);
