@@ -2,6 +2,7 @@
 
 use ferry_core::api::EndpointMap;
 use ferry_core::diff::{DiffJob, DiffMachine, TagStatus, Target};
+use ferry_core::error::ErrorKind;
 use ferry_core::manifest::media_type::OCI_MANIFEST;
 use ferry_core::progress::Event;
 use ferry_core::retry::RetryPolicy;
@@ -31,6 +32,7 @@ fn run(
         destination,
         reference: reference.map(str::to_owned),
         repositories: Vec::new(),
+        prefix: None,
         details,
         referrers: false,
         credentials: Default::default(),
@@ -242,5 +244,123 @@ fn a_diff_of_many_tags_keeps_sixteen_heads_in_flight_per_registry() {
         }
         let sizes: Vec<usize> = waves.into_values().collect();
         assert_eq!(sizes, [16, 16, 8], "{host}");
+    }
+}
+
+/// src: app, team, team/a, team/b, teamx, other/team/c; dst: app, team/a, team/z, stray,
+/// mirror/team/a.
+fn teams() -> Network {
+    let mut net = network();
+    for (repository, tags) in [("team", 1), ("team/a", 2), ("team/b", 3), ("teamx", 1), ("other/team/c", 1)] {
+        for tag in 0..tags {
+            let tag = format!("t{tag}");
+            ImageBuilder::new(net.registry("src.test"), repository).image(Some(&tag), &[b"t"], "linux/amd64");
+        }
+    }
+    for repository in ["team/a", "team/z", "stray", "mirror/team/a"] {
+        ImageBuilder::new(net.registry("dst.test"), repository).image(Some("t0"), &[b"t"], "linux/amd64");
+    }
+    net
+}
+
+fn whole(
+    prefix: Option<&str>,
+    destination: Option<&str>,
+    repositories: &[&str],
+) -> (Simulation, DiffMachine) {
+    let mut endpoints = EndpointMap::default();
+    endpoints.insecure.extend(["src.test".to_owned(), "dst.test".to_owned()]);
+    let job = DiffJob {
+        source: side("src.test", None),
+        destination: Some(side("dst.test", destination)),
+        reference: None,
+        repositories: repositories.iter().map(|r| r.to_string()).collect(),
+        prefix: prefix.map(str::to_owned),
+        details: false,
+        referrers: false,
+        credentials: Default::default(),
+        endpoints,
+        retry: RetryPolicy::default(),
+        seed: 0,
+    };
+    let mut machine = DiffMachine::new(job, Instant::ZERO, UnixTime(0));
+    let mut sim = Simulation::new(teams());
+    sim.run(&mut machine).unwrap();
+    (sim, machine)
+}
+
+/// The source-relative repository a logged request is about (`None` for a catalog page).
+fn about(url: &str, destination: Option<&str>) -> Option<String> {
+    let (host, rest) = url.split_once("/v2/")?;
+    let end = rest.find("/tags/list").or_else(|| rest.find("/manifests/"))?;
+    let repository = &rest[..end];
+    match destination {
+        Some(path) if host.ends_with("dst.test") => {
+            repository.strip_prefix(&format!("{path}/")).map(str::to_owned)
+        }
+        _ => Some(repository.to_owned()),
+    }
+}
+
+fn requests(sim: &Simulation) -> Vec<String> {
+    let mut log: Vec<String> = sim.network.log.iter().map(|r| format!("{} {}", r.method, r.url)).collect();
+    log.sort();
+    log
+}
+
+/// A prefix keeps the repositories named so or under `prefix/`, on both sides, before any
+/// tag is listed: its requests are exactly the unfiltered diff's catalog pages and its
+/// requests about those repositories, and the rest are saved.
+#[test]
+fn a_prefix_lists_only_the_repositories_under_it() {
+    /// The prefix, the destination's path, a typed list, and the repositories compared.
+    type Case<'a> = (&'a str, Option<&'a str>, &'a [&'a str], &'a [&'a str]);
+    #[rustfmt::skip]
+    let cases: [Case; 6] = [
+        ("team", None, &[], &["team", "team/a", "team/b", "team/z"]),
+        (" /team/ ", None, &[], &["team", "team/a", "team/b", "team/z"]),
+        ("team/b", None, &[], &["team/b"]),
+        ("team", Some("mirror"), &[], &["team", "team/a", "team/b"]),
+        ("team", None, &["app", "team/a", "teamx", "other/team/c"], &["team/a"]),
+        ("nobody", None, &[], &[]),
+    ];
+    for (prefix, destination, list, expected) in cases {
+        let case = format!("prefix {prefix:?}, destination {destination:?}, list {list:?}");
+        let (sim, machine) = whole(Some(prefix), destination, list);
+        let report = machine.report();
+        assert!(report.errors.is_empty(), "{case}: {:?}", report.errors);
+        let mut repositories: Vec<&str> = report.rows.iter().map(|r| r.repository.as_str()).collect();
+        repositories.dedup();
+        assert_eq!(repositories, expected, "{case}");
+        let diffed = sim.events_where(|e| matches!(e, Event::RepositoryDiffed { .. })).len();
+        assert_eq!(diffed, expected.len(), "{case}");
+
+        let (all, unfiltered) = whole(None, destination, list);
+        assert!(unfiltered.report().errors.is_empty(), "{case}");
+        let kept: Vec<String> = requests(&all)
+            .into_iter()
+            .filter(|r| about(r, destination).is_none_or(|path| expected.contains(&path.as_str())))
+            .collect();
+        assert_eq!(requests(&sim), kept, "{case}");
+        let saved = all.network.log.len() - sim.network.log.len();
+        assert!(saved > 0, "{case}: nothing saved");
+        println!(
+            "{case}: {} requests instead of {}, {saved} saved",
+            sim.network.log.len(),
+            all.network.log.len()
+        );
+    }
+}
+
+#[test]
+fn a_bad_prefix_fails_before_any_request() {
+    for prefix in ["Team", "/", "team//a", "team/-a"] {
+        let (sim, machine) = whole(Some(prefix), None, &[]);
+        let report = machine.report();
+        assert!(sim.network.log.is_empty(), "{prefix}: {:?}", sim.network.log);
+        assert_eq!(report.errors.len(), 1, "{prefix}");
+        let error = &report.errors[0];
+        assert_eq!(error.kind(), ErrorKind::InvalidName, "{prefix}");
+        assert!(error.to_string().contains(&format!("prefix {prefix:?}")), "{prefix}: {error}");
     }
 }

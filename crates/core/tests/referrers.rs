@@ -359,6 +359,7 @@ fn diff(network: Network, referrers: bool) -> (Simulation, ferry_core::diff::Dif
         destination: Some(target(DST)),
         reference: None,
         repositories: Vec::new(),
+        prefix: None,
         details: false,
         referrers,
         credentials: Default::default(),

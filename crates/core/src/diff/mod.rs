@@ -5,7 +5,9 @@
 //! the source has it, different when the digests differ, and extra when only the
 //! destination has it. With `details`, the source manifest (and an index's children) is
 //! read too, for platforms and total size. Registry against registry lists both catalogs,
-//! unless the job names its repositories (a typed list).
+//! unless the job names its repositories (a typed list). A [`DiffJob::prefix`] keeps only
+//! the repositories under it, on both sides and before any tag is listed, so a registry's
+//! other repositories cost nothing beyond the catalog pages.
 //!
 //! The same machine reads one side alone, for `ls` and `inspect`: without a destination
 //! it lists and HEADs the source only, and with a `reference` it skips the tag list and
@@ -35,6 +37,7 @@ use crate::listing::Listing;
 use crate::machine::SessionMachine;
 use crate::manifest::{Descriptor, Manifest, RawManifest};
 use crate::progress::Event;
+use crate::reference::validate_repository;
 use crate::referrers::{fallback_tag, is_referrer_tag, referrers_list};
 use crate::retry::RetryPolicy;
 use crate::session::{AuthNeed, Call, Outcome, Session};
@@ -204,6 +207,11 @@ pub struct DiffJob {
     /// the destination under its prefix, if any) instead of every repository of the
     /// catalogs. Drivers accept at most [`MAX_LISTED_REPOSITORIES`].
     pub repositories: Vec<String>,
+    /// With a whole-registry source: only the repositories named `prefix` or under
+    /// `prefix/`, compared with the same names on the destination (under its path, if it
+    /// has one). The catalogs and a typed list are narrowed before any tag is listed. A
+    /// repository path (see [`check_prefix`]); a bad one fails the job before any request.
+    pub prefix: Option<String>,
     /// Also read source manifests for platforms and sizes.
     pub details: bool,
     /// Also compare each tag's referrers (signatures, SBOMs, attestations).
@@ -221,6 +229,25 @@ pub struct DiffJob {
 /// The most repositories a typed list ([`DiffJob::repositories`]) may name.
 pub const MAX_LISTED_REPOSITORIES: usize = 10_000;
 
+/// A [`DiffJob::prefix`] as typed (`team`, `team/`, `/team/tools`): without its outer `/`
+/// and blanks, it must be a repository path by the distribution spec's grammar
+/// ("`[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`").
+pub fn check_prefix(text: &str) -> Result<String, Error> {
+    let prefix = text.trim().trim_matches('/');
+    validate_repository(prefix).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidName,
+            format!("prefix {text:?}: {e}; a prefix is a repository path such as `team` or `team/tools`"),
+        )
+    })?;
+    Ok(prefix.to_owned())
+}
+
+/// Whether `path` is `prefix` or under `prefix/`; everything is under no prefix.
+pub fn is_under(path: &str, prefix: Option<&str>) -> bool {
+    prefix.is_none_or(|p| path.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
+}
+
 /// The most requests a diff has in flight per registry and action class. A diff asks
 /// about every tag at once; unbounded, a browser refuses the fetches beyond its own limit
 /// and a registry meets a burst of thousands.
@@ -232,6 +259,8 @@ pub struct DiffMachine {
     destination: Option<Target>,
     details: bool,
     referrers: bool,
+    /// Only the repositories under this path, checked (see [`DiffJob::prefix`]).
+    prefix: Option<String>,
     /// Whether a registry answers the referrers API, once one request told.
     api: BTreeMap<String, bool>,
     endpoints: EndpointMap,
@@ -253,6 +282,7 @@ impl DiffMachine {
             destination: job.destination,
             details: job.details,
             referrers: job.referrers,
+            prefix: None,
             api: BTreeMap::new(),
             endpoints: job.endpoints,
             session,
@@ -260,6 +290,22 @@ impl DiffMachine {
             rows: BTreeMap::new(),
             errors: Vec::new(),
         };
+        if let Some(text) = &job.prefix {
+            let checked = match (&machine.source.repository, check_prefix(text)) {
+                (Some(repository), _) => Err(Error::new(
+                    ErrorKind::InvalidName,
+                    format!("prefix {text:?} narrows a whole registry, but the source names {repository:?}: leave one out"),
+                )),
+                (None, checked) => checked,
+            };
+            match checked {
+                Ok(prefix) => machine.prefix = Some(prefix),
+                Err(e) => {
+                    machine.fail(None, e);
+                    return machine;
+                }
+            }
+        }
         match (machine.source.repository.clone(), job.reference) {
             (Some(repository), Some(reference)) => {
                 let one = BTreeSet::from([reference]);
@@ -268,7 +314,9 @@ impl DiffMachine {
             (Some(repository), None) => machine.add_repository(&repository, now),
             (None, _) if !job.repositories.is_empty() => {
                 for path in &job.repositories {
-                    machine.add_repository(path, now);
+                    if is_under(path, machine.prefix.as_deref()) {
+                        machine.add_repository(path, now);
+                    }
                 }
             }
             (None, _) => {
@@ -503,7 +551,9 @@ impl DiffMachine {
                 }
                 _ => repository,
             };
-            self.add_repository(&path, now);
+            if is_under(&path, self.prefix.as_deref()) {
+                self.add_repository(&path, now);
+            }
         }
         if let Some(next) = page.next {
             self.submit(Purpose::Catalog(side, listing), next, now);
