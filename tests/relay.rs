@@ -1,6 +1,7 @@
 //! `ferry serve --relay` against real distribution registries on 127.0.0.1 (no CORS
 //! headers, Basic auth on both): a whole-registry diff (one `repository_diffed` line per
-//! repository, then the report), a typed list of repositories, and a copy through the job
+//! repository, then the report), a typed list of repositories, a prefix (no other
+//! repository's tags read, by the source's access log), and a copy through the job
 //! API, streamed as NDJSON to their final status line; re-attaching mid-job from an offset;
 //! cancelling; the allowlist (an unlisted 127.0.0.1 port, `localhost`, and a redirect by
 //! haproxy to an unlisted host); the relay's own auth and CORS; its bounds (one job at a
@@ -270,6 +271,8 @@ fn the_relay_diffs_copies_and_streams_only_for_its_users_and_only_to_listed_regi
         ..DistributionOpts::default()
     });
     let slow = FaultProxy::start(&source.url, Schedule::throttled(300_000));
+    // The source again, logging every request: what a prefix job reads of it.
+    let logged = FaultProxy::start(&source.url, Schedule::none());
     // distribution sends no CORS headers: a page cannot read it directly.
     let plain = request("GET", &format!("{}/v2/", source.url)).header("Origin", ORIGIN).send();
     assert!(plain.header("access-control-allow-origin").is_none());
@@ -280,7 +283,7 @@ fn the_relay_diffs_copies_and_streams_only_for_its_users_and_only_to_listed_regi
     let redirector = Redirector::start(&dir, &format!("http://{}", watch.host()));
 
     let log = dir.join("relay.log");
-    let allow = [source.host(), destination.host(), slow.host(), redirector.host.clone()];
+    let allow = [source.host(), destination.host(), slow.host(), logged.host(), redirector.host.clone()];
     let relay = Relay::start(&dir, &allow, &["--relay-max-jobs", "2"], &log);
     let jobs = format!("{}/jobs", relay.url);
 
@@ -357,6 +360,37 @@ fn the_relay_diffs_copies_and_streams_only_for_its_users_and_only_to_listed_regi
             ("slow/big", "mirror/slow/big", 1)
         ]
     );
+    // A prefix: the repositories under `library/` against the same names, and not one
+    // request about any other repository of the source's catalog.
+    let under = json!({"kind": "diff", "source": logged.url, "destination": destination.url, "prefix": "library/",
+        "auth": auth_json()});
+    let lines = run_job(&relay, &under);
+    let last = lines.last().unwrap();
+    assert_eq!(last["event"], "diff_finished", "{lines:?}");
+    let mut diffed: Vec<(&str, &str)> = lines
+        .iter()
+        .filter(|l| l["event"] == "repository_diffed")
+        .map(|l| (l["source_repository"].as_str().unwrap(), l["destination_repository"].as_str().unwrap()))
+        .collect();
+    diffed.sort();
+    assert_eq!(diffed, [("library/app", "library/app"), ("library/multi", "library/multi")], "{lines:?}");
+    let rows = last["report"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let read: Vec<String> = logged.log().into_iter().map(|l| l.target).collect();
+    assert!(read.iter().any(|t| t.starts_with("/v2/_catalog")), "{read:?}");
+    assert!(read.iter().any(|t| t.starts_with("/v2/library/app/tags/list")), "{read:?}");
+    let others: Vec<&String> = read
+        .iter()
+        .filter(|t| !t.starts_with("/v2/_catalog") && !t.starts_with("/v2/library/") && *t != "/v2/")
+        .collect();
+    assert!(others.is_empty(), "a repository outside the prefix was read: {others:?}");
+    let bad =
+        json!({"kind": "diff", "source": source.url, "destination": destination.url, "prefix": "Library"});
+    let answer = Stream::open("POST", &jobs, Some(&basic(RELAY)), Some(&bad));
+    assert_eq!(answer.status, 400);
+    let text = answer.body();
+    assert!(text.contains("prefix") && text.contains("must be lowercase"), "{text}");
+
     // A name outside the grammar: 400, naming the entry.
     let bad = json!({"kind": "diff", "source": source.url, "destination": destination.url,
         "repositories": ["library/app", "Library/App"]});

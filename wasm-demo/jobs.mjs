@@ -1,7 +1,7 @@
 // The job relay's routes at the edge, as `ferry serve --relay` offers them (crates/registry/src/relay):
 //
 //   POST   /jobs                      {"kind": "diff", "source": "<base>[/<repo>]", "destination": "<base>[/<repo-or-prefix>]",
-//                                      "repositories"?: ["a", "b/c"], "details"?}
+//                                      "repositories"?: ["a", "b/c"], "prefix"?: "team/", "details"?}
 //                                     {"kind": "copy", "images": [{"source": "<base>/<repo>:<tag>", "destination": "<base>/<repo>[:<tag>]"}]}
 //                                     (+ "auth"?: {"source"?: Auth, "destination"?: Auth})
 //          -> 200 application/x-ndjson at once: {"event":"job_started","job","kind"}, the core's events (a diff's
@@ -14,7 +14,8 @@
 //
 // A diff side without a repository is the whole registry (the destination's path is then a prefix); its repositories
 // are every repository of the catalogs, or the typed list `repositories` (at most MAX_REPOSITORIES names in the
-// distribution spec's grammar; a bad entry gets 400 naming it).
+// distribution spec's grammar; a bad entry gets 400 naming it). `prefix` keeps only the repositories named so or under
+// `prefix/`, compared with the same names on the destination; ferry-core narrows the catalogs before any tag is listed.
 //
 // Like the relay, this is not an open proxy: the host's `allow` list (host, host:port, *.domain) names the registries
 // a job may reach, and every route needs one of the host's users (RELAY_USERS, users.mjs) by HTTP Basic. The runtime's own
@@ -82,6 +83,17 @@ function repositoriesOf(list, src) {
   });
 }
 
+/** A diff's `prefix`: a repository path once its outer `/` are trimmed; ferry-wasm checks it again. */
+function prefixOf(text, src) {
+  if (text === undefined) return undefined;
+  if (src.repository) throw new BadJob('`prefix` narrows a whole registry: give `source` as http(s)://host[:port] alone');
+  const trimmed = typeof text === 'string' ? text.trim().replace(/^\/+|\/+$/g, '') : text;
+  if (typeof trimmed !== 'string' || trimmed.length > 255 || !NAME.test(trimmed)) {
+    throw new BadJob(`prefix ${JSON.stringify(text)} is not a repository path: lowercase letters and digits, separated by . _ __ - or /, such as "team/"`);
+  }
+  return trimmed;
+}
+
 /** `<base>/<repo>[:tag]` -> ferry's Repo (and the tag, for a copy); `whole` lets the repository be left out. */
 function sideOf(what, text, auth, list, { tag = false, whole = false } = {}) {
   if (typeof text !== 'string' || text === '') throw new BadJob(`${what} is missing: give a URL such as http://127.0.0.1:5000/library/alpine`);
@@ -115,7 +127,7 @@ function sideOf(what, text, auth, list, { tag = false, whole = false } = {}) {
 /** The body of POST /jobs -> what to run. */
 export function parseJob(body, list) {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new BadJob('the body must be a JSON object with kind');
-  const known = ['kind', 'source', 'destination', 'details', 'repositories', 'images', 'auth'];
+  const known = ['kind', 'source', 'destination', 'details', 'repositories', 'prefix', 'images', 'auth'];
   const unknown = Object.keys(body).filter((key) => !known.includes(key));
   if (unknown.length > 0) throw new BadJob(`unknown field ${JSON.stringify(unknown[0])}; the fields are ${known.join(', ')}`);
   const auth = body.auth ?? {};
@@ -124,10 +136,13 @@ export function parseJob(body, list) {
     const dst = sideOf('destination', body.destination, auth.destination, list, { whole: true }).repo;
     if (src.repository && !dst.repository) throw new BadJob('the source is a repository, so the destination must name one too');
     const repositories = repositoriesOf(body.repositories, src);
-    return { kind: 'diff', src, dst, repositories, details: Boolean(body.details) };
+    const prefix = prefixOf(body.prefix, src);
+    return { kind: 'diff', src, dst, repositories, prefix, details: Boolean(body.details) };
   }
   if (body.kind === 'copy') {
-    if (body.repositories !== undefined) throw new BadJob('`repositories` belongs to a diff of whole registries; a copy lists `images`');
+    if (body.repositories !== undefined || body.prefix !== undefined) {
+      throw new BadJob('`repositories` and `prefix` belong to a diff of whole registries; a copy lists `images`');
+    }
     if (!Array.isArray(body.images) || body.images.length === 0) throw new BadJob('a copy needs `images`: [{"source", "destination"}]');
     const pairs = body.images.map((image, i) => {
       const from = sideOf(`images[${i}].source`, image?.source, auth.source, list, { tag: true });
@@ -187,6 +202,7 @@ export class Jobs {
       if (work.kind === 'diff') {
         const options = { details: work.details, signal: job.abort.signal, onEvent: (event) => this.push(job, event) };
         if (work.repositories) options.repositories = work.repositories;
+        if (work.prefix) options.prefix = work.prefix;
         const report = await this.ferry.diff(work.src, work.dst, options);
         const status = report.errors.length > 0 ? 'failed' : report.rows.every((r) => r.status === 'in_sync') ? 'in_sync' : 'different';
         this.push(job, { event: 'diff_finished', status, report }, true);

@@ -2,7 +2,7 @@
 // runtime) with wasm-demo/workerd.capnp, and Node with serve.mjs, each against two real `ferry serve` registries.
 // The same diff and the same streamed copy run in both; their final lines and the digests they leave are the same. A
 // whole-registry diff streams one `repository_diffed` line per repository before its report, over the catalog or a
-// typed list; the relay runs jobs only for the users of its RELAY_USERS, and their passwords appear in no log.
+// typed list, or those under a prefix; the relay runs jobs only for the users of its RELAY_USERS, and their passwords appear in no log.
 //
 //   FERRY_BIN=target/debug/ferry node --test wasm-demo/test/workerd.test.mjs    (after `just wasm` and `npm ci`)
 
@@ -229,7 +229,7 @@ test('the same diff and streamed copy under workerd and Node end with the same l
   console.log(`final line in both runtimes: ${JSON.stringify(finals.node.copy)}`);
 });
 
-test('a whole-registry diff streams one repository_diffed line per repository, over the catalog or a typed list, in both runtimes', { skip: missing ?? false }, async () => {
+test('a whole-registry diff streams one repository_diffed line per repository, over the catalog, a typed list or a prefix, in both runtimes', { skip: missing ?? false }, async () => {
   const finals = {};
   for (const [runtime, base] of [
     ['node', node.url],
@@ -252,10 +252,20 @@ test('a whole-registry diff streams one repository_diffed line per repository, o
     assert.deepEqual(typed.events.filter((e) => e.event === 'repository_diffed').map((e) => e.source_repository), ['demo/other'], runtime);
     assert.deepEqual(typedLast.report.rows.map((row) => `${row.repository}:${row.tag}:${row.status}`), ['demo/other:1:missing'], runtime);
 
+    // A prefix: the same names on the destination, and only the repositories under it.
+    const under = await lines(await post(base, { kind: 'diff', source: source.url, destination: destination.url, prefix: 'demo/other/' }));
+    const underLast = under.events.at(-1);
+    const pairs = under.events.filter((e) => e.event === 'repository_diffed').map((e) => `${e.source_repository}>${e.destination_repository}`);
+    assert.deepEqual(pairs, ['demo/other>demo/other'], runtime);
+    assert.deepEqual(underLast.report.rows.map((row) => `${row.repository}:${row.tag}`), ['demo/other:1'], runtime);
+
     const bad = await post(base, { kind: 'diff', source: source.url, destination: destination.url, repositories: ['demo/app', 'Demo/App'] });
     assert.equal(bad.status, 400, runtime);
     assert.match((await bad.json()).error, /repositories\[1\] "Demo\/App"/, runtime);
-    finals[runtime] = [comparable(last), comparable(typedLast)];
+    const badPrefix = await post(base, { kind: 'diff', source: source.url, destination: destination.url, prefix: 'Demo/' });
+    assert.equal(badPrefix.status, 400, runtime);
+    assert.match((await badPrefix.json()).error, /prefix "Demo\/" is not a repository path/, runtime);
+    finals[runtime] = [comparable(last), comparable(typedLast), comparable(underLast)];
   }
   assert.deepEqual(finals.workerd, finals.node);
 });

@@ -133,6 +133,7 @@ async fn diff(src: &str, dst: &str) -> anyhow::Result<DiffReport> {
         destination: Some(Target { registry: dst.to_owned(), repository: None }),
         reference: None,
         repositories: Vec::new(),
+        prefix: None,
         details: false,
         referrers: false,
         credentials: Default::default(),

@@ -128,6 +128,7 @@ impl AccessArgs {
             destination,
             reference,
             repositories: Vec::new(),
+            prefix: None,
             details,
             referrers,
             credentials,

@@ -76,6 +76,12 @@ export interface DiffOptions {
    * name) instead of every repository of the catalogs.
    */
   repositories?: string[];
+  /**
+   * With a whole-registry `src`: only the repositories named `prefix` or under `prefix/`
+   * (`"team"` or `"team/"`), compared with the same names on `dst`; the catalogs (or the
+   * list) are narrowed before any tag is read.
+   */
+  prefix?: string;
   /** Each repository pair's rows as soon as it is compared, and retries and backoffs. */
   onEvent?: (event: DiffEvent) => void;
   /** Aborting stops the diff, aborts its requests and rejects with an AbortError. */

@@ -4,7 +4,7 @@
 
 use ferry_core::config::{DestinationSpec, Rule, SourceSpec, TagSelector};
 use ferry_core::copy::{Job, Plan, SyncMachine, SyncOptions};
-use ferry_core::diff::{DiffJob, DiffMachine, DiffReport, Target};
+use ferry_core::diff::{check_prefix, DiffJob, DiffMachine, DiffReport, Target};
 use ferry_core::driver;
 use ferry_core::machine::Machine;
 use ferry_core::manifest::PlatformFilter;
@@ -43,7 +43,7 @@ struct CopyInput {
 
 const COPY_OPTIONS: [&str; 5] = ["tags", "platforms", "referrers", "onProgress", "signal"];
 
-const DIFF_OPTIONS: [&str; 5] = ["details", "referrers", "repositories", "onEvent", "signal"];
+const DIFF_OPTIONS: [&str; 6] = ["details", "referrers", "repositories", "prefix", "onEvent", "signal"];
 
 /// `diff`'s options; `onEvent` and `signal` are read from the object itself.
 #[derive(Default, Deserialize)]
@@ -55,6 +55,9 @@ struct DiffInput {
     /// With a whole-registry `src`: these repositories instead of the catalogs'.
     #[serde(default)]
     repositories: Option<Vec<String>>,
+    /// With a whole-registry `src`: only the repositories under this path, on both sides.
+    #[serde(default)]
+    prefix: Option<String>,
 }
 
 /// What `read` runs, beside its repositories.
@@ -63,6 +66,7 @@ struct Reading {
     destination: Option<Target>,
     reference: Option<String>,
     repositories: Vec<String>,
+    prefix: Option<String>,
     details: bool,
     referrers: bool,
 }
@@ -150,9 +154,10 @@ pub(crate) async fn copy(
 pub(crate) async fn diff(src: JsValue, dst: JsValue, opts: JsValue) -> Result<JsValue, ApiError> {
     let src = input::side("src", &src)?;
     let dst = input::side("dst", &dst)?;
-    let DiffInput { details, referrers, repositories } =
+    let DiffInput { details, referrers, repositories, prefix } =
         input::options("diff options", &opts, &DIFF_OPTIONS)?;
     let repositories = input::repositories(repositories)?;
+    let prefix = prefix.map(|p| check_prefix(&p).map_err(|e| ApiError::input(e.to_string()))).transpose()?;
     let on_event = input::callback("diff options", &opts, "onEvent")?;
     let signal = input::signal("diff options", &opts)?;
     if !src.repository.is_empty() && dst.repository.is_empty() {
@@ -165,10 +170,14 @@ pub(crate) async fn diff(src: JsValue, dst: JsValue, opts: JsValue) -> Result<Js
             "repositories lists repositories of a whole registry: leave src.repository out",
         ));
     }
+    if !src.repository.is_empty() && prefix.is_some() {
+        return Err(ApiError::input("prefix narrows a whole registry: leave src.repository out"));
+    }
     let optional = |path: &str| (!path.is_empty()).then(|| path.to_owned());
     let reading = Reading {
         destination: Some(Target { registry: dst.name.clone(), repository: optional(&dst.repository) }),
         repositories,
+        prefix,
         details,
         referrers,
         ..Reading::default()
@@ -223,13 +232,14 @@ async fn read(
     let access = input::access(repos)?;
     let repository = (!repos[0].repository.is_empty()).then(|| repos[0].repository.clone());
     let source = Target { registry: repos[0].name.clone(), repository };
-    let Reading { destination, reference, repositories, details, referrers } = reading;
+    let Reading { destination, reference, repositories, prefix, details, referrers } = reading;
     let one_sided = destination.is_none();
     let job = DiffJob {
         source,
         destination,
         reference,
         repositories,
+        prefix,
         details,
         referrers,
         credentials: access.credentials,

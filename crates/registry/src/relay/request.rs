@@ -2,7 +2,7 @@
 //!
 //! ```json
 //! {"kind": "diff", "source": "http://127.0.0.1:5000[/repo]", "destination": "http://127.0.0.1:5001[/repo-or-prefix]",
-//!  "repositories"?: ["a", "b/c"], "details"?: false, "referrers"?: false,
+//!  "repositories"?: ["a", "b/c"], "prefix"?: "team/", "details"?: false, "referrers"?: false,
 //!  "auth"?: {"source"?: Auth, "destination"?: Auth}}
 //! {"kind": "copy", "images": [{"source": "http://127.0.0.1:5000/repo:tag", "destination": "http://127.0.0.1:5001/repo:tag"}],
 //!  "referrers"?: "all" | "none" | "sig,sbom,...", "auth"?: {...}}
@@ -12,10 +12,13 @@
 //! for a copy, a tag or digest); a diff side without a repository is the whole registry
 //! (the destination's path is then a prefix). A diff of whole registries chooses its
 //! repositories one of three ways: every repository of the catalogs (the default), those
-//! under the destination's prefix, or a typed list, `repositories` (at most
+//! under the destination's path, or a typed list, `repositories` (at most
 //! [`MAX_LISTED_REPOSITORIES`] names, each checked against the distribution spec's name
 //! grammar: a bad entry is refused with its index and the reason), compared at the
-//! destination under its prefix if it has one. Auth is `{"username", "password"}` or
+//! destination under its path if it has one. `prefix` then keeps only the repositories
+//! named so or under `prefix/`, compared with the same names on the destination: the
+//! catalogs are narrowed before any tag is listed, so a large registry costs its catalog
+//! pages alone (a repository path, checked like names). Auth is `{"username", "password"}` or
 //! `{"token"}` (an identity token). Credentials stay in the job's memory; nothing here
 //! prints them (`Debug` hides them) and no error repeats them.
 
@@ -24,7 +27,7 @@ use std::fmt;
 use ferry_core::api::EndpointMap;
 use ferry_core::auth::{Credential, CredentialStore};
 use ferry_core::copy::{Job, Plan, SyncOptions};
-use ferry_core::diff::{DiffJob, Target, MAX_LISTED_REPOSITORIES};
+use ferry_core::diff::{check_prefix, DiffJob, Target, MAX_LISTED_REPOSITORIES};
 use ferry_core::manifest::PlatformFilter;
 use ferry_core::plan::CopyTask;
 use ferry_core::reference::{validate_repository, Reference};
@@ -55,6 +58,9 @@ struct Body {
     /// A diff of whole registries: these repositories instead of the catalogs'.
     #[serde(default)]
     repositories: Option<Vec<String>>,
+    /// A diff of whole registries: only the repositories under this path, on both sides.
+    #[serde(default)]
+    prefix: Option<String>,
     #[serde(default)]
     auth: Sides,
 }
@@ -212,6 +218,16 @@ pub fn parse(body: &[u8], seed: u64) -> Result<Work, String> {
                 Some(_) => return Err("a diff's `referrers` is true or false".into()),
             };
             let repositories = listed_repositories(body.repositories, &source_path)?;
+            let prefix = match body.prefix {
+                Some(_) if !source_path.is_empty() => {
+                    return Err(
+                        "`prefix` narrows a whole registry: give `source` as http(s)://host[:port] alone"
+                            .into(),
+                    )
+                }
+                Some(text) => Some(check_prefix(&text).map_err(|e| e.to_string())?),
+                None => None,
+            };
             let optional = |path: String| (!path.is_empty()).then_some(path);
             let credentials = CredentialStore::new(pairs).map_err(|e| e.to_string())?;
             Work::Diff(DiffJob {
@@ -222,6 +238,7 @@ pub fn parse(body: &[u8], seed: u64) -> Result<Work, String> {
                 }),
                 reference: None,
                 repositories,
+                prefix,
                 details: body.details,
                 referrers,
                 credentials,
@@ -231,9 +248,10 @@ pub fn parse(body: &[u8], seed: u64) -> Result<Work, String> {
             })
         }
         "copy" => {
-            if body.repositories.is_some() {
+            if body.repositories.is_some() || body.prefix.is_some() {
                 return Err(
-                    "`repositories` belongs to a diff of whole registries; a copy lists `images`".into()
+                    "`repositories` and `prefix` belong to a diff of whole registries; a copy lists `images`"
+                        .into(),
                 );
             }
             if body.source.is_some() || body.destination.is_some() {
@@ -360,6 +378,22 @@ mod tests {
                 r#"{"kind":"diff","source":"http://a:1/x","destination":"http://b:1/x","repositories":["x"]}"#,
                 "whole registry",
             ),
+            (
+                r#"{"kind":"diff","source":"http://a:1","destination":"http://b:1","prefix":"Team/"}"#,
+                "prefix \"Team/\"",
+            ),
+            (
+                r#"{"kind":"diff","source":"http://a:1","destination":"http://b:1","prefix":"/"}"#,
+                "prefix \"/\"",
+            ),
+            (
+                r#"{"kind":"diff","source":"http://a:1/x","destination":"http://b:1/x","prefix":"x"}"#,
+                "`prefix` narrows a whole registry",
+            ),
+            (
+                r#"{"kind":"copy","prefix":"x","images":[{"source":"http://a:1/x:1","destination":"http://b:1/x"}]}"#,
+                "`prefix` belong to a diff",
+            ),
         ];
         for (body, want) in cases {
             let error = parse(body.as_bytes(), 1).unwrap_err();
@@ -406,5 +440,14 @@ mod tests {
             "repositories":["library/app", " tools/x/ ", "library/app"]}"#;
         let Work::Diff(job) = parse(body.as_bytes(), 1).unwrap() else { panic!("a diff") };
         assert_eq!(job.repositories, ["library/app", "tools/x"]);
+    }
+
+    #[test]
+    fn a_prefix_is_a_checked_repository_path() {
+        let body = r#"{"kind":"diff","source":"http://127.0.0.1:5000","destination":"http://127.0.0.1:5001",
+            "prefix":" team/tools/ "}"#;
+        let Work::Diff(job) = parse(body.as_bytes(), 1).unwrap() else { panic!("a diff") };
+        assert_eq!(job.prefix.as_deref(), Some("team/tools"));
+        assert_eq!(job.destination.unwrap().repository, None);
     }
 }
