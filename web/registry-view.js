@@ -4,10 +4,10 @@
 // repository's missing and different tags with one overall progress. Its state shares
 // the URL hash with the single-repository view (keys in registry-wide.js).
 //
-// Through a relay (relay-client.js) the whole selection is ONE diff job, whose
-// `repository_diffed` lines fill the table as the relay compares each pair, and "Copy all
-// missing" is ONE copy job of every image; directly, ferry-wasm diffs and copies
-// repository by repository.
+// The whole selection is ONE diff, directly (ferry-wasm) or through a relay
+// (relay-client.js) alike: its `repository_diffed` events fill the table as each pair is
+// compared. "Copy all missing" is ONE copy job of every image through a relay, and one
+// ferry-wasm copy per repository directly.
 
 import { InputProblem, STATUSES } from './hash-state.js';
 import { STATUS_LABELS } from './diff-table.js';
@@ -18,12 +18,11 @@ import { VirtualRows } from './virtual-rows.js';
 import {
   EventRouter,
   WIDE_KEYS,
-  chooseRepositories,
   filterWideRows,
   formatWideHash,
-  listCatalog,
   missingByRepository,
   parseList,
+  parsePrefix,
   parseWideHash,
   parseWideRegistry,
   repositoryOfReference,
@@ -33,9 +32,6 @@ import {
   wideCounts,
   withoutKeys,
 } from './registry-wide.js';
-
-/** Repositories diffed at once: enough to overlap round trips, few enough to stay polite. */
-const DIFF_CONCURRENCY = 3;
 
 const OUTCOME_LABELS = { queued: 'queued', copying: 'copying', copied: 'copied', skipped: 'skipped', failed: 'failed', cancelled: 'cancelled' };
 
@@ -168,7 +164,7 @@ export function startRegistryView({ loadedFerry, withAuth }) {
     for (const input of ui.form.querySelectorAll('[aria-invalid]')) input.removeAttribute('aria-invalid');
     try {
       const repos = parseList(ui.repos.value).join(',');
-      return { src: parseWideRegistry(ui.src.value, 'reg-src'), dst: parseWideRegistry(ui.dst.value, 'reg-dst'), prefix: ui.prefix.value.trim(), repos };
+      return { src: parseWideRegistry(ui.src.value, 'reg-src'), dst: parseWideRegistry(ui.dst.value, 'reg-dst'), prefix: parsePrefix(ui.prefix.value), repos };
     } catch (error) {
       if (!(error instanceof InputProblem)) throw error;
       const input = document.getElementById(error.field);
@@ -186,60 +182,19 @@ export function startRegistryView({ loadedFerry, withAuth }) {
     };
   }
 
-  /** The repositories to compare: the list, or both catalogs (a destination refusing its catalog only loses its extra repositories). */
-  async function repositoriesOf(compared) {
-    if (compared.repos) return chooseRepositories({ list: compared.repos, prefix: compared.prefix });
-    const auth = sides(compared, '');
-    const [source, destination] = await Promise.all([
-      listCatalog(compared.src, { auth: auth.src.auth }),
-      listCatalog(compared.dst, { auth: auth.dst.auth }).catch(() => []),
-    ]);
-    return chooseRepositories({ source, destination, prefix: compared.prefix });
-  }
-
-  async function diffOne(ferry, compared, repository) {
-    const { src, dst } = sides(compared, repository);
-    try {
-      const report = await ferry.diff(src, dst, { details: false });
-      state.byRepository.set(repository, repositoryRows(repository, report));
-      if (report.errors.length) state.failures.set(repository, report.errors.map((e) => describeFailure(e.kind, e.message)).join('; '));
-      else state.failures.delete(repository);
-    } catch (error) {
-      state.byRepository.set(repository, []);
-      state.failures.set(repository, describeFailure(error?.kind, error?.message ?? String(error)));
-    }
-    scheduleRender();
-  }
-
-  /** Directly: both catalogs (or the list) from this tab, then one diff per repository. */
-  async function diffEach(ferry, compared) {
-    const order = await repositoriesOf(compared);
-    state.order = order;
-    render();
-    let next = 0;
-    const worker = async () => {
-      while (next < order.length) {
-        const repository = order[next];
-        next += 1;
-        say('busy', `Comparing ${state.byRepository.size + 1} of ${order.length} repositories…`);
-        await diffOne(ferry, compared, repository);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(DIFF_CONCURRENCY, order.length) }, worker));
-    return '';
-  }
-
   /**
-   * Through the relay: one job for the whole selection. A prefix without a list reads the
-   * whole catalogs and keeps what is under it, as directly (the relay's own prefix maps
-   * the source onto a destination path instead). Returns a note on re-attaches.
+   * One diff job for the whole selection, directly (ferry-wasm) or through the relay, the
+   * same call either way: the core lists the catalogs (or takes the list), keeps those
+   * under the prefix before reading any tag, and each pair's `repository_diffed` fills the
+   * table as it is compared. Returns a note on the relay's re-attaches.
    */
-  async function diffInOneJob(relay, compared) {
-    const list = compared.repos ? chooseRepositories({ list: compared.repos, prefix: compared.prefix }) : [];
-    if (compared.repos && !list.length) return '';
-    state.order = list;
+  async function diffInOneJob(ferry, compared) {
+    const list = parseList(compared.repos);
+    // A typed list is known up front ("n of m read"); the catalogs' repositories arrive with their lines.
+    const seen = new Set(list.filter((repository) => underPrefix(repository, compared.prefix)));
+    if (list.length && !seen.size) return '';
+    state.order = [...seen].sort();
     render();
-    const seen = new Set(list);
     const add = (repository) => {
       if (seen.has(repository)) return;
       seen.add(repository);
@@ -248,32 +203,37 @@ export function startRegistryView({ loadedFerry, withAuth }) {
     let reattached = 0;
     let job = '';
     const { src, dst } = sides(compared, '');
-    say('busy', `Comparing through the relay: ${list.length ? `${list.length} repositories` : 'the whole catalogs'}…`);
-    const report = await relay.diffRegistries(src, dst, {
-      repositories: list,
-      onRepository(line) {
-        const repository = line.source_repository;
-        if (!underPrefix(repository, compared.prefix)) return;
+    say('busy', `Comparing ${seen.size ? `${seen.size} repositories` : 'the whole catalogs'}${compared.prefix ? ` under ${compared.prefix}` : ''}…`);
+    const options = {
+      onEvent(event) {
+        if (event.event !== 'repository_diffed') return;
+        const repository = event.source_repository;
         add(repository);
-        state.byRepository.set(repository, repositoryRows(repository, line));
-        if (line.errors?.length) state.failures.set(repository, line.errors.map((e) => describeFailure(e.kind, e.message)).join('; '));
-        say('busy', `Comparing through the relay: ${state.byRepository.size} repositories compared so far…`);
+        state.byRepository.set(repository, repositoryRows(repository, event));
+        if (event.errors?.length) state.failures.set(repository, event.errors.map((e) => describeFailure(e.kind, e.message)).join('; '));
+        say('busy', `Comparing: ${state.byRepository.size} repositories compared so far…`);
         scheduleRender();
       },
-      onReattach(r) {
+    };
+    // Only the relay's stream can break off and be re-attached (ferry-wasm refuses options it does not know).
+    if (ferry.copyImages) {
+      options.onReattach = (r) => {
         reattached += 1;
         job = r.job;
         say('busy', `The relay's stream broke off (${r.reason}); re-attaching to job ${r.job} from line ${r.offset}…`);
-      },
-    });
+      };
+    }
+    if (list.length) options.repositories = list;
+    if (compared.prefix) options.prefix = compared.prefix;
+    const report = await ferry.diff(src, dst, options);
     // The final report is the authority: every pair's rows, whether or not its line came.
-    const byRepository = rowsByRepository(report, compared.prefix);
+    const byRepository = rowsByRepository(report);
     for (const repository of byRepository.keys()) add(repository);
     for (const repository of seen) state.byRepository.set(repository, byRepository.get(repository) ?? []);
     // Errors no repository's line carried: the catalogs'.
-    const told = new Set([...state.failures.values()]);
-    const other = report.errors.map((e) => describeFailure(e.kind, e.message)).filter((why) => ![...told].some((t) => t.includes(why)));
-    if (other.length) state.failures.set("the relay's diff", other.join('; '));
+    const told = [...state.failures.values()];
+    const other = report.errors.map((e) => describeFailure(e.kind, e.message)).filter((why) => !told.some((t) => t.includes(why)));
+    if (other.length) state.failures.set('the catalogs', other.join('; '));
     return reattached ? ` The relay's stream broke off ${reattached} time(s); the page re-attached to job ${job} each time from the line it had read.` : '';
   }
 
@@ -289,16 +249,15 @@ export function startRegistryView({ loadedFerry, withAuth }) {
     state.order = [];
     state.byRepository = new Map();
     state.failures = new Map();
-    say('busy', `Listing the repositories of ${compared.src} and ${compared.dst}…`);
     try {
-      const note = ferry.diffRegistries ? await diffInOneJob(ferry, compared) : await diffEach(ferry, compared);
+      const note = await diffInOneJob(ferry, compared);
       const failed = [...state.failures].map(([repository, why]) => `${repository}: ${why}`);
       if (failed.length) say('warn', `Some repositories could not be compared, so the table may be incomplete: ${failed.join(' · ')}${note}`);
       else say('ok', state.order.length ? `Compared ${state.order.length} repositories.${note}` : 'No repository matches: the catalogs are empty, or none is under this prefix.');
     } catch (error) {
       const why = describeFailure(error?.kind, error?.message ?? String(error));
-      // A fetch the browser refused: most often a registry that sends no CORS headers.
-      const hint = !ferry.diffRegistries && error instanceof TypeError ? ' A registry that sends no CORS headers can still be reached through a relay: see "Through a relay" in the form above.' : '';
+      // ferry-wasm could not reach a registry: most often one that sends no CORS headers.
+      const hint = error?.name === 'NetworkError' ? ' A registry that sends no CORS headers can still be reached through a relay: see "Through a relay" in the form above.' : '';
       say('error', `Comparing failed: ${why}${hint}`);
     } finally {
       state.diffing = false;

@@ -1,62 +1,9 @@
-// Whole registries: which repositories to compare (every one in the two catalogs, those
-// under a prefix, or a typed list), the catalog listing, the rows of one repository's
-// diff flattened into the registry-wide table, its filters, and its part of the URL hash.
-// Everything here is pure except `listCatalog`, which takes its `fetch` as an argument.
+// Whole registries: the typed list of repositories, the rows of each repository's
+// `repository_diffed` (and of the final report) flattened into the registry-wide table,
+// its filters, what "copy all missing" copies, and the view's part of the URL hash. The
+// catalogs and the prefix are ferry-core's (one diff of the whole selection). All pure.
 
 import { InputProblem, STATUSES, checkRepository, parseRegistry } from './hash-state.js';
-
-/** Catalog page size asked for; the registry may answer with fewer and a `Link`. */
-const CATALOG_PAGE = 1000;
-
-/**
- * The `next` target of a `Link` header, resolved against `base`, or null. The
- * distribution spec: "the presence of the Link header ... `<url>; rel="next"`".
- */
-export function nextLink(link, base) {
-  if (!link) return null;
-  for (const part of link.split(',')) {
-    const match = /<([^>]*)>\s*;\s*rel="?next"?/i.exec(part);
-    if (match) return new URL(match[1], base).href;
-  }
-  return null;
-}
-
-/** Basic or Bearer `Authorization` of a side's credentials, or none. */
-function authorization(auth) {
-  if (auth?.token) return { Authorization: `Bearer ${auth.token}` };
-  if (auth?.username || auth?.password) return { Authorization: `Basic ${btoa(`${auth.username ?? ''}:${auth.password ?? ''}`)}` };
-  return {};
-}
-
-/**
- * Every repository of `registry`'s catalog (`GET /v2/_catalog`, following `Link`), sorted.
- * Throws an Error naming the registry and the status when the catalog is refused.
- */
-export async function listCatalog(registry, { auth, fetch: get = fetch } = {}) {
-  const repositories = [];
-  let url = `${registry}/v2/_catalog?n=${CATALOG_PAGE}`;
-  for (let pages = 0; url; pages += 1) {
-    if (pages > 10_000) throw new Error(`${registry}: the catalog's Link headers do not end`);
-    const response = await get(url, { headers: { Accept: 'application/json', ...authorization(auth) } });
-    if (!response.ok) {
-      throw new Error(`${registry} refused its catalog (GET /v2/_catalog: HTTP ${response.status}); list the repositories instead`);
-    }
-    const body = await response.json();
-    repositories.push(...(body.repositories ?? []));
-    url = nextLink(response.headers.get('link'), url);
-  }
-  return [...new Set(repositories)].sort();
-}
-
-/**
- * The repositories to compare: the typed `list` (comma or whitespace separated) when
- * given, else the union of both catalogs, narrowed to those under `prefix`.
- */
-export function chooseRepositories({ source = [], destination = [], prefix = '', list = '' }) {
-  const typed = parseList(list);
-  const all = typed.length ? typed : [...new Set([...source, ...destination])];
-  return all.filter((r) => underPrefix(r, prefix)).sort();
-}
 
 /** A typed list of repositories, each checked against the spec's grammar. */
 export function parseList(text, field = 'reg-repos') {
@@ -64,6 +11,12 @@ export function parseList(text, field = 'reg-repos') {
     .split(/[\s,]+/)
     .filter(Boolean)
     .map((r) => checkRepository(r, field));
+}
+
+/** The prefix typed: a repository path once its outer `/` are trimmed, or '' for none. */
+export function parsePrefix(text, field = 'reg-prefix') {
+  const prefix = String(text ?? '').trim().replace(/^\/+|\/+$/g, '');
+  return prefix && checkRepository(prefix, field);
 }
 
 /** One repository's `diff` rows as registry-wide rows: `{key, repository, tag, status, ...}`. */
@@ -77,14 +30,10 @@ export function underPrefix(repository, prefix) {
   return !under || repository === under || repository.startsWith(`${under}/`);
 }
 
-/**
- * A diff report's rows as registry-wide rows, grouped by repository (rows name their
- * source repository), keeping only the repositories under `prefix`.
- */
-export function rowsByRepository(report, prefix = '') {
+/** A diff report's rows as registry-wide rows, grouped by repository (rows name their source repository). */
+export function rowsByRepository(report) {
   const by = new Map();
   for (const row of report?.rows ?? []) {
-    if (!underPrefix(row.repository, prefix)) continue;
     if (!by.has(row.repository)) by.set(row.repository, []);
     by.get(row.repository).push({ ...row, key: `${row.repository}:${row.tag}` });
   }

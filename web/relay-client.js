@@ -68,8 +68,9 @@ export class RelayError extends Error {
   }
 }
 
+/** `<base>/<repository><reference>`, or the registry's base alone for a whole registry. */
 function location({ registry, repository }, reference = '') {
-  return `${registry}/${repository}${reference}`;
+  return repository ? `${registry}/${repository}${reference}` : registry;
 }
 
 function auth(src, dst) {
@@ -80,8 +81,9 @@ function auth(src, dst) {
 }
 
 /**
- * ferry-wasm's `diff` and `copy`, through the relay at `url` with its user `username`
- * and `password`, and the registry-wide `diffRegistries` and `copyImages`, each one job.
+ * ferry-wasm's `diff` (of repositories or whole registries) and `copy`, through the relay
+ * at `url` with its user `username` and `password`, and the registry-wide `copyImages`,
+ * each one job.
  * `fetch`, `reattach` (as `REATTACH`) and `sleep(ms, signal)` are injectable for tests.
  */
 export function relayApi({ url, username, password }, { fetch: send = fetch, reattach = REATTACH, sleep = pause } = {}) {
@@ -185,8 +187,17 @@ export function relayApi({ url, username, password }, { fetch: send = fetch, rea
   }
 
   return {
-    async diff(src, dst, { details = false, referrers = false } = {}) {
-      const last = await run({ kind: 'diff', source: location(src), destination: location(dst), details, referrers, auth: auth(src, dst) });
+    /**
+     * As ferry-wasm's `diff`: two repositories, or two whole registries (`src` without a
+     * repository) over their catalogs, the typed `repositories` or those under `prefix`, as
+     * one job. `onEvent` gets each line before the last as soon as it is read (a diff's
+     * `repository_diffed` as the relay compares each pair); resolves with the final report.
+     */
+    async diff(src, dst, { details = false, referrers = false, repositories = [], prefix = '', onEvent, onReattach, signal } = {}) {
+      const body = { kind: 'diff', source: location(src), destination: location(dst), details, referrers, auth: auth(src, dst) };
+      if (repositories.length) body.repositories = repositories;
+      if (prefix) body.prefix = prefix;
+      const last = await run(body, { onEvent, onReattach, signal });
       if (last.event !== 'diff_finished') throw new RelayError('failed', `the relay's diff ended with ${JSON.stringify(last.event)}`);
       return last.report;
     },
@@ -194,22 +205,6 @@ export function relayApi({ url, username, password }, { fetch: send = fetch, rea
     copy(src, dst, { tags, onProgress, onReattach, signal }) {
       const images = tags.map((tag) => ({ source: location(src, `:${tag}`), destination: location(dst, `:${tag}`) }));
       return copyImages(images, { auth: auth(src, dst), onProgress, onReattach, signal });
-    },
-
-    /**
-     * Two whole registries (`src` and `dst` are `{registry, auth}`), or the `repositories`
-     * listed, as one diff job. `onRepository` gets each `repository_diffed` line as the
-     * relay compares that pair; resolves with the final report (every pair's rows).
-     */
-    async diffRegistries(src, dst, { repositories = [], onRepository = () => {}, onReattach, signal } = {}) {
-      const body = { kind: 'diff', source: src.registry, destination: dst.registry, details: false, auth: auth(src, dst) };
-      if (repositories.length) body.repositories = repositories;
-      const onEvent = (line) => {
-        if (line.event === 'repository_diffed') onRepository(line);
-      };
-      const last = await run(body, { onEvent, onReattach, signal });
-      if (last.event !== 'diff_finished') throw new RelayError('failed', `the relay's diff ended with ${JSON.stringify(last.event)}`);
-      return last.report;
     },
 
     /** One copy job of `images` (`[{source, destination}]` references), across repositories. */

@@ -110,11 +110,17 @@ test('registry-wide diff, filters, hash and copy all missing across repositories
   await page.fill('#reg-filter-repo', '');
   await page.fill('#reg-filter-tag', '');
 
-  // A prefix narrows the repositories read.
+  // A prefix narrows the repositories read: past the catalog, the source (seen through a
+  // proxy that records what it forwards) is asked about `tools/x` alone.
+  const counter = await startCuttingProxy(src, { cut: () => false, afterBodyBytes: 0 });
+  harness.cleanup(() => counter.stop());
   await page.goto('about:blank');
-  await page.goto(`${origin}/ui/#rsrc=${src}&rdst=${dst}&prefix=tools`);
+  await page.goto(`${origin}/ui/#rsrc=${counter.url}&rdst=${dst}&prefix=tools/`);
   await compared(1);
   assert.deepEqual(Object.keys(await wideRows()), ['tools/x:1']);
+  const read = counter.requests.filter((r) => !/ \/v2\/(_catalog|tools\/x\/|$)/.test(r));
+  assert.deepEqual(read, [], `outside the prefix: ${counter.requests.join(', ')}`);
+  assert.ok(counter.requests.some((r) => r.startsWith('GET /v2/tools/x/tags/list')), counter.requests.join(', '));
 
   await page.goto('about:blank');
   await page.goto(`${origin}/ui/#rsrc=${src}&rdst=${dst}`);
@@ -239,7 +245,7 @@ test("whole registries through the relay, every job stream cut by a proxy: one d
   const a2 = await pushIndex(peer.url, 'wide/a', { tag: '2', platforms: ['linux/amd64', 'linux/arm64'], shared: [bytes('wide base', 16 * KIB)], ownSize: 4 * KIB });
   const b1 = await pushImage(peer.url, 'wide/b', { tags: ['1'], layers: [bytes('wide b', 16 * KIB)] });
   const b1old = await pushImage(destination.url, 'wide/b', { tags: ['1'], layers: [bytes('wide b older', 16 * KIB)] });
-  // Outside the prefix: read by the relay (its catalog job is whole), never shown.
+  // Outside the prefix: in the catalog, never read past it nor shown.
   await pushImage(peer.url, 'elsewhere/c', { tags: ['1'], layers: [bytes('elsewhere', 4 * KIB)] });
   // Each job's answer is cut a little past job_started: mid-job, mid-line.
   const proxy = await startCuttingProxy(relay.url, { cut: (request) => request === 'POST /jobs', afterBodyBytes: 160 });

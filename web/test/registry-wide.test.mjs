@@ -1,17 +1,15 @@
-// The registry-wide view's pure parts: which repositories, the catalog's Link paging,
-// rows and filters, the hash, and the virtual table's window arithmetic.
+// The registry-wide view's pure parts: the typed list and prefix, rows and filters, the hash, and the virtual table's window arithmetic.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { STATUSES } from '../hash-state.js';
 import {
   EventRouter,
-  chooseRepositories,
   filterWideRows,
   formatWideHash,
-  listCatalog,
   missingByRepository,
-  nextLink,
+  parseList,
+  parsePrefix,
   parseWideHash,
   parseWideRegistry,
   repositoryOfReference,
@@ -23,39 +21,14 @@ import {
 } from '../registry-wide.js';
 import { visibleWindow } from '../virtual-rows.js';
 
-test('repositories: both catalogs, a prefix, or a typed list', () => {
-  const source = ['team/a', 'team/b', 'tools/x'];
-  const destination = ['team/b', 'team/c', 'teams/d'];
-  const cases = [
-    [{ source, destination }, ['team/a', 'team/b', 'team/c', 'teams/d', 'tools/x']],
-    [{ source, destination, prefix: 'team' }, ['team/a', 'team/b', 'team/c']],
-    [{ source, destination, prefix: '/team/' }, ['team/a', 'team/b', 'team/c']],
-    [{ source, destination, list: 'tools/x, team/a\nother' }, ['other', 'team/a', 'tools/x']],
-    [{ source, destination, list: 'tools/x team/a', prefix: 'team' }, ['team/a']],
-    [{ source: [], destination: [] }, []],
-  ];
-  for (const [input, want] of cases) assert.deepEqual(chooseRepositories(input), want, JSON.stringify(input));
-  assert.throws(() => chooseRepositories({ list: 'Team/A' }), /not a repository name/);
-});
-
-test('the catalog follows Link headers and names the registry when refused', async () => {
-  assert.equal(nextLink('</v2/_catalog?last=b&n=2>; rel="next"', 'http://r:5000/v2/_catalog?n=2'), 'http://r:5000/v2/_catalog?last=b&n=2');
-  assert.equal(nextLink(null, 'http://r'), null);
-  assert.equal(nextLink('<http://r/x>; rel="prev"', 'http://r'), null);
-  const pages = {
-    'http://r/v2/_catalog?n=1000': { repositories: ['b', 'a'], link: '</v2/_catalog?last=b&n=1000>; rel="next"' },
-    'http://r/v2/_catalog?last=b&n=1000': { repositories: ['c'] },
-  };
-  const seen = [];
-  const fakeFetch = async (url, init) => {
-    seen.push(init.headers.Authorization ?? '');
-    const page = pages[url];
-    return { ok: true, status: 200, json: async () => ({ repositories: page.repositories }), headers: { get: () => page.link ?? null } };
-  };
-  assert.deepEqual(await listCatalog('http://r', { fetch: fakeFetch, auth: { username: 'u', password: 'p' } }), ['a', 'b', 'c']);
-  assert.deepEqual(seen, [`Basic ${btoa('u:p')}`, `Basic ${btoa('u:p')}`]);
-  const refused = async () => ({ ok: false, status: 401, headers: { get: () => null } });
-  await assert.rejects(listCatalog('http://r', { fetch: refused }), /http:\/\/r refused its catalog \(GET \/v2\/_catalog: HTTP 401\); list the repositories instead/);
+test('a typed list and a prefix are checked against the name grammar', () => {
+  assert.deepEqual(parseList('tools/x, team/a\nother'), ['tools/x', 'team/a', 'other']);
+  assert.deepEqual(parseList(''), []);
+  assert.throws(() => parseList('Team/A'), /not a repository name/);
+  assert.equal(parsePrefix(' /team/ '), 'team');
+  assert.equal(parsePrefix('team/tools/'), 'team/tools');
+  assert.equal(parsePrefix('  '), '');
+  assert.throws(() => parsePrefix('Team'), (error) => error.field === 'reg-prefix');
 });
 
 test('rows, filters, counts and what to copy', () => {
@@ -95,7 +68,7 @@ test('the virtual window covers the viewport plus overscan, within bounds', () =
   for (const [input, want] of cases) assert.deepEqual(visibleWindow(input), want, JSON.stringify(input));
 });
 
-test("a relay's report by repository, under a prefix, and a copy job's events routed to their repository", () => {
+test("a diff's report by repository, and a copy job's events routed to their repository", () => {
   const report = {
     rows: [
       { repository: 'team/a', tag: '1', status: 'missing' },
@@ -104,10 +77,9 @@ test("a relay's report by repository, under a prefix, and a copy job's events ro
       { repository: 'team', tag: 'x', status: 'missing' },
     ],
   };
-  const by = rowsByRepository(report, 'team');
-  assert.deepEqual([...by.keys()], ['team/a', 'team']);
+  const by = rowsByRepository(report);
+  assert.deepEqual([...by.keys()], ['team/a', 'teams/b', 'team']);
   assert.deepEqual(by.get('team/a').map((r) => r.key), ['team/a:1', 'team/a:2']);
-  assert.deepEqual([...rowsByRepository(report).keys()], ['team/a', 'teams/b', 'team']);
   assert.ok(underPrefix('x/y', '') && underPrefix('x/y', '/x/') && !underPrefix('xy/z', 'x'));
 
   assert.equal(repositoryOfReference('127.0.0.1:5000/team/a:1.0'), 'team/a');

@@ -157,15 +157,16 @@ test('whole registries are one diff job: each repository as the relay compares i
   const seen = [];
   const src = { registry: 'http://a', auth: { token: 't' } };
   const dst = { registry: 'http://b' };
-  const report = await relayApi({ url: 'http://relay', username: 'p', password: 'p' }, { fetch }).diffRegistries(src, dst, {
+  const report = await relayApi({ url: 'http://relay', username: 'p', password: 'p' }, { fetch }).diff(src, dst, {
     repositories: ['team/a', 'team/b'],
-    onRepository: (line) => seen.push([line.source_repository, line.rows.length, line.errors.length]),
+    onEvent: (line) => line.event === 'repository_diffed' && seen.push([line.source_repository, line.rows.length, line.errors.length]),
   });
   assert.deepEqual(seen, [['team/a', 1, 0], ['team/b', 0, 1]]);
   assert.equal(report.rows.length, 1);
-  assert.deepEqual(sent[0], { kind: 'diff', source: 'http://a', destination: 'http://b', details: false, auth: { source: { token: 't' } }, repositories: ['team/a', 'team/b'] });
-  await relayApi({ url: 'http://relay', username: 'p', password: 'p' }, { fetch }).diffRegistries(src, dst);
-  assert.equal('repositories' in sent[1], false, 'the whole catalog when no list is given');
+  const body = { kind: 'diff', source: 'http://a', destination: 'http://b', details: false, referrers: false, auth: { source: { token: 't' } } };
+  assert.deepEqual(sent[0], { ...body, repositories: ['team/a', 'team/b'] });
+  await relayApi({ url: 'http://relay', username: 'p', password: 'p' }, { fetch }).diff(src, dst, { prefix: 'team' });
+  assert.deepEqual(sent[1], { ...body, prefix: 'team' }, 'the whole catalog under the prefix when no list is given');
 });
 
 test('Cancel is DELETE /jobs/<id>; the stream then ends with the cancelled line, and no re-attach is tried', async () => {
@@ -224,7 +225,8 @@ test('each line reaches the page as soon as it is read, before the next arrives'
       },
     }),
   });
-  const report = await api(fetch).diffRegistries({ registry: 'http://a' }, { registry: 'http://b' }, { onRepository: (line) => seen(line.source_repository) });
+  const onEvent = (line) => line.event === 'repository_diffed' && seen(line.source_repository);
+  const report = await api(fetch).diff({ registry: 'http://a' }, { registry: 'http://b' }, { onEvent });
   assert.deepEqual(report, { rows: [], errors: [] });
   assert.equal(await first, 'a');
 });
