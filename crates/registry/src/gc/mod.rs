@@ -17,6 +17,8 @@
 //! registry answers a blob only when its content is present, so they are inert, and a
 //! later push of the same content links it again.
 
+pub mod online;
+
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::SystemTime;
@@ -44,6 +46,22 @@ pub struct GcOptions {
     pub policy: Policy,
     /// Report what would go, delete nothing.
     pub dry_run: bool,
+}
+
+impl GcOptions {
+    /// The collection a registry's configuration asks for (`storage.gc` and
+    /// `storage.upload_purging`).
+    pub fn from_config(storage: &crate::config::StorageConfig) -> GcOptions {
+        let purging = &storage.upload_purging;
+        GcOptions {
+            policy: Policy {
+                delete_untagged: storage.gc.delete_untagged,
+                grace_secs: storage.gc.grace_secs,
+                upload_max_age_secs: purging.enabled.then_some(purging.age_secs),
+            },
+            dry_run: false,
+        }
+    }
 }
 
 /// What a collection freed (or, with `dry_run`, would free).
@@ -125,8 +143,22 @@ pub async fn collect<F: Future<Output = ()>>(
         let Ok(repo) = Repo::parse(repo) else { continue };
         store.delete_manifest(&repo, digest).await?;
     }
+    let mut report = report;
     for blob in &plan.blobs {
         let data = layout::blob_data(&blob.digest);
+        // An upload on any replica may have completed the same blob again since it was
+        // listed, and a client been told it is there: its new age says so.
+        let age = match driver.stat(&data).await {
+            Ok(info) => age_secs(SystemTime::now(), info.modified),
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if !gc::past_grace(age, &policy) {
+            report.blobs_deleted -= 1;
+            report.bytes_freed -= blob.size;
+            report.blobs_kept_in_grace += 1;
+            continue;
+        }
         ignore_not_found(driver.delete(data.trim_end_matches("/data")).await)?;
     }
     for upload in &plan.uploads {
