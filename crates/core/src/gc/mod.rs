@@ -31,8 +31,9 @@ pub struct ManifestEntry {
     pub digest: Digest,
     /// A tag of the repository points at it.
     pub tagged: bool,
-    /// It appeared after the first listing: a push landed during the collection, so it
-    /// is a root whatever its tags.
+    /// It appeared after the first listing (a push landed during the collection), or
+    /// within the grace period (an index's children go up untagged before the index that
+    /// tags them): a root whatever its tags.
     pub recent: bool,
     /// The manifest's `subject`, when it is a referrer.
     pub subject: Option<Digest>,

@@ -112,13 +112,13 @@ pub async fn collect<F: Future<Output = ()>>(
 ) -> Result<GcReport, GcError> {
     let policy = options.policy;
     let now = SystemTime::now();
-    let first = list(store, now).await?;
+    let first = list(store, now, &policy).await?;
     let first_mark = gc::mark(&first.manifests, &policy);
     let blobs = list_blobs(store, now).await?;
     after_mark().await;
-    let mut second = list(store, now).await?;
+    let mut second = list(store, now, &policy).await?;
     for m in &mut second.manifests {
-        m.recent = !first.revisions.contains(&(m.repo.clone(), m.digest.clone()));
+        m.recent |= !first.revisions.contains(&(m.repo.clone(), m.digest.clone()));
     }
     let second_mark = gc::mark(&second.manifests, &policy);
     let new_links: BTreeSet<Digest> =
@@ -147,19 +147,27 @@ pub async fn collect<F: Future<Output = ()>>(
     for blob in &plan.blobs {
         let data = layout::blob_data(&blob.digest);
         // An upload on any replica may have completed the same blob again since it was
-        // listed, and a client been told it is there: its new age says so.
+        // listed, and a client been told it is there: its new age says so. Another
+        // collector (another replica's) may have deleted it already: not freed here.
         let age = match driver.stat(&data).await {
-            Ok(info) => age_secs(SystemTime::now(), info.modified),
-            Err(e) if e.is_not_found() => continue,
+            Ok(info) => Some(age_secs(SystemTime::now(), info.modified)),
+            Err(e) if e.is_not_found() => None,
             Err(e) => return Err(e.into()),
         };
-        if !gc::past_grace(age, &policy) {
+        if age.is_none_or(|age| !gc::past_grace(age, &policy)) {
             report.blobs_deleted -= 1;
             report.bytes_freed -= blob.size;
-            report.blobs_kept_in_grace += 1;
+            report.blobs_kept_in_grace += usize::from(age.is_some());
             continue;
         }
-        ignore_not_found(driver.delete(data.trim_end_matches("/data")).await)?;
+        match driver.delete(data.trim_end_matches("/data")).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {
+                report.blobs_deleted -= 1;
+                report.bytes_freed -= blob.size;
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     for upload in &plan.uploads {
         let dir = format!("{}/{}/_uploads/{}", layout::repositories(), upload.repo, upload.id);
@@ -218,7 +226,7 @@ fn age_secs(now: SystemTime, then: Option<SystemTime>) -> Option<u64> {
     then.map(|t| now.duration_since(t).map_or(0, |d| d.as_secs()))
 }
 
-async fn list(store: &Store, now: SystemTime) -> Result<Listing, GcError> {
+async fn list(store: &Store, now: SystemTime, policy: &Policy) -> Result<Listing, GcError> {
     let mut listing = Listing::default();
     for repo in repositories(store).await? {
         let mut tagged = BTreeSet::new();
@@ -238,13 +246,15 @@ async fn list(store: &Store, now: SystemTime) -> Result<Listing, GcError> {
                 Err(e) => return Err(e.into()),
             };
             let is_tagged = tagged.contains(&digest);
-            listing.manifests.push(ManifestEntry::parse(
-                repo.as_str(),
-                digest,
-                is_tagged,
-                &meta.media_type,
-                bytes,
-            )?);
+            let age = match store.driver().stat(&layout::blob_data(&digest)).await {
+                Ok(info) => age_secs(now, info.modified),
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let mut entry = ManifestEntry::parse(repo.as_str(), digest, is_tagged, &meta.media_type, bytes)?;
+            // An index's children go up untagged just before the index that tags them.
+            entry.recent = !gc::past_grace(age, policy);
+            listing.manifests.push(entry);
         }
         for digest in digests_under(store, &layout::layers_dir(&repo)).await? {
             listing.links.insert((repo.to_string(), digest));
