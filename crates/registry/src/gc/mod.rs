@@ -101,7 +101,24 @@ struct Listing {
     /// `(repo, digest)` of every manifest revision and blob link.
     links: BTreeSet<(String, Digest)>,
     revisions: BTreeSet<(String, Digest)>,
+    /// `(repo, digest)` of the manifests written within the grace period.
+    young: BTreeSet<(String, Digest)>,
     uploads: Vec<UploadEntry>,
+}
+
+impl Listing {
+    /// The manifests with their `recent` flag: those that `appeared` since the first
+    /// listing and, with `grace`, the young ones (an index's children go up untagged just
+    /// before the index that tags them).
+    fn roots(&self, appeared: Option<&BTreeSet<(String, Digest)>>, grace: bool) -> Vec<ManifestEntry> {
+        let mut manifests = self.manifests.clone();
+        for m in &mut manifests {
+            let key = (m.repo.clone(), m.digest.clone());
+            m.recent =
+                appeared.is_some_and(|first| !first.contains(&key)) || (grace && self.young.contains(&key));
+        }
+        manifests
+    }
 }
 
 /// Runs one collection; `after_mark` runs between the first mark and the re-listing.
@@ -113,19 +130,23 @@ pub async fn collect<F: Future<Output = ()>>(
     let policy = options.policy;
     let now = SystemTime::now();
     let first = list(store, now, &policy).await?;
-    let first_mark = gc::mark(&first.manifests, &policy);
+    let first_mark = gc::mark(&first.roots(None, true), &policy);
     let blobs = list_blobs(store, now).await?;
     after_mark().await;
-    let mut second = list(store, now, &policy).await?;
-    for m in &mut second.manifests {
-        m.recent |= !first.revisions.contains(&(m.repo.clone(), m.digest.clone()));
-    }
-    let second_mark = gc::mark(&second.manifests, &policy);
+    let second = list(store, now, &policy).await?;
+    let second_mark = gc::mark(&second.roots(Some(&first.revisions), true), &policy);
     let new_links: BTreeSet<Digest> =
         second.links.difference(&first.links).map(|(_, digest)| digest.clone()).collect();
     let plan = gc::sweep(&first_mark, &second_mark, &blobs, &new_links, &second.uploads, &policy);
-    let unreferenced =
-        gc::sweep(&first_mark, &second_mark, &blobs, &new_links, &[], &Policy { grace_secs: 0, ..policy });
+    // What would go without the grace period, for the report.
+    let unreferenced = gc::sweep(
+        &gc::mark(&first.roots(None, false), &policy),
+        &gc::mark(&second.roots(Some(&first.revisions), false), &policy),
+        &blobs,
+        &new_links,
+        &[],
+        &Policy { grace_secs: 0, ..policy },
+    );
     let report = GcReport {
         dry_run: options.dry_run,
         manifests_deleted: plan.manifests.len(),
@@ -251,10 +272,16 @@ async fn list(store: &Store, now: SystemTime, policy: &Policy) -> Result<Listing
                 Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(e.into()),
             };
-            let mut entry = ManifestEntry::parse(repo.as_str(), digest, is_tagged, &meta.media_type, bytes)?;
-            // An index's children go up untagged just before the index that tags them.
-            entry.recent = !gc::past_grace(age, policy);
-            listing.manifests.push(entry);
+            if !gc::past_grace(age, policy) {
+                listing.young.insert((repo.to_string(), digest.clone()));
+            }
+            listing.manifests.push(ManifestEntry::parse(
+                repo.as_str(),
+                digest,
+                is_tagged,
+                &meta.media_type,
+                bytes,
+            )?);
         }
         for digest in digests_under(store, &layout::layers_dir(&repo)).await? {
             listing.links.insert((repo.to_string(), digest));
@@ -397,6 +424,19 @@ mod tests {
         assert_eq!((report.manifests_deleted, report.blobs_deleted), (1, 2), "{report}");
         assert!(store.blob_size_global(&Digest::sha256(b"old-layer")).await.unwrap().is_some());
         assert!(store.blob_size_global(&Digest::sha256(b"old-config")).await.unwrap().is_none());
+    }
+
+    /// An index's children go up untagged before the index: within the grace period an
+    /// untagged manifest is a root, even with `delete_untagged`.
+    #[tokio::test]
+    async fn an_untagged_manifest_within_the_grace_period_stays() {
+        let store = Store::new(Arc::new(MemoryDriver::new()));
+        let repo = Repo::parse("r").unwrap();
+        let child = push_image(&store, &repo, b"child-config", b"child-layer", None).await;
+        let policy = Policy { delete_untagged: true, grace_secs: 600, ..Policy::default() };
+        let report = collect(&store, GcOptions { policy, dry_run: false }, || async {}).await.unwrap();
+        assert_eq!((report.manifests_deleted, report.blobs_deleted, report.blobs_kept_in_grace), (0, 0, 3));
+        assert!(store.manifest_meta(&repo, &child).await.unwrap().is_some());
     }
 
     #[tokio::test]
