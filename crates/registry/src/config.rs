@@ -411,7 +411,7 @@ pub struct TokenConfig {
     /// The `service` named in challenges and tokens.
     pub service: String,
     /// HMAC-SHA256 signing key; generated at start when empty (tokens then do not
-    /// survive a restart).
+    /// survive a restart, and replicas do not accept each other's: give them one key).
     pub key: Option<String>,
     /// Token lifetime in seconds.
     pub ttl_secs: u64,
