@@ -365,6 +365,13 @@ fn twenty_clients_pushing_one_blob_and_one_tag_leave_one_blob_and_one_winner() {
     let left = std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0);
     assert_eq!(left, 0, "upload sessions left behind");
     assert_eq!(get(&format!("{}/v2/race/app/blobs/{}", cluster.url(), sha256(&layer))).body, *layer);
+    // Through both replicas.
+    let puts: Vec<f64> = cluster
+        .replicas
+        .iter()
+        .map(|r| r.metric("ferry_serve_requests_total", &[("route", "manifest"), ("method", "PUT")]))
+        .collect();
+    assert!(puts.iter().all(|&n| n > 0.0) && puts.iter().sum::<f64>() == CLIENTS as f64, "{puts:?}");
 }
 
 /// One raw push outcome: what the registry acknowledged with 201.

@@ -830,6 +830,9 @@ mod tests {
         let cases: Vec<(&str, Option<&str>)> = vec![
             ("addr: nowhere", Some("addr")),
             ("storage: {driver: s3}", Some("storage.driver")),
+            ("storage: {gc: {enabled: true, interval_secs: 0}}", Some("storage.gc.interval_secs")),
+            ("storage: {driver: memory, gc: {enabled: true}}", Some("storage.gc.enabled")),
+            ("storage: {gc: {enabled: true, interval_secs: 60, grace_secs: 0}}", None),
             ("cors: {origins: ['*'], allow_credentials: true}", Some("cors.origins")),
             ("auth: {token: {enabled: true}}", Some("auth.token.enabled")),
             ("log: {level: loud}", Some("log.level")),
