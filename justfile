@@ -37,9 +37,12 @@ fuzz SECONDS="20":
 # Part 3: `ferry serve` vs distribution under 200 clients pushing, then pulling, at once: throughput,
 # peak RSS, threads, RSS once idle (bench/registry_load.py; 32 MiB each, small: 50 clients x 4 MiB).
 # Part 4: `ferry serve` pushes with a dead or refusing notification endpoint against none (bench/notify.py).
+# Part 5: `ferry serve` on the s3 driver (s3s-fs) against the filesystem driver, corpus push and pull, and the
+# peak RSS of a 1 GiB blob pushed and pulled through the s3 driver (bench/s3.py; small: 64 MiB).
 bench SCALE="full" RUNS="3":
     python3 bench/registry.py --scale {{SCALE}} --runs {{RUNS}}
     python3 bench/notify.py --no-build --runs {{RUNS}}
+    python3 bench/s3.py --no-build --scale {{SCALE}} --runs {{RUNS}} $([ "{{SCALE}}" = small ] && echo --blob-mib 64)
     python3 bench/sync.py --scale {{SCALE}} --runs {{RUNS}}
     python3 bench/requests.py --no-build --runs {{RUNS}} $([ "{{SCALE}}" = small ] && echo --repos 5 --tags 10)
     if [ "{{SCALE}}" = small ]; then python3 bench/registry_load.py --no-build --clients 50 --blob-mib 4; \

@@ -69,6 +69,7 @@ fn pull_through_cache_of_a_real_distribution() {
     let opts = DistributionOpts {
         htpasswd: Some(write_htpasswd(&dir, USER, PASSWORD)),
         access_log: Some(access_log.clone()),
+        ..DistributionOpts::default()
     };
     let mut upstream = Distribution::start(&opts);
     let src = dir.join("src");

@@ -1,7 +1,7 @@
 //! Interop with real peers on 127.0.0.1: skopeo pushes a multi-arch OCI image into
 //! `ferry serve` and pulls it back out byte for byte; `skopeo sync` mirrors a real
 //! distribution registry into ferry; skopeo authenticates with Basic and with the token
-//! flow.
+//! flow. The round trip runs again on the s3 driver over s3s-fs.
 //!
 //! Needs `skopeo` (and `docker-registry` for the distribution tests). With
 //! `FERRY_REQUIRE_PEERS=1` (as `scripts/test-all.sh` runs it) or `CI` set a missing tool
@@ -13,6 +13,7 @@ mod support;
 use std::path::Path;
 
 use support::layout::{assert_blobs_identical, build_multiarch_layout, OCI_INDEX};
+use support::s3::S3Server;
 use support::{
     head, sha256, skopeo, skopeo_unchecked, write_htpasswd, Distribution, DistributionOpts, Ferry, TempDir,
 };
@@ -41,9 +42,55 @@ fn skopeo_copy_all_round_trip_is_byte_identical() {
         return;
     }
     let dir = TempDir::new("skopeo-roundtrip");
+    let ferry = Ferry::with_root(&dir.join("data"), &[]);
+    round_trip(&ferry, &dir);
+}
+
+/// The same round trip on the s3 driver over a real S3 server (s3s-fs), with blob GETs
+/// redirected to presigned URLs of the store (skopeo follows them), and the server's
+/// debug log free of the store's secret key.
+#[test]
+fn skopeo_copy_all_round_trip_on_s3() {
+    if !support::require("skopeo") {
+        return;
+    }
+    let Some(s3) = S3Server::start() else { return };
+    let dir = TempDir::new("skopeo-roundtrip-s3");
+    let storage = s3
+        .ferry_storage(&s3.bucket("images"))
+        .replace("secret_access_key", "redirect: true, secret_access_key");
+    let config = dir.join("ferry.yaml");
+    std::fs::write(&config, format!("addr: 127.0.0.1:0\nstorage: {storage}\n")).unwrap();
+    let log = dir.join("ferry.log");
+    let stderr = std::fs::File::create(&log).unwrap();
+    let ferry = Ferry::with_config_logging_to(&config, &["--log-level", "debug"], stderr.into()).unwrap();
+    round_trip(&ferry, &dir);
+
+    // Blob GETs answered 307 to the store; HEADs were answered by ferry.
+    let blobs = s3.keys("images");
+    let blob = blobs.iter().find(|k| k.starts_with("ferry/blobs/sha256/")).expect("blobs in the bucket");
+    let digest = format!("sha256:{}", blob.rsplit('/').nth(1).unwrap());
+    let url = format!("{}/v2/multi/arch/blobs/{digest}", ferry.url);
+    let r = support::get(&url);
+    assert_eq!(r.status, 307, "{}", r.text());
+    assert!(r
+        .header("location")
+        .is_some_and(|l| l.starts_with(&s3.endpoint) && l.contains("X-Amz-Signature")));
+    assert_eq!(head(&url).status, 200);
+    // Upload sessions left nothing behind.
+    assert!(!blobs.iter().any(|k| k.contains("_uploads")), "{blobs:?}");
+
+    drop(ferry);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("DEBUG"), "the log is at debug level:\n{logged}");
+    assert!(!logged.contains(support::s3::SECRET_KEY), "the secret key is never logged");
+}
+
+/// skopeo pushes a multi-arch image into `ferry`, pulls it back byte for byte, inspects,
+/// lists, pushes again and deletes it.
+fn round_trip(ferry: &Ferry, dir: &TempDir) {
     let (src, out) = (dir.join("src"), dir.join("out"));
     let index = build_multiarch_layout(&src, 1);
-    let ferry = Ferry::with_root(&dir.join("data"), &[]);
     let dest = format!("docker://{}/multi/arch:v1", ferry.host());
     skopeo(&["copy", "--all", "--preserve-digests", "--dest-tls-verify=false", &oci(&src), &dest]);
     assert_eq!(manifest_digest(&ferry.url, "multi/arch", "v1", None), sha256(&index));

@@ -9,6 +9,7 @@
 
 pub mod layout;
 pub mod oci;
+pub mod s3;
 pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -118,7 +119,7 @@ pub fn require_python_module(module: &str, package: &str) -> bool {
 }
 
 /// Whether a missing peer fails the test instead of skipping it.
-fn peers_required() -> bool {
+pub(crate) fn peers_required() -> bool {
     let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0");
     set("FERRY_REQUIRE_PEERS") || set("CI")
 }
@@ -441,12 +442,15 @@ impl Drop for Ferry {
 /// on, `127.0.0.1:port`, Basic auth when `opts` has an htpasswd file. `ferry serve
 /// --config` reads the very same file ([`Ferry::with_config`]).
 pub fn distribution_config(root: &Path, port: u16, opts: &DistributionOpts) -> String {
+    let driver = match &opts.storage {
+        Some(driver) => driver.clone(),
+        None => format!("filesystem: {{rootdirectory: {}}}", root.display()),
+    };
     let mut yaml = format!(
         "version: 0.1\nlog: {{level: error, accesslog: {{disabled: {}}}}}\n\
-         storage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\n\
+         storage: {{{driver}, delete: {{enabled: true}}}}\n\
          http: {{addr: 127.0.0.1:{port}}}\n",
         opts.access_log.is_none(),
-        root.display()
     );
     if let Some(htpasswd) = &opts.htpasswd {
         yaml.push_str(&format!("auth: {{htpasswd: {{realm: test, path: {}}}}}\n", htpasswd.display()));
@@ -461,6 +465,9 @@ pub struct DistributionOpts {
     /// Where to write the access log (one line per request, e.g. `"GET /v2/<name>/blobs/
     /// <digest> HTTP/1.1" 200`); off when `None`.
     pub access_log: Option<PathBuf>,
+    /// The storage driver's part of the `storage` section, instead of filesystem storage
+    /// under `root` (`support::s3::S3Server::distribution_storage`).
+    pub storage: Option<String>,
 }
 
 /// A running distribution 2.8 (`docker-registry serve`), killed on drop.

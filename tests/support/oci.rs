@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use super::s3::S3Server;
 use super::tls::{self, Forwarder, PeerOpts, Pki};
 use super::{
     distribution_config, free_port, request, resolve, sha256, DistributionOpts, Ferry, Response, TempDir,
@@ -35,6 +36,8 @@ pub const SPEC_CODES: &[&str] = &[
 pub struct Registry {
     pub _dir: TempDir,
     pub ferry: Ferry,
+    /// The S3 server the registry stores into, in a crate whose name ends in `_s3`.
+    pub _s3: Option<S3Server>,
 }
 
 impl Registry {
@@ -42,15 +45,26 @@ impl Registry {
     /// (`support::distribution_config`, read unchanged), with `extra` flags on top. In a
     /// test crate whose name ends in `_tls` (`registry_conformance_tls`), that file is the
     /// TLS peer's (`tls::distribution_config`) with a private CA, and `ferry.url` is a
-    /// plain-to-TLS [`Forwarder`] in front of it: the same suite, over TLS.
+    /// plain-to-TLS [`Forwarder`] in front of it: the same suite, over TLS. In a crate
+    /// whose name ends in `_s3` (`registry_conformance_s3`), the file names an S3 bucket on
+    /// an s3s-fs of the registry's own: the same suite, on the s3 driver.
     pub fn start(extra: &[&str]) -> Registry {
         let dir = TempDir::new("conformance");
         let pki = env!("CARGO_CRATE_NAME").ends_with("_tls").then(Pki::new);
+        let s3 = match env!("CARGO_CRATE_NAME").ends_with("_s3") {
+            // Without s3s-fs (and peers not required) the suite runs on filesystem storage.
+            true => S3Server::start(),
+            false => None,
+        };
+        let opts = DistributionOpts {
+            storage: s3.as_ref().map(|s3| s3.distribution_storage(&s3.bucket("registry"))),
+            ..DistributionOpts::default()
+        };
         let config = dir.join("config.yml");
         for _attempt in 0..5 {
             let port = free_port();
             let yaml = match &pki {
-                None => distribution_config(&dir.join("data"), port, &DistributionOpts::default()),
+                None => distribution_config(&dir.join("data"), port, &opts),
                 Some(pki) => tls::distribution_config(
                     pki,
                     &dir.join("data"),
@@ -68,7 +82,7 @@ impl Registry {
                 static FORWARDERS: std::sync::Mutex<Vec<Forwarder>> = std::sync::Mutex::new(Vec::new());
                 FORWARDERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(forwarder);
             }
-            return Registry { _dir: dir, ferry };
+            return Registry { _dir: dir, ferry, _s3: s3 };
         }
         panic!("ferry serve did not start from {}", config.display());
     }

@@ -46,8 +46,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
 
-    /// Storage driver: filesystem or memory (memory is lost on exit and grows with the
-    /// data) [default: filesystem]
+    /// Storage driver: filesystem, memory (lost on exit, grows with the data) or s3 (its
+    /// bucket from the config file's `storage.s3`) [default: filesystem]
     #[arg(long, value_name = "DRIVER")]
     storage: Option<String>,
 

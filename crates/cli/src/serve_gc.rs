@@ -82,7 +82,7 @@ pub(crate) fn run(args: GcArgs) -> anyhow::Result<()> {
              `ferry serve gc` to collect; name the filesystem root with --root or --config"
         );
     }
-    if !config.storage.root.is_dir() {
+    if config.storage.driver == "filesystem" && !config.storage.root.is_dir() {
         anyhow::bail!(
             "storage root {} is not a directory; name the registry's data with --root or --config",
             config.storage.root.display()
@@ -97,7 +97,7 @@ pub(crate) fn run(args: GcArgs) -> anyhow::Result<()> {
         },
         dry_run: args.dry_run,
     };
-    let driver = ferry_registry::driver::open(&config.storage.driver, &config.storage.root)?;
+    let driver = ferry_registry::driver::open(&config.storage)?;
     let store = Store::new(driver);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let wait = args.wait_after_mark;

@@ -206,10 +206,12 @@ impl UpstreamConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// `filesystem` (default) or `memory`.
+    /// `filesystem` (default), `memory` or `s3`.
     pub driver: String,
     /// Root directory of the `filesystem` driver.
     pub root: PathBuf,
+    /// The `s3` driver's bucket and how to reach it.
+    pub s3: crate::driver::s3::S3Config,
     /// Expiry of abandoned upload sessions (distribution's `maintenance.uploadpurging`),
     /// applied by `ferry serve gc`.
     pub upload_purging: UploadPurgingConfig,
@@ -224,6 +226,7 @@ impl Default for StorageConfig {
         StorageConfig {
             driver: "filesystem".into(),
             root: PathBuf::from("./ferry-data"),
+            s3: Default::default(),
             upload_purging: UploadPurgingConfig::default(),
             gc: GcConfig::default(),
             health_timeout_secs: 5,
@@ -690,7 +693,12 @@ impl Config {
             return invalid("metrics_addr", "expected host:port with an IP address, like 127.0.0.1:5001");
         }
         if !crate::driver::DRIVERS.iter().any(|d| d.name == self.storage.driver) {
-            return invalid("storage.driver", "expected `filesystem` or `memory`");
+            return invalid("storage.driver", "expected `filesystem`, `memory` or `s3`");
+        }
+        if self.storage.driver == "s3" {
+            if let Some((key, message)) = self.storage.s3.problem() {
+                return Err(ConfigError::Invalid { key, message });
+            }
         }
         if self.cors.allow_credentials && self.cors.origins.iter().any(|o| o == "*") {
             return invalid(
@@ -829,7 +837,10 @@ mod tests {
     fn validation_table() {
         let cases: Vec<(&str, Option<&str>)> = vec![
             ("addr: nowhere", Some("addr")),
-            ("storage: {driver: s3}", Some("storage.driver")),
+            ("storage: {driver: swift}", Some("storage.driver")),
+            ("storage: {driver: s3}", Some("storage.s3.bucket")),
+            ("storage: {driver: s3, s3: {bucket: b, chunk_size: 1}}", Some("storage.s3.chunk_size")),
+            ("storage: {driver: s3, s3: {bucket: b}}", None),
             ("storage: {gc: {enabled: true, interval_secs: 0}}", Some("storage.gc.interval_secs")),
             ("storage: {driver: memory, gc: {enabled: true}}", Some("storage.gc.enabled")),
             ("storage: {gc: {enabled: true, interval_secs: 60, grace_secs: 0}}", None),

@@ -129,7 +129,7 @@ impl RegistryBuilder {
         config.validate()?;
         let driver = match self.driver {
             Some(driver) => driver,
-            None => driver::open(&config.storage.driver, &config.storage.root)?,
+            None => driver::open(&config.storage)?,
         };
         let removed = driver.remove_temp_files()?;
         if removed > 0 {

@@ -5,7 +5,7 @@
 //! key gets one line naming it and saying what ferry does instead: a warning when ferry
 //! behaves safely without it (a cache, a debug server without Prometheus, log hooks; with
 //! `prometheus.enabled` its address becomes `metrics_addr`), an error when serving
-//! without it would change who may do what or where the data goes (an S3 driver, an
+//! without it would change who may do what or where the data goes (a Swift driver, an
 //! external token server, a URL prefix), and for keys distribution does not know either.
 //!
 //! distribution's defaults where they differ from ferry's: deletes are off unless
@@ -192,6 +192,8 @@ fn level(t: &mut Translation, key: &str, value: &Value) {
 }
 
 fn storage(t: &mut Translation, value: &Value) {
+    // distribution redirects blob GETs to the object store unless `redirect.disable`.
+    let mut redirect = true;
     for (key, value) in entries(value) {
         match key.as_str() {
             "filesystem" => {
@@ -221,15 +223,89 @@ fn storage(t: &mut Translation, value: &Value) {
                 }
             }
             "cache" => warn(t, "storage.cache", "ferry keeps no blob descriptor cache; ignored"),
-            // ferry's drivers never redirect: what `disable: true` asks for.
-            "redirect" => {}
+            "redirect" => redirect = !flag(value, "disable"),
             "tag" => warn(t, "storage.tag", "ferry lists tags without a concurrency limit; ignored"),
-            driver @ ("s3" | "azure" | "gcs" | "swift" | "oss") => error(
+            "s3" => s3(t, value),
+            driver @ ("azure" | "gcs" | "swift" | "oss") => error(
                 t,
                 &format!("storage.{driver}"),
-                "ferry's storage drivers are `filesystem` and `inmemory`; use one of them",
+                "ferry's storage drivers are `filesystem`, `inmemory` and `s3`; use one of them",
             ),
             other => unknown(t, &format!("storage.{other}")),
+        }
+    }
+    t.config.storage.s3.redirect = redirect && t.config.storage.driver == "s3";
+}
+
+/// `storage.s3`: the keys that say where the bucket is and how to sign map onto
+/// `storage.s3`; tuning keys ferry has no use for are warned about.
+fn s3(t: &mut Translation, value: &Value) {
+    use crate::driver::s3::Secret;
+    t.config.storage.driver = "s3".into();
+    let s3 = &mut t.config.storage.s3;
+    // distribution addresses buckets virtual-hosted unless `forcepathstyle`, and over
+    // HTTPS unless `secure: false`.
+    s3.virtual_hosted_style = true;
+    let mut secure = true;
+    let mut problems: Vec<(String, &'static str, bool)> = Vec::new();
+    for (key, value) in entries(value) {
+        let text = scalar(value);
+        let s3 = &mut t.config.storage.s3;
+        match (key.as_str(), text) {
+            ("accesskey", Some(v)) => s3.access_key_id = Some(Secret::new(v)),
+            ("secretkey", Some(v)) => s3.secret_access_key = Some(Secret::new(v)),
+            ("sessiontoken", Some(v)) => s3.session_token = Some(Secret::new(v)),
+            ("region", Some(v)) => s3.region = Some(v),
+            ("regionendpoint", Some(v)) => s3.endpoint = Some(v).filter(|v| !v.is_empty()),
+            ("bucket", Some(v)) => s3.bucket = v,
+            ("rootdirectory", Some(v)) => s3.prefix = v.trim_matches('/').to_owned(),
+            ("forcepathstyle", Some(v)) => s3.virtual_hosted_style = v != "true",
+            ("secure", Some(v)) => secure = v != "false",
+            ("chunksize", Some(v)) => match v.parse() {
+                Ok(n) => s3.chunk_size = n,
+                Err(_) => problems.push((key, "is not a number of bytes", true)),
+            },
+            ("v4auth", Some(v)) => {
+                if v == "false" {
+                    problems.push((key, "ferry signs every request with Signature V4; remove it", true));
+                }
+            }
+            ("skipverify", Some(v)) => {
+                if v == "true" {
+                    problems.push((key, "ferry verifies the store's certificate; remove it", true));
+                }
+            }
+            (
+                "encrypt"
+                | "keyid"
+                | "storageclass"
+                | "objectacl"
+                | "useragent"
+                | "usedualstack"
+                | "accelerate"
+                | "loglevel"
+                | "multipartcopychunksize"
+                | "multipartcopymaxconcurrency"
+                | "multipartcopythresholdsize",
+                _,
+            ) => problems.push((key, "ferry uses the bucket's defaults for this; ignored", false)),
+            _ => {
+                unknown(t, &format!("storage.s3.{key}"));
+            }
+        }
+    }
+    let s3 = &mut t.config.storage.s3;
+    // distribution takes `regionendpoint` with or without a scheme; `secure` picks it.
+    if let Some(endpoint) = s3.endpoint.as_mut().filter(|e| !e.contains("://")) {
+        *endpoint = format!("{}://{endpoint}", if secure { "https" } else { "http" });
+    }
+    s3.allow_http = s3.endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
+    for (key, message, fatal) in problems {
+        let key = format!("storage.s3.{key}");
+        if fatal {
+            error(t, &key, message);
+        } else {
+            warn(t, &key, message);
         }
     }
 }
@@ -536,6 +612,35 @@ mod tests {
 
     fn read(yaml: &str) -> Translation {
         translate(&serde_norway::from_str(yaml).unwrap())
+    }
+
+    #[test]
+    fn s3_keys_map() {
+        let t = read(
+            "version: 0.1\nstorage:\n  s3: {accesskey: AK, secretkey: SK-not-shown, region: eu-west-1, \
+             regionendpoint: '127.0.0.1:9000', secure: false, bucket: reg, rootdirectory: /a/b/, \
+             forcepathstyle: true, chunksize: 6291456, storageclass: STANDARD}\n  redirect: {disable: true}\n",
+        );
+        assert!(t.errors.is_empty(), "{:?}", t.errors);
+        assert_eq!(t.warnings.len(), 1, "{:?}", t.warnings);
+        assert!(t.warnings[0].contains("`storage.s3.storageclass`"), "{:?}", t.warnings);
+        let s3 = &t.config.storage.s3;
+        assert_eq!(t.config.storage.driver, "s3");
+        assert_eq!((s3.bucket.as_str(), s3.prefix.as_str(), s3.chunk_size), ("reg", "a/b", 6291456));
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(s3.allow_http && !s3.virtual_hosted_style && !s3.redirect);
+        assert_eq!(s3.region.as_deref(), Some("eu-west-1"));
+        assert!(!format!("{t:?}").contains("SK-not-shown"), "secrets never show in Debug");
+        t.config.validate().unwrap();
+
+        // distribution's defaults: virtual-hosted HTTPS, redirects on.
+        let t =
+            read("version: 0.1\nstorage: {s3: {bucket: reg, region: us-east-1, v4auth: false, bogus: 1}}\n");
+        let s3 = &t.config.storage.s3;
+        assert!(s3.virtual_hosted_style && s3.redirect && !s3.allow_http);
+        assert_eq!(t.errors.len(), 2, "{:?}", t.errors);
+        assert!(t.errors.iter().any(|e| e.contains("`storage.s3.v4auth`")), "{:?}", t.errors);
+        assert!(t.errors.iter().any(|e| e.contains("`storage.s3.bogus`")), "{:?}", t.errors);
     }
 
     #[test]

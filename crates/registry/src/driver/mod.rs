@@ -22,9 +22,13 @@ use tokio::io::AsyncRead;
 
 pub mod filesystem;
 pub mod memory;
+pub mod s3;
 
 pub use filesystem::FilesystemDriver;
 pub use memory::MemoryDriver;
+pub use s3::S3Driver;
+
+use crate::config::StorageConfig;
 
 /// A stream of a stored file's bytes.
 pub type BoxReader = Pin<Box<dyn AsyncRead + Send>>;
@@ -117,6 +121,12 @@ pub trait StorageDriver: Send + Sync + fmt::Debug {
     async fn health(&self) -> Result<(), StorageError> {
         Ok(())
     }
+
+    /// A URL the client may fetch the file from directly, if the driver is configured to
+    /// redirect blob downloads (distribution's `redirect` middleware); `None` otherwise.
+    async fn redirect_url(&self, _path: &str) -> Result<Option<String>, StorageError> {
+        Ok(None)
+    }
 }
 
 /// An open, appendable file.
@@ -135,28 +145,34 @@ pub trait StorageWriter: Send {
 pub struct DriverEntry {
     pub name: &'static str,
     pub description: &'static str,
-    /// Opens the driver; `root` is the `storage.root` key (only `filesystem` uses it).
-    pub open: fn(root: &std::path::Path) -> Result<Arc<dyn StorageDriver>, StorageError>,
+    /// Opens the driver from the `storage` section (each driver reads its own keys).
+    pub open: fn(config: &StorageConfig) -> Result<Arc<dyn StorageDriver>, StorageError>,
 }
 
-/// The drivers built into ferry. Object storage would be one more entry.
+/// The drivers built into ferry.
 pub const DRIVERS: &[DriverEntry] = &[
     DriverEntry {
         name: "filesystem",
         description: "files under `root`; atomic writes (temp file, fsync, rename)",
-        open: |root| Ok(Arc::new(FilesystemDriver::open(root)?)),
+        open: |config| Ok(Arc::new(FilesystemDriver::open(&config.root)?)),
     },
     DriverEntry {
         name: "memory",
         description: "in process memory; lost on exit; memory grows with the data stored",
         open: |_| Ok(Arc::new(MemoryDriver::new())),
     },
+    DriverEntry {
+        name: "s3",
+        description: "an S3 or S3-compatible bucket (`storage.s3`); multipart uploads, ranged reads",
+        open: |config| Ok(Arc::new(S3Driver::open(&config.s3)?)),
+    },
 ];
 
-/// Opens the driver called `name` (the `storage.driver` key).
-pub fn open(name: &str, root: &std::path::Path) -> Result<Arc<dyn StorageDriver>, StorageError> {
+/// Opens the driver the `storage.driver` key names.
+pub fn open(config: &StorageConfig) -> Result<Arc<dyn StorageDriver>, StorageError> {
+    let name = config.driver.as_str();
     match DRIVERS.iter().find(|d| d.name == name) {
-        Some(entry) => (entry.open)(root),
+        Some(entry) => (entry.open)(config),
         None => Err(StorageError::UnknownDriver {
             name: name.to_owned(),
             available: DRIVERS.iter().map(|d| d.name).collect::<Vec<_>>().join(", "),
@@ -194,8 +210,9 @@ pub(crate) mod tests {
 
     #[test]
     fn unknown_driver_names_the_choices() {
-        let err = open("s3", std::path::Path::new("unused")).unwrap_err().to_string();
-        assert!(err.contains("filesystem, memory"), "{err}");
+        let config = StorageConfig { driver: "swift".into(), ..StorageConfig::default() };
+        let err = open(&config).unwrap_err().to_string();
+        assert!(err.contains("filesystem, memory, s3"), "{err}");
     }
 
     /// The behaviour every driver must have; run by each driver's tests.

@@ -2,7 +2,8 @@
 //!
 //! Bodies stream from storage in fixed-size chunks, so memory does not grow with the
 //! blob. Range requests (RFC 9110 §14) get 206 with `Content-Range`, or 416 with
-//! `Content-Range: bytes */<size>` when the range starts past the end.
+//! `Content-Range: bytes */<size>` when the range starts past the end. A driver set to
+//! redirect (`storage.s3.redirect`) answers a GET with 307 to a presigned URL instead.
 
 use std::sync::Arc;
 
@@ -83,6 +84,17 @@ pub(super) async fn get(
     let digest = parse_digest(digest)?;
     let size =
         state.store.blob_size(repo, &digest).await?.ok_or_else(|| blob_unknown(&digest.to_string()))?;
+    if !head {
+        // distribution's redirect middleware: the client fetches the bytes from the store.
+        let path = crate::store::layout::blob_data(&digest);
+        if let Some(url) = state.store.driver().redirect_url(&path).await? {
+            let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+            if let Ok(value) = url.parse() {
+                response.headers_mut().insert(http::header::LOCATION, value);
+                return Ok(response);
+            }
+        }
+    }
     let range = parse_range(headers.get(RANGE).and_then(|v| v.to_str().ok()), size);
     let (status, start, length) = match range {
         RangeSpec::Full => (StatusCode::OK, 0, size),

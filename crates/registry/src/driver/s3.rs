@@ -1,0 +1,782 @@
+//! The `s3` driver: AWS S3 and every S3-compatible object store (MinIO, Garage, Ceph RGW,
+//! Cloudflare R2), through the `object_store` crate.
+//!
+//! Each driver path is one object key under the configured prefix. Two things S3 lacks
+//! are built from what it has:
+//!
+//! - **Appending.** An upload's `data` grows PATCH by PATCH, and S3 objects are written
+//!   whole. Each [`StorageDriver::writer`] writes one *segment* object,
+//!   `<key>!segments/<offset, 20 digits>`, holding the bytes from that offset on. A segment
+//!   goes up as a single PUT when it fits one `chunk_size` buffer, else as a multipart upload
+//!   of `chunk_size` parts (two in flight), so memory stays bounded whatever the size. Either
+//!   way S3 makes it visible only once complete: a request cut short leaves no segment.
+//!   `keep` drops segments from `keep` on (and cuts one that straddles it). Reading, `stat`
+//!   and `list` see the segments as one file.
+//! - **Renaming.** A plain object or a single segment is copied server side, then deleted.
+//!   Several segments are streamed, in order, into one multipart upload of the target,
+//!   which S3 makes visible only when the upload completes: a blob key never shows a
+//!   partial object. The registry renames only verified uploads into the blob store.
+//!
+//! Directories are key prefixes: `list` maps S3's common prefixes to names, `delete` of a
+//! directory deletes every key under it. The `!` that marks segments (one of the
+//! characters AWS lists as safe in keys) never occurs in a registry path: repository
+//! names, tags, digests and upload ids cannot hold it, and the driver refuses paths that do.
+//!
+//! Credentials come from the configuration or, when it has none, from the usual `AWS_*`
+//! environment variables and the instance or container metadata service (object_store's
+//! `AmazonS3Builder::from_env`). They are never logged: the driver's `Debug` names the
+//! bucket and prefix only, and the config's secrets print as `<redacted>`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use object_store::signer::Signer;
+use object_store::{
+    ClientOptions, GetOptions, GetRange, ObjectMeta, ObjectStore, PutPayload, WriteMultipart,
+};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+
+use super::{check_path, BoxReader, FileInfo, StorageDriver, StorageError, StorageWriter};
+
+/// Marks the directory of an appendable file's segments: `<key>!segments/`.
+const SEGMENTS: &str = "!segments";
+/// S3's smallest multipart part (all but the last): 5 MiB.
+pub const MIN_CHUNK_SIZE: u64 = 5 * 1024 * 1024;
+/// Parts of one upload in flight at once; each holds one `chunk_size` buffer.
+const PARTS_IN_FLIGHT: usize = 2;
+/// S3's largest single `CopyObject`: 5 GiB; larger segments are streamed instead.
+const MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
+/// Deletes in flight when a directory goes.
+const DELETES_IN_FLIGHT: usize = 16;
+/// How long a redirect's presigned URL stays valid.
+const REDIRECT_TTL: Duration = Duration::from_secs(20 * 60);
+
+/// A secret from the configuration: kept as given, shown nowhere.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
+/// `storage.s3`: where the bucket is and how to reach it.
+///
+/// ```yaml
+/// storage:
+///   driver: s3
+///   s3:
+///     bucket: registry
+///     region: eu-west-1
+///     endpoint: http://127.0.0.1:9000   # S3-compatible stores; unset for AWS
+///     prefix: ferry                     # keys go under ferry/
+///     virtual_hosted_style: false       # true: https://<bucket>.<endpoint>/key
+///     allow_http: true                  # needed for an http:// endpoint
+///     access_key_id: AKIA...            # unset: AWS_* variables, then instance metadata
+///     secret_access_key: ...
+///     chunk_size: 10485760              # multipart part size, at least 5 MiB
+///     redirect: false                   # blob GETs answer 307 to a presigned URL
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: String,
+    /// Unset: `AWS_REGION` / `AWS_DEFAULT_REGION`, else `us-east-1`.
+    pub region: Option<String>,
+    /// The store's URL, for S3-compatible stores; unset for AWS.
+    pub endpoint: Option<String>,
+    /// A key prefix every path goes under (distribution's `rootdirectory`).
+    pub prefix: String,
+    /// Address the bucket as `<bucket>.<endpoint>` instead of `<endpoint>/<bucket>`.
+    pub virtual_hosted_style: bool,
+    /// Allow an `http://` endpoint.
+    pub allow_http: bool,
+    pub access_key_id: Option<Secret>,
+    pub secret_access_key: Option<Secret>,
+    pub session_token: Option<Secret>,
+    /// Bytes per multipart part, and the most an upload buffers per part.
+    pub chunk_size: u64,
+    /// Answer blob GETs with 307 to a presigned URL of the object (distribution's
+    /// `redirect` middleware), so blob bytes bypass the registry. HEAD never redirects.
+    pub redirect: bool,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            bucket: String::new(),
+            region: None,
+            endpoint: None,
+            prefix: String::new(),
+            virtual_hosted_style: false,
+            allow_http: false,
+            access_key_id: None,
+            secret_access_key: None,
+            session_token: None,
+            chunk_size: 10 * 1024 * 1024,
+            redirect: false,
+        }
+    }
+}
+
+impl S3Config {
+    /// What is wrong with the settings, as the key and the fix.
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        if self.bucket.is_empty() {
+            return Some(("storage.s3.bucket", "the s3 driver needs a bucket name".into()));
+        }
+        if self.chunk_size < MIN_CHUNK_SIZE || self.chunk_size > usize::MAX as u64 {
+            return Some((
+                "storage.s3.chunk_size",
+                format!("must be at least {MIN_CHUNK_SIZE} (5 MiB, S3's smallest multipart part)"),
+            ));
+        }
+        if self.access_key_id.is_some() != self.secret_access_key.is_some() {
+            return Some((
+                "storage.s3.access_key_id",
+                "set both access_key_id and secret_access_key, or neither (then AWS_* variables apply)"
+                    .into(),
+            ));
+        }
+        if !self.prefix.is_empty() && check_path(self.prefix.trim_matches('/')).is_err() {
+            return Some(("storage.s3.prefix", "expected a key prefix like `ferry` or `a/b`".into()));
+        }
+        None
+    }
+}
+
+/// What a driver path is in the bucket.
+enum Found {
+    /// A whole object.
+    Object(ObjectMeta),
+    /// An appendable file: its segments by offset.
+    Segments(Vec<(u64, ObjectMeta)>),
+    /// A prefix other keys lie under.
+    Dir,
+    Missing,
+}
+
+#[derive(Clone)]
+pub struct S3Driver {
+    store: Arc<AmazonS3>,
+    bucket: String,
+    prefix: String,
+    chunk_size: usize,
+    redirect: bool,
+}
+
+impl fmt::Debug for S3Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Driver").field("bucket", &self.bucket).field("prefix", &self.prefix).finish()
+    }
+}
+
+fn config_error(message: impl Into<String>) -> StorageError {
+    StorageError::Config { driver: "s3", message: message.into() }
+}
+
+/// Maps an object store error to the driver's, keeping "not found" apart.
+fn error(path: &str, e: object_store::Error) -> StorageError {
+    match e {
+        object_store::Error::NotFound { .. } => StorageError::NotFound(path.to_owned()),
+        other => StorageError::Io { path: path.to_owned(), source: std::io::Error::other(other) },
+    }
+}
+
+fn segment_name(offset: u64) -> String {
+    format!("{offset:020}")
+}
+
+/// A segment's starting offset, from the last part of its key.
+fn segment_offset(meta: &ObjectMeta) -> Option<u64> {
+    meta.location.filename().and_then(|name| name.parse().ok())
+}
+
+impl S3Driver {
+    pub fn open(config: &S3Config) -> Result<Self, StorageError> {
+        if let Some((key, message)) = config.problem() {
+            return Err(config_error(format!("{key}: {message}")));
+        }
+        let mut builder = AmazonS3Builder::from_env()
+            // A blob GET streams for as long as the client reads: no whole-request limit.
+            // (First: the client options also hold `allow_http`.)
+            .with_client_options(ClientOptions::new().with_timeout_disabled())
+            .with_bucket_name(&config.bucket)
+            .with_allow_http(config.allow_http)
+            .with_virtual_hosted_style_request(config.virtual_hosted_style);
+        if let Some(region) = &config.region {
+            builder = builder.with_region(region);
+        }
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
+            builder = builder.with_access_key_id(id.expose()).with_secret_access_key(secret.expose());
+        }
+        if let Some(token) = &config.session_token {
+            builder = builder.with_token(token.expose());
+        }
+        // The builder's errors name settings, never credential values.
+        let store = builder.build().map_err(|e| config_error(e.to_string()))?;
+        Ok(S3Driver {
+            store: Arc::new(store),
+            bucket: config.bucket.clone(),
+            prefix: config.prefix.trim_matches('/').to_owned(),
+            chunk_size: config.chunk_size as usize,
+            redirect: config.redirect,
+        })
+    }
+
+    /// The object key of a driver path.
+    fn key(&self, path: &str) -> Result<Path, StorageError> {
+        check_path(path)?;
+        if path.contains('!') {
+            return Err(StorageError::InvalidPath(path.to_owned()));
+        }
+        let full = if self.prefix.is_empty() { path.to_owned() } else { format!("{}/{path}", self.prefix) };
+        Path::parse(full).map_err(|_| StorageError::InvalidPath(path.to_owned()))
+    }
+
+    fn segments_dir(key: &Path) -> Path {
+        Path::from(format!("{key}{SEGMENTS}"))
+    }
+
+    /// The segments of an appendable file, by offset; empty if it has none.
+    async fn segments(&self, path: &str, key: &Path) -> Result<Vec<(u64, ObjectMeta)>, StorageError> {
+        let listed: Vec<ObjectMeta> = self
+            .store
+            .list(Some(&Self::segments_dir(key)))
+            .try_collect()
+            .await
+            .map_err(|e| error(path, e))?;
+        let mut segments: Vec<_> =
+            listed.into_iter().filter_map(|m| segment_offset(&m).map(|offset| (offset, m))).collect();
+        segments.sort_by_key(|(offset, _)| *offset);
+        Ok(segments)
+    }
+
+    async fn head(&self, path: &str, key: &Path) -> Result<Option<ObjectMeta>, StorageError> {
+        match self.store.head(key).await {
+            Ok(meta) => Ok(Some(meta)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(error(path, e)),
+        }
+    }
+
+    /// Whether any key lies under `key/` (one list call, first page only).
+    async fn has_children(&self, path: &str, key: &Path) -> Result<bool, StorageError> {
+        match self.store.list(Some(key)).next().await {
+            Some(Ok(_)) => Ok(true),
+            Some(Err(e)) => Err(error(path, e)),
+            None => Ok(false),
+        }
+    }
+
+    /// What a path is. The object's HEAD and the listing of `key/` go out together and the
+    /// first conclusive answer wins: a store that keeps objects as files (s3s-fs) answers a
+    /// HEAD of a directory with 500, which would otherwise be retried for seconds.
+    async fn locate(&self, path: &str, key: &Path) -> Result<Found, StorageError> {
+        use futures_util::future::{select, Either};
+        let head = std::pin::pin!(self.head(path, key));
+        let children = std::pin::pin!(self.has_children(path, key));
+        let head = match select(head, children).await {
+            Either::Left((Ok(Some(meta)), _)) => return Ok(Found::Object(meta)),
+            Either::Left((head, children)) => match children.await? {
+                true => return Ok(Found::Dir),
+                false => head,
+            },
+            Either::Right((Ok(true), _)) => return Ok(Found::Dir),
+            Either::Right((Ok(false), head)) => head.await,
+            Either::Right((Err(e), _)) => return Err(e),
+        };
+        if let Ok(Some(meta)) = head {
+            return Ok(Found::Object(meta));
+        }
+        let segments = self.segments(path, key).await?;
+        match head {
+            _ if !segments.is_empty() => Ok(Found::Segments(segments)),
+            Ok(_) => Ok(Found::Missing),
+            // The store lists nothing at, under or beside the key, yet its HEAD failed: an
+            // s3s-fs quirk (a directory emptied by deletes answers HEAD with 500). With the
+            // listings working, the key holds nothing.
+            Err(e) => {
+                tracing::debug!("{path}: HEAD failed ({e}) where listings show nothing; taken as missing");
+                Ok(Found::Missing)
+            }
+        }
+    }
+
+    /// Streams an object from `offset` (which is inside it).
+    async fn object_stream(
+        &self,
+        path: &str,
+        key: &Path,
+        offset: u64,
+    ) -> Result<futures_util::stream::BoxStream<'static, std::io::Result<Bytes>>, StorageError> {
+        let range = (offset > 0).then_some(GetRange::Offset(offset));
+        let got = self
+            .store
+            .get_opts(key, GetOptions { range, ..Default::default() })
+            .await
+            .map_err(|e| error(path, e))?;
+        Ok(got.into_stream().map_err(std::io::Error::other).boxed())
+    }
+
+    /// Deletes every key under `prefix`; returns how many went.
+    async fn delete_prefix(&self, path: &str, prefix: &Path) -> Result<u64, StorageError> {
+        let keys: Vec<Path> = self
+            .store
+            .list(Some(prefix))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(|e| error(path, e))?;
+        let count = keys.len() as u64;
+        futures_util::stream::iter(keys)
+            .map(|key| async move {
+                match self.store.delete(&key).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(error(path, e)),
+                }
+            })
+            .buffer_unordered(DELETES_IN_FLIGHT)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(count)
+    }
+
+    /// Writes the segments, in order, to `to` as one multipart upload: `to` appears whole
+    /// when the upload completes, or not at all.
+    async fn assemble(
+        &self,
+        from: &str,
+        segments: &[(u64, ObjectMeta)],
+        to: &Path,
+    ) -> Result<(), StorageError> {
+        let upload = self.store.put_multipart(to).await.map_err(|e| error(from, e))?;
+        let mut parts = WriteMultipart::new_with_chunk_size(upload, self.chunk_size);
+        let copied = async {
+            for (_, segment) in segments {
+                let mut stream = self.object_stream(from, &segment.location, 0).await?;
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(|e| StorageError::Io { path: from.to_owned(), source: e })?;
+                    parts.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(|e| error(from, e))?;
+                    parts.put(chunk);
+                }
+            }
+            Ok(())
+        }
+        .await;
+        match copied {
+            Ok(()) => parts.finish().await.map(|_| ()).map_err(|e| error(from, e)),
+            Err(e) => {
+                let _ = parts.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Cuts a segment that straddles `keep` back to its first `length` bytes, in place.
+    async fn cut_segment(&self, path: &str, segment: &ObjectMeta, length: u64) -> Result<(), StorageError> {
+        let got = self
+            .store
+            .get_opts(
+                &segment.location,
+                GetOptions { range: Some(GetRange::Bounded(0..length)), ..Default::default() },
+            )
+            .await
+            .map_err(|e| error(path, e))?;
+        let mut stream = got.into_stream();
+        let mut writer =
+            BufWriter::with_capacity(self.store.clone(), segment.location.clone(), self.chunk_size)
+                .with_max_concurrency(PARTS_IN_FLIGHT);
+        let io = |e: std::io::Error| StorageError::Io { path: path.to_owned(), source: e };
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| error(path, e))?;
+            writer.write_all(&chunk).await.map_err(io)?;
+        }
+        writer.shutdown().await.map_err(io)
+    }
+}
+
+#[async_trait]
+impl StorageDriver for S3Driver {
+    fn name(&self) -> &'static str {
+        "s3"
+    }
+
+    async fn get_content(&self, path: &str) -> Result<Vec<u8>, StorageError> {
+        let key = self.key(path)?;
+        let got = self.store.get(&key).await.map_err(|e| error(path, e))?;
+        Ok(got.bytes().await.map_err(|e| error(path, e))?.to_vec())
+    }
+
+    async fn put_content(&self, path: &str, content: &[u8]) -> Result<(), StorageError> {
+        // A PUT replaces the object whole: readers see the old or the new content.
+        let key = self.key(path)?;
+        let payload = PutPayload::from(Bytes::copy_from_slice(content));
+        self.store.put(&key, payload).await.map(|_| ()).map_err(|e| error(path, e))
+    }
+
+    async fn reader(&self, path: &str, offset: u64) -> Result<BoxReader, StorageError> {
+        let key = self.key(path)?;
+        let segments = match self.locate(path, &key).await? {
+            Found::Object(meta) if offset >= meta.size => return Ok(Box::pin(tokio::io::empty())),
+            Found::Object(_) => {
+                let stream = self.object_stream(path, &key, offset).await?;
+                return Ok(Box::pin(tokio_util::io::StreamReader::new(stream)));
+            }
+            Found::Segments(segments) => segments,
+            Found::Dir | Found::Missing => return Err(StorageError::NotFound(path.to_owned())),
+        };
+        // The segments that hold bytes from `offset` on, each with where to start in it.
+        let wanted: Vec<(Path, u64)> = segments
+            .into_iter()
+            .filter(|(start, meta)| start + meta.size > offset)
+            .map(|(start, meta)| (meta.location, offset.saturating_sub(start)))
+            .collect();
+        let driver = self.clone();
+        let path = path.to_owned();
+        let stream = futures_util::stream::iter(wanted)
+            .then(move |(key, skip)| {
+                let (driver, path) = (driver.clone(), path.clone());
+                async move {
+                    driver
+                        .object_stream(&path, &key, skip)
+                        .await
+                        .map_err(|e| std::io::Error::other(e.to_string()))
+                }
+            })
+            .try_flatten();
+        Ok(Box::pin(tokio_util::io::StreamReader::new(stream)))
+    }
+
+    async fn writer(&self, path: &str, keep: u64) -> Result<Box<dyn StorageWriter>, StorageError> {
+        let key = self.key(path)?;
+        let mut size = 0;
+        for (start, meta) in self.segments(path, &key).await? {
+            if start >= keep {
+                // Never committed: a request that failed after its segment landed.
+                match self.store.delete(&meta.location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(error(path, e)),
+                }
+            } else if start + meta.size > keep {
+                self.cut_segment(path, &meta, keep - start).await?;
+                size = keep;
+            } else {
+                size = size.max(start + meta.size);
+            }
+        }
+        let segment = Path::from(format!("{}/{}", Self::segments_dir(&key), segment_name(size)));
+        let writer = BufWriter::with_capacity(self.store.clone(), segment, self.chunk_size)
+            .with_max_concurrency(PARTS_IN_FLIGHT);
+        Ok(Box::new(SegmentWriter { path: path.to_owned(), writer: Some(writer), size }))
+    }
+
+    async fn stat(&self, path: &str) -> Result<FileInfo, StorageError> {
+        let key = self.key(path)?;
+        match self.locate(path, &key).await? {
+            Found::Object(meta) => {
+                Ok(FileInfo { size: meta.size, is_dir: false, modified: Some(meta.last_modified.into()) })
+            }
+            Found::Segments(segments) => {
+                let size = segments.iter().map(|(start, m)| start + m.size).max().unwrap_or(0);
+                let modified = segments.iter().map(|(_, m)| m.last_modified).max().map(Into::into);
+                Ok(FileInfo { size, is_dir: false, modified })
+            }
+            Found::Dir => Ok(FileInfo { size: 0, is_dir: true, modified: None }),
+            Found::Missing => Err(StorageError::NotFound(path.to_owned())),
+        }
+    }
+
+    async fn list(&self, path: &str) -> Result<Vec<String>, StorageError> {
+        let key = self.key(path)?;
+        let listed = self.store.list_with_delimiter(Some(&key)).await.map_err(|e| error(path, e))?;
+        let mut names: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .chain(listed.objects.iter().map(|o| &o.location))
+            .filter_map(|p| p.filename())
+            .map(|name| name.strip_suffix(SEGMENTS).unwrap_or(name).to_owned())
+            .collect();
+        if names.is_empty() {
+            return Err(StorageError::NotFound(path.to_owned()));
+        }
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        let (src, dst) = (self.key(from)?, self.key(to)?);
+        let segments = match self.locate(from, &src).await? {
+            Found::Object(_) => {
+                self.store.copy(&src, &dst).await.map_err(|e| error(from, e))?;
+                return self.store.delete(&src).await.map_err(|e| error(from, e));
+            }
+            Found::Segments(segments) => segments,
+            Found::Dir | Found::Missing => return Err(StorageError::NotFound(from.to_owned())),
+        };
+        match segments.as_slice() {
+            [(0, only)] if only.size <= MAX_COPY => {
+                self.store.copy(&only.location, &dst).await.map_err(|e| error(from, e))?
+            }
+            _ => self.assemble(from, &segments, &dst).await?,
+        }
+        self.delete_prefix(from, &Self::segments_dir(&src)).await.map(|_| ())
+    }
+
+    async fn delete(&self, path: &str) -> Result<(), StorageError> {
+        let key = self.key(path)?;
+        match self.locate(path, &key).await? {
+            Found::Object(_) => self.store.delete(&key).await.map_err(|e| error(path, e)),
+            Found::Segments(_) => self.delete_prefix(path, &Self::segments_dir(&key)).await.map(|_| ()),
+            Found::Dir => self.delete_prefix(path, &key).await.map(|_| ()),
+            Found::Missing => Err(StorageError::NotFound(path.to_owned())),
+        }
+    }
+
+    async fn health(&self) -> Result<(), StorageError> {
+        // One small list call: it fails when the bucket is missing or the credentials are
+        // refused, where a HEAD of a missing key could not tell those from "no such key".
+        let probe = Path::from(if self.prefix.is_empty() {
+            "!health".to_owned()
+        } else {
+            format!("{}/!health", self.prefix)
+        });
+        self.store.list_with_delimiter(Some(&probe)).await.map(|_| ()).map_err(|e| StorageError::Io {
+            path: format!("bucket {}", self.bucket),
+            source: std::io::Error::other(e),
+        })
+    }
+
+    async fn redirect_url(&self, path: &str) -> Result<Option<String>, StorageError> {
+        if !self.redirect {
+            return Ok(None);
+        }
+        let key = self.key(path)?;
+        let url =
+            self.store.signed_url(http::Method::GET, &key, REDIRECT_TTL).await.map_err(|e| error(path, e))?;
+        Ok(Some(url.to_string()))
+    }
+}
+
+/// One segment being written; see the module docs.
+struct SegmentWriter {
+    path: String,
+    /// `None` once committed.
+    writer: Option<BufWriter>,
+    size: u64,
+}
+
+#[async_trait]
+impl StorageWriter for SegmentWriter {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), StorageError> {
+        let Some(writer) = self.writer.as_mut() else { return Ok(()) };
+        writer.write_all(chunk).await.map_err(|e| StorageError::Io { path: self.path.clone(), source: e })?;
+        self.size += chunk.len() as u64;
+        Ok(())
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<u64, StorageError> {
+        if let Some(mut writer) = self.writer.take() {
+            writer.shutdown().await.map_err(|e| StorageError::Io { path: self.path.clone(), source: e })?;
+        }
+        Ok(self.size)
+    }
+}
+
+impl Drop for SegmentWriter {
+    /// An uncommitted segment never becomes visible; this also frees the parts S3 holds
+    /// for its multipart upload.
+    fn drop(&mut self) {
+        if let (Some(mut writer), Ok(runtime)) = (self.writer.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(async move {
+                let _ = writer.abort().await;
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Child, Command, Stdio};
+    use tokio::io::AsyncReadExt;
+
+    /// A real S3 server, `s3s-fs` (which `scripts/test-all.sh` installs), on a free
+    /// loopback port over a temp directory with one bucket, `ferry`.
+    struct S3sFs {
+        child: Child,
+        dir: std::path::PathBuf,
+        endpoint: String,
+    }
+
+    const KEY: &str = "ferry-test-key";
+    const SECRET: &str = "ferry-test-secret-d41d8cd98f00b204";
+
+    impl S3sFs {
+        fn start() -> Option<S3sFs> {
+            let dir = std::env::temp_dir().join(format!("ferry-s3-driver-{}", crate::random::random_hex(6)));
+            std::fs::create_dir_all(dir.join("ferry")).unwrap();
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let spawned = Command::new("s3s-fs")
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", KEY, "--secret-key", SECRET])
+                .arg(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
+            let child = match spawned {
+                Ok(child) => child,
+                Err(e) => {
+                    let required = ["FERRY_REQUIRE_PEERS", "CI"]
+                        .iter()
+                        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty() && v != "0"));
+                    assert!(
+                        !required,
+                        "s3s-fs is required (FERRY_REQUIRE_PEERS or CI is set): {e}; run scripts/test-all.sh, \
+                         which installs it"
+                    );
+                    eprintln!("SKIP: s3s-fs not found ({e}); scripts/test-all.sh installs it");
+                    return None;
+                }
+            };
+            for _ in 0..200 {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            Some(S3sFs { child, dir, endpoint: format!("http://127.0.0.1:{port}") })
+        }
+
+        fn config(&self) -> S3Config {
+            S3Config {
+                bucket: "ferry".into(),
+                region: Some("us-east-1".into()),
+                endpoint: Some(self.endpoint.clone()),
+                prefix: "reg".into(),
+                allow_http: true,
+                access_key_id: Some(Secret::new(KEY)),
+                secret_access_key: Some(Secret::new(SECRET)),
+                chunk_size: MIN_CHUNK_SIZE,
+                ..S3Config::default()
+            }
+        }
+    }
+
+    impl Drop for S3sFs {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    async fn read_all(driver: &S3Driver, path: &str, offset: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        driver.reader(path, offset).await.unwrap().read_to_end(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn behaves_like_a_driver_on_a_real_s3_server() {
+        let Some(server) = S3sFs::start() else { return };
+        let driver = S3Driver::open(&server.config()).unwrap();
+        driver.health().await.unwrap();
+        crate::driver::tests::exercise(&driver).await;
+
+        // An upload of several segments, one of them multipart (over one 5 MiB part),
+        // reads back as one file and renames into one object.
+        let big: Vec<u8> = (0..MIN_CHUNK_SIZE as usize * 2 + 12345).map(|i| (i * 7 % 251) as u8).collect();
+        let mut w = driver.writer("u/data", 0).await.unwrap();
+        w.write(b"head-").await.unwrap();
+        w.commit().await.unwrap();
+        let mut w = driver.writer("u/data", 5).await.unwrap();
+        for chunk in big.chunks(64 * 1024) {
+            w.write(chunk).await.unwrap();
+        }
+        assert_eq!(w.commit().await.unwrap(), 5 + big.len() as u64);
+        // An uncommitted segment never shows.
+        let mut w = driver.writer("u/data", 5 + big.len() as u64).await.unwrap();
+        w.write(b"lost").await.unwrap();
+        drop(w);
+        let mut expected = b"head-".to_vec();
+        expected.extend_from_slice(&big);
+        assert_eq!(driver.stat("u/data").await.unwrap().size, expected.len() as u64);
+        assert_eq!(driver.list("u").await.unwrap(), vec!["data".to_string()]);
+        assert_eq!(read_all(&driver, "u/data", 3).await, expected[3..]);
+        assert_eq!(read_all(&driver, "u/data", 7_000_000).await, expected[7_000_000..]);
+        driver.rename("u/data", "blobs/big").await.unwrap();
+        assert_eq!(driver.stat("blobs/big").await.unwrap().size, expected.len() as u64);
+        assert_eq!(read_all(&driver, "blobs/big", 0).await, expected);
+        assert!(driver.stat("u/data").await.unwrap_err().is_not_found());
+        assert!(driver.list("u").await.unwrap_err().is_not_found());
+
+        // Paths that could reach the segments' names are refused.
+        assert!(matches!(driver.stat("u/data!segments").await, Err(StorageError::InvalidPath(_))));
+
+        // Presigned redirects, when asked for, are URLs the server answers.
+        assert_eq!(driver.redirect_url("blobs/big").await.unwrap(), None);
+        let redirecting = S3Driver::open(&S3Config { redirect: true, ..server.config() }).unwrap();
+        let url = redirecting.redirect_url("blobs/big").await.unwrap().unwrap();
+        assert!(url.contains("X-Amz-Signature=") && !url.contains(SECRET), "{url}");
+    }
+
+    #[tokio::test]
+    async fn wrong_credentials_fail_health_without_showing_the_secret() {
+        let Some(server) = S3sFs::start() else { return };
+        let config = S3Config { secret_access_key: Some(Secret::new("not-the-secret")), ..server.config() };
+        let driver = S3Driver::open(&config).unwrap();
+        let err = driver.health().await.unwrap_err().to_string();
+        assert!(!err.contains("not-the-secret"), "{err}");
+        assert!(!format!("{driver:?} {config:?}").contains("not-the-secret"));
+        assert!(!format!("{:?}", server.config()).contains(SECRET));
+    }
+
+    #[test]
+    fn config_problems_name_the_key() {
+        let ok = S3Config { bucket: "b".into(), ..S3Config::default() };
+        assert_eq!(ok.problem(), None);
+        for (config, key) in [
+            (S3Config::default(), "storage.s3.bucket"),
+            (S3Config { chunk_size: 1024, ..ok.clone() }, "storage.s3.chunk_size"),
+            (S3Config { access_key_id: Some(Secret::new("k")), ..ok.clone() }, "storage.s3.access_key_id"),
+            (S3Config { prefix: "a//b".into(), ..ok.clone() }, "storage.s3.prefix"),
+        ] {
+            assert_eq!(config.problem().map(|(k, _)| k), Some(key), "{config:?}");
+        }
+    }
+}
