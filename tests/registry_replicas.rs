@@ -12,7 +12,9 @@
 //! - online garbage collection (`storage.gc`) frees exactly the unreferenced blobs while
 //!   skopeo pushes through the balancer, and says what it freed in bytes.
 //!
-//! Where the replicas keep their data is the harness's parameter ([`Storage`]).
+//! Where the replicas keep their data is the harness's parameter ([`Storage`]): one root
+//! directory here, one bucket of a real S3 server (s3s-fs) in `registry_replicas_s3`,
+//! which runs this file again.
 //!
 //! Needs `haproxy` and `skopeo`. With `FERRY_REQUIRE_PEERS=1` (as `scripts/test-all.sh`
 //! runs it) or `CI` set a missing tool fails the test; otherwise the test is skipped with
@@ -20,6 +22,8 @@
 
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/fault_proxy.rs"]
+mod fault_proxy;
 #[path = "support/haproxy.rs"]
 mod haproxy;
 #[path = "support/mod.rs"]
@@ -33,41 +37,92 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use cli::{ferry, head_digest, OCI_INDEX, OCI_MANIFEST};
+use fault_proxy::{FaultProxy, Schedule};
 use haproxy::Haproxy;
 use serde_json::{json, Value};
 use support::layout::{assert_blobs_identical, build_multiarch_layout};
+use support::s3::S3Server;
 use support::{get, random_bytes, request, require, resolve, sha256, skopeo, Ferry, TempDir};
 
-/// Where the replicas keep their data: all of them share it.
+/// Where the replicas keep their data: all of them share it. The test crate's name picks
+/// it: `registry_replicas` shares one root directory, `registry_replicas_s3` one bucket on
+/// a real S3 server (s3s-fs).
 enum Storage {
     /// One root directory (a shared volume).
     Filesystem(PathBuf),
+    /// One bucket; keys under `ferry/`.
+    S3 { server: S3Server, bucket: String },
 }
 
 impl Storage {
-    /// The config file's `storage` section, `gc` included.
+    /// This crate's storage under `dir`; `None` (the test skips) without s3s-fs when peers
+    /// are not required.
+    fn for_this_crate(dir: &TempDir) -> Option<Storage> {
+        if !env!("CARGO_CRATE_NAME").ends_with("_s3") {
+            return Some(Storage::Filesystem(dir.join("data")));
+        }
+        let server = S3Server::start()?;
+        let bucket = server.bucket("replicas");
+        Some(Storage::S3 { server, bucket })
+    }
+
+    /// The `storage.driver` the replicas run.
+    fn driver(&self) -> &'static str {
+        match self {
+            Storage::Filesystem(_) => "filesystem",
+            Storage::S3 { .. } => "s3",
+        }
+    }
+
+    /// The config file's `storage` section, with `gc` (a flow mapping).
     fn yaml(&self, gc: &str) -> String {
         match self {
             Storage::Filesystem(root) => {
-                format!("storage:\n  driver: filesystem\n  root: {}\n  gc: {gc}\n", root.display())
+                format!("storage: {{driver: filesystem, root: '{}', gc: {gc}}}\n", root.display())
+            }
+            Storage::S3 { server, bucket } => {
+                let section = server.ferry_storage(bucket);
+                format!("storage: {}, gc: {gc}}}\n", section.strip_suffix('}').unwrap())
             }
         }
     }
 
-    /// The digests of the blobs the storage holds.
-    fn blobs(&self) -> BTreeSet<String> {
-        let Storage::Filesystem(root) = self;
-        let mut out = BTreeSet::new();
-        let Ok(prefixes) = std::fs::read_dir(root.join("blobs/sha256")) else { return out };
-        for prefix in prefixes {
-            for blob in std::fs::read_dir(prefix.unwrap().path()).unwrap() {
-                let blob = blob.unwrap();
-                if blob.path().join("data").is_file() {
-                    out.insert(format!("sha256:{}", blob.file_name().to_string_lossy()));
+    /// Every file (object key) of the registry's storage, relative to its root, temp
+    /// files included.
+    fn keys(&self) -> Vec<String> {
+        match self {
+            Storage::S3 { server, bucket } => server
+                .keys(bucket)
+                .iter()
+                .filter_map(|k| k.strip_prefix("ferry/"))
+                .map(str::to_owned)
+                .collect(),
+            Storage::Filesystem(root) => {
+                let mut keys = Vec::new();
+                let mut stack = vec![root.clone()];
+                while let Some(dir) = stack.pop() {
+                    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                        let path = entry.path();
+                        if path.is_dir() {
+                            stack.push(path);
+                        } else if let Ok(key) = path.strip_prefix(root) {
+                            keys.push(key.to_string_lossy().into_owned());
+                        }
+                    }
                 }
+                keys.sort();
+                keys
             }
         }
-        out
+    }
+
+    /// The digests of the blobs the storage holds (`blobs/sha256/<xx>/<hex>/data`).
+    fn blobs(&self) -> BTreeSet<String> {
+        self.keys()
+            .iter()
+            .filter_map(|k| k.strip_prefix("blobs/sha256/")?.strip_suffix("/data"))
+            .filter_map(|k| k.split_once('/').map(|(_, hex)| format!("sha256:{hex}")))
+            .collect()
     }
 }
 
@@ -106,9 +161,9 @@ struct Cluster {
 
 impl Cluster {
     /// `gc[i]` is replica i's `storage.gc` section (flow YAML); one replica per entry.
-    fn start(name: &str, gc: &[&str]) -> Cluster {
+    fn start(name: &str, gc: &[&str]) -> Option<Cluster> {
         let dir = TempDir::new(name);
-        let storage = Storage::Filesystem(dir.join("data"));
+        let storage = Storage::for_this_crate(&dir)?;
         let replicas: Vec<Replica> = gc
             .iter()
             .enumerate()
@@ -126,6 +181,8 @@ impl Cluster {
                 let stderr = Stdio::from(std::fs::File::create(&log).unwrap());
                 let ferry = Ferry::with_config_logging_to(&config, &[], stderr).expect("replica starts");
                 let text = std::fs::read_to_string(&log).unwrap();
+                let driver = format!("driver=\"{}\"", storage.driver());
+                assert!(text.contains(&driver), "replica {i} does not run on {driver}: {text}");
                 let metrics = text
                     .lines()
                     .find_map(|l| l.strip_prefix("ferry: metrics at "))
@@ -137,7 +194,7 @@ impl Cluster {
             .collect();
         let backends: Vec<String> = replicas.iter().map(|r| r.ferry.host()).collect();
         let lb = Haproxy::round_robin(dir.path(), &backends);
-        Cluster { replicas, lb, storage, _dir: dir }
+        Some(Cluster { replicas, lb, storage, _dir: dir })
     }
 
     fn url(&self) -> &str {
@@ -207,7 +264,7 @@ fn skopeo_and_ferry_sync_push_and_pull_the_corpus_through_the_balancer() {
     if !peers(&["haproxy", "skopeo", "python3"]) {
         return;
     }
-    let cluster = Cluster::start("replicas-corpus", &["{}", "{}"]);
+    let Some(cluster) = Cluster::start("replicas-corpus", &["{}", "{}"]) else { return };
     let dir = TempDir::new("replicas-corpus-work");
     let images = corpus(dir.path());
     assert!(images.iter().any(|i| i.repo == "tools/multiarch"), "the corpus has its multi-arch image");
@@ -258,7 +315,7 @@ fn a_chunked_upload_whose_requests_alternate_replicas_completes() {
     if !peers(&["haproxy"]) {
         return;
     }
-    let cluster = Cluster::start("replicas-chunked", &["{}", "{}"]);
+    let Some(cluster) = Cluster::start("replicas-chunked", &["{}", "{}"]) else { return };
     let (first, second) = (random_bytes(300_000, 11), random_bytes(200_001, 12));
     let whole: Vec<u8> = [first.as_slice(), second.as_slice()].concat();
     let digest = sha256(&whole);
@@ -313,7 +370,7 @@ fn twenty_clients_pushing_one_blob_and_one_tag_leave_one_blob_and_one_winner() {
         return;
     }
     const CLIENTS: usize = 20;
-    let cluster = Cluster::start("replicas-race", &["{}", "{}"]);
+    let Some(cluster) = Cluster::start("replicas-race", &["{}", "{}"]) else { return };
     let layer = Arc::new(random_bytes(512 * 1024, 21));
     let config = Arc::new(
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec(),
@@ -352,19 +409,16 @@ fn twenty_clients_pushing_one_blob_and_one_tag_leave_one_blob_and_one_winner() {
         assert_eq!(sha256(&r.body), *digest);
     }
     // One copy of the layer, whole and valid, and nothing left over in storage.
-    let Storage::Filesystem(root) = &cluster.storage;
     let hex = sha256(&layer).trim_start_matches("sha256:").to_owned();
-    let blob_dir = root.join("blobs/sha256").join(&hex[..2]).join(&hex);
-    let entries: Vec<String> = std::fs::read_dir(&blob_dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(entries, vec!["data"], "the layer's directory holds more than its one copy");
-    assert_eq!(std::fs::read(blob_dir.join("data")).unwrap(), *layer);
-    let uploads = root.join("repositories/race/app/_uploads");
-    let left = std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0);
-    assert_eq!(left, 0, "upload sessions left behind");
-    assert_eq!(get(&format!("{}/v2/race/app/blobs/{}", cluster.url(), sha256(&layer))).body, *layer);
+    let blob_dir = format!("blobs/sha256/{}/{hex}/", &hex[..2]);
+    let keys = cluster.storage.keys();
+    let copies: Vec<&String> = keys.iter().filter(|k| k.starts_with(&blob_dir)).collect();
+    assert_eq!(copies, vec![&format!("{blob_dir}data")], "the layer is stored other than as one copy");
+    let left: Vec<&String> =
+        keys.iter().filter(|k| k.contains("/_uploads/") || k.contains(".tmp-")).collect();
+    assert!(left.is_empty(), "upload sessions or temp files left behind: {left:?}");
+    let r = get(&format!("{}/v2/race/app/blobs/{}", cluster.url(), sha256(&layer)));
+    assert_eq!((r.status, sha256(&r.body)), (200, sha256(&layer)));
     // Through both replicas.
     let puts: Vec<f64> = cluster
         .replicas
@@ -426,21 +480,23 @@ fn killing_a_replica_mid_push_loses_nothing_acknowledged() {
     if !peers(&["haproxy"]) {
         return;
     }
-    let mut cluster = Cluster::start("replicas-kill", &["{}", "{}"]);
+    let Some(mut cluster) = Cluster::start("replicas-kill", &["{}", "{}"]) else { return };
     let source = Ferry::start(&["--storage", "memory"]);
     let mut tags = Vec::new();
-    for n in 0..8 {
-        let layer = random_bytes(2 * 1024 * 1024, 300 + n);
+    for n in 0..6 {
+        let layer = random_bytes(1024 * 1024, 300 + n);
         let tag = format!("v{n}");
         let (digest, _) = cli::push_image(&source.url, "sync/app", Some(&tag), &[&layer], "linux/amd64");
         tags.push((tag, digest));
     }
+    // Read at 2 MB/s, each layer streams into a replica for half a second.
+    let slow = FaultProxy::start(&source.url, Schedule::throttled(2_000_000));
     let dir = TempDir::new("replicas-kill-work");
     let images = dir.join("images.json");
     let mapping: serde_json::Map<String, Value> = tags
         .iter()
         .map(|(tag, _)| {
-            (format!("{}/sync/app:{tag}", source.host()), json!(format!("{}/sync/app", cluster.lb.host())))
+            (format!("{}/sync/app:{tag}", slow.host()), json!(format!("{}/sync/app", cluster.lb.host())))
         })
         .collect();
     std::fs::write(&images, serde_json::to_vec(&mapping).unwrap()).unwrap();
@@ -459,22 +515,30 @@ fn killing_a_replica_mid_push_loses_nothing_acknowledged() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn ferry sync");
-    // SIGKILL one replica as soon as the sync has moved its first blob, mid-job.
+    // Once the sync has moved a blob, SIGKILL the replica that is receiving an upload's
+    // body right then (its upload-bytes counter grows).
+    let receiving = |r: &Replica| r.metric("ferry_serve_received_bytes_total", &[("route", "blob_upload")]);
     let mut events = Vec::new();
-    let mut killed = false;
+    let mut killed = None;
     for line in BufReader::new(sync.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
-        if !killed && line.contains(r#""event":"blob_done""#) {
-            cluster.replicas[0].ferry.kill();
-            killed = true;
+        if killed.is_none() && line.contains(r#""event":"blob_done""#) {
+            let before: Vec<f64> = cluster.replicas.iter().map(receiving).collect();
+            std::thread::sleep(Duration::from_millis(100));
+            let after: Vec<f64> = cluster.replicas.iter().map(receiving).collect();
+            if let Some(i) = (0..before.len()).find(|&i| after[i] > before[i]) {
+                cluster.replicas[i].ferry.kill();
+                killed = Some(i);
+            }
         }
         events.push(line);
     }
     let status = sync.wait().unwrap();
-    assert!(killed, "the sync moved no blob: {events:?}");
+    assert!(killed.is_some(), "no replica was receiving an upload when the sync moved a blob: {events:?}");
     assert!(status.success(), "ferry sync did not finish through the survivor: {events:?}");
     let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
     assert_eq!(last["status"], "succeeded", "{last}");
+    assert!(last["summary"]["retries"].as_u64() >= Some(1), "the kill cut no transfer of the sync: {last}");
     // The pusher goes on through the survivor a little longer.
     std::thread::sleep(Duration::from_millis(500));
     *stop.lock().unwrap() = true;
@@ -519,7 +583,7 @@ fn online_gc_frees_the_unreferenced_blobs_while_skopeo_pushes() {
     }
     // Replica 0 collects every second; a blob must be 2 s old to go.
     let gc = "{enabled: true, interval_secs: 1, grace_secs: 2, delete_untagged: true}";
-    let cluster = Cluster::start("replicas-gc", &[gc, "{}"]);
+    let Some(cluster) = Cluster::start("replicas-gc", &[gc, "{}"]) else { return };
     let dir = TempDir::new("replicas-gc-work");
     let lb = cluster.lb.host();
     let push = |layout: &Path, reference: &str| {

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use crate::support::{free_port, wait_until_up};
+use super::support::{free_port, wait_until_up};
 
 /// A running haproxy, killed on drop.
 pub struct Haproxy {
@@ -52,15 +52,16 @@ impl Haproxy {
     }
 
     /// Round robin over `backends` (`127.0.0.1:PORT`), every request on its own, no
-    /// stickiness. `GET /healthz` every 200 ms takes a dead backend out of rotation; a
+    /// stickiness. `GET /healthz` every 200 ms takes a backend out of rotation after three
+    /// failures (one slow answer on a busy test machine is no failure); meanwhile a
     /// connection a dead backend refuses is sent to another one.
     pub fn round_robin(dir: &Path, backends: &[String]) -> Haproxy {
         let mut sections = "frontend registry\n  bind 127.0.0.1:{port}\n  default_backend replicas\n\
                             backend replicas\n  balance roundrobin\n  option httpchk GET /healthz\n  \
-                            option redispatch\n  retries 3\n"
+                            timeout check 2s\n  option redispatch\n  retries 3\n"
             .to_owned();
         for (i, backend) in backends.iter().enumerate() {
-            sections.push_str(&format!("  server r{i} {backend} check inter 200ms fall 1 rise 2\n"));
+            sections.push_str(&format!("  server r{i} {backend} check inter 200ms fall 3 rise 1\n"));
         }
         Haproxy::start(dir, &sections)
     }
