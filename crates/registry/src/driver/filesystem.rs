@@ -159,13 +159,7 @@ impl StorageDriver for FilesystemDriver {
         let (src, dst) = (self.full(from)?, self.full(to)?);
         create_parent(&dst, to).await?;
         fs::rename(&src, &dst).await.map_err(|e| StorageError::io(from, e))?;
-        let touched = dst.clone();
-        tokio::task::spawn_blocking(move || {
-            std::fs::File::options().write(true).open(&touched)?.set_modified(std::time::SystemTime::now())
-        })
-        .await
-        .map_err(|e| StorageError::io(to, std::io::Error::other(e)))?
-        .map_err(|e| StorageError::io(to, e))?;
+        self.touch(to).await?;
         if let Some(parent) = dst.parent() {
             sync_dir(parent).await;
         }
@@ -178,6 +172,16 @@ impl StorageDriver for FilesystemDriver {
         let result =
             if meta.is_dir() { fs::remove_dir_all(&full).await } else { fs::remove_file(&full).await };
         result.map_err(|e| StorageError::io(path, e))
+    }
+
+    async fn touch(&self, path: &str) -> Result<(), StorageError> {
+        let full = self.full(path)?;
+        tokio::task::spawn_blocking(move || {
+            std::fs::File::options().write(true).open(&full)?.set_modified(std::time::SystemTime::now())
+        })
+        .await
+        .map_err(|e| StorageError::io(path, std::io::Error::other(e)))?
+        .map_err(|e| StorageError::io(path, e))
     }
 
     fn remove_temp_files(&self) -> Result<u64, StorageError> {
@@ -266,6 +270,19 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ferry-fs-driver-{}", crate::random::random_hex(6)));
         let driver = FilesystemDriver::open(&dir).unwrap();
         crate::driver::tests::exercise(&driver).await;
+        // A touched file is new again, its content unchanged.
+        driver.put_content("old/file", b"content").await.unwrap();
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(dir.join("old/file"))
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
+        driver.touch("old/file").await.unwrap();
+        let age = driver.stat("old/file").await.unwrap().modified.unwrap().elapsed().unwrap_or_default();
+        assert!(age.as_secs() < 60, "{age:?}");
+        assert_eq!(driver.get_content("old/file").await.unwrap(), b"content");
         // No temp file is left behind by whole-file writes.
         let leftovers: Vec<_> = std::fs::read_dir(dir.join("blobs"))
             .unwrap()

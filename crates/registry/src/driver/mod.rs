@@ -117,6 +117,13 @@ pub trait StorageDriver: Send + Sync + fmt::Debug {
         Ok(0)
     }
 
+    /// Makes a file look just written (its `modified` time becomes now) without touching
+    /// its content: a blob completed again is new to the garbage collector's grace
+    /// period. Drivers that cannot do nothing.
+    async fn touch(&self, _path: &str) -> Result<(), StorageError> {
+        Ok(())
+    }
+
     /// A cheap check that the backend answers, for `/healthz`.
     async fn health(&self) -> Result<(), StorageError> {
         Ok(())

@@ -246,13 +246,17 @@ impl Uploads {
         }
         let blob = layout::blob_data(digest);
         let driver = self.store.driver();
-        // Moved over a copy that is already there (the same verified bytes), the blob is
-        // new again: a garbage collection running meanwhile on any replica sees it within
-        // its grace period, instead of an old unreferenced blob it may delete.
-        match driver.stat(&data).await {
-            Ok(_) => driver.rename(&data, &blob).await?,
-            Err(e) if e.is_not_found() && size == 0 => driver.put_content(&blob, b"").await?,
-            Err(e) => return Err(e.into()),
+        if self.store.blob_size_global(digest).await?.is_some() {
+            // A copy is there already and stays as it is. Completed again, it is new
+            // again: a garbage collection running meanwhile on any replica sees it within
+            // its grace period, instead of an old unreferenced blob it may delete.
+            driver.touch(&blob).await?;
+        } else {
+            match driver.stat(&data).await {
+                Ok(_) => driver.rename(&data, &blob).await?,
+                Err(e) if e.is_not_found() && size == 0 => driver.put_content(&blob, b"").await?,
+                Err(e) => return Err(e.into()),
+            }
         }
         self.store.link_blob(&up.repo, digest).await?;
         self.cancel(up).await
