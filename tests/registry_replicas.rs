@@ -384,6 +384,10 @@ fn twenty_clients_pushing_one_blob_and_one_tag_leave_one_blob_and_one_winner() {
                 start.wait();
                 cli::push_blob(&url, "race/app", &layer);
                 cli::push_blob(&url, "race/app", &config);
+                // Then every manifest at once. (Not while blobs complete: s3s-fs copies
+                // an object in place, so a copy over an existing one shows a reader a
+                // short file for a moment, where S3 replaces objects atomically.)
+                start.wait();
                 cli::put_manifest(
                     &url,
                     "race/app",
