@@ -439,23 +439,40 @@ struct Acked {
     manifests: Vec<(String, String)>,
 }
 
-/// Pushes small images through `url` until `stop`; records what got 201. Failures (the
-/// requests a killed replica was answering) are expected and only counted.
-fn push_until(url: &str, stop: &Mutex<bool>, acked: &Mutex<Acked>) -> usize {
+/// What the pusher is told: go on, hold still (no request of its own in flight), stop.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pusher {
+    Run,
+    Hold,
+    Stop,
+}
+
+/// The status of a request, or `None` when the connection broke (the killed replica's).
+fn status_of(request: support::Request) -> Option<u16> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| request.send().status)).ok()
+}
+
+/// Pushes small images through `url` until told to stop; records what got 201. Failures
+/// (the requests a killed replica was answering) are expected and only counted.
+fn push_until(url: &str, control: &Mutex<Pusher>, acked: &Mutex<Acked>) -> usize {
     let mut failures = 0;
     for i in 0u64.. {
-        if *stop.lock().unwrap() {
-            break;
+        match *control.lock().unwrap() {
+            Pusher::Stop => break,
+            Pusher::Hold => {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            Pusher::Run => {}
         }
         let layer = random_bytes(64 * 1024 + i as usize, 1000 + i);
         let config = format!(r#"{{"architecture":"amd64","os":"linux","n":{i}}}"#).into_bytes();
         let mut whole = true;
         for blob in [&layer, &config] {
             let digest = sha256(blob);
-            let r = request("POST", &format!("{url}/v2/kill/app/blobs/uploads/?digest={digest}"))
-                .body(blob.clone())
-                .send();
-            if r.status == 201 {
+            let post = request("POST", &format!("{url}/v2/kill/app/blobs/uploads/?digest={digest}"))
+                .body(blob.clone());
+            if status_of(post) == Some(201) {
                 acked.lock().unwrap().blobs.push(digest);
             } else {
                 failures += 1;
@@ -466,11 +483,10 @@ fn push_until(url: &str, stop: &Mutex<bool>, acked: &Mutex<Acked>) -> usize {
             continue;
         }
         let bytes = manifest(&config, &layer, i as usize);
-        let r = request("PUT", &format!("{url}/v2/kill/app/manifests/t{i}"))
+        let put = request("PUT", &format!("{url}/v2/kill/app/manifests/t{i}"))
             .header("Content-Type", OCI_MANIFEST)
-            .body(bytes.clone())
-            .send();
-        if r.status == 201 {
+            .body(bytes.clone());
+        if status_of(put) == Some(201) {
             acked.lock().unwrap().manifests.push((format!("t{i}"), sha256(&bytes)));
         } else {
             failures += 1;
@@ -505,11 +521,11 @@ fn killing_a_replica_mid_push_loses_nothing_acknowledged() {
         .collect();
     std::fs::write(&images, serde_json::to_vec(&mapping).unwrap()).unwrap();
 
-    let stop = Arc::new(Mutex::new(false));
+    let control = Arc::new(Mutex::new(Pusher::Run));
     let acked = Arc::new(Mutex::new(Acked::default()));
     let pusher = {
-        let (url, stop, acked) = (cluster.url().to_owned(), stop.clone(), acked.clone());
-        std::thread::spawn(move || push_until(&url, &stop, &acked))
+        let (url, control, acked) = (cluster.url().to_owned(), control.clone(), acked.clone());
+        std::thread::spawn(move || push_until(&url, &control, &acked))
     };
     let docker = TempDir::new("docker-config");
     let mut sync = Command::new(support::ferry_bin())
@@ -519,14 +535,17 @@ fn killing_a_replica_mid_push_loses_nothing_acknowledged() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn ferry sync");
-    // Once the sync has moved a blob, SIGKILL the replica that is receiving an upload's
-    // body right then (its upload-bytes counter grows).
+    // Once the sync has moved a blob, SIGKILL the replica that is receiving one of the
+    // sync's upload bodies right then (its upload-bytes counter grows while the pusher
+    // holds still).
     let receiving = |r: &Replica| r.metric("ferry_serve_received_bytes_total", &[("route", "blob_upload")]);
     let mut events = Vec::new();
     let mut killed = None;
     for line in BufReader::new(sync.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
         if killed.is_none() && line.contains(r#""event":"blob_done""#) {
+            *control.lock().unwrap() = Pusher::Hold;
+            std::thread::sleep(Duration::from_millis(50));
             let before: Vec<f64> = cluster.replicas.iter().map(receiving).collect();
             std::thread::sleep(Duration::from_millis(100));
             let after: Vec<f64> = cluster.replicas.iter().map(receiving).collect();
@@ -534,6 +553,7 @@ fn killing_a_replica_mid_push_loses_nothing_acknowledged() {
                 cluster.replicas[i].ferry.kill();
                 killed = Some(i);
             }
+            *control.lock().unwrap() = Pusher::Run;
         }
         events.push(line);
     }
@@ -545,7 +565,7 @@ fn killing_a_replica_mid_push_loses_nothing_acknowledged() {
     assert!(last["summary"]["retries"].as_u64() >= Some(1), "the kill cut no transfer of the sync: {last}");
     // The pusher goes on through the survivor a little longer.
     std::thread::sleep(Duration::from_millis(500));
-    *stop.lock().unwrap() = true;
+    *control.lock().unwrap() = Pusher::Stop;
     let failures = pusher.join().unwrap();
 
     for (tag, digest) in &tags {
