@@ -54,12 +54,29 @@ struct Session {
     state: Option<State>,
 }
 
+/// One lock per session with a request in flight in this process.
+type Slots = Arc<std::sync::Mutex<HashMap<UploadId, Weak<Mutex<Session>>>>>;
+
+/// Drops the entries whose last request ended, and counts the rest.
+fn prune(slots: &mut HashMap<UploadId, Weak<Mutex<Session>>>) {
+    slots.retain(|_, slot| slot.strong_count() > 0);
+    metrics::gauge!("ferry_serve_upload_sessions").set(slots.len() as f64);
+}
+
 /// All upload sessions of a registry.
 pub struct Uploads {
     store: Store,
-    /// One lock per session with a request in flight in this process.
-    sessions: std::sync::Mutex<HashMap<UploadId, Weak<Mutex<Session>>>>,
+    sessions: Slots,
     max_blob_bytes: u64,
+}
+
+/// Counts a request on a session out of [`Uploads::sessions`] when it ends.
+struct InFlight(Slots);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        prune(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
+    }
 }
 
 /// A session, locked for the duration of one request.
@@ -67,6 +84,8 @@ pub struct OpenUpload {
     pub repo: Repo,
     pub id: UploadId,
     session: OwnedMutexGuard<Session>,
+    /// After `session`: fields drop in order, so the lock is released when this counts.
+    _in_flight: InFlight,
 }
 
 impl std::fmt::Debug for OpenUpload {
@@ -111,7 +130,6 @@ impl Uploads {
     /// request ended are dropped here.
     fn slot(&self, id: &UploadId) -> Arc<Mutex<Session>> {
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        sessions.retain(|_, slot| slot.strong_count() > 0);
         let slot = match sessions.get(id).and_then(Weak::upgrade) {
             Some(slot) => slot,
             None => {
@@ -120,7 +138,7 @@ impl Uploads {
                 slot
             }
         };
-        metrics::gauge!("ferry_serve_upload_sessions").set(sessions.len() as f64);
+        prune(&mut sessions);
         slot
     }
 
@@ -131,11 +149,13 @@ impl Uploads {
         self.save(repo, &id, &state).await?;
         let mut session = self.slot(&id).lock_owned().await;
         session.state = Some(state);
-        Ok(OpenUpload { repo: repo.clone(), id, session })
+        Ok(OpenUpload { repo: repo.clone(), id, session, _in_flight: InFlight(self.sessions.clone()) })
     }
 
     /// Locks an existing session, loading it from storage after a restart.
     pub async fn open(&self, repo: &Repo, id: &UploadId) -> Result<OpenUpload> {
+        // Declared first, dropped last: an early return counts the request out too.
+        let in_flight = InFlight(self.sessions.clone());
         let mut session = self.slot(id).lock_owned().await;
         let stored = self.store.driver().get_content(&layout::upload_state(repo, id)).await;
         match stored {
@@ -147,7 +167,7 @@ impl Uploads {
             Err(e) if e.is_not_found() => return Err(upload_unknown(id)),
             Err(e) => return Err(e.into()),
         }
-        Ok(OpenUpload { repo: repo.clone(), id: id.clone(), session })
+        Ok(OpenUpload { repo: repo.clone(), id: id.clone(), session, _in_flight: in_flight })
     }
 
     async fn save(&self, repo: &Repo, id: &UploadId, state: &State) -> Result<()> {
@@ -374,7 +394,7 @@ mod tests {
             replica.append(&mut up, Body::from(chunk), None).await.unwrap();
             drop(up);
             for r in [&a, &b] {
-                assert!(r.sessions.lock().unwrap().values().all(|s| s.strong_count() == 0), "chunk {i}");
+                assert!(r.sessions.lock().unwrap().is_empty(), "chunk {i}");
             }
         }
         let raw = store.driver().get_content(&layout::upload_state(&repo, &id)).await.unwrap();
