@@ -151,6 +151,21 @@ impl S3Config {
         if self.bucket.is_empty() {
             return Some(("storage.s3.bucket", "the s3 driver needs a bucket name".into()));
         }
+        // S3's bucket naming rules: 3 to 63 lowercase letters, digits, `.` and `-`,
+        // beginning and ending with a letter or digit.
+        let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let inner = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-';
+        let b = &self.bucket;
+        if !(3..=63).contains(&b.len())
+            || !b.chars().all(inner)
+            || !edge(b.chars().next())
+            || !edge(b.chars().last())
+        {
+            return Some((
+                "storage.s3.bucket",
+                format!("{b:?} is no S3 bucket name: 3 to 63 lowercase letters, digits, `.` and `-`"),
+            ));
+        }
         if self.chunk_size < MIN_CHUNK_SIZE || self.chunk_size > usize::MAX as u64 {
             return Some((
                 "storage.s3.chunk_size",
@@ -768,10 +783,13 @@ mod tests {
 
     #[test]
     fn config_problems_name_the_key() {
-        let ok = S3Config { bucket: "b".into(), ..S3Config::default() };
+        let ok = S3Config { bucket: "reg.example-1".into(), ..S3Config::default() };
         assert_eq!(ok.problem(), None);
         for (config, key) in [
             (S3Config::default(), "storage.s3.bucket"),
+            (S3Config { bucket: "b".into(), ..ok.clone() }, "storage.s3.bucket"),
+            (S3Config { bucket: "My_Bucket".into(), ..ok.clone() }, "storage.s3.bucket"),
+            (S3Config { bucket: "-bucket".into(), ..ok.clone() }, "storage.s3.bucket"),
             (S3Config { chunk_size: 1024, ..ok.clone() }, "storage.s3.chunk_size"),
             (S3Config { access_key_id: Some(Secret::new("k")), ..ok.clone() }, "storage.s3.access_key_id"),
             (S3Config { prefix: "a//b".into(), ..ok.clone() }, "storage.s3.prefix"),
