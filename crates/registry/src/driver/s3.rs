@@ -39,7 +39,7 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::signer::Signer;
 use object_store::{
-    ClientOptions, GetOptions, GetRange, ObjectMeta, ObjectStore, PutPayload, WriteMultipart,
+    ClientOptions, GetOptions, GetRange, ObjectMeta, ObjectStore, PutPayload, RetryConfig, WriteMultipart,
 };
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
@@ -216,11 +216,13 @@ fn config_error(message: impl Into<String>) -> StorageError {
     StorageError::Config { driver: "s3", message: message.into() }
 }
 
-/// Maps an object store error to the driver's, keeping "not found" apart.
+/// Maps an object store error to the driver's, keeping "not found" apart. The message
+/// already names every cause, so it is kept as text: a chain of sources would print each
+/// cause again.
 fn error(path: &str, e: object_store::Error) -> StorageError {
     match e {
         object_store::Error::NotFound { .. } => StorageError::NotFound(path.to_owned()),
-        other => StorageError::Io { path: path.to_owned(), source: std::io::Error::other(other) },
+        other => StorageError::Io { path: path.to_owned(), source: std::io::Error::other(other.to_string()) },
     }
 }
 
@@ -242,6 +244,8 @@ impl S3Driver {
             // A blob GET streams for as long as the client reads: no whole-request limit.
             // (First: the client options also hold `allow_http`.)
             .with_client_options(ClientOptions::new().with_timeout_disabled())
+            // Three retries of a failed request, with backoff, as the AWS SDKs' standard mode.
+            .with_retry(RetryConfig { max_retries: 3, ..RetryConfig::default() })
             .with_bucket_name(&config.bucket)
             .with_allow_http(config.allow_http)
             .with_virtual_hosted_style_request(config.virtual_hosted_style);
@@ -313,33 +317,23 @@ impl S3Driver {
         }
     }
 
-    /// What a path is. The object's HEAD and the listing of `key/` go out together and the
-    /// first conclusive answer wins: a store that keeps objects as files (s3s-fs) answers a
-    /// HEAD of a directory with 500, which would otherwise be retried for seconds.
+    /// What a path is: one HEAD for an object (the common case), and only when there is
+    /// none, the listings of its segments and of `key/`, together.
     async fn locate(&self, path: &str, key: &Path) -> Result<Found, StorageError> {
-        use futures_util::future::{select, Either};
-        let head = std::pin::pin!(self.head(path, key));
-        let children = std::pin::pin!(self.has_children(path, key));
-        let head = match select(head, children).await {
-            Either::Left((Ok(Some(meta)), _)) => return Ok(Found::Object(meta)),
-            Either::Left((head, children)) => match children.await? {
-                true => return Ok(Found::Dir),
-                false => head,
-            },
-            Either::Right((Ok(true), _)) => return Ok(Found::Dir),
-            Either::Right((Ok(false), head)) => head.await,
-            Either::Right((Err(e), _)) => return Err(e),
-        };
+        let head = self.head(path, key).await;
         if let Ok(Some(meta)) = head {
             return Ok(Found::Object(meta));
         }
-        let segments = self.segments(path, key).await?;
+        let (segments, children) =
+            futures_util::join!(self.segments(path, key), self.has_children(path, key));
+        let (segments, children) = (segments?, children?);
         match head {
             _ if !segments.is_empty() => Ok(Found::Segments(segments)),
+            _ if children => Ok(Found::Dir),
             Ok(_) => Ok(Found::Missing),
             // The store lists nothing at, under or beside the key, yet its HEAD failed: an
-            // s3s-fs quirk (a directory emptied by deletes answers HEAD with 500). With the
-            // listings working, the key holds nothing.
+            // s3s-fs quirk (a directory, even one emptied by deletes, answers HEAD with
+            // 500). With the listings working, the key holds nothing.
             Err(e) => {
                 tracing::debug!("{path}: HEAD failed ({e}) where listings show nothing; taken as missing");
                 Ok(Found::Missing)
@@ -360,7 +354,7 @@ impl S3Driver {
             .get_opts(key, GetOptions { range, ..Default::default() })
             .await
             .map_err(|e| error(path, e))?;
-        Ok(got.into_stream().map_err(std::io::Error::other).boxed())
+        Ok(got.into_stream().map_err(|e| std::io::Error::other(e.to_string())).boxed())
     }
 
     /// Deletes every key under `prefix`; returns how many went.
@@ -570,10 +564,15 @@ impl StorageDriver for S3Driver {
 
     async fn delete(&self, path: &str) -> Result<(), StorageError> {
         let key = self.key(path)?;
+        // The registry deletes directories far more often than files: try that first.
+        if self.delete_prefix(path, &key).await? > 0 {
+            return Ok(());
+        }
         match self.locate(path, &key).await? {
             Found::Object(_) => self.store.delete(&key).await.map_err(|e| error(path, e)),
             Found::Segments(_) => self.delete_prefix(path, &Self::segments_dir(&key)).await.map(|_| ()),
-            Found::Dir => self.delete_prefix(path, &key).await.map(|_| ()),
+            // Emptied by someone else meanwhile.
+            Found::Dir => Ok(()),
             Found::Missing => Err(StorageError::NotFound(path.to_owned())),
         }
     }
@@ -588,7 +587,7 @@ impl StorageDriver for S3Driver {
         });
         self.store.list_with_delimiter(Some(&probe)).await.map(|_| ()).map_err(|e| StorageError::Io {
             path: format!("bucket {}", self.bucket),
-            source: std::io::Error::other(e),
+            source: std::io::Error::other(e.to_string()),
         })
     }
 
@@ -779,6 +778,17 @@ mod tests {
         assert!(!err.contains("not-the-secret"), "{err}");
         assert!(!format!("{driver:?} {config:?}").contains("not-the-secret"));
         assert!(!format!("{:?}", server.config()).contains(SECRET));
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let yaml =
+            "storage: {driver: s3, s3: {bucket: registry, access_key_id: AKIDX, secret_access_key: SeCrEt}}";
+        let config = crate::Config::from_yaml(yaml).unwrap();
+        assert_eq!(config.storage.s3.secret_access_key, Some(Secret::new("SeCrEt")));
+        let printed = format!("{}\n{config:?}", config.to_yaml().unwrap());
+        assert!(!printed.contains("SeCrEt") && !printed.contains("AKIDX"), "{printed}");
+        assert!(printed.contains("secret_access_key: <redacted>"), "{printed}");
     }
 
     #[test]
