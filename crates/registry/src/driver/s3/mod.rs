@@ -27,6 +27,9 @@
 //! `AmazonS3Builder::from_env`). They are never logged: the driver's `Debug` names the
 //! bucket and prefix only, and the config's secrets print as `<redacted>`.
 
+mod config;
+mod writer;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,15 +44,15 @@ use object_store::signer::Signer;
 use object_store::{
     ClientOptions, GetOptions, GetRange, ObjectMeta, ObjectStore, PutPayload, RetryConfig, WriteMultipart,
 };
-use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
+
+pub use config::{S3Config, Secret, MIN_CHUNK_SIZE};
+use writer::SegmentWriter;
 
 use super::{check_path, BoxReader, FileInfo, StorageDriver, StorageError, StorageWriter};
 
 /// Marks the directory of an appendable file's segments: `<key>!segments/`.
 const SEGMENTS: &str = "!segments";
-/// S3's smallest multipart part (all but the last): 5 MiB.
-pub const MIN_CHUNK_SIZE: u64 = 5 * 1024 * 1024;
 /// Parts of one upload in flight at once; each holds one `chunk_size` buffer.
 const PARTS_IN_FLIGHT: usize = 2;
 /// S3's largest single `CopyObject`: 5 GiB; larger segments are streamed instead.
@@ -58,133 +61,6 @@ const MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
 const DELETES_IN_FLIGHT: usize = 16;
 /// How long a redirect's presigned URL stays valid.
 const REDIRECT_TTL: Duration = Duration::from_secs(20 * 60);
-
-/// A secret from the configuration: kept as given, shown nowhere.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("<redacted>")
-    }
-}
-
-/// `storage.s3`: where the bucket is and how to reach it.
-///
-/// ```yaml
-/// storage:
-///   driver: s3
-///   s3:
-///     bucket: registry
-///     region: eu-west-1
-///     endpoint: http://127.0.0.1:9000   # S3-compatible stores; unset for AWS
-///     prefix: ferry                     # keys go under ferry/
-///     virtual_hosted_style: false       # true: https://<bucket>.<endpoint>/key
-///     allow_http: true                  # needed for an http:// endpoint
-///     access_key_id: AKIA...            # unset: AWS_* variables, then instance metadata
-///     secret_access_key: ...
-///     chunk_size: 10485760              # multipart part size, at least 5 MiB
-///     redirect: false                   # blob GETs answer 307 to a presigned URL
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct S3Config {
-    pub bucket: String,
-    /// Unset: `AWS_REGION` / `AWS_DEFAULT_REGION`, else `us-east-1`.
-    pub region: Option<String>,
-    /// The store's URL, for S3-compatible stores; unset for AWS.
-    pub endpoint: Option<String>,
-    /// A key prefix every path goes under (distribution's `rootdirectory`).
-    pub prefix: String,
-    /// Address the bucket as `<bucket>.<endpoint>` instead of `<endpoint>/<bucket>`.
-    pub virtual_hosted_style: bool,
-    /// Allow an `http://` endpoint.
-    pub allow_http: bool,
-    pub access_key_id: Option<Secret>,
-    pub secret_access_key: Option<Secret>,
-    pub session_token: Option<Secret>,
-    /// Bytes per multipart part, and the most an upload buffers per part.
-    pub chunk_size: u64,
-    /// Answer blob GETs with 307 to a presigned URL of the object (distribution's
-    /// `redirect` middleware), so blob bytes bypass the registry. HEAD never redirects.
-    pub redirect: bool,
-}
-
-impl Default for S3Config {
-    fn default() -> Self {
-        S3Config {
-            bucket: String::new(),
-            region: None,
-            endpoint: None,
-            prefix: String::new(),
-            virtual_hosted_style: false,
-            allow_http: false,
-            access_key_id: None,
-            secret_access_key: None,
-            session_token: None,
-            chunk_size: 10 * 1024 * 1024,
-            redirect: false,
-        }
-    }
-}
-
-impl S3Config {
-    /// What is wrong with the settings, as the key and the fix.
-    pub fn problem(&self) -> Option<(&'static str, String)> {
-        if self.bucket.is_empty() {
-            return Some(("storage.s3.bucket", "the s3 driver needs a bucket name".into()));
-        }
-        // S3's bucket naming rules: 3 to 63 lowercase letters, digits, `.` and `-`,
-        // beginning and ending with a letter or digit.
-        let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-        let inner = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-';
-        let b = &self.bucket;
-        if !(3..=63).contains(&b.len())
-            || !b.chars().all(inner)
-            || !edge(b.chars().next())
-            || !edge(b.chars().last())
-        {
-            return Some((
-                "storage.s3.bucket",
-                format!("{b:?} is no S3 bucket name: 3 to 63 lowercase letters, digits, `.` and `-`"),
-            ));
-        }
-        if self.chunk_size < MIN_CHUNK_SIZE || self.chunk_size > usize::MAX as u64 {
-            return Some((
-                "storage.s3.chunk_size",
-                format!("must be at least {MIN_CHUNK_SIZE} (5 MiB, S3's smallest multipart part)"),
-            ));
-        }
-        if self.access_key_id.is_some() != self.secret_access_key.is_some() {
-            return Some((
-                "storage.s3.access_key_id",
-                "set both access_key_id and secret_access_key, or neither (then AWS_* variables apply)"
-                    .into(),
-            ));
-        }
-        if !self.prefix.is_empty() && check_path(self.prefix.trim_matches('/')).is_err() {
-            return Some(("storage.s3.prefix", "expected a key prefix like `ferry` or `a/b`".into()));
-        }
-        None
-    }
-}
 
 /// What a driver path is in the bucket.
 enum Found {
@@ -602,209 +478,5 @@ impl StorageDriver for S3Driver {
     }
 }
 
-/// One segment being written; see the module docs.
-struct SegmentWriter {
-    path: String,
-    /// `None` once committed.
-    writer: Option<BufWriter>,
-    size: u64,
-}
-
-#[async_trait]
-impl StorageWriter for SegmentWriter {
-    async fn write(&mut self, chunk: &[u8]) -> Result<(), StorageError> {
-        let Some(writer) = self.writer.as_mut() else { return Ok(()) };
-        writer.write_all(chunk).await.map_err(|e| StorageError::Io { path: self.path.clone(), source: e })?;
-        self.size += chunk.len() as u64;
-        Ok(())
-    }
-
-    fn size(&self) -> u64 {
-        self.size
-    }
-
-    async fn commit(mut self: Box<Self>) -> Result<u64, StorageError> {
-        if let Some(mut writer) = self.writer.take() {
-            writer.shutdown().await.map_err(|e| StorageError::Io { path: self.path.clone(), source: e })?;
-        }
-        Ok(self.size)
-    }
-}
-
-impl Drop for SegmentWriter {
-    /// An uncommitted segment never becomes visible; this also frees the parts S3 holds
-    /// for its multipart upload.
-    fn drop(&mut self) {
-        if let (Some(mut writer), Ok(runtime)) = (self.writer.take(), tokio::runtime::Handle::try_current()) {
-            runtime.spawn(async move {
-                let _ = writer.abort().await;
-            });
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::process::{Child, Command, Stdio};
-    use tokio::io::AsyncReadExt;
-
-    /// A real S3 server, `s3s-fs` (which `scripts/test-all.sh` installs), on a free
-    /// loopback port over a temp directory with one bucket, `ferry`.
-    struct S3sFs {
-        child: Child,
-        dir: std::path::PathBuf,
-        endpoint: String,
-    }
-
-    const KEY: &str = "ferry-test-key";
-    const SECRET: &str = "ferry-test-secret-d41d8cd98f00b204";
-
-    impl S3sFs {
-        fn start() -> Option<S3sFs> {
-            let dir = std::env::temp_dir().join(format!("ferry-s3-driver-{}", crate::random::random_hex(6)));
-            std::fs::create_dir_all(dir.join("ferry")).unwrap();
-            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let spawned = Command::new("s3s-fs")
-                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-                .args(["--access-key", KEY, "--secret-key", SECRET])
-                .arg(&dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn();
-            let child = match spawned {
-                Ok(child) => child,
-                Err(e) => {
-                    let required = ["FERRY_REQUIRE_PEERS", "CI"]
-                        .iter()
-                        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty() && v != "0"));
-                    assert!(
-                        !required,
-                        "s3s-fs is required (FERRY_REQUIRE_PEERS or CI is set): {e}; run scripts/test-all.sh, \
-                         which installs it"
-                    );
-                    eprintln!("SKIP: s3s-fs not found ({e}); scripts/test-all.sh installs it");
-                    return None;
-                }
-            };
-            for _ in 0..200 {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            Some(S3sFs { child, dir, endpoint: format!("http://127.0.0.1:{port}") })
-        }
-
-        fn config(&self) -> S3Config {
-            S3Config {
-                bucket: "ferry".into(),
-                region: Some("us-east-1".into()),
-                endpoint: Some(self.endpoint.clone()),
-                prefix: "reg".into(),
-                allow_http: true,
-                access_key_id: Some(Secret::new(KEY)),
-                secret_access_key: Some(Secret::new(SECRET)),
-                chunk_size: MIN_CHUNK_SIZE,
-                ..S3Config::default()
-            }
-        }
-    }
-
-    impl Drop for S3sFs {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-
-    async fn read_all(driver: &S3Driver, path: &str, offset: u64) -> Vec<u8> {
-        let mut out = Vec::new();
-        driver.reader(path, offset).await.unwrap().read_to_end(&mut out).await.unwrap();
-        out
-    }
-
-    #[tokio::test]
-    async fn behaves_like_a_driver_on_a_real_s3_server() {
-        let Some(server) = S3sFs::start() else { return };
-        let driver = S3Driver::open(&server.config()).unwrap();
-        driver.health().await.unwrap();
-        crate::driver::tests::exercise(&driver).await;
-
-        // An upload of several segments, one of them multipart (over one 5 MiB part),
-        // reads back as one file and renames into one object.
-        let big: Vec<u8> = (0..MIN_CHUNK_SIZE as usize * 2 + 12345).map(|i| (i * 7 % 251) as u8).collect();
-        let mut w = driver.writer("u/data", 0).await.unwrap();
-        w.write(b"head-").await.unwrap();
-        w.commit().await.unwrap();
-        let mut w = driver.writer("u/data", 5).await.unwrap();
-        for chunk in big.chunks(64 * 1024) {
-            w.write(chunk).await.unwrap();
-        }
-        assert_eq!(w.commit().await.unwrap(), 5 + big.len() as u64);
-        // An uncommitted segment never shows.
-        let mut w = driver.writer("u/data", 5 + big.len() as u64).await.unwrap();
-        w.write(b"lost").await.unwrap();
-        drop(w);
-        let mut expected = b"head-".to_vec();
-        expected.extend_from_slice(&big);
-        assert_eq!(driver.stat("u/data").await.unwrap().size, expected.len() as u64);
-        assert_eq!(driver.list("u").await.unwrap(), vec!["data".to_string()]);
-        assert_eq!(read_all(&driver, "u/data", 3).await, expected[3..]);
-        assert_eq!(read_all(&driver, "u/data", 7_000_000).await, expected[7_000_000..]);
-        driver.rename("u/data", "blobs/big").await.unwrap();
-        assert_eq!(driver.stat("blobs/big").await.unwrap().size, expected.len() as u64);
-        assert_eq!(read_all(&driver, "blobs/big", 0).await, expected);
-        assert!(driver.stat("u/data").await.unwrap_err().is_not_found());
-        assert!(driver.list("u").await.unwrap_err().is_not_found());
-
-        // Paths that could reach the segments' names are refused.
-        assert!(matches!(driver.stat("u/data!segments").await, Err(StorageError::InvalidPath(_))));
-
-        // Presigned redirects, when asked for, are URLs the server answers.
-        assert_eq!(driver.redirect_url("blobs/big").await.unwrap(), None);
-        let redirecting = S3Driver::open(&S3Config { redirect: true, ..server.config() }).unwrap();
-        let url = redirecting.redirect_url("blobs/big").await.unwrap().unwrap();
-        assert!(url.contains("X-Amz-Signature=") && !url.contains(SECRET), "{url}");
-    }
-
-    #[tokio::test]
-    async fn wrong_credentials_fail_health_without_showing_the_secret() {
-        let Some(server) = S3sFs::start() else { return };
-        let config = S3Config { secret_access_key: Some(Secret::new("not-the-secret")), ..server.config() };
-        let driver = S3Driver::open(&config).unwrap();
-        let err = driver.health().await.unwrap_err().to_string();
-        assert!(!err.contains("not-the-secret"), "{err}");
-        assert!(!format!("{driver:?} {config:?}").contains("not-the-secret"));
-        assert!(!format!("{:?}", server.config()).contains(SECRET));
-    }
-
-    #[test]
-    fn secrets_never_print() {
-        let yaml =
-            "storage: {driver: s3, s3: {bucket: registry, access_key_id: AKIDX, secret_access_key: SeCrEt}}";
-        let config = crate::Config::from_yaml(yaml).unwrap();
-        assert_eq!(config.storage.s3.secret_access_key, Some(Secret::new("SeCrEt")));
-        let printed = format!("{}\n{config:?}", config.to_yaml().unwrap());
-        assert!(!printed.contains("SeCrEt") && !printed.contains("AKIDX"), "{printed}");
-        assert!(printed.contains("secret_access_key: <redacted>"), "{printed}");
-    }
-
-    #[test]
-    fn config_problems_name_the_key() {
-        let ok = S3Config { bucket: "reg.example-1".into(), ..S3Config::default() };
-        assert_eq!(ok.problem(), None);
-        for (config, key) in [
-            (S3Config::default(), "storage.s3.bucket"),
-            (S3Config { bucket: "b".into(), ..ok.clone() }, "storage.s3.bucket"),
-            (S3Config { bucket: "My_Bucket".into(), ..ok.clone() }, "storage.s3.bucket"),
-            (S3Config { bucket: "-bucket".into(), ..ok.clone() }, "storage.s3.bucket"),
-            (S3Config { chunk_size: 1024, ..ok.clone() }, "storage.s3.chunk_size"),
-            (S3Config { access_key_id: Some(Secret::new("k")), ..ok.clone() }, "storage.s3.access_key_id"),
-            (S3Config { prefix: "a//b".into(), ..ok.clone() }, "storage.s3.prefix"),
-        ] {
-            assert_eq!(config.problem().map(|(k, _)| k), Some(key), "{config:?}");
-        }
-    }
-}
+mod tests;
