@@ -59,6 +59,8 @@ const PARTS_IN_FLIGHT: usize = 2;
 const MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
 /// Deletes in flight when a directory goes.
 const DELETES_IN_FLIGHT: usize = 16;
+/// The longest one request to the store may take, body included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a redirect's presigned URL stays valid.
 const REDIRECT_TTL: Duration = Duration::from_secs(20 * 60);
 
@@ -117,9 +119,11 @@ impl S3Driver {
             return Err(config_error(format!("{key}: {message}")));
         }
         let mut builder = AmazonS3Builder::from_env()
-            // A blob GET streams for as long as the client reads: no whole-request limit.
+            // No request hangs: each has REQUEST_TIMEOUT. A blob GET that streams for longer
+            // (a slow client) is resumed where it stopped: object_store retries a body
+            // that fails with a ranged GET of the rest, checked against the ETag.
             // (First: the client options also hold `allow_http`.)
-            .with_client_options(ClientOptions::new().with_timeout_disabled())
+            .with_client_options(ClientOptions::new().with_timeout(REQUEST_TIMEOUT))
             // Three retries of a failed request, with backoff, as the AWS SDKs' standard mode.
             .with_retry(RetryConfig { max_retries: 3, ..RetryConfig::default() })
             .with_bucket_name(&config.bucket)
