@@ -39,6 +39,9 @@ fuzz SECONDS="20":
 # Part 4: `ferry serve` pushes with a dead or refusing notification endpoint against none (bench/notify.py).
 # Part 5: `ferry serve` on the s3 driver (s3s-fs) against the filesystem driver, corpus push and pull, and the
 # peak RSS of a 1 GiB blob pushed and pulled through the s3 driver (bench/s3.py; small: 64 MiB).
+# Part 6: the edge handler in workerd against a Worker's limits: a 512 MiB layer copied through its job relay
+# (workerd's peak RSS and CPU), subrequests of 1- and 20-image copies and of a diff, CPU of a relay-user check
+# (bench/edge_limits.py; small: 64 MiB, 5 images).
 bench SCALE="full" RUNS="3":
     python3 bench/registry.py --scale {{SCALE}} --runs {{RUNS}}
     python3 bench/notify.py --no-build --runs {{RUNS}}
@@ -47,6 +50,9 @@ bench SCALE="full" RUNS="3":
     python3 bench/requests.py --no-build --runs {{RUNS}} $([ "{{SCALE}}" = small ] && echo --repos 5 --tags 10)
     if [ "{{SCALE}}" = small ]; then python3 bench/registry_load.py --no-build --clients 50 --blob-mib 4; \
     else python3 bench/registry_load.py --no-build --clients 200 --blob-mib 32; fi
+    scripts/build-wasm.sh
+    [ -d node_modules/workerd ] || PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci
+    python3 bench/edge_limits.py --no-build $([ "{{SCALE}}" = small ] && echo --blob-mib 64 --images 5)
 
 # The container image from the Dockerfile (ENGINE: docker or podman; the bases are build arguments, see README).
 image ENGINE="docker" TAG="ferry:dev":

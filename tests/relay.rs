@@ -1,6 +1,7 @@
 //! `ferry serve --relay` against real distribution registries on 127.0.0.1 (no CORS
-//! headers, Basic auth on both): a whole-registry diff and a copy through the job API,
-//! streamed as NDJSON to their final status line; re-attaching mid-job from an offset;
+//! headers, Basic auth on both): a whole-registry diff (one `repository_diffed` line per
+//! repository, then the report), a typed list of repositories, and a copy through the job
+//! API, streamed as NDJSON to their final status line; re-attaching mid-job from an offset;
 //! cancelling; the allowlist (an unlisted 127.0.0.1 port, `localhost`, and a redirect by
 //! haproxy to an unlisted host); the relay's own auth and CORS; its bounds (one job at a
 //! time, one second each: 429, then a `cancelled` last line); and no registry password in
@@ -308,6 +309,61 @@ fn the_relay_diffs_copies_and_streams_only_for_its_users_and_only_to_listed_regi
     let rows = last["report"]["rows"].as_array().unwrap();
     assert_eq!(rows.len(), sample.tags.len() + 1, "{rows:?}");
     assert!(rows.iter().all(|r| r["status"] == "missing"), "{rows:?}");
+    // Before it, one `repository_diffed` line per repository, carrying that pair's rows.
+    let diffed: Vec<&Value> = lines.iter().filter(|l| l["event"] == "repository_diffed").collect();
+    let mut repositories: Vec<&str> = sample.tags.iter().map(|(repo, _, _)| *repo).collect();
+    repositories.push("slow/big");
+    repositories.sort();
+    repositories.dedup();
+    let mut named: Vec<&str> = diffed.iter().map(|l| l["source_repository"].as_str().unwrap()).collect();
+    named.sort();
+    assert_eq!(named, repositories, "{lines:?}");
+    for line in &diffed {
+        let repository = &line["source_repository"];
+        assert_eq!(&line["destination_repository"], repository);
+        let expected: Vec<&Value> = rows.iter().filter(|r| &r["repository"] == repository).collect();
+        assert_eq!(line["rows"].as_array().unwrap().iter().collect::<Vec<_>>(), expected, "{repository}");
+        assert_eq!(line["errors"], json!([]));
+    }
+
+    // A typed list instead of the catalog, compared under the destination's prefix; a
+    // repository neither side has gets its line with no rows.
+    let typed = json!({"kind": "diff", "source": source.url, "destination": format!("{}/mirror", destination.url),
+        "repositories": ["library/multi", "slow/big", "not/there"], "auth": auth_json()});
+    let lines = run_job(&relay, &typed);
+    let last = lines.last().unwrap();
+    let listed: Vec<(&str, &str)> = last["report"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["repository"].as_str().unwrap(), r["tag"].as_str().unwrap()))
+        .collect();
+    assert_eq!(listed, [("library/multi", "1"), ("slow/big", "1")], "{last}");
+    let mut diffed: Vec<(&str, &str, usize)> = lines
+        .iter()
+        .filter(|l| l["event"] == "repository_diffed")
+        .map(|l| {
+            let (s, d) =
+                (l["source_repository"].as_str().unwrap(), l["destination_repository"].as_str().unwrap());
+            (s, d, l["rows"].as_array().unwrap().len())
+        })
+        .collect();
+    diffed.sort();
+    assert_eq!(
+        diffed,
+        [
+            ("library/multi", "mirror/library/multi", 1),
+            ("not/there", "mirror/not/there", 0),
+            ("slow/big", "mirror/slow/big", 1)
+        ]
+    );
+    // A name outside the grammar: 400, naming the entry.
+    let bad = json!({"kind": "diff", "source": source.url, "destination": destination.url,
+        "repositories": ["library/app", "Library/App"]});
+    let answer = Stream::open("POST", &jobs, Some(&basic(RELAY)), Some(&bad));
+    assert_eq!(answer.status, 400);
+    let text = answer.body();
+    assert!(text.contains("repositories[1]") && text.contains("Library/App"), "{text}");
 
     // Copy everything that is missing, as the page's "copy all missing" asks.
     let images: Vec<Value> = sample

@@ -12,7 +12,9 @@
 //
 //   POST /jobs, GET /jobs/<id>/events?offset=N, DELETE /jobs/<id>
 //        -> the job relay of `ferry serve --relay` (jobs.mjs), when the host configures it: the
-//           bindings (workerd) or environment (serve.mjs) RELAY_TOKEN and RELAY_ALLOW.
+//           bindings (workerd) or environment (serve.mjs) RELAY_USERS (a secret: the relay's own
+//           users, entries of hash-password.mjs; see users.mjs) and RELAY_ALLOW. Every job route
+//           needs one of those users by HTTP Basic, as `ferry serve --relay` needs its htpasswd's.
 //
 // <base> is a registry's base URL (http://127.0.0.1:5000); Auth is {username, password}
 // or {token}. Bad input gets 400 and {"error": "..."}; a registry that cannot be reached
@@ -23,6 +25,7 @@
 import { describeFailure } from '../web/failure.js';
 import init, * as ferry from '../web/pkg/ferry_wasm.js';
 import { BadJob, Jobs, parseAllow, parseJob } from './jobs.mjs';
+import { authenticate, parseUsers } from './users.mjs';
 
 let ready;
 
@@ -156,24 +159,28 @@ async function sync(request) {
 
 let jobs;
 
-/** The same bytes, compared without an early exit. */
-function sameSecret(given, expected) {
-  const a = new TextEncoder().encode(given);
-  const b = new TextEncoder().encode(expected);
-  let differ = a.length ^ b.length;
-  for (let i = 0; i < b.length; i += 1) differ |= (a[i] ?? 0) ^ b[i];
-  return differ === 0;
+/** RELAY_USERS parsed once per value. */
+let users = { text: null, parsed: null };
+
+function relayUsers(text) {
+  if (users.text !== text) users = { text, parsed: parseUsers(text) };
+  return users.parsed;
 }
 
 /** POST /jobs, GET /jobs/<id>/events, DELETE /jobs/<id>; 404 unless the host configured the relay. */
 async function relay(request, url, env, ctx) {
-  if (!env?.RELAY_TOKEN || !env?.RELAY_ALLOW) {
-    return json(404, { error: 'the relay is off: the host sets RELAY_TOKEN and RELAY_ALLOW' });
+  if (!env?.RELAY_USERS || !env?.RELAY_ALLOW) {
+    return json(404, { error: 'the relay is off: the host sets RELAY_USERS and RELAY_ALLOW' });
   }
-  const given = (request.headers.get('authorization') ?? '').replace(/^Bearer\s+/i, '');
-  if (!sameSecret(given, env.RELAY_TOKEN)) {
-    return json(401, { error: "the relay runs jobs only for its own users: send Authorization: Bearer <the relay's token>" }, {
-      'www-authenticate': 'Bearer realm="ferry relay"',
+  let known;
+  try {
+    known = relayUsers(env.RELAY_USERS);
+  } catch (error) {
+    return json(500, { error: `the relay is misconfigured: ${error.message}` });
+  }
+  if (!(await authenticate(known, request.headers.get('authorization')))) {
+    return json(401, { error: 'the relay runs jobs only for its own users: send Authorization: Basic with a user of its RELAY_USERS' }, {
+      'www-authenticate': 'Basic realm="ferry relay", charset="UTF-8"',
     });
   }
   jobs ??= new Jobs({ ferry, maxJobs: Number(env.RELAY_MAX_JOBS ?? 4) });

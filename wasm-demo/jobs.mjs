@@ -1,16 +1,23 @@
 // The job relay's routes at the edge, as `ferry serve --relay` offers them (crates/registry/src/relay):
 //
-//   POST   /jobs                      {"kind": "diff", "source": "<base>/<repo>", "destination": "<base>/<repo>", "details"?}
+//   POST   /jobs                      {"kind": "diff", "source": "<base>[/<repo>]", "destination": "<base>[/<repo-or-prefix>]",
+//                                      "repositories"?: ["a", "b/c"], "details"?}
 //                                     {"kind": "copy", "images": [{"source": "<base>/<repo>:<tag>", "destination": "<base>/<repo>[:<tag>]"}]}
 //                                     (+ "auth"?: {"source"?: Auth, "destination"?: Auth})
-//          -> 200 application/x-ndjson at once: {"event":"job_started","job","kind"}, the core's events, and last
-//             the final status: a copy's {"event":"job_finished",...}, a diff's {"event":"diff_finished","status","report"},
+//          -> 200 application/x-ndjson at once: {"event":"job_started","job","kind"}, the core's events (a diff's
+//             {"event":"repository_diffed","source_repository","destination_repository","rows","errors"}, one per
+//             repository pair as soon as it is compared), and last the final status: a copy's
+//             {"event":"job_finished",...}, a diff's {"event":"diff_finished","status","report"},
 //             or {"event":"error","kind","reason"} (cancelled, or the job could not run).
 //   GET    /jobs/<id>/events?offset=N -> the same lines from line N, then the job's next ones until its last.
 //   DELETE /jobs/<id>                 -> 202; the job's stream ends with {"event":"error","kind":"cancelled"}.
 //
+// A diff side without a repository is the whole registry (the destination's path is then a prefix); its repositories
+// are every repository of the catalogs, or the typed list `repositories` (at most MAX_REPOSITORIES names in the
+// distribution spec's grammar; a bad entry gets 400 naming it).
+//
 // Like the relay, this is not an open proxy: the host's `allow` list (host, host:port, *.domain) names the registries
-// a job may reach, and every route needs `Authorization: Bearer <token>` with the host's token. The runtime's own
+// a job may reach, and every route needs one of the host's users (RELAY_USERS, users.mjs) by HTTP Basic. The runtime's own
 // network rules (workerd's `allow = [...]` on the outbound service) still apply below that; an edge handler cannot
 // resolve names itself, so the address checks of the native relay are the runtime's.
 //
@@ -53,8 +60,30 @@ export function allowed(list, url) {
   );
 }
 
-/** `<base>/<repo>[:tag]` -> ferry's Repo (and the tag, for a copy). */
-function sideOf(what, text, auth, list, { tag = false } = {}) {
+/** The most repositories a diff's typed list may name (ferry-core's MAX_LISTED_REPOSITORIES). */
+export const MAX_REPOSITORIES = 10_000;
+
+/** The distribution spec's repository name: path components of `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`. */
+const NAME = /^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*)*$/;
+
+/** A diff's typed list, each entry checked and the bad one named; ferry-wasm checks it again. */
+function repositoriesOf(list, src) {
+  if (list === undefined) return undefined;
+  if (src.repository) throw new BadJob('`repositories` lists repositories of a whole registry: give `source` as http(s)://host[:port] alone');
+  if (!Array.isArray(list) || list.length === 0 || list.length > MAX_REPOSITORIES) {
+    throw new BadJob(`\`repositories\` names between 1 and ${MAX_REPOSITORIES} repositories; leave it out to compare the whole catalog`);
+  }
+  return list.map((name, i) => {
+    const trimmed = typeof name === 'string' ? name.trim().replace(/^\/+|\/+$/g, '') : name;
+    if (typeof trimmed !== 'string' || trimmed.length > 255 || !NAME.test(trimmed)) {
+      throw new BadJob(`repositories[${i}] ${JSON.stringify(name)} is not a repository name: lowercase letters and digits, separated by . _ __ - or /`);
+    }
+    return trimmed;
+  });
+}
+
+/** `<base>/<repo>[:tag]` -> ferry's Repo (and the tag, for a copy); `whole` lets the repository be left out. */
+function sideOf(what, text, auth, list, { tag = false, whole = false } = {}) {
   if (typeof text !== 'string' || text === '') throw new BadJob(`${what} is missing: give a URL such as http://127.0.0.1:5000/library/alpine`);
   let url;
   try {
@@ -77,7 +106,7 @@ function sideOf(what, text, auth, list, { tag = false } = {}) {
     const at = path.lastIndexOf(':');
     if (at > path.lastIndexOf('/')) [path, reference] = [path.slice(0, at), path.slice(at + 1)];
   }
-  if (path === '') throw new BadJob(`${what} names no repository: write http(s)://host[:port]/repository`);
+  if (path === '' && !whole) throw new BadJob(`${what} names no repository: write http(s)://host[:port]/repository`);
   const repo = { registry: url.origin, repository: path };
   if (auth !== undefined) repo.auth = auth;
   return { repo, reference };
@@ -86,16 +115,19 @@ function sideOf(what, text, auth, list, { tag = false } = {}) {
 /** The body of POST /jobs -> what to run. */
 export function parseJob(body, list) {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new BadJob('the body must be a JSON object with kind');
-  const known = ['kind', 'source', 'destination', 'details', 'images', 'auth'];
+  const known = ['kind', 'source', 'destination', 'details', 'repositories', 'images', 'auth'];
   const unknown = Object.keys(body).filter((key) => !known.includes(key));
   if (unknown.length > 0) throw new BadJob(`unknown field ${JSON.stringify(unknown[0])}; the fields are ${known.join(', ')}`);
   const auth = body.auth ?? {};
   if (body.kind === 'diff') {
-    const src = sideOf('source', body.source, auth.source, list).repo;
-    const dst = sideOf('destination', body.destination, auth.destination, list).repo;
-    return { kind: 'diff', src, dst, details: Boolean(body.details) };
+    const src = sideOf('source', body.source, auth.source, list, { whole: true }).repo;
+    const dst = sideOf('destination', body.destination, auth.destination, list, { whole: true }).repo;
+    if (src.repository && !dst.repository) throw new BadJob('the source is a repository, so the destination must name one too');
+    const repositories = repositoriesOf(body.repositories, src);
+    return { kind: 'diff', src, dst, repositories, details: Boolean(body.details) };
   }
   if (body.kind === 'copy') {
+    if (body.repositories !== undefined) throw new BadJob('`repositories` belongs to a diff of whole registries; a copy lists `images`');
     if (!Array.isArray(body.images) || body.images.length === 0) throw new BadJob('a copy needs `images`: [{"source", "destination"}]');
     const pairs = body.images.map((image, i) => {
       const from = sideOf(`images[${i}].source`, image?.source, auth.source, list, { tag: true });
@@ -153,7 +185,9 @@ export class Jobs {
   async run(job, work) {
     try {
       if (work.kind === 'diff') {
-        const report = await this.ferry.diff(work.src, work.dst, { details: work.details });
+        const options = { details: work.details, signal: job.abort.signal, onEvent: (event) => this.push(job, event) };
+        if (work.repositories) options.repositories = work.repositories;
+        const report = await this.ferry.diff(work.src, work.dst, options);
         const status = report.errors.length > 0 ? 'failed' : report.rows.every((r) => r.status === 'in_sync') ? 'in_sync' : 'different';
         this.push(job, { event: 'diff_finished', status, report }, true);
         return;

@@ -44,7 +44,7 @@ async function load() {
 
 function fromEnvironment() {
   const env = {};
-  if (process.env.FERRY_RELAY_TOKEN) env.RELAY_TOKEN = process.env.FERRY_RELAY_TOKEN;
+  if (process.env.FERRY_RELAY_USERS) env.RELAY_USERS = process.env.FERRY_RELAY_USERS;
   if (process.env.FERRY_RELAY_ALLOW) env.RELAY_ALLOW = process.env.FERRY_RELAY_ALLOW;
   return env;
 }
@@ -74,7 +74,7 @@ async function respond(handler, req, res, env) {
 }
 
 /** Starts the server; resolves with it and its URL once it listens. `env` is what a Worker gets as
- * bindings (RELAY_TOKEN, RELAY_ALLOW turn the job relay on); by default FERRY_RELAY_TOKEN and
+ * bindings (RELAY_USERS, RELAY_ALLOW turn the job relay on); by default FERRY_RELAY_USERS and
  * FERRY_RELAY_ALLOW from the environment. */
 export async function start({ port = 8787, host = '127.0.0.1', env = fromEnvironment() } = {}) {
   const handler = await load();

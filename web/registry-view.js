@@ -3,6 +3,11 @@
 // renders only what is visible (virtual-rows.js), and "Copy all missing" copies every
 // repository's missing and different tags with one overall progress. Its state shares
 // the URL hash with the single-repository view (keys in registry-wide.js).
+//
+// Through a relay (relay-client.js) the whole selection is ONE diff job, whose
+// `repository_diffed` lines fill the table as the relay compares each pair, and "Copy all
+// missing" is ONE copy job of every image; directly, ferry-wasm diffs and copies
+// repository by repository.
 
 import { InputProblem, STATUSES } from './hash-state.js';
 import { STATUS_LABELS } from './diff-table.js';
@@ -11,6 +16,7 @@ import { describeFailure } from './failure.js';
 import { formatBytes, shortDigest } from './format.js';
 import { VirtualRows } from './virtual-rows.js';
 import {
+  EventRouter,
   WIDE_KEYS,
   chooseRepositories,
   filterWideRows,
@@ -20,7 +26,10 @@ import {
   parseList,
   parseWideHash,
   parseWideRegistry,
+  repositoryOfReference,
   repositoryRows,
+  rowsByRepository,
+  underPrefix,
   wideCounts,
   withoutKeys,
 } from './registry-wide.js';
@@ -31,8 +40,9 @@ const DIFF_CONCURRENCY = 3;
 const OUTCOME_LABELS = { queued: 'queued', copying: 'copying', copied: 'copied', skipped: 'skipped', failed: 'failed', cancelled: 'cancelled' };
 
 /**
- * Wires the view. `loadedFerry()`: ferry-wasm or null; `withAuth(side, prefix)`: `side`
- * with the credentials typed in the source (`src`) or destination (`dst`) form.
+ * Wires the view. `loadedFerry()`: ferry-wasm, the relay's client, or null;
+ * `withAuth(side, prefix)`: `side` with the credentials typed in the source (`src`) or
+ * destination (`dst`) form.
  */
 export function startRegistryView({ loadedFerry, withAuth }) {
   const $ = (selector) => document.querySelector(selector);
@@ -201,6 +211,72 @@ export function startRegistryView({ loadedFerry, withAuth }) {
     scheduleRender();
   }
 
+  /** Directly: both catalogs (or the list) from this tab, then one diff per repository. */
+  async function diffEach(ferry, compared) {
+    const order = await repositoriesOf(compared);
+    state.order = order;
+    render();
+    let next = 0;
+    const worker = async () => {
+      while (next < order.length) {
+        const repository = order[next];
+        next += 1;
+        say('busy', `Comparing ${state.byRepository.size + 1} of ${order.length} repositories…`);
+        await diffOne(ferry, compared, repository);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(DIFF_CONCURRENCY, order.length) }, worker));
+    return '';
+  }
+
+  /**
+   * Through the relay: one job for the whole selection. A prefix without a list reads the
+   * whole catalogs and keeps what is under it, as directly (the relay's own prefix maps
+   * the source onto a destination path instead). Returns a note on re-attaches.
+   */
+  async function diffInOneJob(relay, compared) {
+    const list = compared.repos ? chooseRepositories({ list: compared.repos, prefix: compared.prefix }) : [];
+    if (compared.repos && !list.length) return '';
+    state.order = list;
+    render();
+    const seen = new Set(list);
+    const add = (repository) => {
+      if (seen.has(repository)) return;
+      seen.add(repository);
+      state.order = [...seen].sort();
+    };
+    let reattached = 0;
+    let job = '';
+    const { src, dst } = sides(compared, '');
+    say('busy', `Comparing through the relay: ${list.length ? `${list.length} repositories` : 'the whole catalogs'}…`);
+    const report = await relay.diffRegistries(src, dst, {
+      repositories: list,
+      onRepository(line) {
+        const repository = line.source_repository;
+        if (!underPrefix(repository, compared.prefix)) return;
+        add(repository);
+        state.byRepository.set(repository, repositoryRows(repository, line));
+        if (line.errors?.length) state.failures.set(repository, line.errors.map((e) => describeFailure(e.kind, e.message)).join('; '));
+        say('busy', `Comparing through the relay: ${state.byRepository.size} repositories compared so far…`);
+        scheduleRender();
+      },
+      onReattach(r) {
+        reattached += 1;
+        job = r.job;
+        say('busy', `The relay's stream broke off (${r.reason}); re-attaching to job ${r.job} from line ${r.offset}…`);
+      },
+    });
+    // The final report is the authority: every pair's rows, whether or not its line came.
+    const byRepository = rowsByRepository(report, compared.prefix);
+    for (const repository of byRepository.keys()) add(repository);
+    for (const repository of seen) state.byRepository.set(repository, byRepository.get(repository) ?? []);
+    // Errors no repository's line carried: the catalogs'.
+    const told = new Set([...state.failures.values()]);
+    const other = report.errors.map((e) => describeFailure(e.kind, e.message)).filter((why) => ![...told].some((t) => t.includes(why)));
+    if (other.length) state.failures.set("the relay's diff", other.join('; '));
+    return reattached ? ` The relay's stream broke off ${reattached} time(s); the page re-attached to job ${job} each time from the line it had read.` : '';
+  }
+
   async function runDiff(compared, { keepOutcomes = false } = {}) {
     if (state.diffing) return;
     const ferry = await loadedFerry();
@@ -210,28 +286,20 @@ export function startRegistryView({ loadedFerry, withAuth }) {
     if (!keepOutcomes) state.outcomes.clear();
     writeHash();
     ui.results.setAttribute('aria-busy', 'true');
+    state.order = [];
+    state.byRepository = new Map();
+    state.failures = new Map();
     say('busy', `Listing the repositories of ${compared.src} and ${compared.dst}…`);
     try {
-      const order = await repositoriesOf(compared);
-      state.order = order;
-      state.byRepository = new Map();
-      state.failures = new Map();
-      render();
-      let next = 0;
-      const worker = async () => {
-        while (next < order.length) {
-          const repository = order[next];
-          next += 1;
-          say('busy', `Comparing ${state.byRepository.size + 1} of ${order.length} repositories…`);
-          await diffOne(ferry, compared, repository);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(DIFF_CONCURRENCY, order.length) }, worker));
+      const note = ferry.diffRegistries ? await diffInOneJob(ferry, compared) : await diffEach(ferry, compared);
       const failed = [...state.failures].map(([repository, why]) => `${repository}: ${why}`);
-      if (failed.length) say('warn', `Some repositories could not be compared, so the table may be incomplete: ${failed.join(' · ')}`);
-      else say('ok', order.length ? `Compared ${order.length} repositories.` : 'No repository matches: the catalogs are empty, or none is under this prefix.');
+      if (failed.length) say('warn', `Some repositories could not be compared, so the table may be incomplete: ${failed.join(' · ')}${note}`);
+      else say('ok', state.order.length ? `Compared ${state.order.length} repositories.${note}` : 'No repository matches: the catalogs are empty, or none is under this prefix.');
     } catch (error) {
-      say('error', `Comparing failed: ${error?.message ?? String(error)}`);
+      const why = describeFailure(error?.kind, error?.message ?? String(error));
+      // A fetch the browser refused: most often a registry that sends no CORS headers.
+      const hint = !ferry.diffRegistries && error instanceof TypeError ? ' A registry that sends no CORS headers can still be reached through a relay: see "Through a relay" in the form above.' : '';
+      say('error', `Comparing failed: ${why}${hint}`);
     } finally {
       state.diffing = false;
       ui.results.removeAttribute('aria-busy');
@@ -264,6 +332,87 @@ export function startRegistryView({ loadedFerry, withAuth }) {
       : `${finished} of ${c.images} image(s) in ${repos} repositories · ${formatBytes(done)} of ${formatBytes(total)}`;
   }
 
+  /** Directly: one ferry-wasm copy per repository, in turn. Returns how it ended. */
+  async function copyEach(ferry, compared, plan, progress, signal) {
+    let ended = 'Done';
+    for (const [repository, tags] of plan) {
+      const p = progress.get(repository);
+      if (signal.aborted) {
+        p.finishRemaining('cancelled');
+        continue;
+      }
+      const { src, dst } = sides(compared, repository);
+      try {
+        const onProgress = (event) => {
+          p.handle(event, performance.now());
+          scheduleRender();
+          updateOverall('');
+        };
+        const report = await ferry.copy(src, dst, { tags, onProgress, signal });
+        p.applyReport(report);
+        p.finishRemaining('failed', 'the job ended without an outcome for this image');
+        if (report.status === 'failed') ended = 'Finished with failures';
+      } catch (error) {
+        ended = endedBy(error, [p]);
+      }
+      for (const tag of tags) state.outcomes.set(`${repository}:${tag}`, p.row(tag));
+      updateOverall('');
+    }
+    return ended;
+  }
+
+  /** Through the relay: one copy job of every image, its events sent to each repository's progress. */
+  async function copyInOneJob(relay, compared, plan, progress, signal) {
+    const images = [];
+    for (const [repository, tags] of plan) {
+      for (const tag of tags) images.push({ source: `${compared.src}/${repository}:${tag}`, destination: `${compared.dst}/${repository}:${tag}` });
+    }
+    const { src, dst } = sides(compared, '');
+    const auth = {};
+    if (src.auth) auth.source = src.auth;
+    if (dst.auth) auth.destination = dst.auth;
+    const router = new EventRouter();
+    let ended = 'Done';
+    try {
+      const report = await relay.copyImages(images, {
+        auth,
+        signal,
+        onProgress(event) {
+          progress.get(router.repositoryOf(event))?.handle(event, performance.now());
+          scheduleRender();
+          updateOverall('');
+        },
+        onReattach(r) {
+          ui.overall.textContent = `The relay's stream broke off (${r.reason}); re-attaching to job ${r.job} from line ${r.offset}…`;
+        },
+      });
+      for (const [repository, p] of progress) {
+        p.applyReport({ images: report.images.filter((image) => repositoryOfReference(image.source) === repository) });
+        p.finishRemaining('failed', 'the job ended without an outcome for this image');
+      }
+      if (report.status === 'failed') ended = 'Finished with failures';
+    } catch (error) {
+      ended = endedBy(error, [...progress.values()]);
+    }
+    for (const [repository, tags] of plan) {
+      for (const tag of tags) state.outcomes.set(`${repository}:${tag}`, progress.get(repository).row(tag));
+    }
+    return ended;
+  }
+
+  /** How a copy that threw ended; settles the rows of `progresses` still running. */
+  function endedBy(error, progresses) {
+    if (error?.name === 'AbortError') {
+      for (const p of progresses) p.finishRemaining('cancelled');
+      return 'Cancelled';
+    }
+    for (const p of progresses) {
+      if (error?.report) p.applyReport(error.report);
+      p.finishRemaining('failed', describeFailure(error?.kind, error?.message ?? String(error)));
+    }
+    return 'Finished with failures';
+  }
+
   async function copyAllMissing() {
     if (state.copy || state.diffing || !state.compared) return;
     const ferry = await loadedFerry();
@@ -279,37 +428,8 @@ export function startRegistryView({ loadedFerry, withAuth }) {
     ui.cancel.disabled = false;
     updateOverall('');
     render();
-    let ended = 'Done';
-    for (const [repository, tags] of plan) {
-      const p = progress.get(repository);
-      if (controller.signal.aborted) {
-        p.finishRemaining('cancelled');
-        continue;
-      }
-      const { src, dst } = sides(compared, repository);
-      try {
-        const onProgress = (event) => {
-          p.handle(event, performance.now());
-          scheduleRender();
-          updateOverall('');
-        };
-        const report = await ferry.copy(src, dst, { tags, onProgress, signal: controller.signal });
-        p.applyReport(report);
-        p.finishRemaining('failed', 'the job ended without an outcome for this image');
-        if (report.status === 'failed') ended = 'Finished with failures';
-      } catch (error) {
-        if (error?.name === 'AbortError') {
-          ended = 'Cancelled';
-          p.finishRemaining('cancelled');
-        } else {
-          ended = 'Finished with failures';
-          if (error?.report) p.applyReport(error.report);
-          p.finishRemaining('failed', describeFailure(error?.kind, error?.message ?? String(error)));
-        }
-      }
-      for (const tag of tags) state.outcomes.set(`${repository}:${tag}`, p.row(tag));
-      updateOverall('');
-    }
+    const copy = ferry.copyImages ? copyInOneJob : copyEach;
+    const ended = await copy(ferry, compared, plan, progress, controller.signal);
     updateOverall(ended);
     ui.progress.dataset.state = ended.toLowerCase();
     ui.cancel.hidden = true;

@@ -55,8 +55,7 @@ export async function listCatalog(registry, { auth, fetch: get = fetch } = {}) {
 export function chooseRepositories({ source = [], destination = [], prefix = '', list = '' }) {
   const typed = parseList(list);
   const all = typed.length ? typed : [...new Set([...source, ...destination])];
-  const under = prefix.replace(/^\/+|\/+$/g, '');
-  return all.filter((r) => !under || r === under || r.startsWith(`${under}/`)).sort();
+  return all.filter((r) => underPrefix(r, prefix)).sort();
 }
 
 /** A typed list of repositories, each checked against the spec's grammar. */
@@ -70,6 +69,57 @@ export function parseList(text, field = 'reg-repos') {
 /** One repository's `diff` rows as registry-wide rows: `{key, repository, tag, status, ...}`. */
 export function repositoryRows(repository, report) {
   return report.rows.map((row) => ({ ...row, repository, key: `${repository}:${row.tag}` }));
+}
+
+/** Whether `repository` is `prefix` or under it (an empty prefix holds everything). */
+export function underPrefix(repository, prefix) {
+  const under = String(prefix ?? '').replace(/^\/+|\/+$/g, '');
+  return !under || repository === under || repository.startsWith(`${under}/`);
+}
+
+/**
+ * A diff report's rows as registry-wide rows, grouped by repository (rows name their
+ * source repository), keeping only the repositories under `prefix`.
+ */
+export function rowsByRepository(report, prefix = '') {
+  const by = new Map();
+  for (const row of report?.rows ?? []) {
+    if (!underPrefix(row.repository, prefix)) continue;
+    if (!by.has(row.repository)) by.set(row.repository, []);
+    by.get(row.repository).push({ ...row, key: `${row.repository}:${row.tag}` });
+  }
+  return by;
+}
+
+/** The repository of an image reference as the core's events name it: `host[:port]/repo:tag` or `…/repo@digest`. */
+export function repositoryOfReference(reference) {
+  const text = String(reference ?? '');
+  const slash = text.indexOf('/');
+  if (slash < 0) return null;
+  const name = text.slice(slash + 1).split('@')[0];
+  const colon = name.lastIndexOf(':');
+  return colon > name.lastIndexOf('/') ? name.slice(0, colon) : name;
+}
+
+/**
+ * Tells which repository each event of a copy job across repositories is about: events
+ * name their image by reference (`source`) when it starts and ends, and by index
+ * (`image`) in between.
+ */
+export class EventRouter {
+  constructor() {
+    this.images = new Map();
+  }
+
+  /** The event's repository, or null for an event of the whole job. */
+  repositoryOf(event) {
+    if (event.source) {
+      const repository = repositoryOfReference(event.source);
+      if (event.image != null) this.images.set(event.image, repository);
+      return repository;
+    }
+    return event.image != null ? this.images.get(event.image) ?? null : null;
+  }
 }
 
 /** Rows whose status is in `statuses`, repository contains `repo` and tag contains `q`. */

@@ -4,6 +4,10 @@
 // `copy` with the same arguments and results, so the page works the same either way.
 // The relay's own credentials go in its `Authorization`; the registries' travel in the
 // job's body, held in the relay's memory for that job only.
+//
+// A stream that breaks mid-job (a network error, a proxy that cuts it) is re-attached
+// with `GET /jobs/<id>/events?offset=N`, N the lines already read, a few times with
+// growing pauses: the caller sees one stream of events, each line once.
 
 /** Splits a byte stream into lines of JSON; calls `onLine` with each parsed value. */
 export async function readLines(body, onLine) {
@@ -21,7 +25,38 @@ export async function readLines(body, onLine) {
     }
     if (done) break;
   }
-  if (buffered.trim()) onLine(JSON.parse(buffered));
+  if (buffered.trim()) {
+    let value;
+    try {
+      value = JSON.parse(buffered);
+    } catch {
+      throw new Error('the stream ended inside a line');
+    }
+    onLine(value);
+  }
+}
+
+/** The events a job's last line is one of: a copy's, a diff's, or the job's failure. */
+export const LAST_EVENTS = new Set(['job_finished', 'diff_finished', 'error']);
+
+/** How often a broken stream is re-attached in a row, and the pauses between. */
+export const REATTACH = { attempts: 5, firstDelayMs: 250, maxDelayMs: 4000 };
+
+/** The pause before re-attach `attempt` (1, 2, …): doubling from `firstDelayMs`, capped. */
+export function reattachDelay(attempt, { firstDelayMs, maxDelayMs } = REATTACH) {
+  return Math.min(firstDelayMs * 2 ** (attempt - 1), maxDelayMs);
+}
+
+function pause(ms, signal) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** A relay error: `kind` as the core's failures, so describeFailure words it. */
@@ -46,14 +81,19 @@ function auth(src, dst) {
 
 /**
  * ferry-wasm's `diff` and `copy`, through the relay at `url` with its user `username`
- * and `password`. `fetch` is injectable for tests.
+ * and `password`, and the registry-wide `diffRegistries` and `copyImages`, each one job.
+ * `fetch`, `reattach` (as `REATTACH`) and `sleep(ms, signal)` are injectable for tests.
  */
-export function relayApi({ url, username, password }, { fetch: send = fetch } = {}) {
+export function relayApi({ url, username, password }, { fetch: send = fetch, reattach = REATTACH, sleep = pause } = {}) {
   const base = url.replace(/\/+$/, '');
   const authorization = `Basic ${btoa(`${username}:${password}`)}`;
+  const cancelled = () => new RelayError('cancelled', 'cancelled');
 
-  /** Runs one job; resolves with its last line, calling `onEvent` with every other. */
-  async function run(body, { onEvent = () => {}, signal } = {}) {
+  /**
+   * Runs one job; resolves with its last line, calling `onEvent` with every other line
+   * once, as soon as it is read, and `onReattach({job, offset, attempt, reason})` before each re-attach.
+   */
+  async function run(body, { onEvent = () => {}, onReattach = () => {}, signal } = {}) {
     let response;
     try {
       response = await send(`${base}/jobs`, {
@@ -71,27 +111,77 @@ export function relayApi({ url, username, password }, { fetch: send = fetch } = 
       const why = response.status === 401 ? 'check the relay username and password' : text;
       throw new RelayError('refused', `the relay ${base} refused the job (HTTP ${response.status}): ${why}`);
     }
-    let id = null;
+    // The job's id, from `Location: /jobs/<id>` until its `job_started` line is read.
+    let id = /\/jobs\/([^/?#]+)$/.exec(response.headers?.get('location') ?? '')?.[1] ?? null;
     let last = null;
+    /** Lines read so far: where a re-attach starts. */
+    let offset = 0;
+    /** Re-attaches since the last line read. */
+    let failures = 0;
+    const take = (line) => {
+      offset += 1;
+      failures = 0;
+      if (line.event === 'job_started') id = line.job;
+      if (LAST_EVENTS.has(line.event)) last = line;
+      else onEvent(line);
+    };
+
+    /** `GET /jobs/<id>/events?offset=N` until one answers, within the attempts. */
+    async function reattachAfter(reason) {
+      for (;;) {
+        if (!id) throw new RelayError('network', `the relay's stream broke off before the job started: ${reason}`);
+        failures += 1;
+        if (failures > reattach.attempts) {
+          throw new RelayError('network', `the relay's stream of job ${id} broke off and ${reattach.attempts} re-attaches in a row failed (${reason})`);
+        }
+        await sleep(reattachDelay(failures, reattach), signal);
+        if (signal?.aborted) throw cancelled();
+        onReattach({ job: id, offset, attempt: failures, reason });
+        let answer;
+        try {
+          answer = await send(`${base}/jobs/${id}/events?offset=${offset}`, { headers: { Authorization: authorization }, signal });
+        } catch (error) {
+          if (signal?.aborted) throw cancelled();
+          reason = error?.message ?? String(error);
+          continue;
+        }
+        if (answer.status === 404) {
+          throw new RelayError('gone', `the relay no longer has job ${id} (HTTP 404): it ended long enough ago to be forgotten, or the relay restarted; run it again`);
+        }
+        if (answer.ok) return answer;
+        reason = `GET /jobs/${id}/events answered HTTP ${answer.status}`;
+      }
+    }
+
     const cancel = () => {
       if (id) send(`${base}/jobs/${id}`, { method: 'DELETE', headers: { Authorization: authorization } }).catch(() => {});
     };
     signal?.addEventListener('abort', cancel, { once: true });
     try {
-      await readLines(response.body, (line) => {
-        if (line.event === 'job_started') id = line.job;
-        if (last) onEvent(last);
-        last = line;
-      });
-    } catch (error) {
-      if (signal?.aborted) throw new RelayError('cancelled', 'cancelled');
-      throw new RelayError('network', `the relay's stream broke off: ${error?.message ?? error}`);
+      for (;;) {
+        let reason;
+        try {
+          await readLines(response.body, take);
+          if (last) break;
+          reason = "the stream ended before the job's last line";
+        } catch (error) {
+          if (signal?.aborted) throw cancelled();
+          reason = error?.message ?? String(error);
+        }
+        response = await reattachAfter(reason);
+      }
     } finally {
       signal?.removeEventListener('abort', cancel);
     }
-    if (!last) throw new RelayError('network', `the relay ${base} ended the job without a line`);
     if (last.event === 'error') throw new RelayError(last.kind ?? 'failed', last.reason ?? last.message ?? 'the relay ended the job with an error');
     return last;
+  }
+
+  async function copyImages(images, { auth: sides = {}, onProgress = () => {}, onReattach, signal } = {}) {
+    const last = await run({ kind: 'copy', images, auth: sides }, { onEvent: onProgress, onReattach, signal });
+    if (last.event !== 'job_finished') throw new RelayError('failed', `the relay's copy ended with ${JSON.stringify(last.event)}`);
+    onProgress(last);
+    return { status: last.status, summary: last.summary, images: last.images ?? [] };
   }
 
   return {
@@ -101,12 +191,28 @@ export function relayApi({ url, username, password }, { fetch: send = fetch } = 
       return last.report;
     },
 
-    async copy(src, dst, { tags, onProgress = () => {}, signal }) {
+    copy(src, dst, { tags, onProgress, onReattach, signal }) {
       const images = tags.map((tag) => ({ source: location(src, `:${tag}`), destination: location(dst, `:${tag}`) }));
-      const last = await run({ kind: 'copy', images, auth: auth(src, dst) }, { onEvent: onProgress, signal });
-      if (last.event !== 'job_finished') throw new RelayError('failed', `the relay's copy ended with ${JSON.stringify(last.event)}`);
-      onProgress(last);
-      return { status: last.status, summary: last.summary, images: last.images ?? [] };
+      return copyImages(images, { auth: auth(src, dst), onProgress, onReattach, signal });
     },
+
+    /**
+     * Two whole registries (`src` and `dst` are `{registry, auth}`), or the `repositories`
+     * listed, as one diff job. `onRepository` gets each `repository_diffed` line as the
+     * relay compares that pair; resolves with the final report (every pair's rows).
+     */
+    async diffRegistries(src, dst, { repositories = [], onRepository = () => {}, onReattach, signal } = {}) {
+      const body = { kind: 'diff', source: src.registry, destination: dst.registry, details: false, auth: auth(src, dst) };
+      if (repositories.length) body.repositories = repositories;
+      const onEvent = (line) => {
+        if (line.event === 'repository_diffed') onRepository(line);
+      };
+      const last = await run(body, { onEvent, onReattach, signal });
+      if (last.event !== 'diff_finished') throw new RelayError('failed', `the relay's diff ended with ${JSON.stringify(last.event)}`);
+      return last.report;
+    },
+
+    /** One copy job of `images` (`[{source, destination}]` references), across repositories. */
+    copyImages,
   };
 }

@@ -1,6 +1,8 @@
 // The edge handler's job routes in a real edge runtime: workerd (npm `workerd`, Cloudflare's open-source Workers
 // runtime) with wasm-demo/workerd.capnp, and Node with serve.mjs, each against two real `ferry serve` registries.
-// The same diff and the same streamed copy run in both; their final lines and the digests they leave are the same.
+// The same diff and the same streamed copy run in both; their final lines and the digests they leave are the same. A
+// whole-registry diff streams one `repository_diffed` line per repository before its report, over the catalog or a
+// typed list; the relay runs jobs only for the users of its RELAY_USERS, and their passwords appear in no log.
 //
 //   FERRY_BIN=target/debug/ferry node --test wasm-demo/test/workerd.test.mjs    (after `just wasm` and `npm ci`)
 
@@ -15,6 +17,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 import { start } from '../serve.mjs';
+import { hashPassword } from '../users.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const ferryBin = process.env.FERRY_BIN ?? join(root, 'target/debug/ferry');
@@ -24,7 +27,19 @@ const required = ['1', 'true'].includes(process.env.FERRY_REQUIRE_PEERS ?? '') |
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 const ACCEPT = `${OCI_MANIFEST}, ${OCI_INDEX}`;
-const TOKEN = 'edge-relay-token-3c9f';
+const USER = 'page';
+const PASSWORD = 'edge-Pa55-3c9f71';
+const BASIC = `Basic ${btoa(`${USER}:${PASSWORD}`)}`;
+
+/** What the handler writes under Node (it runs in this process) and workerd writes, for the password check. */
+const logs = [];
+for (const method of ['log', 'info', 'warn', 'error', 'debug']) {
+  const original = console[method].bind(console);
+  console[method] = (...args) => {
+    logs.push(args.map(String).join(' '));
+    original(...args);
+  };
+}
 
 const missing = existsSync(workerdBin) ? null : `${workerdBin} is missing: npm ci installs workerd`;
 if (missing && required) throw new Error(missing);
@@ -95,8 +110,14 @@ async function startWorkerd(env) {
   const port = await freePort();
   const child = spawn(workerdBin, ['serve', join(root, 'wasm-demo/workerd.capnp'), '--experimental', '--socket-addr', `http=127.0.0.1:${port}`], {
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
+  for (const output of [child.stdout, child.stderr]) {
+    output.on('data', (chunk) => {
+      logs.push(chunk.toString());
+      process.stderr.write(chunk);
+    });
+  }
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 200; i += 1) {
     if (child.exitCode !== null) throw new Error(`workerd exited with ${child.exitCode}`);
@@ -110,12 +131,10 @@ async function startWorkerd(env) {
   throw new Error('workerd did not start listening');
 }
 
-async function post(base, body, token = TOKEN) {
-  return fetch(`${base}/jobs`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify(body),
-  });
+async function post(base, body, authorization = BASIC) {
+  const headers = { 'content-type': 'application/json' };
+  if (authorization) headers.authorization = authorization;
+  return fetch(`${base}/jobs`, { method: 'POST', headers, body: JSON.stringify(body) });
 }
 
 /** A job's lines, read as they stream; `reads` counts the chunks. */
@@ -161,9 +180,12 @@ before(async () => {
   const indexBytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: children }));
   index = { digest: await pushManifest(source.url, 'demo/app', 'v1', OCI_INDEX, indexBytes), children: children.map((c) => c.digest) };
   single = await pushImage(source.url, 'demo/app', 'single', 'linux/amd64', layer.length);
+  await pushImage(source.url, 'demo/other', '1', 'linux/amd64', 1024);
   const allow = `${new URL(source.url).host} ${new URL(destination.url).host}`;
-  node = await start({ port: 0, env: { RELAY_TOKEN: TOKEN, RELAY_ALLOW: allow } });
-  workerd = await startWorkerd({ FERRY_RELAY_TOKEN: TOKEN, FERRY_RELAY_ALLOW: allow });
+  // The relay's users: this test's, and another with a password nobody sends.
+  const users = [await hashPassword(USER, PASSWORD), await hashPassword('ops', 'ops-Pa55-unused')].join('\n');
+  node = await start({ port: 0, env: { RELAY_USERS: users, RELAY_ALLOW: allow } });
+  workerd = await startWorkerd({ FERRY_RELAY_USERS: users, FERRY_RELAY_ALLOW: allow });
 });
 
 after(async () => {
@@ -195,7 +217,7 @@ test('the same diff and streamed copy under workerd and Node end with the same l
 
     // Re-attach: the same lines from an offset.
     const id = copy.events[0].job;
-    const replay = await lines(await fetch(`${base}/jobs/${id}/events?offset=2`, { headers: { authorization: `Bearer ${TOKEN}` } }));
+    const replay = await lines(await fetch(`${base}/jobs/${id}/events?offset=2`, { headers: { authorization: BASIC } }));
     assert.deepEqual(replay.events, copy.events.slice(2), runtime);
 
     const digests = [];
@@ -207,16 +229,56 @@ test('the same diff and streamed copy under workerd and Node end with the same l
   console.log(`final line in both runtimes: ${JSON.stringify(finals.node.copy)}`);
 });
 
-test('the edge relay asks for its token and reaches only its allowlist, in both runtimes', { skip: missing ?? false }, async () => {
+test('a whole-registry diff streams one repository_diffed line per repository, over the catalog or a typed list, in both runtimes', { skip: missing ?? false }, async () => {
+  const finals = {};
+  for (const [runtime, base] of [
+    ['node', node.url],
+    ['workerd', workerd.url],
+  ]) {
+    const wide = await lines(await post(base, { kind: 'diff', source: source.url, destination: `${destination.url}/wide` }));
+    const last = wide.events.at(-1);
+    assert.equal(last.event, 'diff_finished', runtime);
+    const diffed = wide.events.filter((e) => e.event === 'repository_diffed');
+    assert.deepEqual(diffed.map((e) => e.source_repository).sort(), ['demo/app', 'demo/other'], runtime);
+    for (const line of diffed) {
+      assert.equal(line.destination_repository, `wide/${line.source_repository}`, runtime);
+      assert.deepEqual(line.rows, last.report.rows.filter((row) => row.repository === line.source_repository), runtime);
+      assert.deepEqual(line.errors, [], runtime);
+    }
+    assert.ok(wide.events.indexOf(diffed.at(-1)) < wide.events.length - 1, `${runtime}: the lines come before the report`);
+
+    const typed = await lines(await post(base, { kind: 'diff', source: source.url, destination: `${destination.url}/wide`, repositories: ['demo/other'] }));
+    const typedLast = typed.events.at(-1);
+    assert.deepEqual(typed.events.filter((e) => e.event === 'repository_diffed').map((e) => e.source_repository), ['demo/other'], runtime);
+    assert.deepEqual(typedLast.report.rows.map((row) => `${row.repository}:${row.tag}:${row.status}`), ['demo/other:1:missing'], runtime);
+
+    const bad = await post(base, { kind: 'diff', source: source.url, destination: destination.url, repositories: ['demo/app', 'Demo/App'] });
+    assert.equal(bad.status, 400, runtime);
+    assert.match((await bad.json()).error, /repositories\[1\] "Demo\/App"/, runtime);
+    finals[runtime] = [comparable(last), comparable(typedLast)];
+  }
+  assert.deepEqual(finals.workerd, finals.node);
+});
+
+test('the edge relay runs jobs only for its users and reaches only its allowlist, in both runtimes', { skip: missing ?? false }, async () => {
   for (const base of [node.url, workerd.url]) {
     const diff = { kind: 'diff', source: `${source.url}/demo/app`, destination: `${destination.url}/x/app` };
-    const refused = await post(base, diff, 'wrong');
-    assert.equal(refused.status, 401);
-    assert.match(refused.headers.get('www-authenticate'), /^Bearer/);
+    for (const authorization of [null, `Basic ${btoa(`${USER}:wrong`)}`, `Basic ${btoa(`nobody:${PASSWORD}`)}`, `Bearer ${PASSWORD}`]) {
+      const refused = await post(base, diff, authorization);
+      assert.equal(refused.status, 401, `${base} ${authorization}`);
+      assert.match(refused.headers.get('www-authenticate'), /^Basic realm=/);
+      const events = await fetch(`${base}/jobs/0123/events`, authorization ? { headers: { authorization } } : {});
+      assert.equal(events.status, 401);
+    }
+    const admitted = await lines(await post(base, diff));
+    assert.equal(admitted.events.at(-1).event, 'diff_finished');
     const unlisted = await post(base, { ...diff, source: `http://127.0.0.1:${await freePort()}/demo/app` });
     assert.equal(unlisted.status, 403);
     assert.match((await unlisted.json()).error, /not on the relay's allowlist/);
     const localhost = await post(base, { ...diff, source: `http://localhost:${new URL(source.url).port}/demo/app` });
     assert.equal(localhost.status, 403);
   }
+  const text = logs.join('\n');
+  assert.ok(!text.includes(PASSWORD), 'a relay password is in the logs');
+  assert.ok(!text.includes(BASIC.slice(6)), "a relay user's Basic credentials are in the logs");
 });

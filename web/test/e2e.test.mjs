@@ -6,77 +6,45 @@
 //
 // Needs: the ferry binary (FERRY_BIN, default target/debug/ferry), web/pkg/ (scripts/build-wasm.sh),
 // /usr/bin/chromium, and docker-registry and htpasswd (apache2-utils) for the distribution
-// cases. The tests share the registries and run in order: later ones copy what the first
-// pushed. `just test-web` builds and runs everything.
+// cases, and the `oras` Python package (pip) for a tag's referrers. The tests share the
+// registries and run in order: later ones copy what the first pushed. `just test-web`
+// builds and runs everything.
 
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { chromium } from 'playwright-core';
-
 import { diagnose } from '../cors.js';
 import {
-  ROOT,
   bytes,
-  freePort,
   hasBlob,
   have,
+  havePythonModule,
   headDigest,
+  orasPush,
   pushImage,
   pushIndex,
   startDistribution,
   startFerry,
 } from './support/registries.mjs';
+import { ARTIFACTS, axeProblems, pageHarness } from './support/harness.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const ARTIFACTS = join(ROOT, 'target/web-e2e');
 const REPO = 'library/app';
 const KIB = 1024;
 const MIB = 1024 * KIB;
 
+const harness = pageHarness();
 let page;
 let context;
-let profile;
 let source;
 let destination;
-/** The page's origin: `localhost`, while the registries are named by `127.0.0.1`, so
- * both are cross-origin to the page and both need CORS, though one serves the page. */
 let origin;
-const cleanups = [];
-
 before(async () => {
-  assert.ok(existsSync(join(ROOT, 'web/pkg/ferry_wasm.js')), 'web/pkg/ferry_wasm.js is missing: run scripts/build-wasm.sh (or just test-web)');
-  const port = await freePort();
-  origin = `http://localhost:${port}`;
-  source = await startFerry(['--storage', 'memory', '--ui', join(ROOT, 'web'), '--cors-origin', origin], { addr: `127.0.0.1:${port}` });
-  cleanups.push(() => source.stop());
-  destination = await startFerry(['--storage', 'memory', '--cors-origin', origin]);
-  cleanups.push(() => destination.stop());
-  profile = mkdtempSync(join(tmpdir(), 'ferry-web-chromium-'));
-  context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 860 } });
-  cleanups.push(async () => {
-    await context.close();
-    rmSync(profile, { recursive: true, force: true });
-  });
-  page = context.pages()[0] ?? (await context.newPage());
-  page.on('pageerror', (e) => console.log(`page error: ${e.message}`));
-});
-
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
+  await harness.ready;
+  ({ page, context, source, destination, origin } = harness);
 });
 
 function pageUrl(src, dst) {
@@ -246,7 +214,7 @@ test('registries a browser cannot use are diagnosed by name, with the fix', asyn
       const missing = (c.tools ?? []).filter((tool) => !have(tool));
       if (missing.length) return t.skip(`not installed: ${missing.join(', ')}`);
       const peer = await c.start();
-      cleanups.push(() => peer.stop());
+      harness.cleanup(() => peer.stop());
       await page.goto('about:blank');
       if (c.credentials) {
         // Credentials are typed, never put in the hash: fill the form, Enter runs the diff.
@@ -282,7 +250,7 @@ test('registries a browser cannot use are diagnosed by name, with the fix', asyn
 test("the page's distribution fix, applied, lets the page diff and copy into distribution", async (t) => {
   if (!have('docker-registry')) return t.skip('docker-registry not installed');
   const peer = await startDistribution({ http: fixFor() });
-  cleanups.push(() => peer.stop());
+  harness.cleanup(() => peer.stop());
   await page.goto('about:blank');
   await page.goto(pageUrl(source.url, peer.url));
   await page.waitForSelector('#diff-table tbody tr[data-tag="latest"]', { timeout: 30_000 });
@@ -328,3 +296,30 @@ function fixFor() {
   const yaml = d.fixes.distribution.split('\n');
   return yaml.slice(yaml.indexOf('http:') + 1).join('\n');
 }
+
+test("a tag's referrers: an oras-pushed SBOM shows in the table, and copying brings it", async (t) => {
+  if (!havePythonModule('oras')) return t.skip('python3 cannot import oras (pip install oras)');
+  const repository = 'signed/app';
+  const image = await pushImage(source.url, repository, { tags: ['1.0'], layers: [bytes('signed', 16 * KIB)] });
+  const sbom = await orasPush(source.url, repository, 'sbom', Buffer.from('{"spdxVersion":"SPDX-2.3"}'), 'application/spdx+json', image);
+
+  await page.goto('about:blank');
+  await page.goto(`${origin}/ui/#src=${source.url}/${repository}&dst=${destination.url}/${repository}`);
+  await page.waitForSelector('#diff-table tbody tr[data-tag="1.0"]', { timeout: 30_000 });
+  const referrers = (tag) => page.$eval(`tr[data-tag="${tag}"] [data-cell="referrers"]`, (td) => [td.textContent.trim(), td.querySelector('[title]')?.title ?? '']);
+  assert.deepEqual(await referrers('1.0'), ['1 (1 missing)', 'application/spdx+json: missing']);
+  assert.deepEqual(await axeProblems(page, 'referrers in the table'), []);
+
+  // The image alone ("Copy selected"), not the SBOM's own tag: its referrers travel with it.
+  await page.check('tr[data-tag="1.0"] .select-row');
+  await page.click('#copy-selected');
+  await page.waitForSelector('#progress[data-state="done"]', { timeout: 60_000 });
+  await page.waitForFunction(() => !document.querySelector('#results').hasAttribute('aria-busy') && document.querySelector('tr[data-tag="1.0"] [data-cell="status"]')?.textContent.trim() === 'in sync', null, { timeout: 30_000 });
+  assert.deepEqual(await referrers('1.0'), ['1', 'application/spdx+json: in sync']);
+  assert.equal(await headDigest(destination.url, repository, 'sbom'), null, "the SBOM's tag was not copied");
+
+  // Over HTTP: the destination lists the SBOM as a referrer of the image, at the same digest.
+  const listed = await (await fetch(`${destination.url}/v2/${repository}/referrers/${image.digest}`)).json();
+  assert.deepEqual(listed.manifests.map((m) => [m.digest, m.artifactType]), [[sbom, 'application/spdx+json']]);
+  assert.equal(await headDigest(destination.url, repository, sbom), sbom);
+});

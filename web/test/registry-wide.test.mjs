@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 
 import { STATUSES } from '../hash-state.js';
 import {
+  EventRouter,
   chooseRepositories,
   filterWideRows,
   formatWideHash,
@@ -13,7 +14,10 @@ import {
   nextLink,
   parseWideHash,
   parseWideRegistry,
+  repositoryOfReference,
   repositoryRows,
+  rowsByRepository,
+  underPrefix,
   wideCounts,
   withoutKeys,
 } from '../registry-wide.js';
@@ -89,4 +93,36 @@ test('the virtual window covers the viewport plus overscan, within bounds', () =
     [{ scrollTop: 50, viewport: 360, rowHeight: 36, count: 0 }, { start: 0, end: 0 }],
   ];
   for (const [input, want] of cases) assert.deepEqual(visibleWindow(input), want, JSON.stringify(input));
+});
+
+test("a relay's report by repository, under a prefix, and a copy job's events routed to their repository", () => {
+  const report = {
+    rows: [
+      { repository: 'team/a', tag: '1', status: 'missing' },
+      { repository: 'team/a', tag: '2', status: 'in_sync' },
+      { repository: 'teams/b', tag: '1', status: 'extra' },
+      { repository: 'team', tag: 'x', status: 'missing' },
+    ],
+  };
+  const by = rowsByRepository(report, 'team');
+  assert.deepEqual([...by.keys()], ['team/a', 'team']);
+  assert.deepEqual(by.get('team/a').map((r) => r.key), ['team/a:1', 'team/a:2']);
+  assert.deepEqual([...rowsByRepository(report).keys()], ['team/a', 'teams/b', 'team']);
+  assert.ok(underPrefix('x/y', '') && underPrefix('x/y', '/x/') && !underPrefix('xy/z', 'x'));
+
+  assert.equal(repositoryOfReference('127.0.0.1:5000/team/a:1.0'), 'team/a');
+  assert.equal(repositoryOfReference('127.0.0.1:5000/team/a@sha256:abc'), 'team/a');
+  assert.equal(repositoryOfReference('registry.example/app'), 'app');
+  assert.equal(repositoryOfReference('nohost'), null);
+
+  const router = new EventRouter();
+  const events = [
+    { event: 'image_started', image: 0, source: '127.0.0.1:1/team/a:1' },
+    { event: 'image_started', image: 1, source: '127.0.0.1:1/tools/x:1' },
+    { event: 'blob_progress', image: 1, digest: 'sha256:d', bytes: 3, total: 9 },
+    { event: 'blob_done', image: 0, digest: 'sha256:e', size: 9, outcome: 'mounted' },
+    { event: 'image_done', image: 1, source: '127.0.0.1:1/tools/x:1' },
+    { event: 'job_finished', status: 'succeeded' },
+  ];
+  assert.deepEqual(events.map((e) => router.repositoryOf(e)), ['team/a', 'tools/x', 'tools/x', 'team/a', 'tools/x', null]);
 });

@@ -132,6 +132,7 @@ async fn diff(src: &str, dst: &str) -> anyhow::Result<DiffReport> {
         source: Target { registry: src.to_owned(), repository: None },
         destination: Some(Target { registry: dst.to_owned(), repository: None }),
         reference: None,
+        repositories: Vec::new(),
         details: false,
         referrers: false,
         credentials: Default::default(),

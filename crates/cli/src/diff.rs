@@ -127,6 +127,7 @@ impl AccessArgs {
             source,
             destination,
             reference,
+            repositories: Vec::new(),
             details,
             referrers,
             credentials,

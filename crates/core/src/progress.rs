@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::budget::BudgetReport;
 use crate::copy::RegistryRequests;
+use crate::diff::TagDiff;
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind};
 use crate::shard::Shard;
@@ -233,6 +234,20 @@ pub enum Event {
         reason: String,
         /// What went wrong, for a front end to act on.
         kind: ErrorKind,
+    },
+    /// A diff compared one repository pair: its rows and errors, exactly as the diff's
+    /// final report carries them for that pair, sent as soon as the pair is compared so
+    /// that a registry-wide diff streams. Sent once per pair, in no set order.
+    RepositoryDiffed {
+        /// The repository on the source.
+        source_repository: String,
+        /// The repository on the destination; absent when the diff reads the source alone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        destination_repository: Option<String>,
+        /// The pair's rows, sorted by tag, as in [`crate::diff::DiffReport::rows`].
+        rows: Vec<TagDiff>,
+        /// The listings and HEADs of this pair that failed, as in the report's `errors`.
+        errors: Vec<Error>,
     },
     /// Always the last event of a job.
     JobFinished {
@@ -566,6 +581,15 @@ mod tests {
             (
                 Event::BlobDone { image: 1, digest: d.clone(), size: 1, outcome: BlobOutcome::Mounted },
                 format!(r#"{{"event":"blob_done","image":1,"digest":"{d}","size":1,"outcome":"mounted"}}"#),
+            ),
+            (
+                Event::RepositoryDiffed {
+                    source_repository: "a".into(),
+                    destination_repository: Some("m/a".into()),
+                    rows: Vec::new(),
+                    errors: vec![Error::new(ErrorKind::Refused, "HTTP 403")],
+                },
+                r#"{"event":"repository_diffed","source_repository":"a","destination_repository":"m/a","rows":[],"errors":[{"kind":"refused","message":"HTTP 403"}]}"#.to_string(),
             ),
             (
                 Event::JobFinished { status: JobStatus::Succeeded, summary: Summary::default() },

@@ -3,8 +3,9 @@
 use ferry_core::api::EndpointMap;
 use ferry_core::diff::{DiffJob, DiffMachine, TagStatus, Target};
 use ferry_core::manifest::media_type::OCI_MANIFEST;
+use ferry_core::progress::Event;
 use ferry_core::retry::RetryPolicy;
-use ferry_core::testkit::{ImageBuilder, Network, Simulation};
+use ferry_core::testkit::{Fault, ImageBuilder, Network, Simulation};
 use ferry_core::time::{Instant, UnixTime};
 use http::Method;
 
@@ -29,6 +30,7 @@ fn run(
         source,
         destination,
         reference: reference.map(str::to_owned),
+        repositories: Vec::new(),
         details,
         referrers: false,
         credentials: Default::default(),
@@ -106,6 +108,43 @@ fn whole_registries_compare_every_repository_under_a_prefix() {
     assert_eq!(repos.into_iter().collect::<Vec<_>>(), vec!["app", "tools/x"]);
     let x = report.rows.iter().find(|r| r.repository == "tools/x").unwrap();
     assert_eq!(x.status, TagStatus::Missing);
+}
+
+/// Each repository pair's rows and errors arrive as one `repository_diffed` event as soon
+/// as it is compared, equal to what the final report holds for it; a failing pair's event
+/// carries its error.
+#[test]
+fn whole_registries_stream_one_event_per_repository() {
+    let mut net = network();
+    ImageBuilder::new(net.registry("src.test"), "tools/x").image(Some("1"), &[b"x"], "linux/amd64");
+    ImageBuilder::new(net.registry("src.test"), "broken").image(Some("1"), &[b"y"], "linux/amd64");
+    net.faults.push(Fault::status(Method::GET, "dst.test/v2/mirror/broken/tags/list", 10, 403));
+    let (sim, machine) = diff(net, side("src.test", None), side("dst.test", Some("mirror")), true);
+    let report = machine.report();
+    let events: Vec<&Event> = sim.events_where(|e| matches!(e, Event::RepositoryDiffed { .. }));
+    let mut seen = Vec::new();
+    for event in events {
+        let Event::RepositoryDiffed { source_repository, destination_repository, rows, errors } = event
+        else {
+            unreachable!()
+        };
+        let path = source_repository.as_str();
+        assert_eq!(destination_repository.as_deref(), Some(format!("mirror/{path}").as_str()));
+        let expected: Vec<_> = report.rows.iter().filter(|r| r.repository == path).cloned().collect();
+        assert_eq!(rows, &expected, "{path}");
+        assert_eq!(errors.len(), usize::from(path == "broken"), "{path}: {errors:?}");
+        seen.push(path.to_owned());
+    }
+    seen.sort();
+    assert_eq!(seen, ["app", "broken", "tools/x"]);
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    // Streamed: `app`'s index needs one more round trip (its children, for details), and
+    // `tools/x`'s event does not wait for it.
+    let at = |name: &str| {
+        let diffed = |e: &Event| matches!(e, Event::RepositoryDiffed { source_repository, .. } if source_repository == name);
+        sim.events.iter().find(|(_, e)| diffed(e)).map(|(at, _)| *at).unwrap()
+    };
+    assert!(at("tools/x") < at("app"), "{:?} {:?}", at("tools/x"), at("app"));
 }
 
 #[test]

@@ -358,6 +358,7 @@ fn diff(network: Network, referrers: bool) -> (Simulation, ferry_core::diff::Dif
         source: target(SRC),
         destination: Some(target(DST)),
         reference: None,
+        repositories: Vec::new(),
         details: false,
         referrers,
         credentials: Default::default(),

@@ -18,6 +18,11 @@ const TYPES: &'static str = r#"
 export type Auth = { username?: string; password?: string; token?: string };
 /** A repository on a registry. `registry` is a base URL, e.g. "http://127.0.0.1:5000". */
 export type Repo = { registry: string; repository: string; auth?: Auth };
+/**
+ * A side of a diff: a repository, or a whole registry when `repository` is left out (on
+ * the destination it is then a prefix the source's repositories are compared under).
+ */
+export type DiffSide = { registry: string; repository?: string; auth?: Auth };
 
 export interface InspectResult {
   reference: string;
@@ -66,7 +71,26 @@ export interface DiffOptions {
   details?: boolean;
   /** Also compare each tag's referrers (signatures, SBOMs, attestations) on both sides. */
   referrers?: boolean;
+  /**
+   * With a whole-registry `src`: compare these repositories (at most 10,000, each a valid
+   * name) instead of every repository of the catalogs.
+   */
+  repositories?: string[];
+  /** Each repository pair's rows as soon as it is compared, and retries and backoffs. */
+  onEvent?: (event: DiffEvent) => void;
+  /** Aborting stops the diff, aborts its requests and rejects with an AbortError. */
+  signal?: AbortSignal;
 }
+/**
+ * A diff's progress: `repository_diffed` carries one pair's rows and errors exactly as the
+ * final report does (`destination_repository` is absent only when reading one side).
+ */
+export type DiffEvent =
+  | { event: "repository_diffed"; source_repository: string; destination_repository?: string;
+      rows: DiffRow[]; errors: KindedError[] }
+  | { event: "retry_scheduled"; target: string; retry: number; delay_ms: number; reason: string }
+  | { event: "window_shrunk"; registry: string; class: ActionClass; window: number; reason: string }
+  | { event: "budget_paused"; registry: string; limit?: number; window_s?: number; resume_in_ms: number };
 
 export interface Failure { source: string; destination: string; reason: string; kind: FailureKind; retryable: boolean }
 /** One share of a sharded job, from 0: `ferry sync --shard 1/4`. */
@@ -139,8 +163,8 @@ export interface CopyOptions {
 export function listTags(repo: Repo): Promise<string[]>;
 /** One image by tag or digest: media type, digest, platforms and total size. */
 export function inspect(repo: Repo, reference: string): Promise<InspectResult>;
-/** Compares two repositories tag by tag. */
-export function diff(src: Repo, dst: Repo, opts?: DiffOptions): Promise<DiffReport>;
+/** Compares two repositories, or two whole registries, tag by tag. */
+export function diff(src: DiffSide, dst: DiffSide, opts?: DiffOptions): Promise<DiffReport>;
 /** Copies tags (default: all) from src to dst; manifests keep their digests. */
 export function copy(src: Repo, dst: Repo, opts?: CopyOptions): Promise<CopyReport>;
 /** ferry's version. */

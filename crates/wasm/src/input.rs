@@ -36,6 +36,7 @@ pub(crate) enum Auth {
 #[serde(deny_unknown_fields)]
 struct RepoInput {
     registry: String,
+    #[serde(default)]
     repository: String,
     #[serde(default)]
     auth: Option<AuthInput>,
@@ -54,6 +55,16 @@ struct AuthInput {
 
 /// `{ registry, repository, auth? }` from the caller; `what` names the argument.
 pub(crate) fn repo(what: &str, value: &JsValue) -> Result<Repo, ApiError> {
+    let repo = side(what, value)?;
+    if repo.repository.is_empty() {
+        return Err(ApiError::input(format!("{what}.repository is missing: name the repository")));
+    }
+    Ok(repo)
+}
+
+/// `{ registry, repository?, auth? }`: a repository, or (no or an empty `repository`) a
+/// whole registry, for a diff.
+pub(crate) fn side(what: &str, value: &JsValue) -> Result<Repo, ApiError> {
     if value.is_undefined() || value.is_null() {
         return Err(ApiError::input(format!(
             "{what} is missing: give {{registry: \"http://host:port\", repository: \"name\"}}"
@@ -62,6 +73,10 @@ pub(crate) fn repo(what: &str, value: &JsValue) -> Result<Repo, ApiError> {
     let input: RepoInput = parse(what, value)?;
     let (name, base) = base_url(what, &input.registry)?;
     let mut repository = input.repository.trim().trim_matches('/').to_owned();
+    if repository.is_empty() {
+        let auth = auth(what, input.auth)?;
+        return Ok(Repo { name, base, repository, auth });
+    }
     validate_repository(&repository).map_err(|e| ApiError::input(format!("{what}.repository: {e}")))?;
     if name == ferry_core::reference::DOCKER_HUB && !repository.contains('/') {
         repository = format!("library/{repository}");
@@ -144,8 +159,15 @@ pub(crate) fn access(repos: &[&Repo]) -> Result<Access, ApiError> {
         bases.push(repo.base.clone());
         match &repo.auth {
             Auth::Anonymous => {}
+            // A whole registry's (no repository) cover all of its repositories.
+            Auth::Basic(credential) if repo.repository.is_empty() => {
+                pairs.push((repo.name.clone(), credential.clone()))
+            }
             Auth::Basic(credential) => {
                 pairs.push((format!("{}/{}", repo.name, repo.repository), credential.clone()))
+            }
+            Auth::Token(token) if repo.repository.is_empty() => {
+                tokens.push((format!("{}/v2/", repo.base), format!("Bearer {token}")))
             }
             Auth::Token(token) => {
                 tokens.push((format!("{}/v2/{}/", repo.base, repo.repository), format!("Bearer {token}")))
@@ -165,6 +187,28 @@ pub(crate) fn reference(value: &str) -> Result<String, ApiError> {
         validate_tag(value).map_err(|e| ApiError::input(format!("reference {value:?}: {e}")))?;
     }
     Ok(value.to_owned())
+}
+
+/// A diff's typed list of repositories: each checked against the name grammar, the bad
+/// one named.
+pub(crate) fn repositories(list: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
+    let Some(list) = list else { return Ok(Vec::new()) };
+    let most = ferry_core::diff::MAX_LISTED_REPOSITORIES;
+    if list.is_empty() || list.len() > most {
+        return Err(ApiError::input(format!(
+            "repositories: name between 1 and {most} repositories, or leave it out to compare the whole catalog"
+        )));
+    }
+    let mut names = Vec::with_capacity(list.len());
+    for (i, name) in list.into_iter().enumerate() {
+        let name = name.trim().trim_matches('/').to_owned();
+        validate_repository(&name)
+            .map_err(|e| ApiError::input(format!("repositories[{i}] {name:?}: {e}")))?;
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    Ok(names)
 }
 
 /// Tags to copy; none given, or an empty list, means every tag.

@@ -1,5 +1,5 @@
 //! The API's calls as the core's jobs: `copy` is a `SyncMachine` with one rule, `diff` a
-//! `DiffMachine` over two repositories, `listTags` and `inspect` a `DiffMachine` reading
+//! `DiffMachine` over two repositories or two whole registries, `listTags` and `inspect` a `DiffMachine` reading
 //! one side alone. Each runs on the core's driver until it finishes or the caller aborts.
 
 use ferry_core::config::{DestinationSpec, Rule, SourceSpec, TagSelector};
@@ -43,13 +43,27 @@ struct CopyInput {
 
 const COPY_OPTIONS: [&str; 5] = ["tags", "platforms", "referrers", "onProgress", "signal"];
 
-const DIFF_OPTIONS: [&str; 2] = ["details", "referrers"];
+const DIFF_OPTIONS: [&str; 5] = ["details", "referrers", "repositories", "onEvent", "signal"];
 
+/// `diff`'s options; `onEvent` and `signal` are read from the object itself.
 #[derive(Default, Deserialize)]
 struct DiffInput {
     #[serde(default)]
     details: bool,
     #[serde(default)]
+    referrers: bool,
+    /// With a whole-registry `src`: these repositories instead of the catalogs'.
+    #[serde(default)]
+    repositories: Option<Vec<String>>,
+}
+
+/// What `read` runs, beside its repositories.
+#[derive(Default)]
+struct Reading {
+    destination: Option<Target>,
+    reference: Option<String>,
+    repositories: Vec<String>,
+    details: bool,
     referrers: bool,
 }
 
@@ -130,18 +144,48 @@ pub(crate) async fn copy(
     Ok(value)
 }
 
+/// Two repositories, or two whole registries (`src` without a repository; `dst`'s is then
+/// a prefix) over their catalogs or a typed list. `onEvent` gets each repository pair's
+/// `repository_diffed` as soon as it is compared.
 pub(crate) async fn diff(src: JsValue, dst: JsValue, opts: JsValue) -> Result<JsValue, ApiError> {
-    let src = input::repo("src", &src)?;
-    let dst = input::repo("dst", &dst)?;
-    let DiffInput { details, referrers } = input::options("diff options", &opts, &DIFF_OPTIONS)?;
-    let destination = Target { registry: dst.name.clone(), repository: Some(dst.repository.clone()) };
-    let report = read(&[&src, &dst], Some(destination), None, details, referrers).await?;
+    let src = input::side("src", &src)?;
+    let dst = input::side("dst", &dst)?;
+    let DiffInput { details, referrers, repositories } =
+        input::options("diff options", &opts, &DIFF_OPTIONS)?;
+    let repositories = input::repositories(repositories)?;
+    let on_event = input::callback("diff options", &opts, "onEvent")?;
+    let signal = input::signal("diff options", &opts)?;
+    if !src.repository.is_empty() && dst.repository.is_empty() {
+        return Err(ApiError::input(
+            "dst.repository is missing: src names a repository, so dst must name one too",
+        ));
+    }
+    if !src.repository.is_empty() && !repositories.is_empty() {
+        return Err(ApiError::input(
+            "repositories lists repositories of a whole registry: leave src.repository out",
+        ));
+    }
+    let optional = |path: &str| (!path.is_empty()).then(|| path.to_owned());
+    let reading = Reading {
+        destination: Some(Target { registry: dst.name.clone(), repository: optional(&dst.repository) }),
+        repositories,
+        details,
+        referrers,
+        ..Reading::default()
+    };
+    let on_event = |event: Event| {
+        if let (Some(callback), Ok(value)) = (&on_event, js::to_js(&event)) {
+            // A callback that throws must not stop the diff.
+            let _ = callback.call1(&JsValue::NULL, &value);
+        }
+    };
+    let report = read(&[&src, &dst], reading, signal.as_ref(), on_event).await?;
     Ok(js::to_js(&report)?)
 }
 
 pub(crate) async fn list_tags(repo: JsValue) -> Result<JsValue, ApiError> {
     let repo = input::repo("repo", &repo)?;
-    let report = read(&[&repo], None, None, false, false).await?;
+    let report = read(&[&repo], Reading::default(), None, |_| {}).await?;
     let tags: Vec<&str> = report.rows.iter().map(|row| row.tag.as_str()).collect();
     Ok(js::to_js(&tags)?)
 }
@@ -149,7 +193,8 @@ pub(crate) async fn list_tags(repo: JsValue) -> Result<JsValue, ApiError> {
 pub(crate) async fn inspect(repo: JsValue, reference: String) -> Result<JsValue, ApiError> {
     let repo = input::repo("repo", &repo)?;
     let reference = input::reference(&reference)?;
-    let report = read(&[&repo], None, Some(reference.clone()), true, false).await?;
+    let reading = Reading { reference: Some(reference.clone()), details: true, ..Reading::default() };
+    let report = read(&[&repo], reading, None, |_| {}).await?;
     let Some(row) = report.rows.first() else {
         return Err(ApiError::failed(format!(
             "{}/{}: no image {reference} (listTags shows the tags)",
@@ -166,22 +211,25 @@ pub(crate) async fn inspect(repo: JsValue, reference: String) -> Result<JsValue,
     Ok(js::to_js(&value)?)
 }
 
-/// Runs a `DiffMachine` with `repos[0]` as its source. A listing of one side fails on its
-/// first error; a comparison reports its errors, unless a registry could not be reached.
+/// Runs a `DiffMachine` with `repos[0]` as its source (a whole registry when it names no
+/// repository). A listing of one side fails on its first error; a comparison reports its
+/// errors, unless a registry could not be reached.
 async fn read(
     repos: &[&Repo],
-    destination: Option<Target>,
-    reference: Option<String>,
-    details: bool,
-    referrers: bool,
+    reading: Reading,
+    signal: Option<&AbortSignal>,
+    on_event: impl FnMut(Event),
 ) -> Result<DiffReport, ApiError> {
     let access = input::access(repos)?;
-    let source = Target { registry: repos[0].name.clone(), repository: Some(repos[0].repository.clone()) };
+    let repository = (!repos[0].repository.is_empty()).then(|| repos[0].repository.clone());
+    let source = Target { registry: repos[0].name.clone(), repository };
+    let Reading { destination, reference, repositories, details, referrers } = reading;
     let one_sided = destination.is_none();
     let job = DiffJob {
         source,
         destination,
         reference,
+        repositories,
         details,
         referrers,
         credentials: access.credentials,
@@ -192,7 +240,7 @@ async fn read(
     let transport = BrowserTransport::with_access(BrowserOptions::default(), access.bases, access.tokens);
     let clock = BrowserClock::new();
     let mut machine = DiffMachine::new(job, clock.now(), clock.wall_now());
-    drive(&mut machine, &transport, &clock, None, |_| {}).await?;
+    drive(&mut machine, &transport, &clock, signal, on_event).await?;
     let report = machine.report();
     if let Some(first) = report.errors.first() {
         if let Some(error) = network_error(&transport, None) {

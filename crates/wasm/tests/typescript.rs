@@ -43,6 +43,7 @@ fn declared_functions_are_the_exports() {
 fn declared_arguments_are_what_the_inputs_accept() {
     let d = declarations();
     assert_eq!(d.members("Repo"), rust_fields(INPUT, "struct RepoInput"), "Repo vs RepoInput (src/input.rs)");
+    assert_eq!(d.members("DiffSide"), rust_fields(INPUT, "struct RepoInput"), "DiffSide vs RepoInput");
     assert_eq!(d.members("Auth"), rust_fields(INPUT, "struct AuthInput"), "Auth vs AuthInput (src/input.rs)");
     assert_eq!(
         d.members("CopyOptions"),
@@ -59,12 +60,12 @@ fn declared_arguments_are_what_the_inputs_accept() {
 #[test]
 fn every_progress_event_round_trips_through_the_core() {
     let d = declarations();
-    let name = Ty::Name("ProgressEvent".into());
-    let Ty::Union(events) = d.resolve(&name) else {
-        panic!("ProgressEvent is not a union of event objects");
-    };
     let mut names = BTreeSet::new();
-    for event in events {
+    let unions = ["ProgressEvent", "DiffEvent"].map(|union| match d.resolve(&Ty::Name(union.into())) {
+        Ty::Union(events) => events.clone(),
+        _ => panic!("{union} is not a union of event objects"),
+    });
+    for event in unions.iter().flatten() {
         let sample = d.sample(event, "");
         names.insert(sample["event"].as_str().expect("every event has a literal `event`").to_owned());
         round_trip::<Event>(&sample);
@@ -75,7 +76,11 @@ fn every_progress_event_round_trips_through_the_core() {
             assert_eq!(d.literals(status), variants::<JobStatus>(), "job_finished.status vs JobStatus");
         }
     }
-    assert_eq!(names, variants::<Event>(), "ProgressEvent's `event`s vs the core's Event variants");
+    assert_eq!(
+        names,
+        variants::<Event>(),
+        "ProgressEvent's and DiffEvent's `event`s vs the core's Event variants"
+    );
 }
 
 #[test]

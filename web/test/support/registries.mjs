@@ -46,6 +46,57 @@ export function have(tool) {
   return found;
 }
 
+/** Whether `python3` imports `module` (installed with pip as `pkg`). When peers are required, a missing one fails instead. */
+export function havePythonModule(module, pkg = module) {
+  const found = spawnSync('python3', ['-c', `import ${module}`]).status === 0;
+  if (!found && PEERS_REQUIRED) {
+    throw new Error(`python3 cannot import ${module} (FERRY_REQUIRE_PEERS or CI is set): python3 -m pip install ${pkg}, or run scripts/test-all.sh`);
+  }
+  return found;
+}
+
+// oras-py pushes a file as an artifact whose `subject` is the descriptor given; the
+// referrers list gives its config's media type as its `artifactType`.
+const ORAS_PUSH = `
+import json, os, sys
+import oras.client, oras.oci
+host, repo, tag, path, config_type, subject = sys.argv[1:7]
+subject = json.loads(subject)
+config = os.path.join(os.path.dirname(path), "config.json")
+with open(config, "w") as f:
+    f.write("{}")
+client = oras.client.OrasClient(hostname=host, insecure=True)
+response = client.push(
+    target=f"{host}/{repo}:{tag}",
+    files=[f"{path}:application/octet-stream"],
+    manifest_config=f"{config}:{config_type}",
+    subject=oras.oci.Subject(mediaType=subject["mediaType"], digest=subject["digest"], size=subject["size"]),
+    disable_path_validation=True,
+    quiet=True,
+)
+assert response.status_code == 201, response.text
+`;
+
+/**
+ * Pushes `payload` with oras-py to `base`'s `repository:tag` as an artifact of
+ * `configType` referring to `subject` (`{digest, manifest}` as pushImage returns).
+ * Returns the artifact manifest's digest.
+ */
+export async function orasPush(base, repository, tag, payload, configType, subject) {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-web-oras-'));
+  try {
+    const path = join(dir, tag);
+    writeFileSync(path, payload);
+    const descriptor = { mediaType: OCI_MANIFEST, digest: subject.digest, size: subject.manifest.length };
+    const host = new URL(base).host;
+    const out = spawnSync('python3', ['-c', ORAS_PUSH, host, repository, tag, path, configType, JSON.stringify(descriptor)], { cwd: dir });
+    if (out.status !== 0) throw new Error(`oras push ${repository}:${tag}: ${out.stderr}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return headDigest(base, repository, tag);
+}
+
 /**
  * `ferry serve --addr ADDR --log-level warn ARGS`; resolves once it printed its URL.
  * `stop()` ends it (SIGTERM) and waits.

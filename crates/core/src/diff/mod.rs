@@ -4,7 +4,8 @@
 //! on each side that has it. A tag is in sync when both digests agree, missing when only
 //! the source has it, different when the digests differ, and extra when only the
 //! destination has it. With `details`, the source manifest (and an index's children) is
-//! read too, for platforms and total size. Registry against registry lists both catalogs.
+//! read too, for platforms and total size. Registry against registry lists both catalogs,
+//! unless the job names its repositories (a typed list).
 //!
 //! The same machine reads one side alone, for `ls` and `inspect`: without a destination
 //! it lists and HEADs the source only, and with a `reference` it skips the tag list and
@@ -33,6 +34,7 @@ use crate::error::{Error, ErrorKind};
 use crate::listing::Listing;
 use crate::machine::SessionMachine;
 use crate::manifest::{Descriptor, Manifest, RawManifest};
+use crate::progress::Event;
 use crate::referrers::{fallback_tag, is_referrer_tag, referrers_list};
 use crate::retry::RetryPolicy;
 use crate::session::{AuthNeed, Call, Outcome, Session};
@@ -152,11 +154,31 @@ pub(crate) enum Purpose {
     Referrers(Side, String, String, bool),
 }
 
+impl Purpose {
+    /// The source-relative repository the call is about; `None` for a catalog page.
+    fn path(&self) -> Option<&str> {
+        match self {
+            Purpose::Catalog(..) => None,
+            Purpose::Tags(_, path, _)
+            | Purpose::Head(_, path, _)
+            | Purpose::Details(path, _)
+            | Purpose::Referrers(_, path, _, _) => Some(path),
+        }
+    }
+}
+
 #[derive(Default)]
 struct RepoState {
     listed: [bool; 2],
     done: [bool; 2],
     tags: [BTreeSet<String>; 2],
+    /// Its calls submitted and not yet ended.
+    in_flight: usize,
+    /// Its tags have been asked about (HEADs sent): once nothing is in flight, its rows
+    /// are final.
+    compared: bool,
+    /// Its [`Event::RepositoryDiffed`] has been emitted.
+    reported: bool,
 }
 
 #[derive(Default)]
@@ -178,6 +200,10 @@ pub struct DiffJob {
     pub destination: Option<Target>,
     /// Only this tag or digest of the source repository, without listing its tags.
     pub reference: Option<String>,
+    /// With a whole-registry source: compare these repositories (paths on the source; on
+    /// the destination under its prefix, if any) instead of every repository of the
+    /// catalogs. Drivers accept at most [`MAX_LISTED_REPOSITORIES`].
+    pub repositories: Vec<String>,
     /// Also read source manifests for platforms and sizes.
     pub details: bool,
     /// Also compare each tag's referrers (signatures, SBOMs, attestations).
@@ -191,6 +217,9 @@ pub struct DiffJob {
     /// Seeds the retry jitter.
     pub seed: u64,
 }
+
+/// The most repositories a typed list ([`DiffJob::repositories`]) may name.
+pub const MAX_LISTED_REPOSITORIES: usize = 10_000;
 
 /// The most requests a diff has in flight per registry and action class. A diff asks
 /// about every tag at once; unbounded, a browser refuses the fetches beyond its own limit
@@ -209,7 +238,9 @@ pub struct DiffMachine {
     session: Session<Purpose>,
     repos: BTreeMap<String, RepoState>,
     rows: BTreeMap<(String, String), Row>,
-    errors: Vec<Error>,
+    /// Every error so far, with the source-relative repository it is about (none for a
+    /// catalog's).
+    errors: Vec<(Option<String>, Error)>,
 }
 
 impl DiffMachine {
@@ -235,6 +266,11 @@ impl DiffMachine {
                 machine.head_tags(&repository, [one.clone(), one], false, now);
             }
             (Some(repository), None) => machine.add_repository(&repository, now),
+            (None, _) if !job.repositories.is_empty() => {
+                for path in &job.repositories {
+                    machine.add_repository(path, now);
+                }
+            }
             (None, _) => {
                 for side in machine.sides() {
                     let listing = Listing::Catalog { registry: machine.target(side).registry.clone() };
@@ -247,35 +283,18 @@ impl DiffMachine {
 
     /// The comparison, sorted by repository and tag. Complete once the machine finished.
     pub fn report(&self) -> DiffReport {
-        let mut report = DiffReport { errors: self.errors.clone(), ..DiffReport::default() };
+        let errors = self.errors.iter().map(|(_, e)| e.clone()).collect();
+        let mut report = DiffReport { errors, ..DiffReport::default() };
         for ((repository, tag), row) in &self.rows {
-            let [source_digest, destination_digest] = row.digests.clone();
-            let status = match (&source_digest, &destination_digest) {
-                // A reference asked for by name that neither side has.
-                (None, None) => continue,
-                (Some(_), None) if self.destination.is_none() => TagStatus::Listed,
-                (Some(s), Some(d)) if s == d => TagStatus::InSync,
-                (Some(_), Some(_)) => TagStatus::Different,
-                (Some(_), None) => TagStatus::Missing,
-                (None, _) => TagStatus::Extra,
-            };
-            match status {
+            let Some(diff) = self.tag_diff(repository, tag, row) else { continue };
+            match diff.status {
                 TagStatus::InSync => report.in_sync += 1,
                 TagStatus::Missing => report.missing += 1,
                 TagStatus::Different => report.different += 1,
                 TagStatus::Extra => report.extra += 1,
                 TagStatus::Listed => {}
             }
-            let referrers = match (self.referrers, &source_digest) {
-                (true, Some(subject)) => {
-                    let empty = BTreeSet::new();
-                    let state = self.repos.get(repository);
-                    let tags = [0, 1].map(|side| state.map_or(&empty, |s| &s.tags[side]));
-                    referrers::compare(subject, &row.referrers, tags, self.destination.is_none())
-                }
-                _ => Vec::new(),
-            };
-            for referrer in &referrers {
+            for referrer in &diff.referrers {
                 match referrer.status {
                     TagStatus::InSync => report.referrers_in_sync += 1,
                     TagStatus::Missing => report.referrers_missing += 1,
@@ -283,19 +302,92 @@ impl DiffMachine {
                     TagStatus::Different | TagStatus::Listed => {}
                 }
             }
-            report.rows.push(TagDiff {
-                repository: repository.clone(),
-                tag: tag.clone(),
-                status,
-                source_digest,
-                destination_digest,
-                media_type: row.media_type.clone(),
-                platforms: row.platforms.clone(),
-                size: (self.details && row.size > 0).then_some(row.size),
-                referrers,
-            });
+            report.rows.push(diff);
         }
         report
+    }
+
+    /// One row of the report; `None` for a reference asked for by name that neither side
+    /// has.
+    fn tag_diff(&self, repository: &str, tag: &str, row: &Row) -> Option<TagDiff> {
+        let [source_digest, destination_digest] = row.digests.clone();
+        let status = match (&source_digest, &destination_digest) {
+            (None, None) => return None,
+            (Some(_), None) if self.destination.is_none() => TagStatus::Listed,
+            (Some(s), Some(d)) if s == d => TagStatus::InSync,
+            (Some(_), Some(_)) => TagStatus::Different,
+            (Some(_), None) => TagStatus::Missing,
+            (None, _) => TagStatus::Extra,
+        };
+        let referrers = match (self.referrers, &source_digest) {
+            (true, Some(subject)) => {
+                let empty = BTreeSet::new();
+                let state = self.repos.get(repository);
+                let tags = [0, 1].map(|side| state.map_or(&empty, |s| &s.tags[side]));
+                referrers::compare(subject, &row.referrers, tags, self.destination.is_none())
+            }
+            _ => Vec::new(),
+        };
+        Some(TagDiff {
+            repository: repository.to_owned(),
+            tag: tag.to_owned(),
+            status,
+            source_digest,
+            destination_digest,
+            media_type: row.media_type.clone(),
+            platforms: row.platforms.clone(),
+            size: (self.details && row.size > 0).then_some(row.size),
+            referrers,
+        })
+    }
+
+    /// Emits [`Event::RepositoryDiffed`] for `path` once its tags were asked about and
+    /// none of its calls is in flight: its rows and errors are then those the report
+    /// will carry.
+    fn report_if_compared(&mut self, path: &str) {
+        let Some(state) = self.repos.get(path) else { return };
+        if !state.compared || state.in_flight > 0 || state.reported {
+            return;
+        }
+        let key = (path.to_owned(), String::new());
+        let rows = self
+            .rows
+            .range(key..)
+            .take_while(|((repository, _), _)| repository == path)
+            .filter_map(|((repository, tag), row)| self.tag_diff(repository, tag, row))
+            .collect();
+        let errors = self
+            .errors
+            .iter()
+            .filter(|(about, _)| about.as_deref() == Some(path))
+            .map(|(_, e)| e.clone())
+            .collect();
+        let event = Event::RepositoryDiffed {
+            source_repository: self.repository(Side::Source, path),
+            destination_repository: self
+                .destination
+                .as_ref()
+                .map(|_| self.repository(Side::Destination, path)),
+            rows,
+            errors,
+        };
+        if let Some(state) = self.repos.get_mut(path) {
+            state.reported = true;
+        }
+        self.session.emit(event);
+    }
+
+    /// Submits a call, counting it against its repository until its outcome.
+    fn submit(&mut self, purpose: Purpose, call: Call, now: Instant) {
+        if let Some(path) = purpose.path() {
+            self.repos.entry(path.to_owned()).or_default().in_flight += 1;
+        }
+        self.session.submit(purpose, call, now);
+    }
+
+    /// Keeps an error, with the repository it is about.
+    fn fail(&mut self, path: Option<&str>, error: Error) {
+        self.errors.push((path.map(str::to_owned), error));
     }
 
     /// The sides this machine reads: the source, and the destination when there is one.
@@ -334,11 +426,13 @@ impl DiffMachine {
     fn list(&mut self, purpose: impl FnOnce(Listing) -> Purpose, listing: Listing, now: Instant) -> bool {
         match listing.first(&self.endpoints) {
             Ok(call) => {
-                self.session.submit(purpose(listing), call, now);
+                self.submit(purpose(listing), call, now);
                 true
             }
             Err(e) => {
-                self.errors.push(e.context(listing.describe()));
+                let error = e.context(listing.describe());
+                let path = purpose(listing).path().map(str::to_owned);
+                self.fail(path.as_deref(), error);
                 false
             }
         }
@@ -385,19 +479,19 @@ impl DiffMachine {
         now: Instant,
     ) {
         match self.manifest_call(side, path, reference, method) {
-            Ok(call) => self.session.submit(purpose, call, now),
-            Err(e) => self.errors.push(e),
+            Ok(call) => self.submit(purpose, call, now),
+            Err(e) => self.fail(Some(path), e),
         }
     }
 
     fn on_catalog(&mut self, side: Side, listing: Listing, response: http::Response<Vec<u8>>, now: Instant) {
         let what = listing.describe();
         if !response.status().is_success() {
-            return self.errors.push(refused(&response, what));
+            return self.fail(None, refused(&response, what));
         }
         let page = match listing.read(&response, &self.endpoints) {
             Ok(page) => page,
-            Err(e) => return self.errors.push(e.context(what)),
+            Err(e) => return self.fail(None, e.context(what)),
         };
         for repository in page.items {
             let path = match (side, self.destination_repository()) {
@@ -412,7 +506,7 @@ impl DiffMachine {
             self.add_repository(&path, now);
         }
         if let Some(next) = page.next {
-            self.session.submit(Purpose::Catalog(side, listing), next, now);
+            self.submit(Purpose::Catalog(side, listing), next, now);
         }
     }
 
@@ -431,12 +525,12 @@ impl DiffMachine {
                     let state = self.repos.entry(path.clone()).or_default();
                     state.tags[slot(side)].extend(page.items);
                     if let Some(next) = page.next {
-                        return self.session.submit(Purpose::Tags(side, path, listing), next, now);
+                        return self.submit(Purpose::Tags(side, path, listing), next, now);
                     }
                 }
-                Err(e) => self.errors.push(e.context(listing.describe())),
+                Err(e) => self.fail(Some(&path), e.context(listing.describe())),
             },
-            _ => self.errors.push(refused(&response, listing.describe())),
+            _ => self.fail(Some(&path), refused(&response, listing.describe())),
         }
         self.tags_done(side, &path, now);
     }
@@ -471,6 +565,8 @@ impl DiffMachine {
                 self.submit_manifest(purpose, side, path, &tag, Method::GET, now);
             }
         }
+        self.repos.entry(path.to_owned()).or_default().compared = true;
+        self.report_if_compared(path);
     }
 
     fn on_head(
@@ -496,7 +592,7 @@ impl DiffMachine {
                 }
             }
             StatusCode::NOT_FOUND => {}
-            _ => self.errors.push(refused(response, format!("{path}:{tag}"))),
+            _ => self.fail(Some(&path), refused(response, format!("{path}:{tag}"))),
         }
     }
 
@@ -513,13 +609,9 @@ impl DiffMachine {
             Ok(uri) => {
                 let auth = AuthNeed { registry, scopes: vec![Scope::pull(&repository)], repository };
                 let call = Call::Send { request: crate::api::request(Method::GET, uri), auth };
-                self.session.submit(
-                    Purpose::Referrers(side, path.to_owned(), tag.to_owned(), false),
-                    call,
-                    now,
-                );
+                self.submit(Purpose::Referrers(side, path.to_owned(), tag.to_owned(), false), call, now);
             }
-            Err(e) => self.errors.push(Error::new(ErrorKind::InvalidName, format!("{path}:{tag}: {e}"))),
+            Err(e) => self.fail(Some(path), Error::new(ErrorKind::InvalidName, format!("{path}:{tag}: {e}"))),
         }
     }
 
@@ -550,14 +642,14 @@ impl DiffMachine {
                 match referrers_list(response.into_body()) {
                     Ok(list) => list,
                     Err(e) => {
-                        return self.errors.push(Error::new(
-                            ErrorKind::InvalidAnswer,
-                            format!("{what}: not an image index: {e}"),
-                        ))
+                        return self.fail(
+                            Some(&path),
+                            Error::new(ErrorKind::InvalidAnswer, format!("{what}: not an image index: {e}")),
+                        )
                     }
                 }
             }
-            _ => return self.errors.push(refused(&response, what)),
+            _ => return self.fail(Some(&path), refused(&response, what)),
         };
         self.rows.entry((path, tag)).or_default().referrers[slot(side)] = Some(list);
     }
@@ -605,12 +697,30 @@ impl SessionMachine for DiffMachine {
     }
 
     fn on_outcome(&mut self, purpose: Purpose, outcome: Outcome, now: Instant) {
+        let path = purpose.path().map(str::to_owned);
+        if let Some(state) = path.as_ref().and_then(|path| self.repos.get_mut(path)) {
+            state.in_flight = state.in_flight.saturating_sub(1);
+        }
+        self.route(purpose, outcome, now);
+        if let Some(path) = path {
+            self.report_if_compared(&path);
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.session.is_idle()
+    }
+}
+
+impl DiffMachine {
+    /// Hands a call's outcome to the step it was for.
+    fn route(&mut self, purpose: Purpose, outcome: Outcome, now: Instant) {
         let api_probe = matches!(purpose, Purpose::Referrers(_, _, _, false));
         let response = match outcome {
             Outcome::Response(r) => r,
             // As in a sync: a browser sees distribution's CORS-less 404 as a network error.
             Outcome::Failed(e) if e.from_transport && api_probe => crate::copy::no_api(),
-            Outcome::Failed(e) => return self.errors.push(e.error),
+            Outcome::Failed(e) => return self.fail(purpose.path(), e.error),
             Outcome::Transferred => return,
         };
         match purpose {
@@ -622,9 +732,5 @@ impl SessionMachine for DiffMachine {
             }
             Purpose::Details(path, tag) => self.on_details(path, tag, response, now),
         }
-    }
-
-    fn finished(&self) -> bool {
-        self.session.is_idle()
     }
 }

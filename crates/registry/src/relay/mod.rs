@@ -3,8 +3,9 @@
 //!
 //! - `POST /jobs` with a job request ([`request`]) answers `200 application/x-ndjson` at
 //!   once and streams the job's lines: `job_started` (with the job's id), the core's
-//!   events, and last the final status: a copy's `job_finished`, a diff's
-//!   `diff_finished` (with the report), or `{"event": "error", "kind": "cancelled"}` when
+//!   events (a diff's `repository_diffed`, one per repository pair as soon as it is
+//!   compared, with that pair's rows and errors), and last the final status: a copy's
+//!   `job_finished`, a diff's `diff_finished` (with the whole report), or `{"event": "error", "kind": "cancelled"}` when
 //!   it was cancelled or ran out of time. `Location` names the job.
 //! - `GET /jobs/<id>/events?offset=N` reads the same lines again from line `N` (0 is the
 //!   first), then follows the job until its last line.

@@ -2,14 +2,20 @@
 //!
 //! ```json
 //! {"kind": "diff", "source": "http://127.0.0.1:5000[/repo]", "destination": "http://127.0.0.1:5001[/repo-or-prefix]",
-//!  "details"?: false, "referrers"?: false, "auth"?: {"source"?: Auth, "destination"?: Auth}}
+//!  "repositories"?: ["a", "b/c"], "details"?: false, "referrers"?: false,
+//!  "auth"?: {"source"?: Auth, "destination"?: Auth}}
 //! {"kind": "copy", "images": [{"source": "http://127.0.0.1:5000/repo:tag", "destination": "http://127.0.0.1:5001/repo:tag"}],
 //!  "referrers"?: "all" | "none" | "sig,sbom,...", "auth"?: {...}}
 //! ```
 //!
 //! A side is a registry's base URL, `http(s)://host[:port]`, followed by a repository (and,
 //! for a copy, a tag or digest); a diff side without a repository is the whole registry
-//! (the destination's path is then a prefix). Auth is `{"username", "password"}` or
+//! (the destination's path is then a prefix). A diff of whole registries chooses its
+//! repositories one of three ways: every repository of the catalogs (the default), those
+//! under the destination's prefix, or a typed list, `repositories` (at most
+//! [`MAX_LISTED_REPOSITORIES`] names, each checked against the distribution spec's name
+//! grammar: a bad entry is refused with its index and the reason), compared at the
+//! destination under its prefix if it has one. Auth is `{"username", "password"}` or
 //! `{"token"}` (an identity token). Credentials stay in the job's memory; nothing here
 //! prints them (`Debug` hides them) and no error repeats them.
 
@@ -18,7 +24,7 @@ use std::fmt;
 use ferry_core::api::EndpointMap;
 use ferry_core::auth::{Credential, CredentialStore};
 use ferry_core::copy::{Job, Plan, SyncOptions};
-use ferry_core::diff::{DiffJob, Target};
+use ferry_core::diff::{DiffJob, Target, MAX_LISTED_REPOSITORIES};
 use ferry_core::manifest::PlatformFilter;
 use ferry_core::plan::CopyTask;
 use ferry_core::reference::{validate_repository, Reference};
@@ -46,6 +52,9 @@ struct Body {
     referrers: Option<serde_json::Value>,
     #[serde(default)]
     images: Vec<ImagePair>,
+    /// A diff of whole registries: these repositories instead of the catalogs'.
+    #[serde(default)]
+    repositories: Option<Vec<String>>,
     #[serde(default)]
     auth: Sides,
 }
@@ -202,6 +211,7 @@ pub fn parse(body: &[u8], seed: u64) -> Result<Work, String> {
                 Some(serde_json::Value::Bool(compare)) => *compare,
                 Some(_) => return Err("a diff's `referrers` is true or false".into()),
             };
+            let repositories = listed_repositories(body.repositories, &source_path)?;
             let optional = |path: String| (!path.is_empty()).then_some(path);
             let credentials = CredentialStore::new(pairs).map_err(|e| e.to_string())?;
             Work::Diff(DiffJob {
@@ -211,6 +221,7 @@ pub fn parse(body: &[u8], seed: u64) -> Result<Work, String> {
                     repository: optional(destination_path),
                 }),
                 reference: None,
+                repositories,
                 details: body.details,
                 referrers,
                 credentials,
@@ -220,6 +231,11 @@ pub fn parse(body: &[u8], seed: u64) -> Result<Work, String> {
             })
         }
         "copy" => {
+            if body.repositories.is_some() {
+                return Err(
+                    "`repositories` belongs to a diff of whole registries; a copy lists `images`".into()
+                );
+            }
             if body.source.is_some() || body.destination.is_some() {
                 return Err(
                     "a copy lists `images`: [{\"source\", \"destination\"}], each an image URL".into()
@@ -259,6 +275,32 @@ pub fn parse(body: &[u8], seed: u64) -> Result<Work, String> {
         other => return Err(format!("kind {other:?} is not a job; use \"diff\" or \"copy\"")),
     };
     Ok(work)
+}
+
+/// A diff's typed list of repositories, each checked against the name grammar; only with
+/// a whole-registry source.
+fn listed_repositories(list: Option<Vec<String>>, source_path: &str) -> Result<Vec<String>, String> {
+    let Some(list) = list else { return Ok(Vec::new()) };
+    if !source_path.is_empty() {
+        return Err(
+            "`repositories` lists repositories of a whole registry: give `source` as http(s)://host[:port] alone"
+                .into(),
+        );
+    }
+    if list.is_empty() || list.len() > MAX_LISTED_REPOSITORIES {
+        return Err(format!(
+            "`repositories` names between 1 and {MAX_LISTED_REPOSITORIES} repositories; leave it out to compare the whole catalog"
+        ));
+    }
+    let mut repositories = Vec::with_capacity(list.len());
+    for (i, name) in list.into_iter().enumerate() {
+        let name = name.trim().trim_matches('/').to_owned();
+        validate_repository(&name).map_err(|e| format!("repositories[{i}] {name:?}: {e}"))?;
+        if !repositories.contains(&name) {
+            repositories.push(name);
+        }
+    }
+    Ok(repositories)
 }
 
 fn image(what: &str, registry: &str, path: &str) -> Result<Reference, String> {
@@ -306,6 +348,18 @@ mod tests {
                 r#"{"kind":"diff","source":"http://a:1","destination":"http://b:1","auth":{"source":{"username":"u"}}}"#,
                 "auth.source",
             ),
+            (
+                r#"{"kind":"diff","source":"http://a:1","destination":"http://b:1","repositories":["ok","Bad/Name"]}"#,
+                "repositories[1] \"Bad/Name\"",
+            ),
+            (
+                r#"{"kind":"diff","source":"http://a:1","destination":"http://b:1","repositories":[]}"#,
+                "between 1 and",
+            ),
+            (
+                r#"{"kind":"diff","source":"http://a:1/x","destination":"http://b:1/x","repositories":["x"]}"#,
+                "whole registry",
+            ),
         ];
         for (body, want) in cases {
             let error = parse(body.as_bytes(), 1).unwrap_err();
@@ -343,5 +397,14 @@ mod tests {
         let Work::Diff(job) = parse(body.as_bytes(), 1).unwrap() else { panic!("a diff") };
         assert_eq!(job.source.repository, None);
         assert_eq!(job.destination.unwrap().repository.as_deref(), Some("mirror"));
+        assert!(job.repositories.is_empty());
+    }
+
+    #[test]
+    fn a_typed_list_is_trimmed_and_deduplicated() {
+        let body = r#"{"kind":"diff","source":"http://127.0.0.1:5000","destination":"http://127.0.0.1:5001",
+            "repositories":["library/app", " tools/x/ ", "library/app"]}"#;
+        let Work::Diff(job) = parse(body.as_bytes(), 1).unwrap() else { panic!("a diff") };
+        assert_eq!(job.repositories, ["library/app", "tools/x"]);
     }
 }
