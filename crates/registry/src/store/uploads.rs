@@ -406,6 +406,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn another_registry_continues_a_session() {
+        // Two registries (replicas) over one storage take turns with one session's
+        // requests: each goes on from the state the other stored.
+        let (store, a) = uploads();
+        let b = Uploads::new(store.clone(), 0);
+        let repo = Repo::parse("r").unwrap();
+        let mut up = a.create(&repo).await.unwrap();
+        a.append(&mut up, Body::from("one "), Some((0, 3))).await.unwrap();
+        let id = up.id.clone();
+        drop(up);
+        let mut up = b.open(&repo, &id).await.unwrap();
+        assert_eq!(up.range(), "0-3");
+        b.append(&mut up, Body::from("two "), Some((4, 7))).await.unwrap();
+        drop(up);
+        // A received 4 bytes itself; the session has 8 by now.
+        let mut up = a.open(&repo, &id).await.unwrap();
+        let err = a.append(&mut up, Body::from("x"), Some((4, 4))).await.unwrap_err();
+        assert_eq!(err.status, StatusCode::RANGE_NOT_SATISFIABLE);
+        a.append(&mut up, Body::from("three"), Some((8, 12))).await.unwrap();
+        let wrong = Digest::sha256(b"three");
+        assert_eq!(a.complete(up, &wrong).await.unwrap_err().code, ErrorCode::DigestInvalid);
+        let up = b.open(&repo, &id).await.unwrap();
+        let digest = Digest::sha256(b"one two three");
+        b.complete(up, &digest).await.unwrap();
+        assert_eq!(store.blob_size(&repo, &digest).await.unwrap(), Some(13));
+    }
+
+    #[tokio::test]
     async fn size_limit() {
         let store = Store::new(Arc::new(MemoryDriver::new()));
         let uploads = Uploads::new(store, 4);
