@@ -593,7 +593,7 @@ fn killing_a_replica_mid_push_loses_nothing_acknowledged() {
         );
     }
     eprintln!(
-        "acknowledged before and after the kill: {} blobs, {} manifests; {failures} requests failed;          the sync's summary: {}",
+        "acknowledged before and after the kill: {} blobs, {} manifests; {failures} requests failed; the sync's summary: {}",
         acked.blobs.len(),
         acked.manifests.len(),
         last["summary"]
