@@ -46,15 +46,13 @@ from registry import MIB, BenchError, log  # noqa: E402
 
 ACCESS_KEY = "ferry-bench"
 SECRET_KEY = "ferry-bench-secret"
-BUCKET = "ferry"
 
 
 class S3sFs:
-    """An s3s-fs process over a temporary directory holding one bucket."""
+    """An s3s-fs process over a temporary directory (a bucket is a directory in it)."""
 
     def __init__(self, workdir: Path):
         self.dir = Path(tempfile.mkdtemp(prefix="s3s-fs-", dir=workdir))
-        (self.dir / BUCKET).mkdir()
         self.port = registry.free_port()
         binary = shutil.which("s3s-fs") or str(Path.home() / ".cargo" / "bin" / "s3s-fs")
         self.proc = subprocess.Popen(
@@ -85,21 +83,30 @@ class S3sFs:
 
 
 class FerryS3(registry.Ferry):
-    """`ferry serve` on the s3 driver, configured by a file in its work directory."""
+    """`ferry serve` on the s3 driver, in a bucket of its own (s3s-fs walks a whole bucket
+    for every listing, so a bucket that kept earlier runs would slow later ones)."""
 
     name = "ferry-s3"
+    buckets = 0
 
     def __init__(self, workdir: Path, binary: Path, s3: S3sFs):
         self.s3 = s3
+        FerryS3.buckets += 1
+        self.bucket = f"run-{FerryS3.buckets}"
+        (s3.dir / self.bucket).mkdir()
         super().__init__(workdir, binary)
 
     def command(self) -> list:
         config = self.dir / "ferry.yaml"
         config.write_text(
-            f"storage: {{driver: s3, s3: {{bucket: {BUCKET}, region: us-east-1, endpoint: '{self.s3.endpoint}', "
-            f"prefix: {self.dir.name}, allow_http: true, access_key_id: {ACCESS_KEY}, "
+            f"storage: {{driver: s3, s3: {{bucket: {self.bucket}, region: us-east-1, "
+            f"endpoint: '{self.s3.endpoint}', allow_http: true, access_key_id: {ACCESS_KEY}, "
             f"secret_access_key: {SECRET_KEY}}}}}\n")
         return [str(self.binary), "serve", "--config", str(config), "--addr", self.host]
+
+    def stop(self) -> None:
+        super().stop()
+        shutil.rmtree(self.s3.dir / self.bucket, ignore_errors=True)
 
 
 class FerryFs(registry.Ferry):

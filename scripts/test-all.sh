@@ -33,7 +33,8 @@ command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 [ -x /usr/bin/time ] || need_apt+=(time)
 # oras-py comes from PyPI through pip.
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
-# The relay's test redirects through haproxy to a host the relay must refuse (~25 s).
+# haproxy: the relay's test redirects through it to a host the relay must refuse, and the
+# replica tests balance two `ferry serve` over it (~25 s).
 [ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null || need_apt+=(haproxy)
 # The service tests: a real Prometheus scrapes ferry and promtool lints its metrics; the
 # Dockerfile is built and run by podman and by a dockerd the test starts; the Kubernetes

@@ -205,7 +205,9 @@ fn memory_does_not_grow_with_blob_size() {
 }
 
 /// Temp files that a crash left in layer, upload, tag, revision and blob directories are
-/// removed at start and counted in the log; the upload session itself is kept.
+/// removed at start and counted in the log; the upload session itself is kept. A fresh
+/// temp file stays: on a root shared by replicas it is another replica's write in
+/// progress.
 #[test]
 fn temp_files_left_by_a_crash_are_removed_at_start() {
     let dir = TempDir::new("cleanup");
@@ -244,16 +246,20 @@ fn temp_files_left_by_a_crash_are_removed_at_start() {
         // A tag whose first write was cut off: its directory holds only the temp file.
         "repositories/clean/_manifests/tags/ghost/.tmp-00000000000000a6".to_owned(),
     ];
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
     for path in &left {
         let path = root.join(path);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, b"partial").unwrap();
+        std::fs::write(&path, b"partial").unwrap();
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(an_hour_ago).unwrap();
     }
-    assert_eq!(temp_files(&root).len(), left.len());
+    let live = root.join("repositories/clean/_manifests/tags/v1/.tmp-00000000000000b1");
+    std::fs::write(&live, b"another replica writing").unwrap();
+    assert_eq!(temp_files(&root).len(), left.len() + 1);
 
     let log = dir.join("serve.log");
     let ferry = Ferry::with_root_logging_to(&root, &[], &log);
-    assert_eq!(temp_files(&root), Vec::<PathBuf>::new(), "temp files survived a restart");
+    assert_eq!(temp_files(&root), vec![live], "stale temp files survived a restart, or a live one went");
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(log.contains("removed 6 temporary files"), "the count is not logged: {log}");
     assert!(
@@ -373,6 +379,13 @@ fn sigkill_during_a_burst_of_pushes_leaves_every_listed_tag_whole() {
         for pusher in pushers {
             // Every pusher fails once its server is gone: that is the point.
             let _ = pusher.join();
+        }
+        // Temp files stay while a write on another replica could still own them: the
+        // restart here comes as if that long had passed.
+        for temp in temp_files(&root) {
+            let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+            let file = std::fs::File::options().write(true).open(&temp).unwrap();
+            file.set_modified(an_hour_ago).unwrap();
         }
         let ferry = Ferry::with_root(&root, &[]);
         let sent_now = sent.lock().unwrap().clone();

@@ -227,10 +227,16 @@ fn health_help_version_and_graceful_shutdown() {
     assert!(printed.contains("addr: 127.0.0.1:5000"), "{printed}");
     assert!(printed.contains("root: ./ferry-data"), "{printed}");
     // A bad config is refused with the key named.
+    let bad = std::process::Command::new(support::ferry_bin())
+        .args(["serve", "--storage", "swift"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("storage.driver"));
     let bad =
         std::process::Command::new(support::ferry_bin()).args(["serve", "--storage", "s3"]).output().unwrap();
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("storage.driver"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("storage.s3.bucket"));
 }
 
 /// A `Content-Range` whose end is `u64::MAX` announces 2^64 bytes; the message must say

@@ -47,19 +47,20 @@ fn skopeo_copy_all_round_trip_is_byte_identical() {
 }
 
 /// The same round trip on the s3 driver over a real S3 server (s3s-fs), with blob GETs
-/// redirected to presigned URLs of the store (skopeo follows them), and the server's
-/// debug log free of the store's secret key.
+/// redirected to presigned URLs of the store (skopeo follows them); `/healthz` turns 503
+/// when the store goes away, and the server's debug log never shows the secret key.
 #[test]
 fn skopeo_copy_all_round_trip_on_s3() {
     if !support::require("skopeo") {
         return;
     }
-    let Some(s3) = S3Server::start() else { return };
+    let Some(mut s3) = S3Server::start() else { return };
     let dir = TempDir::new("skopeo-roundtrip-s3");
     let storage = s3
         .ferry_storage(&s3.bucket("images"))
         .replace("secret_access_key", "redirect: true, secret_access_key");
     let config = dir.join("ferry.yaml");
+    let storage = storage.replacen('{', "{health_timeout_secs: 1, ", 1);
     std::fs::write(&config, format!("addr: 127.0.0.1:0\nstorage: {storage}\n")).unwrap();
     let log = dir.join("ferry.log");
     let stderr = std::fs::File::create(&log).unwrap();
@@ -79,6 +80,13 @@ fn skopeo_copy_all_round_trip_on_s3() {
     assert_eq!(head(&url).status, 200);
     // Upload sessions left nothing behind.
     assert!(!blobs.iter().any(|k| k.contains("_uploads")), "{blobs:?}");
+
+    // /healthz follows the store: 503 once it is unreachable.
+    assert_eq!(support::get(&format!("{}/healthz", ferry.url)).status, 200);
+    s3.kill();
+    let r = support::get(&format!("{}/healthz", ferry.url));
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(!r.text().contains(support::s3::SECRET_KEY));
 
     drop(ferry);
     let logged = std::fs::read_to_string(&log).unwrap();

@@ -12,6 +12,8 @@
 mod cli;
 #[path = "support/fault_proxy.rs"]
 mod fault_proxy;
+#[path = "support/haproxy.rs"]
+mod haproxy;
 #[path = "support/mod.rs"]
 mod support;
 
@@ -24,8 +26,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use cli::{Sample, OCI_INDEX, OCI_MANIFEST};
 use fault_proxy::{FaultProxy, Schedule};
+use haproxy::Haproxy;
 use serde_json::{json, Value};
-use support::{free_port, random_bytes, request, require, Distribution, DistributionOpts, TempDir};
+use support::{random_bytes, request, require, Distribution, DistributionOpts, TempDir};
 
 const SOURCE: (&str, &str) = ("puller", "src-Pa55-7f3a9c");
 const DESTINATION: (&str, &str) = ("pusher", "dst-Pa55-b41e02");
@@ -83,43 +86,6 @@ impl Relay {
 }
 
 impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// haproxy on a free port answering every request with a 307 to `target` (same path).
-struct Redirector {
-    child: Child,
-    host: String,
-}
-
-impl Redirector {
-    fn start(dir: &TempDir, target: &str) -> Redirector {
-        let port = free_port();
-        let config = dir.join("haproxy.cfg");
-        std::fs::write(
-            &config,
-            format!(
-                "defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
-                 frontend redirect\n  bind 127.0.0.1:{port}\n  \
-                 http-request redirect code 307 location {target}%[capture.req.uri]\n"
-            ),
-        )
-        .unwrap();
-        let mut child = Command::new("haproxy")
-            .args(["-f", config.to_str().unwrap(), "-db"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn haproxy");
-        support::wait_until_up(&format!("http://127.0.0.1:{port}"), &mut child, "haproxy");
-        Redirector { child, host: format!("127.0.0.1:{port}") }
-    }
-}
-
-impl Drop for Redirector {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -280,10 +246,10 @@ fn the_relay_diffs_copies_and_streams_only_for_its_users_and_only_to_listed_regi
     // An unlisted registry, watched by a proxy that logs any request reaching it.
     let hidden = Distribution::start(&DistributionOpts::default());
     let watch = FaultProxy::start(&hidden.url, Schedule::none());
-    let redirector = Redirector::start(&dir, &format!("http://{}", watch.host()));
+    let redirector = Haproxy::redirect(dir.path(), &format!("http://{}", watch.host()));
 
     let log = dir.join("relay.log");
-    let allow = [source.host(), destination.host(), slow.host(), logged.host(), redirector.host.clone()];
+    let allow = [source.host(), destination.host(), slow.host(), logged.host(), redirector.host()];
     let relay = Relay::start(&dir, &allow, &["--relay-max-jobs", "2"], &log);
     let jobs = format!("{}/jobs", relay.url);
 
@@ -500,7 +466,7 @@ fn the_relay_diffs_copies_and_streams_only_for_its_users_and_only_to_listed_regi
         assert!(text.contains("not on the relay's allowlist"), "{text}");
     }
     // A listed host that redirects to an unlisted one: the redirect is not followed.
-    let body = json!({"kind": "diff", "source": format!("http://{}/library/app", redirector.host),
+    let body = json!({"kind": "diff", "source": format!("http://{}/library/app", redirector.host()),
         "destination": format!("{}/library/app", destination.url), "auth": auth_json()});
     let lines = run_job(&relay, &body);
     let last = lines.last().unwrap();

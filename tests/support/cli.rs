@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 
-use crate::support::{ferry_bin, head, random_bytes, request, resolve, sha256, TempDir};
+use super::support::{ferry_bin, head, random_bytes, request, resolve, sha256, TempDir};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";

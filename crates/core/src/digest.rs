@@ -5,6 +5,8 @@
 //! (`/[a-f0-9]{128}/`). "When the algorithm is sha256 ... the encoded portion MUST match
 //! /[a-f0-9]{64}/": lowercase hex only, exact length.
 
+mod resumable;
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -158,6 +160,8 @@ impl<'de> serde::Deserialize<'de> for Digest {
         s.parse().map_err(serde::de::Error::custom)
     }
 }
+
+pub use resumable::ResumableSha256;
 
 /// An incremental hash under one algorithm.
 #[derive(Clone)]

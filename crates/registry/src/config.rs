@@ -215,6 +215,8 @@ pub struct StorageConfig {
     /// Expiry of abandoned upload sessions (distribution's `maintenance.uploadpurging`),
     /// applied by `ferry serve gc`.
     pub upload_purging: UploadPurgingConfig,
+    /// Garbage collection inside `ferry serve`, while it serves.
+    pub gc: GcConfig,
     /// Seconds `/healthz` waits for the driver's health check before answering 503.
     pub health_timeout_secs: u64,
 }
@@ -226,6 +228,7 @@ impl Default for StorageConfig {
             root: PathBuf::from("./ferry-data"),
             s3: Default::default(),
             upload_purging: UploadPurgingConfig::default(),
+            gc: GcConfig::default(),
             health_timeout_secs: 5,
         }
     }
@@ -243,6 +246,31 @@ pub struct UploadPurgingConfig {
 impl Default for UploadPurgingConfig {
     fn default() -> Self {
         UploadPurgingConfig { enabled: true, age_secs: 168 * 3600 }
+    }
+}
+
+/// Online garbage collection (zot's `gc`, `gcInterval`, `gcDelay`; distribution collects
+/// offline only): every `interval_secs` the registry runs the collection of `ferry serve
+/// gc` over its own storage, and expires upload sessions as `upload_purging` says. Safe
+/// beside pushes to this and other replicas: the store is listed again before anything
+/// is deleted, and blobs younger than `grace_secs` stay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GcConfig {
+    pub enabled: bool,
+    /// Seconds between the end of one collection and the start of the next.
+    pub interval_secs: u64,
+    /// Unreferenced blobs written less than this many seconds ago stay: a push may be
+    /// about to reference them (zot's `gcDelay`, 1h).
+    pub grace_secs: u64,
+    /// Untagged manifests (not an index child or a live manifest's referrer) are garbage
+    /// too, as `ferry serve gc --delete-untagged`.
+    pub delete_untagged: bool,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        GcConfig { enabled: false, interval_secs: 24 * 3600, grace_secs: 3600, delete_untagged: false }
     }
 }
 
@@ -386,7 +414,7 @@ pub struct TokenConfig {
     /// The `service` named in challenges and tokens.
     pub service: String,
     /// HMAC-SHA256 signing key; generated at start when empty (tokens then do not
-    /// survive a restart).
+    /// survive a restart, and replicas do not accept each other's: give them one key).
     pub key: Option<String>,
     /// Token lifetime in seconds.
     pub ttl_secs: u64,
@@ -699,6 +727,15 @@ impl Config {
                 return Err(ConfigError::Invalid { key: "auth.access", message });
             }
         }
+        if self.storage.gc.enabled && self.storage.gc.interval_secs == 0 {
+            return invalid("storage.gc.interval_secs", "must be at least 1 when storage.gc.enabled is true");
+        }
+        if self.storage.gc.enabled && self.storage.driver == "memory" {
+            return invalid(
+                "storage.gc.enabled",
+                "the memory driver's blobs live as long as the process; collect a filesystem root instead",
+            );
+        }
         if self.auth.token.ttl_secs == 0 {
             return invalid("auth.token.ttl_secs", "must be at least 1");
         }
@@ -802,8 +839,12 @@ mod tests {
             ("addr: nowhere", Some("addr")),
             ("storage: {driver: swift}", Some("storage.driver")),
             ("storage: {driver: s3}", Some("storage.s3.bucket")),
-            ("storage: {driver: s3, s3: {bucket: b, chunk_size: 1}}", Some("storage.s3.chunk_size")),
-            ("storage: {driver: s3, s3: {bucket: b}}", None),
+            ("storage: {driver: s3, s3: {bucket: registry, chunk_size: 1}}", Some("storage.s3.chunk_size")),
+            ("storage: {driver: s3, s3: {bucket: b}}", Some("storage.s3.bucket")),
+            ("storage: {driver: s3, s3: {bucket: registry}}", None),
+            ("storage: {gc: {enabled: true, interval_secs: 0}}", Some("storage.gc.interval_secs")),
+            ("storage: {driver: memory, gc: {enabled: true}}", Some("storage.gc.enabled")),
+            ("storage: {gc: {enabled: true, interval_secs: 60, grace_secs: 0}}", None),
             ("cors: {origins: ['*'], allow_credentials: true}", Some("cors.origins")),
             ("auth: {token: {enabled: true}}", Some("auth.token.enabled")),
             ("log: {level: loud}", Some("log.level")),

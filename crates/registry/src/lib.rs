@@ -43,6 +43,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -198,6 +199,11 @@ impl Registry {
             files if files.enabled() => Some(Arc::new(tls::ServerTls::load(files)?)),
             _ => None,
         };
+        let gc = &self.state.config.storage.gc;
+        let collector = gc.enabled.then(|| {
+            let options = gc::GcOptions::from_config(&self.state.config.storage);
+            gc::online::spawn(self.state.store.clone(), options, Duration::from_secs(gc.interval_secs))
+        });
         let in_flight = Arc::new(AtomicUsize::new(0));
         let task =
             tokio::spawn(server::serve(listener, app, http, in_flight.clone(), tls.clone(), async move {
@@ -205,7 +211,7 @@ impl Registry {
             }));
         let url = format!("{}://{local}", if tls.is_some() { "https" } else { "http" });
         tracing::info!(url = %url, driver = self.state.store.driver().name(), "registry listening");
-        Ok(RunningRegistry { addr: local, url, shutdown: Some(tx), task, in_flight, tls })
+        Ok(RunningRegistry { addr: local, url, shutdown: Some(tx), task, in_flight, tls, collector })
     }
 }
 
@@ -222,6 +228,8 @@ pub struct RunningRegistry {
     task: JoinHandle<std::io::Result<()>>,
     in_flight: Arc<AtomicUsize>,
     tls: Option<Arc<tls::ServerTls>>,
+    /// The online garbage collector (`storage.gc.enabled`).
+    collector: Option<JoinHandle<()>>,
 }
 
 impl RunningRegistry {
@@ -251,6 +259,10 @@ impl RunningRegistry {
 
     /// Stops accepting connections, lets in-flight requests finish, then returns.
     pub async fn shutdown(mut self) -> Result<(), ServeError> {
+        // A collection cut short deletes nothing more; the next start collects again.
+        if let Some(collector) = self.collector.take() {
+            collector.abort();
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -31,8 +31,9 @@ pub struct ManifestEntry {
     pub digest: Digest,
     /// A tag of the repository points at it.
     pub tagged: bool,
-    /// It appeared after the first listing: a push landed during the collection, so it
-    /// is a root whatever its tags.
+    /// It appeared after the first listing (a push landed during the collection), or
+    /// within the grace period (an index's children go up untagged before the index that
+    /// tags them): a root whatever its tags.
     pub recent: bool,
     /// The manifest's `subject`, when it is a referrer.
     pub subject: Option<Digest>,
@@ -183,6 +184,15 @@ impl Sweep {
     }
 }
 
+/// Whether a blob of this age (seconds; `None` unknown) is past the grace period and may
+/// go. A blob of unknown age counts as new unless the grace period is zero.
+pub fn past_grace(age_secs: Option<u64>, policy: &Policy) -> bool {
+    match age_secs {
+        Some(age) => age >= policy.grace_secs,
+        None => policy.grace_secs == 0,
+    }
+}
+
 /// Decides the sweep from two marks: `first` over the store as listed at the start,
 /// `second` over the store re-listed just before deleting (recent manifests as roots).
 /// Only what both find dead goes. `new_links` are the blobs that some repository linked
@@ -196,10 +206,7 @@ pub fn sweep(
     uploads: &[UploadEntry],
     policy: &Policy,
 ) -> Sweep {
-    let old_enough = |age: Option<u64>| match age {
-        Some(age) => age >= policy.grace_secs,
-        None => policy.grace_secs == 0,
-    };
+    let old_enough = |age: Option<u64>| past_grace(age, policy);
     let dead_now: BTreeSet<&(String, Digest)> = second.dead_manifests.iter().collect();
     Sweep {
         manifests: first.dead_manifests.iter().filter(|m| dead_now.contains(m)).cloned().collect(),

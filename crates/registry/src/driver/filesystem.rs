@@ -16,6 +16,10 @@ use super::{check_path, BoxReader, FileInfo, StorageDriver, StorageError, Storag
 
 /// Prefix of temp files; `list` hides them and they never match a registry path.
 const TEMP_PREFIX: &str = ".tmp-";
+/// A temp file lives for one whole-file write (a manifest, a link: milliseconds); one
+/// older than this was left by a crash. Younger ones may belong to another replica's
+/// write in progress on the same root, and stay.
+const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 /// Per open upload: with hundreds of concurrent pushes, this is much of the memory
 /// (200 pushes at once peaked at 83 MiB with 64 KiB buffers, 43 MiB with 32 KiB).
 const WRITE_BUFFER: usize = 32 * 1024;
@@ -155,6 +159,7 @@ impl StorageDriver for FilesystemDriver {
         let (src, dst) = (self.full(from)?, self.full(to)?);
         create_parent(&dst, to).await?;
         fs::rename(&src, &dst).await.map_err(|e| StorageError::io(from, e))?;
+        self.touch(to).await?;
         if let Some(parent) = dst.parent() {
             sync_dir(parent).await;
         }
@@ -167,6 +172,16 @@ impl StorageDriver for FilesystemDriver {
         let result =
             if meta.is_dir() { fs::remove_dir_all(&full).await } else { fs::remove_file(&full).await };
         result.map_err(|e| StorageError::io(path, e))
+    }
+
+    async fn touch(&self, path: &str) -> Result<(), StorageError> {
+        let full = self.full(path)?;
+        tokio::task::spawn_blocking(move || {
+            std::fs::File::options().write(true).open(&full)?.set_modified(std::time::SystemTime::now())
+        })
+        .await
+        .map_err(|e| StorageError::io(path, std::io::Error::other(e)))?
+        .map_err(|e| StorageError::io(path, e))
     }
 
     fn remove_temp_files(&self) -> Result<u64, StorageError> {
@@ -190,9 +205,11 @@ impl StorageDriver for FilesystemDriver {
                 if entry.file_type().map_err(|e| io(&path, e))?.is_dir() {
                     children.push(path);
                 } else if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-                    std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
                     had_temp = true;
-                    removed += 1;
+                    if is_stale(&entry) {
+                        std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
+                        removed += 1;
+                    }
                 }
             }
             if had_temp {
@@ -209,6 +226,13 @@ impl StorageDriver for FilesystemDriver {
     async fn health(&self) -> Result<(), StorageError> {
         fs::metadata(&self.root).await.map(|_| ()).map_err(|e| StorageError::io("<root>", e))
     }
+}
+
+/// Whether a temp file is older than [`STALE_TEMP_AGE`]; one whose age cannot be read
+/// stays (the next start looks again).
+fn is_stale(entry: &std::fs::DirEntry) -> bool {
+    let modified = entry.metadata().and_then(|m| m.modified());
+    modified.ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age >= STALE_TEMP_AGE)
 }
 
 struct FileWriter {
@@ -246,6 +270,19 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ferry-fs-driver-{}", crate::random::random_hex(6)));
         let driver = FilesystemDriver::open(&dir).unwrap();
         crate::driver::tests::exercise(&driver).await;
+        // A touched file is new again, its content unchanged.
+        driver.put_content("old/file", b"content").await.unwrap();
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(dir.join("old/file"))
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
+        driver.touch("old/file").await.unwrap();
+        let age = driver.stat("old/file").await.unwrap().modified.unwrap().elapsed().unwrap_or_default();
+        assert!(age.as_secs() < 60, "{age:?}");
+        assert_eq!(driver.get_content("old/file").await.unwrap(), b"content");
         // No temp file is left behind by whole-file writes.
         let leftovers: Vec<_> = std::fs::read_dir(dir.join("blobs"))
             .unwrap()

@@ -99,7 +99,9 @@ pub trait StorageDriver: Send + Sync + fmt::Debug {
     /// The names directly under a directory, sorted. `NotFound` if there is none.
     async fn list(&self, path: &str) -> Result<Vec<String>, StorageError>;
 
-    /// Moves a file atomically, replacing any file at `to`.
+    /// Moves a file atomically, replacing any file at `to`. The moved file's `modified`
+    /// time is the move's: the garbage collector's grace period counts from the moment a
+    /// blob appeared, not from the upload's last write.
     async fn rename(&self, from: &str, to: &str) -> Result<(), StorageError>;
 
     /// Removes a file or a whole directory. `NotFound` if there is nothing.
@@ -108,10 +110,18 @@ pub trait StorageDriver: Send + Sync + fmt::Debug {
     /// Removes the temporary files that interrupted whole-file writes left behind (a
     /// crash between creating the temp file and renaming it), and directories that held
     /// nothing else; returns how many files went. Called once, before the registry
-    /// serves: a temp file belongs to one write of one process, so none is live then.
-    /// Upload sessions are not temporary and stay. Blocks: it walks the whole store.
+    /// serves. Other replicas may be writing to the same storage meanwhile, so only temp
+    /// files old enough that no write can still own them go. Upload sessions are not
+    /// temporary and stay. Blocks: it walks the whole store.
     fn remove_temp_files(&self) -> Result<u64, StorageError> {
         Ok(0)
+    }
+
+    /// Makes a file look just written (its `modified` time becomes now) without touching
+    /// its content: a blob completed again is new to the garbage collector's grace
+    /// period. Drivers that cannot do nothing.
+    async fn touch(&self, _path: &str) -> Result<(), StorageError> {
+        Ok(())
     }
 
     /// A cheap check that the backend answers, for `/healthz`.

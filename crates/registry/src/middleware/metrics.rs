@@ -44,8 +44,18 @@ pub fn describe() {
         Unit::Bytes,
         "Response body bytes sent, by route class"
     );
-    describe_gauge!("ferry_serve_upload_sessions", "Blob upload sessions open in this process");
+    describe_gauge!(
+        "ferry_serve_upload_sessions",
+        "Blob upload sessions with a request in flight in this process"
+    );
     describe_counter!("ferry_serve_storage_errors_total", "Storage driver errors answered as 500");
+    describe_counter!("ferry_serve_gc_runs_total", "Online garbage collections, by result");
+    describe_counter!(
+        "ferry_serve_gc_freed_bytes_total",
+        Unit::Bytes,
+        "Bytes of blobs the online garbage collector deleted"
+    );
+    describe_counter!("ferry_serve_gc_deleted_blobs_total", "Blobs the online garbage collector deleted");
 }
 
 /// Records the request's metrics around the rest of the app.

@@ -178,7 +178,9 @@ impl Store {
     /// not count: an upload that failed or was never finished leaves no repository.
     pub async fn repo_exists(&self, repo: &Repo) -> Result<bool> {
         for dir in [layout::manifests_dir(repo), layout::layers_dir(repo)] {
-            if found(self.driver.stat(&dir).await)?.is_some() {
+            // A listing, not a stat: on object storage a directory is only a key prefix,
+            // which a list call answers directly.
+            if found(self.driver.list(&dir).await)?.is_some() {
                 return Ok(true);
             }
         }

@@ -1,22 +1,26 @@
 //! Blob upload sessions.
 //!
 //! A session is a directory in the store: `data` (the bytes received) and `state` (the
-//! committed length). Each PATCH streams its body to `data` while hashing it, fsyncs,
-//! and only then records the new length, so a session survives a restart and a crash
-//! mid-request only loses that request: the next write cuts `data` back to the recorded
-//! length. Completion checks the digest and renames `data` into the blob store, so a
-//! blob is visible only once it is whole and verified.
+//! committed length and the sha256 state over those bytes). Each PATCH streams its body
+//! to `data` while hashing it, fsyncs, and only then records the new length and hash
+//! state, so a session survives a restart and a crash mid-request only loses that
+//! request: the next write cuts `data` back to the recorded length. Completion checks
+//! the digest and renames `data` into the blob store, so a blob is visible only once it
+//! is whole and verified.
 //!
-//! The running sha256 state cannot be serialised, so it is kept in memory next to the
-//! length it covers; after a restart (or for sha512) completion re-hashes `data`,
-//! streaming it from storage.
+//! Nothing of a session lives in a process between requests: the POST, each PATCH and
+//! the PUT of one upload may land on different replicas over the same storage, and each
+//! goes on from the stored state. Memory holds only a lock per session with a request in
+//! flight, so requests on one session in one process run one at a time. A sha512 commit
+//! (or a session whose hash state is missing) re-hashes `data`, streaming it from
+//! storage.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
-use ferry_core::digest::{Algorithm, Digest, Hasher};
+use ferry_core::digest::{Algorithm, Digest, Hasher, ResumableSha256};
 use futures_util::StreamExt;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -27,27 +31,52 @@ use super::layout::{self, Repo, UploadId};
 use super::Store;
 use crate::error::{ErrorCode, RegistryError, Result};
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
     /// Bytes received and made durable.
     offset: u64,
     /// Seconds since the Unix epoch.
     started_at: u64,
+    /// [`ResumableSha256::save`] over the first `offset` bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+}
+
+impl State {
+    /// The stored hash state, if it covers exactly the committed bytes.
+    fn hasher(&self) -> Option<ResumableSha256> {
+        self.sha256.as_deref().and_then(ResumableSha256::resume).filter(|h| h.length() == self.offset)
+    }
 }
 
 #[derive(Default)]
 struct Session {
     state: Option<State>,
-    /// sha256 of the first `.0` bytes.
-    hasher: Option<(u64, Hasher)>,
+}
+
+/// One lock per session with a request in flight in this process.
+type Slots = Arc<std::sync::Mutex<HashMap<UploadId, Weak<Mutex<Session>>>>>;
+
+/// Drops the entries whose last request ended, and counts the rest.
+fn prune(slots: &mut HashMap<UploadId, Weak<Mutex<Session>>>) {
+    slots.retain(|_, slot| slot.strong_count() > 0);
+    metrics::gauge!("ferry_serve_upload_sessions").set(slots.len() as f64);
 }
 
 /// All upload sessions of a registry.
 pub struct Uploads {
     store: Store,
-    /// One lock per live session: requests on the same session run one at a time.
-    sessions: std::sync::Mutex<HashMap<UploadId, Arc<Mutex<Session>>>>,
+    sessions: Slots,
     max_blob_bytes: u64,
+}
+
+/// Counts a request on a session out of [`Uploads::sessions`] when it ends.
+struct InFlight(Slots);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        prune(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
+    }
 }
 
 /// A session, locked for the duration of one request.
@@ -55,6 +84,8 @@ pub struct OpenUpload {
     pub repo: Repo,
     pub id: UploadId,
     session: OwnedMutexGuard<Session>,
+    /// After `session`: fields drop in order, so the lock is released when this counts.
+    _in_flight: InFlight,
 }
 
 impl std::fmt::Debug for OpenUpload {
@@ -66,7 +97,7 @@ impl std::fmt::Debug for OpenUpload {
 impl OpenUpload {
     /// Bytes received so far.
     pub fn offset(&self) -> u64 {
-        self.session.state.map_or(0, |s| s.offset)
+        self.session.state.as_ref().map_or(0, |s| s.offset)
     }
 
     /// The session's URL path.
@@ -95,32 +126,36 @@ impl Uploads {
         Uploads { store, sessions: Default::default(), max_blob_bytes }
     }
 
+    /// The session's lock, shared by the requests on it in flight. Entries whose last
+    /// request ended are dropped here.
     fn slot(&self, id: &UploadId) -> Arc<Mutex<Session>> {
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        let slot = sessions.entry(id.clone()).or_default().clone();
-        metrics::gauge!("ferry_serve_upload_sessions").set(sessions.len() as f64);
+        let slot = match sessions.get(id).and_then(Weak::upgrade) {
+            Some(slot) => slot,
+            None => {
+                let slot = Arc::new(Mutex::new(Session::default()));
+                sessions.insert(id.clone(), Arc::downgrade(&slot));
+                slot
+            }
+        };
+        prune(&mut sessions);
         slot
-    }
-
-    fn forget(&self, id: &UploadId) {
-        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        sessions.remove(id);
-        metrics::gauge!("ferry_serve_upload_sessions").set(sessions.len() as f64);
     }
 
     /// Starts a session.
     pub async fn create(&self, repo: &Repo) -> Result<OpenUpload> {
         let id = UploadId::generate();
-        let state = State { offset: 0, started_at: now_secs() };
+        let state = State { offset: 0, started_at: now_secs(), sha256: Some(ResumableSha256::new().save()) };
         self.save(repo, &id, &state).await?;
         let mut session = self.slot(&id).lock_owned().await;
         session.state = Some(state);
-        session.hasher = Some((0, Hasher::new(Algorithm::Sha256)));
-        Ok(OpenUpload { repo: repo.clone(), id, session })
+        Ok(OpenUpload { repo: repo.clone(), id, session, _in_flight: InFlight(self.sessions.clone()) })
     }
 
     /// Locks an existing session, loading it from storage after a restart.
     pub async fn open(&self, repo: &Repo, id: &UploadId) -> Result<OpenUpload> {
+        // Declared first, dropped last: an early return counts the request out too.
+        let in_flight = InFlight(self.sessions.clone());
         let mut session = self.slot(id).lock_owned().await;
         let stored = self.store.driver().get_content(&layout::upload_state(repo, id)).await;
         match stored {
@@ -129,14 +164,10 @@ impl Uploads {
                     .map_err(|e| RegistryError::internal("reading upload state", e))?;
                 session.state = Some(state);
             }
-            Err(e) if e.is_not_found() => {
-                drop(session);
-                self.forget(id);
-                return Err(upload_unknown(id));
-            }
+            Err(e) if e.is_not_found() => return Err(upload_unknown(id)),
             Err(e) => return Err(e.into()),
         }
-        Ok(OpenUpload { repo: repo.clone(), id: id.clone(), session })
+        Ok(OpenUpload { repo: repo.clone(), id: id.clone(), session, _in_flight: in_flight })
     }
 
     async fn save(&self, repo: &Repo, id: &UploadId, state: &State) -> Result<()> {
@@ -165,19 +196,14 @@ impl Uploads {
         }
         let path = layout::upload_data(&up.repo, &up.id);
         let mut writer = self.store.driver().writer(&path, start).await?;
-        // Hash a copy: if the request fails, the committed hash state stays as it was.
-        let mut hasher = match up.session.hasher.take() {
-            Some((offset, h)) if offset == start => Some(h),
-            _ => None,
-        };
-        let committed_hasher = hasher.clone();
+        // The committed state stays as it was until the new bytes are durable.
+        let mut hasher = up.session.state.as_ref().and_then(State::hasher);
         let mut stream = body.into_data_stream();
         let mut received = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = match chunk {
                 Ok(chunk) => chunk,
                 Err(e) => {
-                    up.session.hasher = committed_hasher.map(|h| (start, h));
                     return Err(RegistryError::new(
                         ErrorCode::BlobUploadInvalid,
                         format!("request body ended early after {received} bytes: {e}"),
@@ -186,7 +212,6 @@ impl Uploads {
             };
             received += chunk.len() as u64;
             if self.max_blob_bytes > 0 && start + received > self.max_blob_bytes {
-                up.session.hasher = committed_hasher.map(|h| (start, h));
                 return Err(RegistryError::new(
                     ErrorCode::SizeInvalid,
                     format!("blob larger than the registry's limit of {} bytes", self.max_blob_bytes),
@@ -200,7 +225,6 @@ impl Uploads {
         }
         if let (Some((first, last)), Some(Some(length))) = (range, announced) {
             if received != length {
-                up.session.hasher = committed_hasher.map(|h| (start, h));
                 return Err(RegistryError::new(
                     ErrorCode::BlobUploadInvalid,
                     format!("Content-Range {first}-{last} announces {length} bytes, the body had {received}"),
@@ -208,10 +232,11 @@ impl Uploads {
             }
         }
         let offset = writer.commit().await?;
-        let state = State { offset, started_at: up.session.state.map_or_else(now_secs, |s| s.started_at) };
+        let started_at = up.session.state.as_ref().map_or_else(now_secs, |s| s.started_at);
+        let sha256 = hasher.filter(|h| h.length() == offset).map(|h| h.save());
+        let state = State { offset, started_at, sha256 };
         self.save(&up.repo, &up.id, &state).await?;
         up.session.state = Some(state);
-        up.session.hasher = hasher.map(|h| (offset, h));
         Ok(offset)
     }
 
@@ -222,10 +247,9 @@ impl Uploads {
     pub async fn complete(&self, up: OpenUpload, digest: &Digest) -> Result<()> {
         let size = up.offset();
         let data = layout::upload_data(&up.repo, &up.id);
-        let actual = match &up.session.hasher {
-            Some((offset, h)) if *offset == size && digest.algorithm() == Algorithm::Sha256 => {
-                h.clone().finish()
-            }
+        let stored = up.session.state.as_ref().and_then(State::hasher);
+        let actual = match stored {
+            Some(h) if digest.algorithm() == Algorithm::Sha256 => h.finish(),
             _ => self.rehash(&data, size, digest.algorithm()).await?,
         };
         if actual != *digest {
@@ -242,7 +266,12 @@ impl Uploads {
         }
         let blob = layout::blob_data(digest);
         let driver = self.store.driver();
-        if self.store.blob_size_global(digest).await?.is_none() {
+        if self.store.blob_size_global(digest).await?.is_some() {
+            // A copy is there already and stays as it is. Completed again, it is new
+            // again: a garbage collection running meanwhile on any replica sees it within
+            // its grace period, instead of an old unreferenced blob it may delete.
+            driver.touch(&blob).await?;
+        } else {
             match driver.stat(&data).await {
                 Ok(_) => driver.rename(&data, &blob).await?,
                 Err(e) if e.is_not_found() && size == 0 => driver.put_content(&blob, b"").await?,
@@ -280,9 +309,6 @@ impl Uploads {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e.into()),
         }
-        let id = up.id.clone();
-        drop(up);
-        self.forget(&id);
         Ok(())
     }
 }
@@ -350,6 +376,61 @@ mod tests {
         let digest = Digest::of(Algorithm::Sha512, b"abc");
         fresh.complete(up, &digest).await.unwrap();
         assert_eq!(store.blob_size(&repo, &digest).await.unwrap(), Some(3));
+    }
+
+    /// Two registries over one storage, as replicas behind a load balancer: the POST, the
+    /// PATCHes and the PUT alternate, and neither keeps anything of the session between
+    /// requests.
+    #[tokio::test]
+    async fn requests_of_one_upload_alternate_replicas() {
+        let (store, a) = uploads();
+        let b = Uploads::new(store.clone(), 0);
+        let repo = Repo::parse("r").unwrap();
+        let up = a.create(&repo).await.unwrap();
+        let id = up.id.clone();
+        drop(up);
+        for (i, (replica, chunk)) in [(&b, "one "), (&a, "two "), (&b, "three")].into_iter().enumerate() {
+            let mut up = replica.open(&repo, &id).await.unwrap();
+            replica.append(&mut up, Body::from(chunk), None).await.unwrap();
+            drop(up);
+            for r in [&a, &b] {
+                assert!(r.sessions.lock().unwrap().is_empty(), "chunk {i}");
+            }
+        }
+        let raw = store.driver().get_content(&layout::upload_state(&repo, &id)).await.unwrap();
+        let state: State = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(state.hasher().map(|h| h.length()), Some(13), "the hash state is stored with the offset");
+        let up = a.open(&repo, &id).await.unwrap();
+        a.complete(up, &Digest::sha256(b"one two three")).await.unwrap();
+        assert_eq!(store.blob_size(&repo, &Digest::sha256(b"one two three")).await.unwrap(), Some(13));
+    }
+
+    #[tokio::test]
+    async fn another_registry_continues_a_session() {
+        // Two registries (replicas) over one storage take turns with one session's
+        // requests: each goes on from the state the other stored.
+        let (store, a) = uploads();
+        let b = Uploads::new(store.clone(), 0);
+        let repo = Repo::parse("r").unwrap();
+        let mut up = a.create(&repo).await.unwrap();
+        a.append(&mut up, Body::from("one "), Some((0, 3))).await.unwrap();
+        let id = up.id.clone();
+        drop(up);
+        let mut up = b.open(&repo, &id).await.unwrap();
+        assert_eq!(up.range(), "0-3");
+        b.append(&mut up, Body::from("two "), Some((4, 7))).await.unwrap();
+        drop(up);
+        // A received 4 bytes itself; the session has 8 by now.
+        let mut up = a.open(&repo, &id).await.unwrap();
+        let err = a.append(&mut up, Body::from("x"), Some((4, 4))).await.unwrap_err();
+        assert_eq!(err.status, StatusCode::RANGE_NOT_SATISFIABLE);
+        a.append(&mut up, Body::from("three"), Some((8, 12))).await.unwrap();
+        let wrong = Digest::sha256(b"three");
+        assert_eq!(a.complete(up, &wrong).await.unwrap_err().code, ErrorCode::DigestInvalid);
+        let up = b.open(&repo, &id).await.unwrap();
+        let digest = Digest::sha256(b"one two three");
+        b.complete(up, &digest).await.unwrap();
+        assert_eq!(store.blob_size(&repo, &digest).await.unwrap(), Some(13));
     }
 
     #[tokio::test]

@@ -27,6 +27,9 @@
 //! `AmazonS3Builder::from_env`). They are never logged: the driver's `Debug` names the
 //! bucket and prefix only, and the config's secrets print as `<redacted>`.
 
+mod config;
+mod writer;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,137 +42,27 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::signer::Signer;
 use object_store::{
-    ClientOptions, GetOptions, GetRange, ObjectMeta, ObjectStore, PutPayload, WriteMultipart,
+    ClientOptions, GetOptions, GetRange, ObjectMeta, ObjectStore, PutPayload, RetryConfig, WriteMultipart,
 };
-use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
+
+pub use config::{S3Config, Secret, MIN_CHUNK_SIZE};
+use writer::SegmentWriter;
 
 use super::{check_path, BoxReader, FileInfo, StorageDriver, StorageError, StorageWriter};
 
 /// Marks the directory of an appendable file's segments: `<key>!segments/`.
 const SEGMENTS: &str = "!segments";
-/// S3's smallest multipart part (all but the last): 5 MiB.
-pub const MIN_CHUNK_SIZE: u64 = 5 * 1024 * 1024;
 /// Parts of one upload in flight at once; each holds one `chunk_size` buffer.
 const PARTS_IN_FLIGHT: usize = 2;
 /// S3's largest single `CopyObject`: 5 GiB; larger segments are streamed instead.
 const MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
 /// Deletes in flight when a directory goes.
 const DELETES_IN_FLIGHT: usize = 16;
+/// The longest one request to the store may take, body included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a redirect's presigned URL stays valid.
 const REDIRECT_TTL: Duration = Duration::from_secs(20 * 60);
-
-/// A secret from the configuration: kept as given, shown nowhere.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("<redacted>")
-    }
-}
-
-/// `storage.s3`: where the bucket is and how to reach it.
-///
-/// ```yaml
-/// storage:
-///   driver: s3
-///   s3:
-///     bucket: registry
-///     region: eu-west-1
-///     endpoint: http://127.0.0.1:9000   # S3-compatible stores; unset for AWS
-///     prefix: ferry                     # keys go under ferry/
-///     virtual_hosted_style: false       # true: https://<bucket>.<endpoint>/key
-///     allow_http: true                  # needed for an http:// endpoint
-///     access_key_id: AKIA...            # unset: AWS_* variables, then instance metadata
-///     secret_access_key: ...
-///     chunk_size: 10485760              # multipart part size, at least 5 MiB
-///     redirect: false                   # blob GETs answer 307 to a presigned URL
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct S3Config {
-    pub bucket: String,
-    /// Unset: `AWS_REGION` / `AWS_DEFAULT_REGION`, else `us-east-1`.
-    pub region: Option<String>,
-    /// The store's URL, for S3-compatible stores; unset for AWS.
-    pub endpoint: Option<String>,
-    /// A key prefix every path goes under (distribution's `rootdirectory`).
-    pub prefix: String,
-    /// Address the bucket as `<bucket>.<endpoint>` instead of `<endpoint>/<bucket>`.
-    pub virtual_hosted_style: bool,
-    /// Allow an `http://` endpoint.
-    pub allow_http: bool,
-    pub access_key_id: Option<Secret>,
-    pub secret_access_key: Option<Secret>,
-    pub session_token: Option<Secret>,
-    /// Bytes per multipart part, and the most an upload buffers per part.
-    pub chunk_size: u64,
-    /// Answer blob GETs with 307 to a presigned URL of the object (distribution's
-    /// `redirect` middleware), so blob bytes bypass the registry. HEAD never redirects.
-    pub redirect: bool,
-}
-
-impl Default for S3Config {
-    fn default() -> Self {
-        S3Config {
-            bucket: String::new(),
-            region: None,
-            endpoint: None,
-            prefix: String::new(),
-            virtual_hosted_style: false,
-            allow_http: false,
-            access_key_id: None,
-            secret_access_key: None,
-            session_token: None,
-            chunk_size: 10 * 1024 * 1024,
-            redirect: false,
-        }
-    }
-}
-
-impl S3Config {
-    /// What is wrong with the settings, as the key and the fix.
-    pub fn problem(&self) -> Option<(&'static str, String)> {
-        if self.bucket.is_empty() {
-            return Some(("storage.s3.bucket", "the s3 driver needs a bucket name".into()));
-        }
-        if self.chunk_size < MIN_CHUNK_SIZE || self.chunk_size > usize::MAX as u64 {
-            return Some((
-                "storage.s3.chunk_size",
-                format!("must be at least {MIN_CHUNK_SIZE} (5 MiB, S3's smallest multipart part)"),
-            ));
-        }
-        if self.access_key_id.is_some() != self.secret_access_key.is_some() {
-            return Some((
-                "storage.s3.access_key_id",
-                "set both access_key_id and secret_access_key, or neither (then AWS_* variables apply)"
-                    .into(),
-            ));
-        }
-        if !self.prefix.is_empty() && check_path(self.prefix.trim_matches('/')).is_err() {
-            return Some(("storage.s3.prefix", "expected a key prefix like `ferry` or `a/b`".into()));
-        }
-        None
-    }
-}
 
 /// What a driver path is in the bucket.
 enum Found {
@@ -201,11 +94,13 @@ fn config_error(message: impl Into<String>) -> StorageError {
     StorageError::Config { driver: "s3", message: message.into() }
 }
 
-/// Maps an object store error to the driver's, keeping "not found" apart.
+/// Maps an object store error to the driver's, keeping "not found" apart. The message
+/// already names every cause, so it is kept as text: a chain of sources would print each
+/// cause again.
 fn error(path: &str, e: object_store::Error) -> StorageError {
     match e {
         object_store::Error::NotFound { .. } => StorageError::NotFound(path.to_owned()),
-        other => StorageError::Io { path: path.to_owned(), source: std::io::Error::other(other) },
+        other => StorageError::Io { path: path.to_owned(), source: std::io::Error::other(other.to_string()) },
     }
 }
 
@@ -224,9 +119,13 @@ impl S3Driver {
             return Err(config_error(format!("{key}: {message}")));
         }
         let mut builder = AmazonS3Builder::from_env()
-            // A blob GET streams for as long as the client reads: no whole-request limit.
+            // No request hangs: each has REQUEST_TIMEOUT. A blob GET that streams for longer
+            // (a slow client) is resumed where it stopped: object_store retries a body
+            // that fails with a ranged GET of the rest, checked against the ETag.
             // (First: the client options also hold `allow_http`.)
-            .with_client_options(ClientOptions::new().with_timeout_disabled())
+            .with_client_options(ClientOptions::new().with_timeout(REQUEST_TIMEOUT))
+            // Three retries of a failed request, with backoff, as the AWS SDKs' standard mode.
+            .with_retry(RetryConfig { max_retries: 3, ..RetryConfig::default() })
             .with_bucket_name(&config.bucket)
             .with_allow_http(config.allow_http)
             .with_virtual_hosted_style_request(config.virtual_hosted_style);
@@ -298,33 +197,23 @@ impl S3Driver {
         }
     }
 
-    /// What a path is. The object's HEAD and the listing of `key/` go out together and the
-    /// first conclusive answer wins: a store that keeps objects as files (s3s-fs) answers a
-    /// HEAD of a directory with 500, which would otherwise be retried for seconds.
+    /// What a path is: one HEAD for an object (the common case), and only when there is
+    /// none, the listings of its segments and of `key/`, together.
     async fn locate(&self, path: &str, key: &Path) -> Result<Found, StorageError> {
-        use futures_util::future::{select, Either};
-        let head = std::pin::pin!(self.head(path, key));
-        let children = std::pin::pin!(self.has_children(path, key));
-        let head = match select(head, children).await {
-            Either::Left((Ok(Some(meta)), _)) => return Ok(Found::Object(meta)),
-            Either::Left((head, children)) => match children.await? {
-                true => return Ok(Found::Dir),
-                false => head,
-            },
-            Either::Right((Ok(true), _)) => return Ok(Found::Dir),
-            Either::Right((Ok(false), head)) => head.await,
-            Either::Right((Err(e), _)) => return Err(e),
-        };
+        let head = self.head(path, key).await;
         if let Ok(Some(meta)) = head {
             return Ok(Found::Object(meta));
         }
-        let segments = self.segments(path, key).await?;
+        let (segments, children) =
+            futures_util::join!(self.segments(path, key), self.has_children(path, key));
+        let (segments, children) = (segments?, children?);
         match head {
             _ if !segments.is_empty() => Ok(Found::Segments(segments)),
+            _ if children => Ok(Found::Dir),
             Ok(_) => Ok(Found::Missing),
             // The store lists nothing at, under or beside the key, yet its HEAD failed: an
-            // s3s-fs quirk (a directory emptied by deletes answers HEAD with 500). With the
-            // listings working, the key holds nothing.
+            // s3s-fs quirk (a directory, even one emptied by deletes, answers HEAD with
+            // 500). With the listings working, the key holds nothing.
             Err(e) => {
                 tracing::debug!("{path}: HEAD failed ({e}) where listings show nothing; taken as missing");
                 Ok(Found::Missing)
@@ -345,7 +234,7 @@ impl S3Driver {
             .get_opts(key, GetOptions { range, ..Default::default() })
             .await
             .map_err(|e| error(path, e))?;
-        Ok(got.into_stream().map_err(std::io::Error::other).boxed())
+        Ok(got.into_stream().map_err(|e| std::io::Error::other(e.to_string())).boxed())
     }
 
     /// Deletes every key under `prefix`; returns how many went.
@@ -555,10 +444,15 @@ impl StorageDriver for S3Driver {
 
     async fn delete(&self, path: &str) -> Result<(), StorageError> {
         let key = self.key(path)?;
+        // The registry deletes directories far more often than files: try that first.
+        if self.delete_prefix(path, &key).await? > 0 {
+            return Ok(());
+        }
         match self.locate(path, &key).await? {
             Found::Object(_) => self.store.delete(&key).await.map_err(|e| error(path, e)),
             Found::Segments(_) => self.delete_prefix(path, &Self::segments_dir(&key)).await.map(|_| ()),
-            Found::Dir => self.delete_prefix(path, &key).await.map(|_| ()),
+            // Emptied by someone else meanwhile.
+            Found::Dir => Ok(()),
             Found::Missing => Err(StorageError::NotFound(path.to_owned())),
         }
     }
@@ -573,7 +467,7 @@ impl StorageDriver for S3Driver {
         });
         self.store.list_with_delimiter(Some(&probe)).await.map(|_| ()).map_err(|e| StorageError::Io {
             path: format!("bucket {}", self.bucket),
-            source: std::io::Error::other(e),
+            source: std::io::Error::other(e.to_string()),
         })
     }
 
@@ -588,195 +482,5 @@ impl StorageDriver for S3Driver {
     }
 }
 
-/// One segment being written; see the module docs.
-struct SegmentWriter {
-    path: String,
-    /// `None` once committed.
-    writer: Option<BufWriter>,
-    size: u64,
-}
-
-#[async_trait]
-impl StorageWriter for SegmentWriter {
-    async fn write(&mut self, chunk: &[u8]) -> Result<(), StorageError> {
-        let Some(writer) = self.writer.as_mut() else { return Ok(()) };
-        writer.write_all(chunk).await.map_err(|e| StorageError::Io { path: self.path.clone(), source: e })?;
-        self.size += chunk.len() as u64;
-        Ok(())
-    }
-
-    fn size(&self) -> u64 {
-        self.size
-    }
-
-    async fn commit(mut self: Box<Self>) -> Result<u64, StorageError> {
-        if let Some(mut writer) = self.writer.take() {
-            writer.shutdown().await.map_err(|e| StorageError::Io { path: self.path.clone(), source: e })?;
-        }
-        Ok(self.size)
-    }
-}
-
-impl Drop for SegmentWriter {
-    /// An uncommitted segment never becomes visible; this also frees the parts S3 holds
-    /// for its multipart upload.
-    fn drop(&mut self) {
-        if let (Some(mut writer), Ok(runtime)) = (self.writer.take(), tokio::runtime::Handle::try_current()) {
-            runtime.spawn(async move {
-                let _ = writer.abort().await;
-            });
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::process::{Child, Command, Stdio};
-    use tokio::io::AsyncReadExt;
-
-    /// A real S3 server, `s3s-fs` (which `scripts/test-all.sh` installs), on a free
-    /// loopback port over a temp directory with one bucket, `ferry`.
-    struct S3sFs {
-        child: Child,
-        dir: std::path::PathBuf,
-        endpoint: String,
-    }
-
-    const KEY: &str = "ferry-test-key";
-    const SECRET: &str = "ferry-test-secret-d41d8cd98f00b204";
-
-    impl S3sFs {
-        fn start() -> Option<S3sFs> {
-            let dir = std::env::temp_dir().join(format!("ferry-s3-driver-{}", crate::random::random_hex(6)));
-            std::fs::create_dir_all(dir.join("ferry")).unwrap();
-            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let spawned = Command::new("s3s-fs")
-                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-                .args(["--access-key", KEY, "--secret-key", SECRET])
-                .arg(&dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn();
-            let child = match spawned {
-                Ok(child) => child,
-                Err(e) => {
-                    let required = ["FERRY_REQUIRE_PEERS", "CI"]
-                        .iter()
-                        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty() && v != "0"));
-                    assert!(
-                        !required,
-                        "s3s-fs is required (FERRY_REQUIRE_PEERS or CI is set): {e}; run scripts/test-all.sh, \
-                         which installs it"
-                    );
-                    eprintln!("SKIP: s3s-fs not found ({e}); scripts/test-all.sh installs it");
-                    return None;
-                }
-            };
-            for _ in 0..200 {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            Some(S3sFs { child, dir, endpoint: format!("http://127.0.0.1:{port}") })
-        }
-
-        fn config(&self) -> S3Config {
-            S3Config {
-                bucket: "ferry".into(),
-                region: Some("us-east-1".into()),
-                endpoint: Some(self.endpoint.clone()),
-                prefix: "reg".into(),
-                allow_http: true,
-                access_key_id: Some(Secret::new(KEY)),
-                secret_access_key: Some(Secret::new(SECRET)),
-                chunk_size: MIN_CHUNK_SIZE,
-                ..S3Config::default()
-            }
-        }
-    }
-
-    impl Drop for S3sFs {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-
-    async fn read_all(driver: &S3Driver, path: &str, offset: u64) -> Vec<u8> {
-        let mut out = Vec::new();
-        driver.reader(path, offset).await.unwrap().read_to_end(&mut out).await.unwrap();
-        out
-    }
-
-    #[tokio::test]
-    async fn behaves_like_a_driver_on_a_real_s3_server() {
-        let Some(server) = S3sFs::start() else { return };
-        let driver = S3Driver::open(&server.config()).unwrap();
-        driver.health().await.unwrap();
-        crate::driver::tests::exercise(&driver).await;
-
-        // An upload of several segments, one of them multipart (over one 5 MiB part),
-        // reads back as one file and renames into one object.
-        let big: Vec<u8> = (0..MIN_CHUNK_SIZE as usize * 2 + 12345).map(|i| (i * 7 % 251) as u8).collect();
-        let mut w = driver.writer("u/data", 0).await.unwrap();
-        w.write(b"head-").await.unwrap();
-        w.commit().await.unwrap();
-        let mut w = driver.writer("u/data", 5).await.unwrap();
-        for chunk in big.chunks(64 * 1024) {
-            w.write(chunk).await.unwrap();
-        }
-        assert_eq!(w.commit().await.unwrap(), 5 + big.len() as u64);
-        // An uncommitted segment never shows.
-        let mut w = driver.writer("u/data", 5 + big.len() as u64).await.unwrap();
-        w.write(b"lost").await.unwrap();
-        drop(w);
-        let mut expected = b"head-".to_vec();
-        expected.extend_from_slice(&big);
-        assert_eq!(driver.stat("u/data").await.unwrap().size, expected.len() as u64);
-        assert_eq!(driver.list("u").await.unwrap(), vec!["data".to_string()]);
-        assert_eq!(read_all(&driver, "u/data", 3).await, expected[3..]);
-        assert_eq!(read_all(&driver, "u/data", 7_000_000).await, expected[7_000_000..]);
-        driver.rename("u/data", "blobs/big").await.unwrap();
-        assert_eq!(driver.stat("blobs/big").await.unwrap().size, expected.len() as u64);
-        assert_eq!(read_all(&driver, "blobs/big", 0).await, expected);
-        assert!(driver.stat("u/data").await.unwrap_err().is_not_found());
-        assert!(driver.list("u").await.unwrap_err().is_not_found());
-
-        // Paths that could reach the segments' names are refused.
-        assert!(matches!(driver.stat("u/data!segments").await, Err(StorageError::InvalidPath(_))));
-
-        // Presigned redirects, when asked for, are URLs the server answers.
-        assert_eq!(driver.redirect_url("blobs/big").await.unwrap(), None);
-        let redirecting = S3Driver::open(&S3Config { redirect: true, ..server.config() }).unwrap();
-        let url = redirecting.redirect_url("blobs/big").await.unwrap().unwrap();
-        assert!(url.contains("X-Amz-Signature=") && !url.contains(SECRET), "{url}");
-    }
-
-    #[tokio::test]
-    async fn wrong_credentials_fail_health_without_showing_the_secret() {
-        let Some(server) = S3sFs::start() else { return };
-        let config = S3Config { secret_access_key: Some(Secret::new("not-the-secret")), ..server.config() };
-        let driver = S3Driver::open(&config).unwrap();
-        let err = driver.health().await.unwrap_err().to_string();
-        assert!(!err.contains("not-the-secret"), "{err}");
-        assert!(!format!("{driver:?} {config:?}").contains("not-the-secret"));
-        assert!(!format!("{:?}", server.config()).contains(SECRET));
-    }
-
-    #[test]
-    fn config_problems_name_the_key() {
-        let ok = S3Config { bucket: "b".into(), ..S3Config::default() };
-        assert_eq!(ok.problem(), None);
-        for (config, key) in [
-            (S3Config::default(), "storage.s3.bucket"),
-            (S3Config { chunk_size: 1024, ..ok.clone() }, "storage.s3.chunk_size"),
-            (S3Config { access_key_id: Some(Secret::new("k")), ..ok.clone() }, "storage.s3.access_key_id"),
-            (S3Config { prefix: "a//b".into(), ..ok.clone() }, "storage.s3.prefix"),
-        ] {
-            assert_eq!(config.problem().map(|(k, _)| k), Some(key), "{config:?}");
-        }
-    }
-}
+mod tests;

@@ -17,6 +17,8 @@
 //! registry answers a blob only when its content is present, so they are inert, and a
 //! later push of the same content links it again.
 
+pub mod online;
+
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::SystemTime;
@@ -44,6 +46,22 @@ pub struct GcOptions {
     pub policy: Policy,
     /// Report what would go, delete nothing.
     pub dry_run: bool,
+}
+
+impl GcOptions {
+    /// The collection a registry's configuration asks for (`storage.gc` and
+    /// `storage.upload_purging`).
+    pub fn from_config(storage: &crate::config::StorageConfig) -> GcOptions {
+        let purging = &storage.upload_purging;
+        GcOptions {
+            policy: Policy {
+                delete_untagged: storage.gc.delete_untagged,
+                grace_secs: storage.gc.grace_secs,
+                upload_max_age_secs: purging.enabled.then_some(purging.age_secs),
+            },
+            dry_run: false,
+        }
+    }
 }
 
 /// What a collection freed (or, with `dry_run`, would free).
@@ -83,7 +101,24 @@ struct Listing {
     /// `(repo, digest)` of every manifest revision and blob link.
     links: BTreeSet<(String, Digest)>,
     revisions: BTreeSet<(String, Digest)>,
+    /// `(repo, digest)` of the manifests written within the grace period.
+    young: BTreeSet<(String, Digest)>,
     uploads: Vec<UploadEntry>,
+}
+
+impl Listing {
+    /// The manifests with their `recent` flag: those that `appeared` since the first
+    /// listing and, with `grace`, the young ones (an index's children go up untagged just
+    /// before the index that tags them).
+    fn roots(&self, appeared: Option<&BTreeSet<(String, Digest)>>, grace: bool) -> Vec<ManifestEntry> {
+        let mut manifests = self.manifests.clone();
+        for m in &mut manifests {
+            let key = (m.repo.clone(), m.digest.clone());
+            m.recent =
+                appeared.is_some_and(|first| !first.contains(&key)) || (grace && self.young.contains(&key));
+        }
+        manifests
+    }
 }
 
 /// Runs one collection; `after_mark` runs between the first mark and the re-listing.
@@ -94,20 +129,24 @@ pub async fn collect<F: Future<Output = ()>>(
 ) -> Result<GcReport, GcError> {
     let policy = options.policy;
     let now = SystemTime::now();
-    let first = list(store, now).await?;
-    let first_mark = gc::mark(&first.manifests, &policy);
+    let first = list(store, now, &policy).await?;
+    let first_mark = gc::mark(&first.roots(None, true), &policy);
     let blobs = list_blobs(store, now).await?;
     after_mark().await;
-    let mut second = list(store, now).await?;
-    for m in &mut second.manifests {
-        m.recent = !first.revisions.contains(&(m.repo.clone(), m.digest.clone()));
-    }
-    let second_mark = gc::mark(&second.manifests, &policy);
+    let second = list(store, now, &policy).await?;
+    let second_mark = gc::mark(&second.roots(Some(&first.revisions), true), &policy);
     let new_links: BTreeSet<Digest> =
         second.links.difference(&first.links).map(|(_, digest)| digest.clone()).collect();
     let plan = gc::sweep(&first_mark, &second_mark, &blobs, &new_links, &second.uploads, &policy);
-    let unreferenced =
-        gc::sweep(&first_mark, &second_mark, &blobs, &new_links, &[], &Policy { grace_secs: 0, ..policy });
+    // What would go without the grace period, for the report.
+    let unreferenced = gc::sweep(
+        &gc::mark(&first.roots(None, false), &policy),
+        &gc::mark(&second.roots(Some(&first.revisions), false), &policy),
+        &blobs,
+        &new_links,
+        &[],
+        &Policy { grace_secs: 0, ..policy },
+    );
     let report = GcReport {
         dry_run: options.dry_run,
         manifests_deleted: plan.manifests.len(),
@@ -125,9 +164,31 @@ pub async fn collect<F: Future<Output = ()>>(
         let Ok(repo) = Repo::parse(repo) else { continue };
         store.delete_manifest(&repo, digest).await?;
     }
+    let mut report = report;
     for blob in &plan.blobs {
         let data = layout::blob_data(&blob.digest);
-        ignore_not_found(driver.delete(data.trim_end_matches("/data")).await)?;
+        // An upload on any replica may have completed the same blob again since it was
+        // listed, and a client been told it is there: its new age says so. Another
+        // collector (another replica's) may have deleted it already: not freed here.
+        let age = match driver.stat(&data).await {
+            Ok(info) => Some(age_secs(SystemTime::now(), info.modified)),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e.into()),
+        };
+        if age.is_none_or(|age| !gc::past_grace(age, &policy)) {
+            report.blobs_deleted -= 1;
+            report.bytes_freed -= blob.size;
+            report.blobs_kept_in_grace += usize::from(age.is_some());
+            continue;
+        }
+        match driver.delete(data.trim_end_matches("/data")).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {
+                report.blobs_deleted -= 1;
+                report.bytes_freed -= blob.size;
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     for upload in &plan.uploads {
         let dir = format!("{}/{}/_uploads/{}", layout::repositories(), upload.repo, upload.id);
@@ -186,7 +247,7 @@ fn age_secs(now: SystemTime, then: Option<SystemTime>) -> Option<u64> {
     then.map(|t| now.duration_since(t).map_or(0, |d| d.as_secs()))
 }
 
-async fn list(store: &Store, now: SystemTime) -> Result<Listing, GcError> {
+async fn list(store: &Store, now: SystemTime, policy: &Policy) -> Result<Listing, GcError> {
     let mut listing = Listing::default();
     for repo in repositories(store).await? {
         let mut tagged = BTreeSet::new();
@@ -206,6 +267,14 @@ async fn list(store: &Store, now: SystemTime) -> Result<Listing, GcError> {
                 Err(e) => return Err(e.into()),
             };
             let is_tagged = tagged.contains(&digest);
+            let age = match store.driver().stat(&layout::blob_data(&digest)).await {
+                Ok(info) => age_secs(now, info.modified),
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if !gc::past_grace(age, policy) {
+                listing.young.insert((repo.to_string(), digest.clone()));
+            }
             listing.manifests.push(ManifestEntry::parse(
                 repo.as_str(),
                 digest,
@@ -355,6 +424,19 @@ mod tests {
         assert_eq!((report.manifests_deleted, report.blobs_deleted), (1, 2), "{report}");
         assert!(store.blob_size_global(&Digest::sha256(b"old-layer")).await.unwrap().is_some());
         assert!(store.blob_size_global(&Digest::sha256(b"old-config")).await.unwrap().is_none());
+    }
+
+    /// An index's children go up untagged before the index: within the grace period an
+    /// untagged manifest is a root, even with `delete_untagged`.
+    #[tokio::test]
+    async fn an_untagged_manifest_within_the_grace_period_stays() {
+        let store = Store::new(Arc::new(MemoryDriver::new()));
+        let repo = Repo::parse("r").unwrap();
+        let child = push_image(&store, &repo, b"child-config", b"child-layer", None).await;
+        let policy = Policy { delete_untagged: true, grace_secs: 600, ..Policy::default() };
+        let report = collect(&store, GcOptions { policy, dry_run: false }, || async {}).await.unwrap();
+        assert_eq!((report.manifests_deleted, report.blobs_deleted, report.blobs_kept_in_grace), (0, 0, 3));
+        assert!(store.manifest_meta(&repo, &child).await.unwrap().is_some());
     }
 
     #[tokio::test]

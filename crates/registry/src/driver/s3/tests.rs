@@ -1,0 +1,164 @@
+//! The s3 driver against a real S3 server, s3s-fs.
+
+use super::*;
+use std::process::{Child, Command, Stdio};
+use tokio::io::AsyncReadExt;
+
+/// A real S3 server, `s3s-fs` (which `scripts/test-all.sh` installs), on a free
+/// loopback port over a temp directory with one bucket, `ferry`.
+struct S3sFs {
+    child: Child,
+    dir: std::path::PathBuf,
+    endpoint: String,
+}
+
+const KEY: &str = "ferry-test-key";
+const SECRET: &str = "ferry-test-secret-d41d8cd98f00b204";
+
+impl S3sFs {
+    fn start() -> Option<S3sFs> {
+        let dir = std::env::temp_dir().join(format!("ferry-s3-driver-{}", crate::random::random_hex(6)));
+        std::fs::create_dir_all(dir.join("ferry")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let spawned = Command::new("s3s-fs")
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", KEY, "--secret-key", SECRET])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                let required = ["FERRY_REQUIRE_PEERS", "CI"]
+                    .iter()
+                    .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty() && v != "0"));
+                assert!(
+                    !required,
+                    "s3s-fs is required (FERRY_REQUIRE_PEERS or CI is set): {e}; run scripts/test-all.sh, \
+                     which installs it"
+                );
+                eprintln!("SKIP: s3s-fs not found ({e}); scripts/test-all.sh installs it");
+                return None;
+            }
+        };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        Some(S3sFs { child, dir, endpoint: format!("http://127.0.0.1:{port}") })
+    }
+
+    fn config(&self) -> S3Config {
+        S3Config {
+            bucket: "ferry".into(),
+            region: Some("us-east-1".into()),
+            endpoint: Some(self.endpoint.clone()),
+            prefix: "reg".into(),
+            allow_http: true,
+            access_key_id: Some(Secret::new(KEY)),
+            secret_access_key: Some(Secret::new(SECRET)),
+            chunk_size: MIN_CHUNK_SIZE,
+            ..S3Config::default()
+        }
+    }
+}
+
+impl Drop for S3sFs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn read_all(driver: &S3Driver, path: &str, offset: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    driver.reader(path, offset).await.unwrap().read_to_end(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test]
+async fn behaves_like_a_driver_on_a_real_s3_server() {
+    let Some(server) = S3sFs::start() else { return };
+    let driver = S3Driver::open(&server.config()).unwrap();
+    driver.health().await.unwrap();
+    crate::driver::tests::exercise(&driver).await;
+
+    // An upload of several segments, one of them multipart (over one 5 MiB part),
+    // reads back as one file and renames into one object.
+    let big: Vec<u8> = (0..MIN_CHUNK_SIZE as usize * 2 + 12345).map(|i| (i * 7 % 251) as u8).collect();
+    let mut w = driver.writer("u/data", 0).await.unwrap();
+    w.write(b"head-").await.unwrap();
+    w.commit().await.unwrap();
+    let mut w = driver.writer("u/data", 5).await.unwrap();
+    for chunk in big.chunks(64 * 1024) {
+        w.write(chunk).await.unwrap();
+    }
+    assert_eq!(w.commit().await.unwrap(), 5 + big.len() as u64);
+    // An uncommitted segment never shows.
+    let mut w = driver.writer("u/data", 5 + big.len() as u64).await.unwrap();
+    w.write(b"lost").await.unwrap();
+    drop(w);
+    let mut expected = b"head-".to_vec();
+    expected.extend_from_slice(&big);
+    assert_eq!(driver.stat("u/data").await.unwrap().size, expected.len() as u64);
+    assert_eq!(driver.list("u").await.unwrap(), vec!["data".to_string()]);
+    assert_eq!(read_all(&driver, "u/data", 3).await, expected[3..]);
+    assert_eq!(read_all(&driver, "u/data", 7_000_000).await, expected[7_000_000..]);
+    driver.rename("u/data", "blobs/big").await.unwrap();
+    assert_eq!(driver.stat("blobs/big").await.unwrap().size, expected.len() as u64);
+    assert_eq!(read_all(&driver, "blobs/big", 0).await, expected);
+    assert!(driver.stat("u/data").await.unwrap_err().is_not_found());
+    assert!(driver.list("u").await.unwrap_err().is_not_found());
+
+    // Paths that could reach the segments' names are refused.
+    assert!(matches!(driver.stat("u/data!segments").await, Err(StorageError::InvalidPath(_))));
+
+    // Presigned redirects, when asked for, are URLs the server answers.
+    assert_eq!(driver.redirect_url("blobs/big").await.unwrap(), None);
+    let redirecting = S3Driver::open(&S3Config { redirect: true, ..server.config() }).unwrap();
+    let url = redirecting.redirect_url("blobs/big").await.unwrap().unwrap();
+    assert!(url.contains("X-Amz-Signature=") && !url.contains(SECRET), "{url}");
+}
+
+#[tokio::test]
+async fn wrong_credentials_fail_health_without_showing_the_secret() {
+    let Some(server) = S3sFs::start() else { return };
+    let config = S3Config { secret_access_key: Some(Secret::new("not-the-secret")), ..server.config() };
+    let driver = S3Driver::open(&config).unwrap();
+    let err = driver.health().await.unwrap_err().to_string();
+    assert!(!err.contains("not-the-secret"), "{err}");
+    assert!(!format!("{driver:?} {config:?}").contains("not-the-secret"));
+    assert!(!format!("{:?}", server.config()).contains(SECRET));
+}
+
+#[test]
+fn secrets_never_print() {
+    let yaml =
+        "storage: {driver: s3, s3: {bucket: registry, access_key_id: AKIDX, secret_access_key: SeCrEt}}";
+    let config = crate::Config::from_yaml(yaml).unwrap();
+    assert_eq!(config.storage.s3.secret_access_key, Some(Secret::new("SeCrEt")));
+    let printed = format!("{}\n{config:?}", config.to_yaml().unwrap());
+    assert!(!printed.contains("SeCrEt") && !printed.contains("AKIDX"), "{printed}");
+    assert!(printed.contains("secret_access_key: <redacted>"), "{printed}");
+}
+
+#[test]
+fn config_problems_name_the_key() {
+    let ok = S3Config { bucket: "reg.example-1".into(), ..S3Config::default() };
+    assert_eq!(ok.problem(), None);
+    for (config, key) in [
+        (S3Config::default(), "storage.s3.bucket"),
+        (S3Config { bucket: "b".into(), ..ok.clone() }, "storage.s3.bucket"),
+        (S3Config { bucket: "My_Bucket".into(), ..ok.clone() }, "storage.s3.bucket"),
+        (S3Config { bucket: "-bucket".into(), ..ok.clone() }, "storage.s3.bucket"),
+        (S3Config { chunk_size: 1024, ..ok.clone() }, "storage.s3.chunk_size"),
+        (S3Config { access_key_id: Some(Secret::new("k")), ..ok.clone() }, "storage.s3.access_key_id"),
+        (S3Config { prefix: "a//b".into(), ..ok.clone() }, "storage.s3.prefix"),
+    ] {
+        assert_eq!(config.problem().map(|(k, _)| k), Some(key), "{config:?}");
+    }
+}
