@@ -37,7 +37,7 @@ fuzz SECONDS="20":
 # Part 3: `ferry serve` vs distribution under 200 clients pushing, then pulling, at once: throughput,
 # peak RSS, threads, RSS once idle (bench/registry_load.py; 32 MiB each, small: 50 clients x 4 MiB).
 # Part 4: `ferry serve` pushes with a dead or refusing notification endpoint against none (bench/notify.py).
-# Part 5: `ferry serve` on the s3 driver (s3s-fs) against the filesystem driver, corpus push and pull, and the
+# Part 5: `ferry serve` on the s3 driver (Garage) against the filesystem driver, corpus push and pull, and the
 # peak RSS of a 1 GiB blob pushed and pulled through the s3 driver (bench/s3.py; small: 64 MiB).
 # Part 6: the edge handler in workerd against a Worker's limits: a 512 MiB layer copied through its job relay
 # (workerd's peak RSS and CPU), subrequests of 1- and 20-image copies and of a diff, CPU of a relay-user check

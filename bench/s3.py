@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark `ferry serve` on the s3 storage driver against the filesystem driver.
 
-The S3 server is s3s-fs (crates.io; scripts/test-all.sh installs it) on 127.0.0.1 over a
-temporary directory, with Signature V4 credentials, so both drivers end on the same disk.
+The S3 server is Garage (crates.io; scripts/test-all.sh installs it), a single node on
+127.0.0.1 over a temporary directory, with Signature V4 credentials, so both drivers end on
+the same disk.
 
 What is measured, in the same run:
 
@@ -31,7 +32,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,32 +44,45 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import registry  # noqa: E402  (bench/registry.py: servers, skopeo phases, corpus)
 from registry import MIB, BenchError, log  # noqa: E402
 
-ACCESS_KEY = "ferry-bench"
-SECRET_KEY = "ferry-bench-secret"
+# Garage's key ids are `GK` and 24 hex digits; its secrets 64 hex digits.
+ACCESS_KEY = "GK" + "be" * 12
+SECRET_KEY = "5ec7" * 16
 
 
-class S3sFs:
-    """An s3s-fs process over a temporary directory (a bucket is a directory in it)."""
+class Garage:
+    """A single-node Garage over a temporary directory; buckets made with its command line."""
 
     def __init__(self, workdir: Path):
-        self.dir = Path(tempfile.mkdtemp(prefix="s3s-fs-", dir=workdir))
-        self.port = registry.free_port()
-        binary = shutil.which("s3s-fs") or str(Path.home() / ".cargo" / "bin" / "s3s-fs")
+        self.dir = Path(tempfile.mkdtemp(prefix="garage-", dir=workdir))
+        self.port, rpc = registry.free_port(), registry.free_port()
+        self.config = self.dir / "garage.toml"
+        self.config.write_text(
+            f"metadata_dir = '{self.dir}/meta'\ndata_dir = '{self.dir}/data'\ndb_engine = 'sqlite'\n"
+            f"replication_factor = 1\nrpc_bind_addr = '127.0.0.1:{rpc}'\nrpc_secret = '{'b3' * 32}'\n"
+            f"[s3_api]\ns3_region = 'us-east-1'\napi_bind_addr = '127.0.0.1:{self.port}'\n")
+        self.binary = shutil.which("garage") or str(Path.home() / ".cargo" / "bin" / "garage")
+        env = dict(os.environ, GARAGE_DEFAULT_ACCESS_KEY=ACCESS_KEY, GARAGE_DEFAULT_SECRET_KEY=SECRET_KEY,
+                   GARAGE_DEFAULT_BUCKET="default", RUST_LOG="error")
         self.proc = subprocess.Popen(
-            [binary, "--host", "127.0.0.1", "--port", str(self.port), "--access-key", ACCESS_KEY,
-             "--secret-key", SECRET_KEY, str(self.dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
+            [self.binary, "-c", str(self.config), "server", "--single-node", "--default-bucket"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.05)
+            if self.proc.poll() is not None:
+                break
+            if self.garage("bucket", "info", "default", check=False).returncode == 0:
+                return
+            time.sleep(0.1)
         self.stop()
-        raise BenchError("s3s-fs did not start")
+        raise BenchError("garage did not start")
+
+    def garage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([self.binary, "-c", str(self.config), *args], check=check,
+                              env=dict(os.environ, RUST_LOG="error"), capture_output=True)
+
+    def make_bucket(self, name: str) -> None:
+        self.garage("bucket", "create", name)
+        self.garage("bucket", "allow", "--read", "--write", "--owner", name, "--key", ACCESS_KEY)
 
     @property
     def endpoint(self) -> str:
@@ -83,17 +96,16 @@ class S3sFs:
 
 
 class FerryS3(registry.Ferry):
-    """`ferry serve` on the s3 driver, in a bucket of its own (s3s-fs walks a whole bucket
-    for every listing, so a bucket that kept earlier runs would slow later ones)."""
+    """`ferry serve` on the s3 driver, in a bucket of its own, so every run starts empty."""
 
     name = "ferry-s3"
     buckets = 0
 
-    def __init__(self, workdir: Path, binary: Path, s3: S3sFs):
+    def __init__(self, workdir: Path, binary: Path, s3: Garage):
         self.s3 = s3
         FerryS3.buckets += 1
         self.bucket = f"run-{FerryS3.buckets}"
-        (s3.dir / self.bucket).mkdir()
+        s3.make_bucket(self.bucket)
         super().__init__(workdir, binary)
 
     def command(self) -> list:
@@ -104,16 +116,13 @@ class FerryS3(registry.Ferry):
             f"secret_access_key: {SECRET_KEY}}}}}\n")
         return [str(self.binary), "serve", "--config", str(config), "--addr", self.host]
 
-    def stop(self) -> None:
-        super().stop()
-        shutil.rmtree(self.s3.dir / self.bucket, ignore_errors=True)
 
 
 class FerryFs(registry.Ferry):
     name = "ferry-fs"
 
 
-def corpus_runs(args, ferry_bin: Path, workdir: Path, s3: S3sFs):
+def corpus_runs(args, ferry_bin: Path, workdir: Path, s3: Garage):
     corpus = registry.make_corpus(args.scale)
     meta = json.loads((corpus / "corpus.json").read_text())
     images = meta["images"]
@@ -158,7 +167,7 @@ def request(conn, method: str, path: str, body=None, headers=None):
     return r
 
 
-def big_blob(args, ferry_bin: Path, workdir: Path, s3: S3sFs) -> dict:
+def big_blob(args, ferry_bin: Path, workdir: Path, s3: Garage) -> dict:
     size = args.blob_mib * MIB
     chunk = -(-size // args.chunks)
     ferry = FerryS3(workdir, ferry_bin, s3)
@@ -236,7 +245,7 @@ def big_blob(args, ferry_bin: Path, workdir: Path, s3: S3sFs) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description="ferry serve: s3 driver (s3s-fs) vs filesystem driver")
+    ap = argparse.ArgumentParser(description="ferry serve: s3 driver (Garage) vs filesystem driver")
     ap.add_argument("--scale", choices=["full", "small"], default="full")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--blob-mib", type=int, default=1024, help="size of the big blob; 0 skips it")
@@ -245,7 +254,7 @@ def main() -> int:
     ap.add_argument("--no-build", action="store_true", help="use the already built release binary")
     args = ap.parse_args()
 
-    for tool in ("skopeo", "s3s-fs"):
+    for tool in ("skopeo", "garage"):
         if not shutil.which(tool) and not (Path.home() / ".cargo" / "bin" / tool).exists():
             log(f"{tool} not found (scripts/test-all.sh installs it)")
             return 2
@@ -259,7 +268,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="ferry-bench-s3-"))
     s3 = None
     try:
-        s3 = S3sFs(workdir)
+        s3 = Garage(workdir)
         meta, times, rss, failures = corpus_runs(args, ferry_bin, workdir, s3)
         big = big_blob(args, ferry_bin, workdir, s3) if args.blob_mib > 0 else None
     except (BenchError, subprocess.SubprocessError, OSError) as e:
@@ -272,8 +281,8 @@ def main() -> int:
 
     med = {n: {p: statistics.median(v) for p, v in ph.items()} for n, ph in times.items()}
     print(f"\ns3 driver benchmark: {len(meta['images'])} images ({meta['unique_blob_bytes'] / MIB:.0f} MiB unique), "
-          f"scale {args.scale}, median of {args.runs} runs, s3s-fs on 127.0.0.1")
-    print("| | filesystem | s3 (s3s-fs) | s3/filesystem |")
+          f"scale {args.scale}, median of {args.runs} runs, Garage on 127.0.0.1")
+    print("| | filesystem | s3 (Garage) | s3/filesystem |")
     print("|---|---:|---:|---:|")
     for phase in ("push", "pull"):
         f, s = med["ferry-fs"][phase], med["ferry-s3"][phase]

@@ -1,7 +1,7 @@
 //! Interop with real peers on 127.0.0.1: skopeo pushes a multi-arch OCI image into
 //! `ferry serve` and pulls it back out byte for byte; `skopeo sync` mirrors a real
 //! distribution registry into ferry; skopeo authenticates with Basic and with the token
-//! flow. The round trip runs again on the s3 driver over s3s-fs.
+//! flow. The round trip runs again on the s3 driver over Garage.
 //!
 //! Needs `skopeo` (and `docker-registry` for the distribution tests). With
 //! `FERRY_REQUIRE_PEERS=1` (as `scripts/test-all.sh` runs it) or `CI` set a missing tool
@@ -46,7 +46,7 @@ fn skopeo_copy_all_round_trip_is_byte_identical() {
     round_trip(&ferry, &dir);
 }
 
-/// The same round trip on the s3 driver over a real S3 server (s3s-fs), with blob GETs
+/// The same round trip on the s3 driver over a real S3 server (Garage), with blob GETs
 /// redirected to presigned URLs of the store (skopeo follows them); `/healthz` turns 503
 /// when the store goes away, and the server's debug log never shows the secret key.
 #[test]

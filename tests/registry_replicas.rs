@@ -13,7 +13,7 @@
 //!   skopeo pushes through the balancer, and says what it freed in bytes.
 //!
 //! Where the replicas keep their data is the harness's parameter ([`Storage`]): one root
-//! directory here, one bucket of a real S3 server (s3s-fs) in `registry_replicas_s3`,
+//! directory here, one bucket of a real S3 server (Garage) in `registry_replicas_s3`,
 //! which runs this file again.
 //!
 //! Needs `haproxy` and `skopeo`. With `FERRY_REQUIRE_PEERS=1` (as `scripts/test-all.sh`
@@ -46,7 +46,7 @@ use support::{get, random_bytes, request, require, resolve, sha256, skopeo, Ferr
 
 /// Where the replicas keep their data: all of them share it. The test crate's name picks
 /// it: `registry_replicas` shares one root directory, `registry_replicas_s3` one bucket on
-/// a real S3 server (s3s-fs).
+/// a real S3 server (Garage).
 enum Storage {
     /// One root directory (a shared volume).
     Filesystem(PathBuf),
@@ -55,7 +55,7 @@ enum Storage {
 }
 
 impl Storage {
-    /// This crate's storage under `dir`; `None` (the test skips) without s3s-fs when peers
+    /// This crate's storage under `dir`; `None` (the test skips) without Garage when peers
     /// are not required.
     fn for_this_crate(dir: &TempDir) -> Option<Storage> {
         if !env!("CARGO_CRATE_NAME").ends_with("_s3") {
@@ -384,10 +384,6 @@ fn twenty_clients_pushing_one_blob_and_one_tag_leave_one_blob_and_one_winner() {
                 start.wait();
                 cli::push_blob(&url, "race/app", &layer);
                 cli::push_blob(&url, "race/app", &config);
-                // Then every manifest at once. (Not while blobs complete: s3s-fs copies
-                // an object in place, so a copy over an existing one shows a reader a
-                // short file for a moment, where S3 replaces objects atomically.)
-                start.wait();
                 cli::put_manifest(
                     &url,
                     "race/app",

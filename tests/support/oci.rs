@@ -47,12 +47,12 @@ impl Registry {
     /// TLS peer's (`tls::distribution_config`) with a private CA, and `ferry.url` is a
     /// plain-to-TLS [`Forwarder`] in front of it: the same suite, over TLS. In a crate
     /// whose name ends in `_s3` (`registry_conformance_s3`), the file names an S3 bucket on
-    /// an s3s-fs of the registry's own: the same suite, on the s3 driver.
+    /// a Garage of the registry's own: the same suite, on the s3 driver.
     pub fn start(extra: &[&str]) -> Registry {
         let dir = TempDir::new("conformance");
         let pki = env!("CARGO_CRATE_NAME").ends_with("_tls").then(Pki::new);
         let s3 = match env!("CARGO_CRATE_NAME").ends_with("_s3") {
-            // Without s3s-fs (and peers not required) the suite runs on filesystem storage.
+            // Without Garage (and peers not required) the suite runs on filesystem storage.
             true => S3Server::start(),
             false => None,
         };

@@ -1,19 +1,24 @@
-//! A real S3 server for the tests: `s3s-fs` (crates.io; `scripts/test-all.sh` installs it),
-//! serving a temp directory on a free loopback port with Signature V4 credentials.
+//! A real S3 server for the tests: Garage (crates.io; `scripts/test-all.sh` installs it),
+//! a single node on free loopback ports over a temp directory, with Signature V4
+//! credentials.
 //!
-//! s3s-fs keeps each bucket as a directory of files, so a bucket is made by making its
-//! directory. With `FERRY_REQUIRE_PEERS=1` or `CI` set a missing s3s-fs fails the test.
+//! Garage's `--single-node --default-bucket` lays out the node and makes one key and one
+//! bucket at start-up; further buckets are made with its command line, as an operator
+//! would. With `FERRY_REQUIRE_PEERS=1` or `CI` set a missing Garage fails the test.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{free_port, peers_required, TempDir};
 
-pub const ACCESS_KEY: &str = "ferry-test-access";
+/// Garage's key ids are `GK` and 24 hex digits; its secrets 64 hex digits.
+pub const ACCESS_KEY: &str = "GK0f3c9e1d2b4a5968778695a4";
 /// Never to appear in a log: tests grep for it.
-pub const SECRET_KEY: &str = "ferry-test-secret-5d2c0f9e";
+pub const SECRET_KEY: &str = "5d2c0f9e7a4b1c3d8e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d";
+/// The bucket Garage makes at start-up.
+const DEFAULT_BUCKET: &str = "ferry-default";
 
-/// A running s3s-fs, killed on drop.
+/// A running Garage, killed on drop.
 pub struct S3Server {
     child: Child,
     dir: TempDir,
@@ -21,50 +26,85 @@ pub struct S3Server {
 }
 
 impl S3Server {
-    /// Starts s3s-fs; `None` (the test skips) when it is missing and peers are not required.
+    /// Starts Garage; `None` (the test skips) when it is missing and peers are not required.
     pub fn start() -> Option<S3Server> {
-        let dir = TempDir::new("s3s-fs");
+        let dir = TempDir::new("garage");
         for _attempt in 0..5 {
-            let port = free_port();
-            let spawned = Command::new("s3s-fs")
-                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-                .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-                .arg(dir.path())
+            let (s3_port, rpc_port) = (free_port(), free_port());
+            std::fs::write(dir.join("garage.toml"), garage_toml(&dir, s3_port, rpc_port)).unwrap();
+            let spawned = Command::new("garage")
+                .arg("-c")
+                .arg(dir.join("garage.toml"))
+                .args(["server", "--single-node", "--default-bucket"])
+                .env("GARAGE_DEFAULT_ACCESS_KEY", ACCESS_KEY)
+                .env("GARAGE_DEFAULT_SECRET_KEY", SECRET_KEY)
+                .env("GARAGE_DEFAULT_BUCKET", DEFAULT_BUCKET)
+                .env("RUST_LOG", "error")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn();
             let mut child = match spawned {
                 Ok(child) => child,
                 Err(e) => {
-                    let fix = "cargo install s3s-fs --version 0.14.1 --features binary --locked, or run \
-                               scripts/test-all.sh, which installs it";
+                    let fix = "cargo install garage --version 2.5.0 --locked --no-default-features \
+                               --features bundled-libs,sqlite, or run scripts/test-all.sh, which installs it";
                     assert!(
                         !peers_required(),
-                        "s3s-fs is required (FERRY_REQUIRE_PEERS or CI is set): {e}; {fix}"
+                        "garage is required (FERRY_REQUIRE_PEERS or CI is set): {e}; {fix}"
                     );
-                    eprintln!("SKIP: s3s-fs not found ({e}); {fix}");
+                    eprintln!("SKIP: garage not found ({e}); {fix}");
                     return None;
                 }
             };
-            let deadline = Instant::now() + Duration::from_secs(10);
+            let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Some(S3Server { child, dir, endpoint: format!("http://127.0.0.1:{port}") });
+                if std::net::TcpStream::connect(("127.0.0.1", s3_port)).is_ok() {
+                    let server = S3Server { child, dir, endpoint: format!("http://127.0.0.1:{s3_port}") };
+                    server.wait_for_default_bucket();
+                    return Some(server);
                 }
                 if child.try_wait().ok().flatten().is_some() {
-                    break; // the port was taken meanwhile
+                    break; // a port was taken meanwhile
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
             let _ = child.kill();
             let _ = child.wait();
         }
-        panic!("s3s-fs did not start");
+        panic!("garage did not start");
     }
 
-    /// Makes a bucket and returns its name.
+    /// Garage answers on its S3 port a moment before the default key and bucket exist.
+    fn wait_for_default_bucket(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.garage(&["bucket", "info", DEFAULT_BUCKET]).is_err() {
+            assert!(Instant::now() < deadline, "garage made no default bucket");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs Garage's command line against this server.
+    fn garage(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new("garage")
+            .arg("-c")
+            .arg(self.dir.join("garage.toml"))
+            .args(args)
+            .env("RUST_LOG", "error")
+            .output()
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    }
+
+    /// Makes a bucket the test key may read and write, and returns its name.
     pub fn bucket(&self, name: &str) -> String {
-        std::fs::create_dir_all(self.dir.join(name)).expect("create the bucket directory");
+        self.garage(&["bucket", "create", name]).expect("garage bucket create");
+        self.garage(&["bucket", "allow", "--read", "--write", "--owner", name, "--key", ACCESS_KEY])
+            .expect("garage bucket allow");
         name.to_owned()
     }
 
@@ -86,27 +126,27 @@ impl S3Server {
         )
     }
 
-    /// Every object key in `bucket`, as s3s-fs stores them (files under the bucket).
+    /// Every object key in `bucket`, sorted, as S3's `ListObjectsV2` gives them.
     pub fn keys(&self, bucket: &str) -> Vec<String> {
-        let root = self.dir.join(bucket);
-        let mut keys = Vec::new();
-        let mut stack = vec![root.clone()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if let Ok(key) = path.strip_prefix(&root) {
-                    keys.push(key.to_string_lossy().into_owned());
-                }
-            }
-        }
+        use futures_util::TryStreamExt;
+        use object_store::ObjectStore;
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_region("us-east-1")
+            .with_endpoint(&self.endpoint)
+            .with_allow_http(true)
+            .with_access_key_id(ACCESS_KEY)
+            .with_secret_access_key(SECRET_KEY)
+            .build()
+            .expect("an S3 client for the test server");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let objects: Vec<object_store::ObjectMeta> =
+            runtime.block_on(store.list(None).try_collect()).expect("list the bucket");
+        let mut keys: Vec<String> = objects.into_iter().map(|o| o.location.to_string()).collect();
         keys.sort();
         keys
     }
-}
 
-impl S3Server {
     /// Stops the server (SIGKILL), as if the store became unreachable.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -118,4 +158,17 @@ impl Drop for S3Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A single node's configuration: sqlite metadata, one copy of each block, everything on
+/// 127.0.0.1 (so the RPC secret, which only guards node-to-node traffic, can be fixed).
+fn garage_toml(dir: &TempDir, s3_port: u16, rpc_port: u16) -> String {
+    let secret = "1b5e2a9c".repeat(8);
+    format!(
+        "metadata_dir = '{}'\ndata_dir = '{}'\ndb_engine = 'sqlite'\nreplication_factor = 1\n\
+         rpc_bind_addr = '127.0.0.1:{rpc_port}'\nrpc_public_addr = '127.0.0.1:{rpc_port}'\nrpc_secret = '{secret}'\n\
+         [s3_api]\ns3_region = 'us-east-1'\napi_bind_addr = '127.0.0.1:{s3_port}'\n",
+        dir.join("meta").display(),
+        dir.join("data").display(),
+    )
 }

@@ -211,9 +211,10 @@ impl S3Driver {
             _ if !segments.is_empty() => Ok(Found::Segments(segments)),
             _ if children => Ok(Found::Dir),
             Ok(_) => Ok(Found::Missing),
-            // The store lists nothing at, under or beside the key, yet its HEAD failed: an
-            // s3s-fs quirk (a directory, even one emptied by deletes, answers HEAD with
-            // 500). With the listings working, the key holds nothing.
+            // The store lists nothing at, under or beside the key, yet its HEAD failed: a
+            // quirk of stores that keep keys as files (s3s-fs answers HEAD of a directory,
+            // even one emptied by deletes, with 500). With the listings working, the key
+            // holds nothing.
             Err(e) => {
                 tracing::debug!("{path}: HEAD failed ({e}) where listings show nothing; taken as missing");
                 Ok(Found::Missing)

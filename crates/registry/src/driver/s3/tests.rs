@@ -1,29 +1,43 @@
-//! The s3 driver against a real S3 server, s3s-fs.
+//! The s3 driver against a real S3 server, Garage.
 
 use super::*;
 use std::process::{Child, Command, Stdio};
 use tokio::io::AsyncReadExt;
 
-/// A real S3 server, `s3s-fs` (which `scripts/test-all.sh` installs), on a free
-/// loopback port over a temp directory with one bucket, `ferry`.
-struct S3sFs {
+/// A real S3 server, Garage (which `scripts/test-all.sh` installs), a single node on
+/// free loopback ports over a temp directory, with one bucket, `ferry`, made at start-up.
+struct Garage {
     child: Child,
     dir: std::path::PathBuf,
     endpoint: String,
 }
 
-const KEY: &str = "ferry-test-key";
-const SECRET: &str = "ferry-test-secret-d41d8cd98f00b204";
+/// Garage's key ids are `GK` and 24 hex digits; its secrets 64 hex digits.
+const KEY: &str = "GKd41d8cd98f00b204e9800998";
+const SECRET: &str = "d41d8cd98f00b204e9800998ecf8427ed41d8cd98f00b204e9800998ecf8427e";
 
-impl S3sFs {
-    fn start() -> Option<S3sFs> {
+impl Garage {
+    fn start() -> Option<Garage> {
         let dir = std::env::temp_dir().join(format!("ferry-s3-driver-{}", crate::random::random_hex(6)));
-        std::fs::create_dir_all(dir.join("ferry")).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let spawned = Command::new("s3s-fs")
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", KEY, "--secret-key", SECRET])
-            .arg(&dir)
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (s3_port, rpc_port) = (port(), port());
+        let toml = format!(
+            "metadata_dir = '{0}/meta'\ndata_dir = '{0}/data'\ndb_engine = 'sqlite'\nreplication_factor = 1\n\
+             rpc_bind_addr = '127.0.0.1:{rpc_port}'\nrpc_secret = '{1}'\n\
+             [s3_api]\ns3_region = 'us-east-1'\napi_bind_addr = '127.0.0.1:{s3_port}'\n",
+            dir.display(),
+            "7e".repeat(32),
+        );
+        std::fs::write(dir.join("garage.toml"), toml).unwrap();
+        let spawned = Command::new("garage")
+            .arg("-c")
+            .arg(dir.join("garage.toml"))
+            .args(["server", "--single-node", "--default-bucket"])
+            .env("GARAGE_DEFAULT_ACCESS_KEY", KEY)
+            .env("GARAGE_DEFAULT_SECRET_KEY", SECRET)
+            .env("GARAGE_DEFAULT_BUCKET", "ferry")
+            .env("RUST_LOG", "error")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
@@ -35,20 +49,29 @@ impl S3sFs {
                     .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty() && v != "0"));
                 assert!(
                     !required,
-                    "s3s-fs is required (FERRY_REQUIRE_PEERS or CI is set): {e}; run scripts/test-all.sh, \
+                    "garage is required (FERRY_REQUIRE_PEERS or CI is set): {e}; run scripts/test-all.sh, \
                      which installs it"
                 );
-                eprintln!("SKIP: s3s-fs not found ({e}); scripts/test-all.sh installs it");
+                eprintln!("SKIP: garage not found ({e}); scripts/test-all.sh installs it");
                 return None;
             }
         };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        let server = Garage { child, dir, endpoint: format!("http://127.0.0.1:{s3_port}") };
+        // The S3 port answers a moment before the default key and bucket exist.
+        for _ in 0..400 {
+            let ready = Command::new("garage")
+                .arg("-c")
+                .arg(server.dir.join("garage.toml"))
+                .args(["bucket", "info", "ferry"])
+                .env("RUST_LOG", "error")
+                .output()
+                .is_ok_and(|out| out.status.success());
+            if ready && std::net::TcpStream::connect(("127.0.0.1", s3_port)).is_ok() {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(25));
+            std::thread::sleep(Duration::from_millis(50));
         }
-        Some(S3sFs { child, dir, endpoint: format!("http://127.0.0.1:{port}") })
+        Some(server)
     }
 
     fn config(&self) -> S3Config {
@@ -66,7 +89,7 @@ impl S3sFs {
     }
 }
 
-impl Drop for S3sFs {
+impl Drop for Garage {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -82,7 +105,7 @@ async fn read_all(driver: &S3Driver, path: &str, offset: u64) -> Vec<u8> {
 
 #[tokio::test]
 async fn behaves_like_a_driver_on_a_real_s3_server() {
-    let Some(server) = S3sFs::start() else { return };
+    let Some(server) = Garage::start() else { return };
     let driver = S3Driver::open(&server.config()).unwrap();
     driver.health().await.unwrap();
     crate::driver::tests::exercise(&driver).await;
@@ -126,7 +149,7 @@ async fn behaves_like_a_driver_on_a_real_s3_server() {
 
 #[tokio::test]
 async fn wrong_credentials_fail_health_without_showing_the_secret() {
-    let Some(server) = S3sFs::start() else { return };
+    let Some(server) = Garage::start() else { return };
     let config = S3Config { secret_access_key: Some(Secret::new("not-the-secret")), ..server.config() };
     let driver = S3Driver::open(&config).unwrap();
     let err = driver.health().await.unwrap_err().to_string();
