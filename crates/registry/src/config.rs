@@ -206,12 +206,16 @@ impl UpstreamConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// `filesystem` (default), `memory` or `s3`.
+    /// `filesystem` (default), `memory`, `s3`, `gcs` or `azure`.
     pub driver: String,
     /// Root directory of the `filesystem` driver.
     pub root: PathBuf,
     /// The `s3` driver's bucket and how to reach it.
     pub s3: crate::driver::s3::S3Config,
+    /// The `gcs` driver's bucket and how to reach it.
+    pub gcs: crate::driver::gcs::GcsConfig,
+    /// The `azure` driver's container and how to reach it.
+    pub azure: crate::driver::azure::AzureConfig,
     /// Expiry of abandoned upload sessions (distribution's `maintenance.uploadpurging`),
     /// applied by `ferry serve gc`.
     pub upload_purging: UploadPurgingConfig,
@@ -227,6 +231,8 @@ impl Default for StorageConfig {
             driver: "filesystem".into(),
             root: PathBuf::from("./ferry-data"),
             s3: Default::default(),
+            gcs: Default::default(),
+            azure: Default::default(),
             upload_purging: UploadPurgingConfig::default(),
             gc: GcConfig::default(),
             health_timeout_secs: 5,
@@ -693,12 +699,16 @@ impl Config {
             return invalid("metrics_addr", "expected host:port with an IP address, like 127.0.0.1:5001");
         }
         if !crate::driver::DRIVERS.iter().any(|d| d.name == self.storage.driver) {
-            return invalid("storage.driver", "expected `filesystem`, `memory` or `s3`");
+            return invalid("storage.driver", "expected `filesystem`, `memory`, `s3`, `gcs` or `azure`");
         }
-        if self.storage.driver == "s3" {
-            if let Some((key, message)) = self.storage.s3.problem() {
-                return Err(ConfigError::Invalid { key, message });
-            }
+        let problem = match self.storage.driver.as_str() {
+            "s3" => self.storage.s3.problem(),
+            "gcs" => self.storage.gcs.problem(),
+            "azure" => self.storage.azure.problem(),
+            _ => None,
+        };
+        if let Some((key, message)) = problem {
+            return Err(ConfigError::Invalid { key, message });
         }
         if self.cors.allow_credentials && self.cors.origins.iter().any(|o| o == "*") {
             return invalid(

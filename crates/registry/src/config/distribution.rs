@@ -240,7 +240,7 @@ fn storage(t: &mut Translation, value: &Value) {
 /// `storage.s3`: the keys that say where the bucket is and how to sign map onto
 /// `storage.s3`; tuning keys ferry has no use for are warned about.
 fn s3(t: &mut Translation, value: &Value) {
-    use crate::driver::s3::Secret;
+    use crate::driver::Secret;
     t.config.storage.driver = "s3".into();
     let s3 = &mut t.config.storage.s3;
     // distribution addresses buckets virtual-hosted unless `forcepathstyle`, and over

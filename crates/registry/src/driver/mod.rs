@@ -20,13 +20,18 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::io::AsyncRead;
 
+pub mod azure;
 pub mod filesystem;
+pub mod gcs;
 pub mod memory;
+pub mod object;
 pub mod s3;
+mod secret;
 
 pub use filesystem::FilesystemDriver;
 pub use memory::MemoryDriver;
-pub use s3::S3Driver;
+pub use object::ObjectDriver;
+pub use secret::Secret;
 
 use crate::config::StorageConfig;
 
@@ -171,7 +176,17 @@ pub const DRIVERS: &[DriverEntry] = &[
     DriverEntry {
         name: "s3",
         description: "an S3 or S3-compatible bucket (`storage.s3`); multipart uploads, ranged reads",
-        open: |config| Ok(Arc::new(S3Driver::open(&config.s3)?)),
+        open: |config| Ok(Arc::new(s3::open(&config.s3)?)),
+    },
+    DriverEntry {
+        name: "gcs",
+        description: "a Google Cloud Storage bucket (`storage.gcs`); multipart uploads, ranged reads",
+        open: |config| Ok(Arc::new(gcs::open(&config.gcs)?)),
+    },
+    DriverEntry {
+        name: "azure",
+        description: "an Azure Blob Storage container (`storage.azure`); block uploads, ranged reads",
+        open: |config| Ok(Arc::new(azure::open(&config.azure)?)),
     },
 ];
 
@@ -219,7 +234,7 @@ pub(crate) mod tests {
     fn unknown_driver_names_the_choices() {
         let config = StorageConfig { driver: "swift".into(), ..StorageConfig::default() };
         let err = open(&config).unwrap_err().to_string();
-        assert!(err.contains("filesystem, memory, s3"), "{err}");
+        assert!(err.contains("filesystem, memory, s3, gcs, azure"), "{err}");
     }
 
     /// The behaviour every driver must have; run by each driver's tests.

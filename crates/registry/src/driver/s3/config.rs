@@ -1,40 +1,12 @@
 //! `storage.s3`: the bucket, how to reach it, and credentials that never print.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use crate::driver::check_path;
+pub use crate::driver::Secret;
 
 /// S3's smallest multipart part (all but the last): 5 MiB.
 pub const MIN_CHUNK_SIZE: u64 = 5 * 1024 * 1024;
-
-/// A secret from the configuration: kept as given, shown nowhere.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    pub(super) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("<redacted>")
-    }
-}
 
 /// `storage.s3`: where the bucket is and how to reach it.
 ///

@@ -1,7 +1,9 @@
 //! The s3 driver against a real S3 server, Garage.
 
 use super::*;
+use crate::driver::{StorageDriver, StorageError};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 /// A real S3 server, Garage (which `scripts/test-all.sh` installs), a single node on
@@ -97,7 +99,7 @@ impl Drop for Garage {
     }
 }
 
-async fn read_all(driver: &S3Driver, path: &str, offset: u64) -> Vec<u8> {
+async fn read_all(driver: &ObjectDriver, path: &str, offset: u64) -> Vec<u8> {
     let mut out = Vec::new();
     driver.reader(path, offset).await.unwrap().read_to_end(&mut out).await.unwrap();
     out
@@ -106,7 +108,7 @@ async fn read_all(driver: &S3Driver, path: &str, offset: u64) -> Vec<u8> {
 #[tokio::test]
 async fn behaves_like_a_driver_on_a_real_s3_server() {
     let Some(server) = Garage::start() else { return };
-    let driver = S3Driver::open(&server.config()).unwrap();
+    let driver = open(&server.config()).unwrap();
     driver.health().await.unwrap();
     crate::driver::tests::exercise(&driver).await;
 
@@ -142,7 +144,7 @@ async fn behaves_like_a_driver_on_a_real_s3_server() {
 
     // Presigned redirects, when asked for, are URLs the server answers.
     assert_eq!(driver.redirect_url("blobs/big").await.unwrap(), None);
-    let redirecting = S3Driver::open(&S3Config { redirect: true, ..server.config() }).unwrap();
+    let redirecting = open(&S3Config { redirect: true, ..server.config() }).unwrap();
     let url = redirecting.redirect_url("blobs/big").await.unwrap().unwrap();
     assert!(url.contains("X-Amz-Signature=") && !url.contains(SECRET), "{url}");
 }
@@ -151,7 +153,7 @@ async fn behaves_like_a_driver_on_a_real_s3_server() {
 async fn wrong_credentials_fail_health_without_showing_the_secret() {
     let Some(server) = Garage::start() else { return };
     let config = S3Config { secret_access_key: Some(Secret::new("not-the-secret")), ..server.config() };
-    let driver = S3Driver::open(&config).unwrap();
+    let driver = open(&config).unwrap();
     let err = driver.health().await.unwrap_err().to_string();
     assert!(!err.contains("not-the-secret"), "{err}");
     assert!(!format!("{driver:?} {config:?}").contains("not-the-secret"));

@@ -6,7 +6,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::driver::{StorageError, StorageWriter};
 
-/// One segment being written (see the `s3` module's docs): a single PUT when it fits one
+/// One segment being written (see the `object` module's docs): a single PUT when it fits one
 /// buffer, else a multipart upload; visible only once committed.
 pub(super) struct SegmentWriter {
     pub(super) path: String,
@@ -38,7 +38,7 @@ impl StorageWriter for SegmentWriter {
 }
 
 impl Drop for SegmentWriter {
-    /// An uncommitted segment never becomes visible; this also frees the parts S3 holds
+    /// An uncommitted segment never becomes visible; this also frees the parts the store holds
     /// for its multipart upload.
     fn drop(&mut self) {
         if let (Some(mut writer), Ok(runtime)) = (self.writer.take(), tokio::runtime::Handle::try_current()) {
