@@ -64,3 +64,6 @@ pub fn open(config: &GcsConfig) -> Result<ObjectDriver, StorageError> {
     );
     Ok(if config.redirect { driver.with_redirects(store) } else { driver })
 }
+
+#[cfg(test)]
+mod tests;
