@@ -226,15 +226,76 @@ fn storage(t: &mut Translation, value: &Value) {
             "redirect" => redirect = !flag(value, "disable"),
             "tag" => warn(t, "storage.tag", "ferry lists tags without a concurrency limit; ignored"),
             "s3" => s3(t, value),
-            driver @ ("azure" | "gcs" | "swift" | "oss") => error(
+            "azure" => azure(t, value),
+            "gcs" => gcs(t, value),
+            driver @ ("swift" | "oss") => error(
                 t,
                 &format!("storage.{driver}"),
-                "ferry's storage drivers are `filesystem`, `inmemory` and `s3`; use one of them",
+                "ferry's storage drivers are `filesystem`, `inmemory`, `s3`, `gcs` and `azure`; use one of them",
             ),
             other => unknown(t, &format!("storage.{other}")),
         }
     }
-    t.config.storage.s3.redirect = redirect && t.config.storage.driver == "s3";
+    let storage = &mut t.config.storage;
+    storage.s3.redirect = redirect && storage.driver == "s3";
+    storage.gcs.redirect = redirect && storage.driver == "gcs";
+    storage.azure.redirect = redirect && storage.driver == "azure";
+}
+
+/// `storage.azure`: the account, its key, the container and the root map onto
+/// `storage.azure`; other ways to sign come from `AZURE_*` variables.
+fn azure(t: &mut Translation, value: &Value) {
+    use crate::driver::Secret;
+    t.config.storage.driver = "azure".into();
+    let mut realm = None;
+    for (key, value) in entries(value) {
+        let azure = &mut t.config.storage.azure;
+        match (key.as_str(), scalar(value)) {
+            ("accountname", Some(v)) => azure.account = Some(v),
+            ("accountkey", Some(v)) => azure.access_key = Some(Secret::new(v)).filter(|k| k != &Secret::new("")),
+            ("container", Some(v)) => azure.container = v,
+            ("rootdirectory", Some(v)) => azure.prefix = v.trim_matches('/').to_owned(),
+            ("serviceurl", Some(v)) => azure.endpoint = Some(v).filter(|v| !v.is_empty()),
+            ("realm", Some(v)) => realm = Some(v),
+            ("credentials", _) => warn(
+                t,
+                "storage.azure.credentials",
+                "ferry signs with `accountkey`, else with the AZURE_* variables (AZURE_CLIENT_ID,                  AZURE_TENANT_ID, AZURE_CLIENT_SECRET, ...); set those instead",
+            ),
+            ("copy_status_poll_max_retry" | "copy_status_poll_delay" | "max_retries" | "retry_delay", _) => {
+                warn(t, &format!("storage.azure.{key}"), "ferry's retries are its own; ignored")
+            }
+            _ => unknown(t, &format!("storage.azure.{key}")),
+        }
+    }
+    let azure = &mut t.config.storage.azure;
+    // distribution builds the service URL from the account and the realm.
+    if let (None, Some(account), Some(realm)) = (&azure.endpoint, &azure.account, realm) {
+        azure.endpoint = Some(format!("https://{account}.blob.{realm}"));
+    }
+}
+
+/// `storage.gcs`: the bucket, the key file and the root map onto `storage.gcs`.
+fn gcs(t: &mut Translation, value: &Value) {
+    t.config.storage.driver = "gcs".into();
+    for (key, value) in entries(value) {
+        let gcs = &mut t.config.storage.gcs;
+        match (key.as_str(), scalar(value)) {
+            ("bucket", Some(v)) => gcs.bucket = v,
+            ("keyfile", Some(v)) => gcs.service_account_path = Some(v).filter(|v| !v.is_empty()),
+            ("rootdirectory", Some(v)) => gcs.prefix = v.trim_matches('/').to_owned(),
+            ("chunksize", Some(v)) => match v.parse() {
+                Ok(n) => gcs.chunk_size = n,
+                Err(_) => error(t, "storage.gcs.chunksize", "is not a number of bytes"),
+            },
+            ("credentials", _) => error(
+                t,
+                "storage.gcs.credentials",
+                "ferry reads a service account key from a file: put it in one and name it with `keyfile`",
+            ),
+            _ => unknown(t, &format!("storage.gcs.{key}")),
+        }
+    }
 }
 
 /// `storage.s3`: the keys that say where the bucket is and how to sign map onto
@@ -612,6 +673,41 @@ mod tests {
 
     fn read(yaml: &str) -> Translation {
         translate(&serde_norway::from_str(yaml).unwrap())
+    }
+
+    #[test]
+    fn azure_and_gcs_keys_map() {
+        let t = read(
+            "version: 0.1\nstorage:\n  azure: {accountname: acct, accountkey: K-not-shown, container: reg, \
+             realm: core.chinacloudapi.cn, rootdirectory: /a/, max_retries: 3}\n",
+        );
+        assert!(t.errors.is_empty(), "{:?}", t.errors);
+        assert!(
+            t.warnings.len() == 1 && t.warnings[0].contains("storage.azure.max_retries"),
+            "{:?}",
+            t.warnings
+        );
+        let azure = &t.config.storage.azure;
+        assert_eq!(t.config.storage.driver, "azure");
+        assert_eq!(
+            (azure.account.as_deref(), azure.container.as_str(), azure.prefix.as_str()),
+            (Some("acct"), "reg", "a")
+        );
+        assert_eq!(azure.endpoint.as_deref(), Some("https://acct.blob.core.chinacloudapi.cn"));
+        assert!(azure.redirect, "distribution redirects unless told not to");
+        assert!(!format!("{t:?}").contains("K-not-shown"), "secrets never show in Debug");
+        t.config.validate().unwrap();
+
+        let t = read("version: 0.1\nstorage:\n  gcs: {bucket: reg, keyfile: /sa.json, chunksize: 5242880}\n  redirect: {disable: true}\n");
+        assert!(t.errors.is_empty(), "{:?}", t.errors);
+        let gcs = &t.config.storage.gcs;
+        assert_eq!((t.config.storage.driver.as_str(), gcs.bucket.as_str()), ("gcs", "reg"));
+        assert_eq!(
+            (gcs.service_account_path.as_deref(), gcs.chunk_size, gcs.redirect),
+            (Some("/sa.json"), 5242880, false)
+        );
+        let t = read("version: 0.1\nstorage: {gcs: {bucket: reg, credentials: {type: service_account}}}\n");
+        assert!(t.errors.iter().any(|e| e.contains("keyfile")), "{:?}", t.errors);
     }
 
     #[test]
