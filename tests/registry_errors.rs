@@ -43,7 +43,7 @@ fn blob_ranges() {
 fn bad_inputs() {
     let dir = TempDir::new("bad-inputs");
     let ferry = Ferry::with_root(&dir.join("data"), &["--max-blob-bytes", "100000"]);
-    let reg = Registry { _dir: TempDir::new("unused"), ferry, _s3: None };
+    let reg = Registry { _dir: TempDir::new("unused"), ferry, _s3: None, _azure: None };
     let repo = "bad/inputs";
     let config = config_blob(1);
     reg.push_blob(repo, &config);
@@ -162,7 +162,7 @@ fn deletes_off_and_read_only() {
 #[test]
 fn memory_driver_serves_the_same_api() {
     let ferry = Ferry::start(&["--storage", "memory"]);
-    let reg = Registry { _dir: TempDir::new("memory"), ferry, _s3: None };
+    let reg = Registry { _dir: TempDir::new("memory"), ferry, _s3: None, _azure: None };
     let config = config_blob(1);
     let layer = support::random_bytes(100_000, 10);
     reg.push_blob("mem/repo", &config);
@@ -349,7 +349,7 @@ fn incomplete_tag_links_are_not_listed() {
     let dir = TempDir::new("tag-links");
     let root = dir.join("data");
     let ferry = Ferry::with_root(&root, &[]);
-    let reg = Registry { _dir: TempDir::new("unused"), ferry, _s3: None };
+    let reg = Registry { _dir: TempDir::new("unused"), ferry, _s3: None, _azure: None };
     let config = config_blob(1);
     reg.push_blob("links", &config);
     let manifest = image_manifest((OCI_CONFIG, &config), &[], json!({}));

@@ -7,6 +7,7 @@
 // them: `pub` marks what test files call.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod azure;
 pub mod layout;
 pub mod oci;
 pub mod s3;

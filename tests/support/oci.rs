@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use super::azure::AzureServer;
 use super::s3::S3Server;
 use super::tls::{self, Forwarder, PeerOpts, Pki};
 use super::{
@@ -38,6 +39,9 @@ pub struct Registry {
     pub ferry: Ferry,
     /// The S3 server the registry stores into, in a crate whose name ends in `_s3`.
     pub _s3: Option<S3Server>,
+    /// The Azure blob service the registry stores into, in a crate whose name ends in
+    /// `_azure`.
+    pub _azure: Option<AzureServer>,
 }
 
 impl Registry {
@@ -47,7 +51,9 @@ impl Registry {
     /// TLS peer's (`tls::distribution_config`) with a private CA, and `ferry.url` is a
     /// plain-to-TLS [`Forwarder`] in front of it: the same suite, over TLS. In a crate
     /// whose name ends in `_s3` (`registry_conformance_s3`), the file names an S3 bucket on
-    /// a Garage of the registry's own: the same suite, on the s3 driver.
+    /// a Garage of the registry's own: the same suite, on the s3 driver. In one whose name
+    /// ends in `_azure` (`registry_conformance_azure`), a container on an Azurite of its
+    /// own: the same suite, on the azure driver.
     pub fn start(extra: &[&str]) -> Registry {
         let dir = TempDir::new("conformance");
         let pki = env!("CARGO_CRATE_NAME").ends_with("_tls").then(Pki::new);
@@ -56,10 +62,17 @@ impl Registry {
             true => S3Server::start(),
             false => None,
         };
-        let opts = DistributionOpts {
-            storage: s3.as_ref().map(|s3| s3.distribution_storage(&s3.bucket("registry"))),
-            ..DistributionOpts::default()
+        let azure = match env!("CARGO_CRATE_NAME").ends_with("_azure") {
+            // Without Azurite (and peers not required) the suite runs on filesystem storage.
+            true => AzureServer::start(),
+            false => None,
         };
+        let storage = match (&s3, &azure) {
+            (Some(s3), _) => Some(s3.distribution_storage(&s3.bucket("registry"))),
+            (_, Some(azure)) => Some(azure.distribution_storage(&azure.container("registry"))),
+            _ => None,
+        };
+        let opts = DistributionOpts { storage, ..DistributionOpts::default() };
         let config = dir.join("config.yml");
         for _attempt in 0..5 {
             let port = free_port();
@@ -82,7 +95,7 @@ impl Registry {
                 static FORWARDERS: std::sync::Mutex<Vec<Forwarder>> = std::sync::Mutex::new(Vec::new());
                 FORWARDERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(forwarder);
             }
-            return Registry { _dir: dir, ferry, _s3: s3 };
+            return Registry { _dir: dir, ferry, _s3: s3, _azure: azure };
         }
         panic!("ferry serve did not start from {}", config.display());
     }
