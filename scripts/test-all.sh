@@ -10,7 +10,9 @@
 # artifacts of tests/cli_referrers.rs; about 4 s), the wasm32 target, `just`,
 # `wasm-bindgen-cli` at the version in Cargo.lock, and the npm packages (playwright-core,
 # with no browser download; workerd, whose binary ships in the package: about 10 s and
-# 155 MB), and garage (crates.io), the S3 server of the s3 driver's tests.
+# 155 MB; azurite, Microsoft's Azure Storage emulator for the azure driver's tests: about
+# 360 MB more, the whole `npm ci` about 1 min 45 s), and garage (crates.io), the S3 server
+# of the s3 driver's tests.
 # Installing Debian packages needs root (or sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -80,7 +82,8 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen" ];
 fi
 
 # The browser tests drive Debian's Chromium through playwright-core (no browser is downloaded)
-# and scan the page with axe-core (npm, ~1 s, 3 MB).
+# and scan the page with axe-core (npm, ~1 s, 3 MB); the azure driver's tests start Azurite
+# (npm `azurite`) from node_modules/.bin.
 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
 
 # Peers are required: a test whose tool is missing fails instead of skipping.
