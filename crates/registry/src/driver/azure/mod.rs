@@ -3,7 +3,8 @@
 //!
 //! Segments over one block go up as blocks (Put Block) committed by one Put Block List,
 //! which makes the blob visible whole; Azure blocks have no minimum size, unlike S3's
-//! 5 MiB parts (see [`MIN_CHUNK_SIZE`]).
+//! 5 MiB parts (see [`MIN_CHUNK_SIZE`]). Renames never use Copy Blob, which may answer
+//! before the copy is done; they stream the bytes into a new block list.
 //!
 //! Credentials come from the configuration or, when it has none, from the usual `AZURE_*`
 //! environment variables (object_store's `MicrosoftAzureBuilder::from_env`: the account
@@ -70,7 +71,9 @@ pub fn open(config: &AzureConfig) -> Result<ObjectDriver, StorageError> {
         store.clone(),
         &config.prefix,
         config.chunk_size,
-    );
+    )
+    // Copy Blob may still be pending when it answers: renames stream instead.
+    .without_server_side_copy();
     Ok(if config.redirect { driver.with_redirects(store) } else { driver })
 }
 

@@ -17,6 +17,9 @@
 //!   Several segments are streamed, in order, into one multipart upload of the target,
 //!   which the store makes visible only when the upload completes: a blob key never shows
 //!   a partial object. The registry renames only verified uploads into the blob store.
+//!   Azure's Copy Blob may finish asynchronously ("the copy operation might complete
+//!   asynchronously", its reference says, leaving the target pending), and object_store
+//!   does not wait for it, so on Azure every rename streams into a block list instead.
 //!
 //! Directories are key prefixes: `list` maps the store's common prefixes to names,
 //! `delete` of a directory deletes every key under it. The `!` that marks segments (one of
@@ -90,6 +93,8 @@ pub struct ObjectDriver {
     store: Arc<dyn ObjectStore>,
     /// Presigns redirect URLs; set when `redirect` is on.
     signer: Option<Arc<dyn Signer>>,
+    /// Whether the store's server-side copy is complete when it answers.
+    copies: bool,
     prefix: String,
     chunk_size: usize,
 }
@@ -151,6 +156,7 @@ impl ObjectDriver {
             place,
             store,
             signer: None,
+            copies: true,
             prefix: prefix.trim_matches('/').to_owned(),
             chunk_size: chunk_size as usize,
         }
@@ -159,6 +165,11 @@ impl ObjectDriver {
     /// Blob GETs answer with a redirect to a URL `signer` presigns.
     pub(crate) fn with_redirects(self, signer: Arc<dyn Signer>) -> Self {
         ObjectDriver { signer: Some(signer), ..self }
+    }
+
+    /// Renames stream the bytes into a new upload instead of copying server side.
+    pub(crate) fn without_server_side_copy(self) -> Self {
+        ObjectDriver { copies: false, ..self }
     }
 
     /// The object key of a driver path.
@@ -441,15 +452,19 @@ impl StorageDriver for ObjectDriver {
     async fn rename(&self, from: &str, to: &str) -> Result<(), StorageError> {
         let (src, dst) = (self.key(from)?, self.key(to)?);
         let segments = match self.locate(from, &src).await? {
-            Found::Object(_) => {
-                self.store.copy(&src, &dst).await.map_err(|e| error(from, e))?;
+            Found::Object(meta) => {
+                if self.copies {
+                    self.store.copy(&src, &dst).await.map_err(|e| error(from, e))?;
+                } else {
+                    self.assemble(from, &[(0, meta)], &dst).await?;
+                }
                 return self.store.delete(&src).await.map_err(|e| error(from, e));
             }
             Found::Segments(segments) => segments,
             Found::Dir | Found::Missing => return Err(StorageError::NotFound(from.to_owned())),
         };
         match segments.as_slice() {
-            [(0, only)] if only.size <= MAX_COPY => {
+            [(0, only)] if self.copies && only.size <= MAX_COPY => {
                 self.store.copy(&only.location, &dst).await.map_err(|e| error(from, e))?
             }
             _ => self.assemble(from, &segments, &dst).await?,
