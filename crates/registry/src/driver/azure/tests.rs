@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use tokio::io::AsyncReadExt;
 
 use super::*;
-use crate::driver::{Secret, StorageDriver, StorageError};
+use crate::driver::{Secret, StorageDriver};
 
 /// Azurite's blob service on a free loopback port, data in memory, killed on drop.
 struct Azurite {
@@ -97,12 +96,6 @@ impl Drop for Azurite {
     }
 }
 
-async fn read_all(driver: &ObjectDriver, path: &str, offset: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    driver.reader(path, offset).await.unwrap().read_to_end(&mut out).await.unwrap();
-    out
-}
-
 #[tokio::test]
 async fn behaves_like_a_driver_on_azurite() {
     let Some(server) = Azurite::start() else { return };
@@ -111,33 +104,8 @@ async fn behaves_like_a_driver_on_azurite() {
     driver.health().await.unwrap();
     crate::driver::tests::exercise(&driver).await;
 
-    // Segments over several blocks (1 MiB each) read back as one file and rename into
-    // one blob, committed by one block list.
-    let big: Vec<u8> = (0..MIN_CHUNK_SIZE as usize * 3 + 12345).map(|i| (i * 7 % 251) as u8).collect();
-    let mut w = driver.writer("u/data", 0).await.unwrap();
-    w.write(b"head-").await.unwrap();
-    w.commit().await.unwrap();
-    let mut w = driver.writer("u/data", 5).await.unwrap();
-    for chunk in big.chunks(64 * 1024) {
-        w.write(chunk).await.unwrap();
-    }
-    assert_eq!(w.commit().await.unwrap(), 5 + big.len() as u64);
-    // An uncommitted segment never shows.
-    let mut w = driver.writer("u/data", 5 + big.len() as u64).await.unwrap();
-    w.write(b"lost").await.unwrap();
-    drop(w);
-    let mut expected = b"head-".to_vec();
-    expected.extend_from_slice(&big);
-    assert_eq!(driver.stat("u/data").await.unwrap().size, expected.len() as u64);
-    assert_eq!(read_all(&driver, "u/data", 3).await, expected[3..]);
-    assert_eq!(read_all(&driver, "u/data", 2_000_000).await, expected[2_000_000..]);
-    driver.rename("u/data", "blobs/big").await.unwrap();
-    assert_eq!(read_all(&driver, "blobs/big", 0).await, expected);
-    assert!(driver.list("u").await.unwrap_err().is_not_found());
-
-    // Keys past the stores' 1,024-byte limit are refused, not truncated.
-    let long = format!("repositories/{}/link", "a".repeat(1000));
-    assert!(matches!(driver.stat(&long).await, Err(StorageError::InvalidPath(_))));
+    // Segments over several blocks (1 MiB each), committed by one block list.
+    let expected = crate::driver::object::exercise_segments(&driver, MIN_CHUNK_SIZE).await;
 
     // Presigned redirects, when asked for, are SAS URLs the emulator answers.
     assert_eq!(driver.redirect_url("blobs/big").await.unwrap(), None);

@@ -510,3 +510,48 @@ impl StorageDriver for ObjectDriver {
         Ok(Some(url.to_string()))
     }
 }
+
+/// What every object-store driver must do with segments, run by each store's tests against
+/// its real server: an upload of several segments (the second over several parts of
+/// `chunk_size`) reads back as one file from any offset, an uncommitted segment never
+/// shows, the file renames into one object and leaves nothing behind, and paths past the
+/// key limits or into the segments' names are refused. Returns the renamed object's bytes,
+/// at `blobs/big`.
+#[cfg(test)]
+pub(crate) async fn exercise_segments(driver: &ObjectDriver, chunk_size: u64) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    async fn read_all(driver: &ObjectDriver, path: &str, offset: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        driver.reader(path, offset).await.unwrap().read_to_end(&mut out).await.unwrap();
+        out
+    }
+    let big: Vec<u8> = (0..chunk_size as usize * 2 + 12345).map(|i| (i * 7 % 251) as u8).collect();
+    let mut w = driver.writer("u/data", 0).await.unwrap();
+    w.write(b"head-").await.unwrap();
+    w.commit().await.unwrap();
+    let mut w = driver.writer("u/data", 5).await.unwrap();
+    for chunk in big.chunks(64 * 1024) {
+        w.write(chunk).await.unwrap();
+    }
+    assert_eq!(w.commit().await.unwrap(), 5 + big.len() as u64);
+    let mut w = driver.writer("u/data", 5 + big.len() as u64).await.unwrap();
+    w.write(b"lost").await.unwrap();
+    drop(w);
+    let mut expected = b"head-".to_vec();
+    expected.extend_from_slice(&big);
+    assert_eq!(driver.stat("u/data").await.unwrap().size, expected.len() as u64);
+    assert_eq!(driver.list("u").await.unwrap(), vec!["data".to_string()]);
+    assert_eq!(read_all(driver, "u/data", 3).await, expected[3..]);
+    let past_a_part = chunk_size + 1000;
+    assert_eq!(read_all(driver, "u/data", past_a_part).await, expected[past_a_part as usize..]);
+    driver.rename("u/data", "blobs/big").await.unwrap();
+    assert_eq!(driver.stat("blobs/big").await.unwrap().size, expected.len() as u64);
+    assert_eq!(read_all(driver, "blobs/big", 0).await, expected);
+    assert!(driver.stat("u/data").await.unwrap_err().is_not_found());
+    assert!(driver.list("u").await.unwrap_err().is_not_found());
+
+    let long = format!("repositories/{}/link", "a".repeat(MAX_KEY_BYTES));
+    assert!(matches!(driver.stat(&long).await, Err(StorageError::InvalidPath(_))));
+    assert!(matches!(driver.stat("u/data!segments").await, Err(StorageError::InvalidPath(_))));
+    expected
+}

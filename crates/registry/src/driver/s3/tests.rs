@@ -1,10 +1,9 @@
 //! The s3 driver against a real S3 server, Garage.
 
 use super::*;
-use crate::driver::{StorageDriver, StorageError};
+use crate::driver::StorageDriver;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 
 /// A real S3 server, Garage (which `scripts/test-all.sh` installs), a single node on
 /// free loopback ports over a temp directory, with one bucket, `ferry`, made at start-up.
@@ -99,12 +98,6 @@ impl Drop for Garage {
     }
 }
 
-async fn read_all(driver: &ObjectDriver, path: &str, offset: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    driver.reader(path, offset).await.unwrap().read_to_end(&mut out).await.unwrap();
-    out
-}
-
 #[tokio::test]
 async fn behaves_like_a_driver_on_a_real_s3_server() {
     let Some(server) = Garage::start() else { return };
@@ -112,35 +105,8 @@ async fn behaves_like_a_driver_on_a_real_s3_server() {
     driver.health().await.unwrap();
     crate::driver::tests::exercise(&driver).await;
 
-    // An upload of several segments, one of them multipart (over one 5 MiB part),
-    // reads back as one file and renames into one object.
-    let big: Vec<u8> = (0..MIN_CHUNK_SIZE as usize * 2 + 12345).map(|i| (i * 7 % 251) as u8).collect();
-    let mut w = driver.writer("u/data", 0).await.unwrap();
-    w.write(b"head-").await.unwrap();
-    w.commit().await.unwrap();
-    let mut w = driver.writer("u/data", 5).await.unwrap();
-    for chunk in big.chunks(64 * 1024) {
-        w.write(chunk).await.unwrap();
-    }
-    assert_eq!(w.commit().await.unwrap(), 5 + big.len() as u64);
-    // An uncommitted segment never shows.
-    let mut w = driver.writer("u/data", 5 + big.len() as u64).await.unwrap();
-    w.write(b"lost").await.unwrap();
-    drop(w);
-    let mut expected = b"head-".to_vec();
-    expected.extend_from_slice(&big);
-    assert_eq!(driver.stat("u/data").await.unwrap().size, expected.len() as u64);
-    assert_eq!(driver.list("u").await.unwrap(), vec!["data".to_string()]);
-    assert_eq!(read_all(&driver, "u/data", 3).await, expected[3..]);
-    assert_eq!(read_all(&driver, "u/data", 7_000_000).await, expected[7_000_000..]);
-    driver.rename("u/data", "blobs/big").await.unwrap();
-    assert_eq!(driver.stat("blobs/big").await.unwrap().size, expected.len() as u64);
-    assert_eq!(read_all(&driver, "blobs/big", 0).await, expected);
-    assert!(driver.stat("u/data").await.unwrap_err().is_not_found());
-    assert!(driver.list("u").await.unwrap_err().is_not_found());
-
-    // Paths that could reach the segments' names are refused.
-    assert!(matches!(driver.stat("u/data!segments").await, Err(StorageError::InvalidPath(_))));
+    // Segments over several 5 MiB parts.
+    crate::driver::object::exercise_segments(&driver, MIN_CHUNK_SIZE).await;
 
     // Presigned redirects, when asked for, are URLs the server answers.
     assert_eq!(driver.redirect_url("blobs/big").await.unwrap(), None);
