@@ -225,26 +225,16 @@ impl ObjectDriver {
     /// What a path is: one HEAD for an object (the common case), and only when there is
     /// none, the listings of its segments and of `key/`, together.
     async fn locate(&self, path: &str, key: &Path) -> Result<Found, StorageError> {
-        let head = self.head(path, key).await;
-        if let Ok(Some(meta)) = head {
+        if let Some(meta) = self.head(path, key).await? {
             return Ok(Found::Object(meta));
         }
         let (segments, children) =
             futures_util::join!(self.segments(path, key), self.has_children(path, key));
-        let (segments, children) = (segments?, children?);
-        match head {
-            _ if !segments.is_empty() => Ok(Found::Segments(segments)),
-            _ if children => Ok(Found::Dir),
-            Ok(_) => Ok(Found::Missing),
-            // The store lists nothing at, under or beside the key, yet its HEAD failed: a
-            // quirk of stores that keep keys as files (some answer HEAD of a directory,
-            // even one emptied by deletes, with 500). With the listings working, the key
-            // holds nothing.
-            Err(e) => {
-                tracing::debug!("{path}: HEAD failed ({e}) where listings show nothing; taken as missing");
-                Ok(Found::Missing)
-            }
-        }
+        Ok(match (segments?, children?) {
+            (segments, _) if !segments.is_empty() => Found::Segments(segments),
+            (_, true) => Found::Dir,
+            (_, false) => Found::Missing,
+        })
     }
 
     /// Streams an object from `offset` (which is inside it).
